@@ -1,0 +1,66 @@
+"""Resolve the backing services: configured URLs, or embedded servers started on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from actors.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from actors.infra.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Services:
+    """The URLs in use, and which of them this process started."""
+
+    database_url: str
+    redis_url: str
+    started: list[str] = field(default_factory=list)
+
+
+def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
+    """Return the embedded PostgreSQL handle for these settings."""
+    return EmbeddedPostgres(
+        settings.data_dir, settings.embedded.postgres_port, settings.embedded.database
+    )
+
+
+def embedded_redis(settings: Settings) -> EmbeddedRedis:
+    """Return the embedded Redis handle for these settings."""
+    return EmbeddedRedis(settings.data_dir, settings.embedded.redis_port)
+
+
+def ensure_services(settings: Settings, progress: Progress = lambda _: None) -> Services:
+    """Use the configured URLs, starting the embedded server for each one left unset.
+
+    Args:
+        settings: The configuration.
+        progress: Called with a short line before each slow step.
+
+    Returns:
+        The URLs to use and the names of the embedded servers that were started or reused.
+    """
+    started = []
+    database_url = settings.database_url
+    if database_url is None:
+        progress("starting embedded PostgreSQL")
+        database_url = embedded_postgres(settings).start()
+        started.append("postgres")
+    redis_url = settings.redis_url
+    if redis_url is None:
+        progress("starting embedded Redis")
+        redis_url = embedded_redis(settings).start()
+        started.append("redis")
+    return Services(database_url, redis_url, started)
+
+
+def stop_embedded(settings: Settings) -> list[str]:
+    """Stop the embedded servers of this data directory; return the names stopped."""
+    stopped = []
+    if embedded_redis(settings).stop():
+        stopped.append("redis")
+    if embedded_postgres(settings).stop():
+        stopped.append("postgres")
+    return stopped

