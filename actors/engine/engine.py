@@ -1,0 +1,368 @@
+"""``MatchingEngine``: the public, pure, deterministic matching engine of one market.
+
+Feed it commands (``submit`` / ``submit_batch``); it returns the events, each with the next
+gap-free ``seq``. It keeps no clock: each command's ``ts`` (ms) is the time. Queries
+(``best_bid``, ``l2``, ``l3``, ``get_order``) and snapshots (``dump`` / ``restore``) never
+change state. See ENGINE_SPEC.md and docs/engine-decisions.md for the rules.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from heapq import heappop
+from typing import Any
+
+from actors.engine import snapshot
+from actors.engine.book import Order
+from actors.engine.commands import (
+    Amend,
+    Cancel,
+    CancelAll,
+    Command,
+    Halt,
+    NewOrder,
+    Resume,
+    Tick,
+)
+from actors.engine.events import Accepted, Amended, Event, Halted, Rejected, Resumed
+from actors.engine.matching import MatcherCore
+from actors.engine.spec import MarketSpec
+from actors.engine.types import (
+    AccountId,
+    CancelReason,
+    Lots,
+    MarketStatus,
+    OrderId,
+    OrderKind,
+    RejectReason,
+    Side,
+    Ticks,
+)
+from actors.engine.validation import (
+    amend_malformed,
+    amend_param_error,
+    is_int,
+    is_name,
+    new_order_malformed,
+    new_order_param_error,
+)
+from actors.engine.views import L2Book, L2Level, OrderView, order_view
+
+_BUY = Side.BUY
+_LIMIT = OrderKind.LIMIT
+_MARKET = OrderKind.MARKET
+_USER = CancelReason.USER
+_INVALID = RejectReason.INVALID_COMMAND
+_HALTED = RejectReason.MARKET_HALTED
+
+_Handler = Callable[[Any, list[Event]], None]
+
+
+class MatchingEngine(MatcherCore):
+    """The matching engine of one market.
+
+    Args:
+        spec: The market; a market whose ``status`` is ``halted`` starts halted.
+    """
+
+    __slots__ = ("_handlers",)
+
+    def __init__(self, spec: MarketSpec) -> None:
+        super().__init__(spec)
+        self._halted = spec.status is MarketStatus.HALTED
+        self._handlers: dict[type, _Handler] = {
+            NewOrder: self._on_new,
+            Cancel: self._on_cancel,
+            Amend: self._on_amend,
+            CancelAll: self._on_cancel_all,
+            Halt: self._on_halt,
+            Resume: self._on_resume,
+            Tick: self._on_tick,
+        }
+
+    # -- commands --------------------------------------------------------------------------
+
+    def submit(self, command: Command) -> list[Event]:
+        """Apply one command and return its events (possibly none), in ``seq`` order."""
+        out: list[Event] = []
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            self._reject(getattr(command, "id", None), _INVALID, out)
+        else:
+            handler(command, out)
+        return out
+
+    def submit_batch(self, commands: Iterable[Command]) -> list[Event]:
+        """Apply commands in order and return all their events, in ``seq`` order."""
+        out: list[Event] = []
+        handlers = self._handlers
+        for command in commands:
+            handler = handlers.get(type(command))
+            if handler is None:
+                self._reject(getattr(command, "id", None), _INVALID, out)
+            else:
+                handler(command, out)
+        return out
+
+    def _reject(self, oid: object, reason: RejectReason, out: list[Event]) -> None:
+        self._seq += 1
+        out.append(Rejected(self._seq, OrderId(oid) if isinstance(oid, str) else None, reason))
+
+    def _expire(self, ts: int, out: list[Event]) -> None:
+        """Cancel, in arrival order, every GTD order and stop with ``expire_at <= ts``."""
+        heap = self._expiry
+        due: list[Order] = []
+        while heap and heap[0][0] <= ts:
+            due.append(heappop(heap)[2])
+        due.sort(key=_arrival_of)
+        for o in due:
+            if self._is_live(o):
+                self._take_out(o)
+                self._cancelled(o.id, CancelReason.EXPIRED, o.qty, out)
+
+    def _on_new(self, cmd: NewOrder, out: list[Event]) -> None:
+        if new_order_malformed(cmd):
+            self._reject(cmd.id, _INVALID, out)
+            return
+        ts = cmd.ts
+        expiry = self._expiry
+        if expiry and expiry[0][0] <= ts:
+            self._expire(ts, out)
+        oid = cmd.id
+        if self._halted:
+            reason: RejectReason | None = _HALTED
+        elif oid in self._orders or oid in self._stops:
+            reason = RejectReason.DUPLICATE_ID
+        else:
+            reason = new_order_param_error(cmd, self.spec)
+        if reason is not None:
+            self._reject(oid, reason, out)
+            return
+        self._arrival += 1
+        kind = cmd.kind
+        side = cmd.side
+        o = Order(
+            oid,
+            cmd.owner,
+            side is _BUY,
+            kind,
+            cmd.price,
+            cmd.qty or 0,
+            cmd.display_qty or 0,
+            cmd.tif,
+            cmd.expire_at,
+            cmd.post_only,
+            cmd.stp,
+            cmd.stop_price,
+            self._arrival,
+        )
+        self._seq += 1
+        out.append(Accepted(self._seq, oid, cmd.owner, side, kind))
+        self._traded = False
+        if kind is _LIMIT or kind is _MARKET:
+            if cmd.quote_qty is None:
+                self._process(o, out)
+            else:
+                self._process_quote(o, cmd.quote_qty, out)
+            if self._traded and self._stops:
+                self._cascade(deque(), out)
+        else:
+            self._add_stop(o, out)
+
+    def _find_own(self, cmd: Cancel | Amend, out: list[Event]) -> Order | None:
+        """Return the live order or stop ``cmd`` targets, or reject and return None."""
+        o = self._orders.get(cmd.id) or self._stops.get(cmd.id)
+        if o is None:
+            self._reject(cmd.id, RejectReason.UNKNOWN_ORDER, out)
+        elif o.owner != cmd.owner:
+            self._reject(cmd.id, RejectReason.NOT_OWNER, out)
+            return None
+        return o
+
+    def _on_cancel(self, cmd: Cancel, out: list[Event]) -> None:
+        if not (is_name(cmd.id) and is_name(cmd.owner) and is_int(cmd.ts)):
+            self._reject(cmd.id, _INVALID, out)
+            return
+        if self._expiry and self._expiry[0][0] <= cmd.ts:
+            self._expire(cmd.ts, out)
+        o = self._find_own(cmd, out)
+        if o is not None:
+            self._take_out(o)
+            self._cancelled(o.id, _USER, o.qty, out)
+
+    def _on_amend(self, cmd: Amend, out: list[Event]) -> None:
+        if amend_malformed(cmd):
+            self._reject(cmd.id, _INVALID, out)
+            return
+        if self._expiry and self._expiry[0][0] <= cmd.ts:
+            self._expire(cmd.ts, out)
+        if self._halted:
+            self._reject(cmd.id, _HALTED, out)
+            return
+        o = self._find_own(cmd, out)
+        if o is None:
+            return
+        pending = self._stops.get(o.id) is o
+        reason = amend_param_error(cmd, self.spec, pending and o.kind is OrderKind.STOP_MARKET)
+        if reason is not None:
+            self._reject(cmd.id, reason, out)
+        elif pending:
+            self._amend_stop(o, cmd, out)
+        else:
+            self._amend_resting(o, cmd, out)
+
+    def _amend_stop(self, o: Order, cmd: Amend, out: list[Event]) -> None:
+        if cmd.qty is not None:
+            o.qty = cmd.qty
+        if cmd.price is not None:
+            o.price = cmd.price
+        self._amended(o, True, out)
+
+    def _amended(self, o: Order, kept: bool, out: list[Event]) -> None:
+        self._seq += 1
+        price = None if o.price is None else Ticks(o.price)
+        out.append(Amended(self._seq, o.id, price, Lots(o.qty), kept))
+
+    def _amend_resting(self, o: Order, cmd: Amend, out: list[Event]) -> None:
+        new_price = o.price if cmd.price is None else cmd.price
+        new_qty = o.qty if cmd.qty is None else cmd.qty
+        if new_price == o.price and new_qty <= o.qty:
+            side = self._bids if o.is_buy else self._asks
+            lv = side.level_of(o)
+            visible = min(o.visible, new_qty)
+            lv.total -= o.visible - visible
+            o.visible = visible
+            o.qty = new_qty
+            self._amended(o, True, out)
+            return
+        self._take_out(o)
+        o.price = new_price
+        o.qty = new_qty
+        self._amended(o, False, out)
+        o.arrival = self._next_arrival()
+        self._traded = False
+        self._process(o, out)
+        if self._traded and self._stops:
+            self._cascade(deque(), out)
+
+    def _on_cancel_all(self, cmd: CancelAll, out: list[Event]) -> None:
+        owner = cmd.owner
+        if not (is_name(owner) and is_int(cmd.ts)):
+            self._reject(None, _INVALID, out)
+            return
+        if self._expiry and self._expiry[0][0] <= cmd.ts:
+            self._expire(cmd.ts, out)
+        mine = [o for o in self._orders.values() if o.owner == owner]
+        mine += [s for s in self._stops.values() if s.owner == owner]
+        mine.sort(key=_arrival_of)
+        for o in mine:
+            self._take_out(o)
+            self._cancelled(o.id, _USER, o.qty, out)
+
+    def _time_command_ok(self, ts: int, out: list[Event]) -> bool:
+        if not is_int(ts):
+            self._reject(None, _INVALID, out)
+            return False
+        if self._expiry and self._expiry[0][0] <= ts:
+            self._expire(ts, out)
+        return True
+
+    def _on_halt(self, cmd: Halt, out: list[Event]) -> None:
+        if self._time_command_ok(cmd.ts, out) and not self._halted:
+            self._halted = True
+            self._seq += 1
+            out.append(Halted(self._seq))
+
+    def _on_resume(self, cmd: Resume, out: list[Event]) -> None:
+        if self._time_command_ok(cmd.ts, out) and self._halted:
+            self._halted = False
+            self._seq += 1
+            out.append(Resumed(self._seq))
+
+    def _on_tick(self, cmd: Tick, out: list[Event]) -> None:
+        self._time_command_ok(cmd.ts, out)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        """Return the ``seq`` of the last event emitted (0 before any)."""
+        return self._seq
+
+    @property
+    def halted(self) -> bool:
+        """Return whether the market is halted."""
+        return self._halted
+
+    @property
+    def last_trade_price(self) -> Ticks | None:
+        """Return the price of the last fill in ticks, or None before any trade."""
+        return None if self._last_price is None else Ticks(self._last_price)
+
+    def best_bid(self) -> Ticks | None:
+        """Return the highest bid price in ticks, or None."""
+        lv = self._bids.best()
+        return None if lv is None else Ticks(lv.price)
+
+    def best_ask(self) -> Ticks | None:
+        """Return the lowest ask price in ticks, or None."""
+        lv = self._asks.best()
+        return None if lv is None else Ticks(lv.price)
+
+    def l2(self, depth: int | None = None) -> L2Book:
+        """Return aggregated levels (visible qty, order count), best first, up to ``depth``."""
+
+        def side_levels(levels: list[Any]) -> list[L2Level]:
+            return [L2Level(Ticks(lv.price), Lots(lv.total), lv.count) for lv in levels[:depth]]
+
+        return L2Book(
+            side_levels(self._bids.sorted_levels()), side_levels(self._asks.sorted_levels())
+        )
+
+    def l3(self) -> list[OrderView]:
+        """Return every resting order: bids best first, then asks, each level in queue order."""
+        return [
+            order_view(o, "resting")
+            for side in (self._bids, self._asks)
+            for lv in side.sorted_levels()
+            for o in lv.orders()
+        ]
+
+    def stops(self) -> list[OrderView]:
+        """Return the pending stops in placement order."""
+        return [order_view(s, "pending_stop") for s in self._stops.values()]
+
+    def get_order(self, order_id: OrderId) -> OrderView | None:
+        """Return the live order or pending stop ``order_id``, or None."""
+        o = self._orders.get(order_id)
+        if o is not None:
+            return order_view(o, "resting")
+        s = self._stops.get(order_id)
+        return None if s is None else order_view(s, "pending_stop")
+
+    def orders_of(self, owner: AccountId) -> list[OrderView]:
+        """Return the owner's resting orders and pending stops in arrival order."""
+        views = [v for v in (*self.l3(), *self.stops()) if v.owner == owner]
+        return sorted(views, key=lambda v: v.arrival)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        """Return the full state as a JSON-serialisable dict (see ``restore``)."""
+        return snapshot.dump_state(self)
+
+    @classmethod
+    def restore(cls, dump: dict[str, Any]) -> MatchingEngine:
+        """Rebuild an engine that emits exactly what the dumped one would have emitted."""
+        engine = cls(MarketSpec.from_dict(dump["spec"]))
+        snapshot.load_state(engine, dump)
+        return engine
+
+    def validate_internal_state(self) -> None:
+        """Check every invariant of the book; raise ``AssertionError`` on the first broken."""
+        snapshot.check_invariants(self)
+
+
+def _arrival_of(o: Order) -> int:
+    return o.arrival
