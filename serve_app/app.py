@@ -1,0 +1,117 @@
+"""The Ray Serve application: a FastAPI ingress deployment built by `app_builder`.
+
+`serve run serve_app.app:app_builder database_url=... redis_url=...` works as well as
+`clob up`, which builds the same application with the resolved service URLs. Later issues
+add routes to `api` and actor handles to `AppArgs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import Application
+
+from serve_app import probes
+from serve_app.errors import install_error_handlers
+from serve_app.probes import ComponentStatus
+
+API_PREFIX = "/api/v1"
+
+
+class AppArgs(BaseModel):
+    """Arguments of the application builder (also accepted by `serve run`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str = Field(description="PostgreSQL URL the gateway reads from.")
+    redis_url: str = Field(description="Redis URL for caches and fan-out.")
+    gateway_replicas: int = Field(default=1, ge=1, description="Ingress replicas.")
+
+
+class SystemStatus(BaseModel):
+    """The whole system's state."""
+
+    status: str = Field(description='"up" when every component is up, else "degraded".')
+    components: list[ComponentStatus]
+
+
+api = FastAPI(
+    title="clob exchange API",
+    version="0.1.0",
+    description="Off-chain central limit order book on Ray, durable in PostgreSQL.",
+)
+install_error_handlers(api)
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0},
+    graceful_shutdown_wait_loop_s=0.5,
+    graceful_shutdown_timeout_s=5,
+)
+@serve.ingress(api)
+class Gateway:
+    """The REST/WebSocket ingress; it translates HTTP into calls on the trading actors."""
+
+    def __init__(self, args: AppArgs) -> None:
+        self._args = args
+        self._pool: asyncpg.Pool | None = None
+        self._redis: aioredis.Redis | None = None
+        self._init_lock = asyncio.Lock()
+
+    async def _connections(self) -> tuple[asyncpg.Pool, aioredis.Redis]:
+        async with self._init_lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._args.database_url, min_size=1, max_size=8
+                )
+            if self._redis is None:
+                self._redis = aioredis.from_url(self._args.redis_url)
+        return self._pool, self._redis
+
+    @api.get("/health", tags=["system"], summary="Liveness")
+    async def health(self) -> dict[str, str]:
+        """Answer 200 while the gateway process serves requests."""
+        return {"status": "ok"}
+
+    @api.get(f"{API_PREFIX}/system/status", tags=["system"], response_model=SystemStatus)
+    async def system_status(self) -> SystemStatus:
+        """Report each component's state and version."""
+        stores = await asyncio.gather(self._postgres_status(), self._redis_status())
+        components = [*stores, probes.ray_cluster(), probes.serve_apps()]
+        overall = "up" if all(c.status == "up" for c in components) else "degraded"
+        return SystemStatus(status=overall, components=components)
+
+    async def _postgres_status(self) -> ComponentStatus:
+        try:
+            pool, _ = await asyncio.wait_for(self._connections(), probes.TIMEOUT_S)
+        except Exception as exc:  # a probe reports any failure as "down"
+            return probes.down("postgresql", self._args.database_url, exc)
+        return await probes.postgres(pool, self._args.database_url)
+
+    async def _redis_status(self) -> ComponentStatus:
+        try:
+            _, client = await asyncio.wait_for(self._connections(), probes.TIMEOUT_S)
+        except Exception as exc:  # a probe reports any failure as "down"
+            return probes.down("redis", self._args.redis_url, exc)
+        return await probes.redis(client, self._args.redis_url)
+
+
+def app_builder(args: dict[str, Any] | AppArgs) -> Application:
+    """Build the Serve application.
+
+    Args:
+        args: `AppArgs` or a dict of its fields (what `serve run ... key=value` passes).
+
+    Returns:
+        The bound application, ready for `serve.run`.
+    """
+    parsed = args if isinstance(args, AppArgs) else AppArgs.model_validate(args)
+    deployment: Any = Gateway
+    application: Application = deployment.options(num_replicas=parsed.gateway_replicas).bind(parsed)
+    return application

@@ -1,0 +1,187 @@
+"""The `clob` command line.
+
+Every failure prints one line, `clob: error: ...`, and exits non-zero; no tracebacks
+unless `CLOB_DEBUG=1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# pgserver imports platformdirs, which warns on machines without XDG_RUNTIME_DIR.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+from actors.infra.errors import ClobError  # noqa: E402
+from actors.infra.settings import (  # noqa: E402
+    ConfigError,
+    Settings,
+    config_path,
+    default_toml,
+    load_settings,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DOWN = 0, 1, 2, 3
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def _progress() -> Callable[[str], None]:
+    started = time.monotonic()
+
+    def report(step: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f}s] {step}...", file=sys.stderr, flush=True)
+
+    return report
+
+
+def cmd_init_config(args: argparse.Namespace) -> int:
+    """Write `clob.toml` with every setting at its default."""
+    path = Path(args.path) if args.path else config_path()
+    if path.exists() and not args.force:
+        print(f"clob: error: {path} exists (use --force to overwrite)", file=sys.stderr)
+        return EXIT_FAILED
+    path.write_text(default_toml())
+    _echo(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_validate_config(_: argparse.Namespace) -> int:
+    """Print every configuration problem with its key; exit 2 if there is any."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        for key, message in exc.problems:
+            print(f"{key}: {message}", file=sys.stderr)
+        return EXIT_CONFIG
+    source = config_path() if config_path().exists() else "defaults"
+    _echo(f"configuration is valid ({source} + environment)")
+    _echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+    return EXIT_OK
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    """Apply pending migrations (starting the embedded PostgreSQL if needed)."""
+    from actors.infra.services import ensure_services, stop_embedded
+    from serve_app.launcher import migrate
+
+    settings = load_settings()
+    services = ensure_services(settings, _progress())
+    try:
+        applied = asyncio.run(migrate(services.database_url))
+    finally:
+        if services.started:
+            stop_embedded(settings)
+    _echo("\n".join(f"applied {name}" for name in applied) or "already up to date")
+    return EXIT_OK
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    """Run the exchange until Ctrl-C."""
+    from serve_app.launcher import Exchange, run_until_signalled
+
+    exchange = Exchange(load_settings(), _progress())
+    state = exchange.start()
+    run_until_signalled(exchange, state, _echo)
+    return EXIT_OK
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    """Stop a running `clob up` and the embedded services of the data directory."""
+    from serve_app.launcher import down
+
+    if not down(load_settings(), _progress()):
+        _echo("nothing was running")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print each component's state; exit 3 if any is down."""
+    from serve_app.launcher import status
+
+    rows = status(load_settings())
+    if args.json:
+        _echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            version, address = row.get("version") or "-", row.get("address") or "-"
+            _echo(f"{row['name']:<11} {row['status']:<10} {version:<10} {address}")
+    return EXIT_OK if all(r["status"] in ("up", "configured") for r in rows) else EXIT_DOWN
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay JSON-lines commands from stdin through the engine; events to stdout."""
+    from actors.engine.replay import replay_main
+
+    spec = json.loads(Path(args.market).read_text())
+    book_out = open(args.book_out, "w") if args.book_out else None  # noqa: SIM115
+    try:
+        return replay_main(spec, sys.stdin, sys.stdout.write, book_out.write if book_out else None)
+    finally:
+        if book_out is not None:
+            book_out.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `clob`."""
+    parser = argparse.ArgumentParser(prog="clob", description="Off-chain CLOB exchange on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("up", help="start everything and serve until Ctrl-C").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop a running `clob up`").set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="show each component's state")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    init = sub.add_parser("init-config", help="write clob.toml with the defaults")
+    init.add_argument("path", nargs="?", help="where to write (default: clob.toml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=cmd_init_config)
+    validate = sub.add_parser("validate-config", help="check the configuration")
+    validate.set_defaults(func=cmd_validate_config)
+    replay = sub.add_parser("replay", help="replay commands (JSON lines) through the engine")
+    replay.add_argument("--market", required=True, help="market spec JSON file")
+    replay.add_argument("--book-out", help="write the final book as JSON here")
+    replay.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `clob`; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        for key, message in exc.problems:
+            print(f"clob: config error: {key}: {message}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("CLOB_DEBUG") == "1":
+            raise
+        print(f"clob: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    return code
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ClobError | OSError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Settings", "build_parser", "main"]

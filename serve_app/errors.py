@@ -1,0 +1,80 @@
+"""One error shape for every API failure: `{"code": ..., "message": ..., "details": ...}`.
+
+`code` is a stable machine-readable string; `message` is for people; `details` carries
+structured context (e.g. the offending fields). Only `serve_app/` maps business reject codes
+to HTTP statuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    """Raise to answer with the error shape and a 4xx/5xx status."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the JSON body of an error."""
+    return {"code": code, "message": message, "details": details or {}}
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "error")
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"], "type": err["type"]}
+        for err in exc.errors()
+    ]
+    malformed = any(err["type"] == "json_invalid" for err in exc.errors())
+    code = "malformed_json" if malformed else "invalid_request"
+    message = "the body is not valid JSON" if malformed else "the request has invalid fields"
+    return JSONResponse(
+        error_body(code, message, {"errors": errors}), status_code=400 if malformed else 422
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error raised by the app through the one error shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

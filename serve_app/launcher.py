@@ -1,0 +1,318 @@
+"""`clob up` / `clob down` / `clob status`: run the whole exchange on one machine.
+
+`up` starts (or reuses) the embedded services, migrates, starts or joins Ray, deploys the
+Serve app in HAProxy mode, prints the URLs and runs until Ctrl-C or SIGTERM (`clob down`),
+then stops what it started. Its pid and addresses are kept in `<data_dir>/state.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from actors.infra.embedded import free_port, pid_alive
+from actors.infra.errors import ClobError
+from actors.infra.services import (
+    embedded_postgres,
+    embedded_redis,
+    ensure_services,
+    stop_embedded,
+)
+from actors.infra.settings import Settings
+
+Progress = Callable[[str], None]
+APP_NAME = "clob"
+_READY_TIMEOUT_S = 120.0
+
+
+class LaunchError(ClobError):
+    """A step of `clob up`/`down` failed; the message is one line for the user."""
+
+
+@dataclass
+class RunState:
+    """What a running `clob up` records for `clob down` and `clob status`."""
+
+    pid: int
+    http_url: str
+    ray_address: str
+    database_url: str
+    redis_url: str
+    started: list[str]
+
+
+def state_file(settings: Settings) -> Path:
+    """Return the path of the run-state file of this data directory."""
+    return settings.data_dir / "state.json"
+
+
+def read_state(settings: Settings) -> RunState | None:
+    """Return the recorded state of a live `clob up`, or None."""
+    try:
+        state = RunState(**json.loads(state_file(settings).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return state if pid_alive(state.pid) else None
+
+
+async def migrate(database_url: str) -> list[str]:
+    """Apply pending migrations; return the names applied."""
+    import asyncpg
+
+    from actors.infra.migrate import apply_migrations
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        applied: list[str] = await apply_migrations(conn)
+        return applied
+    finally:
+        await conn.close()
+
+
+def serve_environment(settings: Settings) -> dict[str, str]:
+    """Return the environment Ray must start with for Serve's HAProxy ingress.
+
+    Ray workers inherit the raylet's environment, so these are set before `ray.init`.
+    Every port and path is private to the data directory, so several instances can run on
+    one machine (tests do).
+    """
+    if not settings.serve.haproxy:
+        return {}
+    haproxy_dir = haproxy_home(settings)
+    haproxy_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(haproxy_dir / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(haproxy_dir / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(haproxy_dir),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy_dir / "server-state"),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.serve.haproxy_stats_port or free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.serve.haproxy_metrics_port or free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
+    }
+
+
+def haproxy_home(settings: Settings) -> Path:
+    """Return HAProxy's directory for this data directory.
+
+    It lives under the system temp dir with a short name because Serve nests a 56-character
+    directory below it and a Unix socket path may not exceed 107 bytes.
+    """
+    digest = hashlib.sha1(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"clob-hap-{digest}"
+
+
+class Exchange:
+    """One `clob up`: starts everything in order and stops it in reverse."""
+
+    def __init__(self, settings: Settings, progress: Progress) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.started_services: list[str] = []
+        self.ray_started = False
+
+    def start(self) -> RunState:
+        """Start every component; on failure stop what was started and raise."""
+        settings = self.settings
+        running = read_state(settings)
+        if running is not None:
+            raise LaunchError(f"already running (pid {running.pid}); run `clob down` first")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._start(settings)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, settings: Settings) -> RunState:
+        services = ensure_services(settings, self.progress)
+        self.started_services = services.started
+        self.progress("applying migrations")
+        applied = asyncio.run(migrate(services.database_url))
+        self.progress(
+            f"migrations: {len(applied)} applied" if applied else "migrations: up to date"
+        )
+        ray_address = self._start_ray()
+        http_url = self._deploy(services.database_url, services.redis_url)
+        state = RunState(
+            os.getpid(), http_url, ray_address, services.database_url, services.redis_url,
+            services.started,
+        )  # fmt: skip
+        state_file(settings).write_text(json.dumps(asdict(state), indent=2))
+        return state
+
+    def _start_ray(self) -> str:
+        os.environ.update(serve_environment(self.settings))
+        import ray
+
+        self.progress("joining Ray" if self.settings.ray_address else "starting Ray")
+        context = ray.init(
+            address=self.settings.ray_address,
+            namespace=self.settings.ray.namespace,
+            num_cpus=None if self.settings.ray_address else self.settings.ray.num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=self.settings.log_level == "DEBUG",
+            configure_logging=True,
+        )
+        self.ray_started = True
+        info: dict[str, Any] = getattr(context, "address_info", {})
+        return str(info.get("gcs_address") or self.settings.ray_address)
+
+    def _deploy(self, database_url: str, redis_url: str) -> str:
+        from ray import serve
+
+        from serve_app.app import AppArgs, app_builder
+
+        host, port = self.settings.serve.host, self.settings.serve.port
+        mode = "HAProxy" if self.settings.serve.haproxy else "default proxy"
+        self.progress(f"deploying the Serve app ({mode}) on {host}:{port}")
+        serve.start(http_options={"host": host, "port": port})
+        args = AppArgs(database_url=database_url, redis_url=redis_url)
+        serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
+        http_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        self.progress("waiting for the API to answer")
+        wait_for_http(f"{http_url}/health", _READY_TIMEOUT_S)
+        return http_url
+
+    def stop(self) -> None:
+        """Stop Serve and Ray (if this process started them), then the embedded services."""
+        if self.ray_started:
+            self.progress("stopping Serve and Ray")
+            import ray
+            from ray import serve
+
+            try:
+                # On our own local Ray, ray.shutdown() ends every process (HAProxy
+                # included) in about a second, while Serve's graceful shutdown waits 30 s
+                # for keep-alive connections to drain. On a shared cluster, remove only
+                # our application.
+                if self.settings.ray_address:
+                    serve.delete(APP_NAME)
+            finally:
+                ray.shutdown()
+            self.ray_started = False
+        if self.started_services:
+            self.progress("stopping embedded services")
+            stop_embedded(self.settings)
+            self.started_services = []
+        shutil.rmtree(haproxy_home(self.settings), ignore_errors=True)
+        state_file(self.settings).unlink(missing_ok=True)
+
+
+def wait_for_http(url: str, timeout_s: float) -> None:
+    """Poll `url` until it answers 200, or raise LaunchError."""
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError as exc:
+            last_error = str(exc)
+        time.sleep(0.25)
+    raise LaunchError(f"{url} did not answer within {timeout_s:.0f} s ({last_error})")
+
+
+def run_until_signalled(exchange: Exchange, state: RunState, echo: Progress) -> None:
+    """Print the URLs, block until SIGINT/SIGTERM, then stop everything."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    echo(f"API        {state.http_url}/api/v1  (docs: {state.http_url}/docs)")
+    echo(f"health     {state.http_url}/health")
+    echo(f"PostgreSQL {state.database_url}")
+    echo(f"Redis      {state.redis_url}")
+    echo(f"Ray        {state.ray_address}")
+    echo("ready; press Ctrl-C to stop")
+    stop.wait()
+    exchange.stop()
+    echo("stopped")
+
+
+def down(settings: Settings, progress: Progress, timeout_s: float = 120.0) -> bool:
+    """Stop a running `clob up` of this data directory and its embedded services.
+
+    Returns:
+        Whether anything was running.
+    """
+    state = read_state(settings)
+    found = False
+    if state is not None:
+        found = True
+        progress(f"stopping clob (pid {state.pid})")
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while pid_alive(state.pid):
+            if time.monotonic() > deadline:
+                raise LaunchError(f"pid {state.pid} did not exit within {timeout_s:.0f} s")
+            time.sleep(0.2)
+    stopped = stop_embedded(settings)
+    if stopped:
+        progress(f"stopped embedded {', '.join(stopped)}")
+    return found or bool(stopped)
+
+
+def status(settings: Settings) -> list[dict[str, Any]]:
+    """Return each component's state: name, status, version, address."""
+    state = read_state(settings)
+    rows = [_postgres_row(settings), _redis_row(settings)]
+    if state is None:
+        rows.append({"name": "ray", "status": "down", "version": None, "address": None})
+        rows.append({"name": "serve", "status": "down", "version": None, "address": None})
+        return rows
+    rows.extend(_api_rows(state))
+    return rows
+
+
+def _postgres_row(settings: Settings) -> dict[str, Any]:
+    if settings.database_url:
+        return {"name": "postgresql", "status": "configured", "version": None,
+                "address": settings.database_url}  # fmt: skip
+    server = embedded_postgres(settings)
+    running = server.running_pid_port()
+    return {
+        "name": "postgresql",
+        "status": "up" if running else "down",
+        "version": server.version(),
+        "address": server.url(running[1]) if running else None,
+    }
+
+
+def _redis_row(settings: Settings) -> dict[str, Any]:
+    if settings.redis_url:
+        return {"name": "redis", "status": "configured", "version": None,
+                "address": settings.redis_url}  # fmt: skip
+    server = embedded_redis(settings)
+    running = server.running_pid_port()
+    return {
+        "name": "redis",
+        "status": "up" if running else "down",
+        "version": server.version(),
+        "address": f"redis://127.0.0.1:{running[1]}/0" if running else None,
+    }
+
+
+def _api_rows(state: RunState) -> list[dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{state.http_url}/api/v1/system/status", timeout=5) as r:
+            body = json.loads(r.read())
+    except OSError as exc:
+        return [{"name": "serve", "status": "down", "version": None, "address": str(exc)}]
+    return [c for c in body["components"] if c["name"] in ("ray", "serve")]

@@ -1,0 +1,197 @@
+"""`clob up` as a user runs it: a subprocess on a fresh data directory and free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from actors.infra.embedded import free_port
+
+CLOB = str(Path(sys.executable).parent / "clob")
+STARTUP_TIMEOUT_S = 240.0
+
+
+def _env(data_dir: Path, port: int) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "RAY_ADDRESS")
+    }
+    env.update(
+        CLOB_DATA_DIR=str(data_dir),
+        CLOB_SERVE__PORT=str(port),
+        CLOB_CONFIG=str(data_dir / "none.toml"),
+    )
+    return env
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"clob up exited early with {proc.returncode}:\n{output[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url}/health did not answer within {STARTUP_TIMEOUT_S:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def running(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen[str], str, dict[str, str]]]:
+    data_dir = tmp_path_factory.mktemp("clob-up")
+    port = free_port()
+    env = _env(data_dir, port)
+    proc = subprocess.Popen(
+        [CLOB, "up"],
+        env=env,
+        cwd=data_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield proc, url, env
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if proc.stdout:
+            proc.stdout.close()
+        subprocess.run(
+            [CLOB, "down"], env=env, cwd=data_dir, capture_output=True, timeout=120, check=False
+        )
+
+
+def test_health_is_ok(running: tuple[subprocess.Popen[str], str, dict[str, str]]) -> None:
+    _, url, _ = running
+    response = httpx.get(f"{url}/health", timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_system_status_shows_every_component_up_with_version(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, url, _ = running
+    body = httpx.get(f"{url}/api/v1/system/status", timeout=10).json()
+    components = {c["name"]: c for c in body["components"]}
+    assert set(components) == {"postgresql", "redis", "ray", "serve"}
+    for name, component in components.items():
+        assert component["status"] == "up", (name, component)
+        assert component["version"], name
+    assert body["status"] == "up"
+    assert components["ray"]["version"] == "2.60.0"
+
+
+def test_unknown_route_answers_the_error_shape(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, url, _ = running
+    response = httpx.get(f"{url}/api/v1/no-such-thing", timeout=5)
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "Not Found", "details": {}}
+
+
+def test_openapi_document_is_served(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, url, _ = running
+    spec = httpx.get(f"{url}/openapi.json", timeout=5).json()
+    assert "/api/v1/system/status" in spec["paths"]
+
+
+def test_cli_status_reports_every_component_up(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, _, env = running
+    result = subprocess.run(
+        [CLOB, "status", "--json"],
+        env=env,
+        cwd=env["CLOB_DATA_DIR"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(
+        ("postgresql", "redis", "ray", "serve"), "up"
+    )
+    assert all(row["version"] for row in rows.values())
+
+
+def test_second_up_on_the_same_data_dir_is_refused(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, _, env = running
+    result = subprocess.run(
+        [CLOB, "up"],
+        env=env,
+        cwd=env["CLOB_DATA_DIR"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("clob: error: already running"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_everything_and_leaves_no_process(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    proc, url, env = running
+    data_dir = Path(env["CLOB_DATA_DIR"])
+    tree = [proc.pid, *(child.pid for child in psutil.Process(proc.pid).children(recursive=True))]
+    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    redis_pid = int((data_dir / "redis" / "redis.pid").read_text().strip())
+    watched = [*tree, postmaster, redis_pid]
+    assert len(tree) > 3, "clob up should run Ray's processes as its children"
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=90) == 0
+    deadline = time.monotonic() + 20
+    alive = watched
+    while alive and time.monotonic() < deadline:
+        alive = [
+            pid
+            for pid in watched
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
+        time.sleep(0.2)
+    assert alive == [], [psutil.Process(p).cmdline() for p in alive]
+    assert not (data_dir / "state.json").exists()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/health", timeout=2)
+
+    after = subprocess.run(
+        [CLOB, "status"],
+        env=env,
+        cwd=data_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert after.returncode == 3, after.stdout
