@@ -183,7 +183,9 @@ def load_settings(**overrides: Any) -> Settings:
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        # Aliased fields (DATABASE_URL, ...) are reported under their setting name.
+        parts = [str(part).lower() if str(part).isupper() else str(part) for part in error["loc"]]
+        key = ".".join(parts) or "(root)"
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown setting"

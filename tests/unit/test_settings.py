@@ -1,0 +1,127 @@
+"""Configuration: TOML file, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from actors.infra.settings import ConfigError, default_toml, load_settings
+
+CLOB = str(Path(sys.executable).parent / "clob")
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("DATABASE_URL", "REDIS_URL", "SOLANA_RPC_URL", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "clob.toml"
+    monkeypatch.setenv("CLOB_CONFIG", str(path))
+    return path
+
+
+def test_defaults_apply_without_a_file(config_file: Path) -> None:
+    settings = load_settings()
+    assert settings.serve.port == 8000
+    assert settings.database_url is None, "no URL means the embedded PostgreSQL"
+
+
+def test_generated_file_is_valid_toml_and_loads_to_the_defaults(config_file: Path) -> None:
+    config_file.write_text(default_toml())
+    tomllib.loads(config_file.read_text())
+    assert (
+        load_settings() == load_settings.__wrapped__()
+        if hasattr(load_settings, "__wrapped__")
+        else True
+    )
+    from_file = load_settings()
+    config_file.unlink()
+    assert from_file == load_settings(), "init-config must write exactly the defaults"
+
+
+def test_file_values_are_used(config_file: Path) -> None:
+    config_file.write_text("ledger_shards = 8\n[serve]\nport = 9100\n")
+    settings = load_settings()
+    assert (settings.ledger_shards, settings.serve.port) == (8, 9100)
+
+
+def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_file.write_text("[serve]\nport = 9100\n")
+    monkeypatch.setenv("CLOB_SERVE__PORT", "9200")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example:5432/x")
+    settings = load_settings()
+    assert settings.serve.port == 9200
+    assert settings.database_url == "postgresql://u@db.example:5432/x"
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        ("[serve]\nport = 70000\n", "serve.port"),
+        ('[serve]\nport = "eighty"\n', "serve.port"),
+        ("ledger_shards = 0\n", "ledger_shards"),
+        ("no_such_setting = 1\n", "no_such_setting"),
+        ('log_level = "LOUD"\n', "log_level"),
+        ('database_url = "mysql://x"\n', "database_url"),
+        ("[embedded]\nredis_port = -1\n", "embedded.redis_port"),
+    ],
+)
+def test_bad_value_is_reported_with_its_key(config_file: Path, content: str, key: str) -> None:
+    config_file.write_text(content)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert [k for k, _ in error.value.problems] == [key]
+
+
+def test_every_problem_is_reported_at_once(config_file: Path) -> None:
+    config_file.write_text("ledger_shards = 0\nbogus = 1\n[serve]\nport = -5\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert {k for k, _ in error.value.problems} == {"ledger_shards", "bogus", "serve.port"}
+
+
+def test_bad_environment_value_names_the_key(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOB_SERVE__PORT", "not-a-port")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert error.value.problems[0][0] == "serve.port"
+
+
+def test_broken_toml_is_one_clear_problem(config_file: Path) -> None:
+    config_file.write_text("[serve\nport = 1\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "not valid TOML" in error.value.problems[0][1]
+
+
+def _clob(*args: str, cwd: Path, env_config: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "CLOB_CONFIG": str(env_config)}
+    return subprocess.run(
+        [CLOB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_cli_validate_config_prints_each_problem_and_exits_nonzero(tmp_path: Path) -> None:
+    path = tmp_path / "clob.toml"
+    path.write_text("ledger_shards = 0\n[serve]\nport = 99999\n")
+    result = _clob("validate-config", cwd=tmp_path, env_config=path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("ledger_shards: ") for line in lines), lines
+    assert any(line.startswith("serve.port: ") for line in lines), lines
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_init_config_then_validate_config(tmp_path: Path) -> None:
+    path = tmp_path / "clob.toml"
+    assert _clob("init-config", cwd=tmp_path, env_config=path).returncode == 0
+    assert path.exists()
+    again = _clob("init-config", cwd=tmp_path, env_config=path)
+    assert again.returncode == 1 and "exists" in again.stderr, "never overwrite without --force"
+    result = _clob("validate-config", cwd=tmp_path, env_config=path)
+    assert result.returncode == 0, result.stderr
