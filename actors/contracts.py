@@ -1,0 +1,93 @@
+"""Messages between the gateway, the market actors and the ledger shards.
+
+Immutable, picklable, and free of Ray: the actors and `serve_app` import these, the engine
+does not. Engine commands and events cross actor boundaries in the replay codec's JSON form
+(`actors.engine.codec`), which is stable, versionable and cheap to pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """One trader command for a market actor.
+
+    Attributes:
+        request_id: Idempotency key of this request, unique per account. A retry with the
+            same key returns the first result instead of acting twice. For new orders the
+            gateway uses the client order id when given.
+        account_id: The acting account (the engine's `owner` is `str(account_id)`).
+        command: The engine command in codec form (`type`, `id`, `side`, ...), without
+            `owner` and `ts`, which the market actor sets.
+        client_order_id: The trader's own id for a new order, unique per account.
+    """
+
+    request_id: str
+    account_id: int
+    command: JsonDict
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    """The answer to one `OrderRequest`, sent only after the command is journaled.
+
+    Attributes:
+        request_id: The request's idempotency key.
+        ok: False when the command was rejected (by the ledger or the engine).
+        code: The reject code when not ok: an engine reason (`invalid_price`, ...) or a
+            pipeline one (`insufficient_funds`, `market_halted`, `unknown_market`, ...).
+        order_id: The order the command concerned, if any.
+        seq: Journal sequence number of the command (None if it never reached the journal).
+        events: The engine events the command caused, in codec form, in order.
+        duplicate: True when this is the stored answer of an earlier identical request.
+    """
+
+    request_id: str
+    ok: bool
+    code: str | None = None
+    order_id: str | None = None
+    seq: int | None = None
+    events: list[JsonDict] = field(default_factory=list)
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Funds a ledger shard locks for one order before it is matched.
+
+    Attributes:
+        market: Market symbol.
+        order_id: The order's id (unique among the market's orders).
+        account_id: Owner of the funds.
+        asset: Asset symbol locked (quote for buys, base for sells).
+        amount_atoms: Atoms to move from available to locked (>= 0).
+        side: `buy` or `sell`.
+        limit_price_ticks: The order's limit price (None for market orders).
+        qty_lots: Open quantity the reservation covers (None for a pure quote budget).
+        quote_budget_tick_lots: Market-buy budget in tick-lots, if any.
+    """
+
+    market: str
+    order_id: str
+    account_id: int
+    asset: str
+    amount_atoms: int
+    side: str
+    limit_price_ticks: int | None = None
+    qty_lots: int | None = None
+    quote_budget_tick_lots: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    """One account's balance of one asset, in atoms."""
+
+    asset: str
+    available_atoms: int
+    locked_atoms: int
