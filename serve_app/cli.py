@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 # pgserver imports platformdirs, which warns on machines without XDG_RUNTIME_DIR.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -131,6 +132,56 @@ def cmd_replay(args: argparse.Namespace) -> int:
             book_out.close()
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Create or list API keys (`clob keys create|list`)."""
+    from serve_app.launcher import read_state
+
+    settings = load_settings()
+    running = read_state(settings)
+    if running is not None:
+        return asyncio.run(_keys(args, running.database_url))
+    from actors.infra.services import ensure_services, stop_embedded
+    from serve_app.launcher import migrate
+
+    services = ensure_services(settings)
+    try:
+        asyncio.run(migrate(services.database_url))
+        return asyncio.run(_keys(args, services.database_url))
+    finally:
+        if services.started:
+            stop_embedded(settings)
+
+
+async def _keys(args: argparse.Namespace, database_url: str) -> int:
+    import asyncpg
+
+    from serve_app import keys
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        if args.keys_command == "create":
+            created = await keys.create_key(conn, args.account, args.label)
+            _echo(f"account_id: {created.account_id}")
+            _echo(f"api_key:    {created.key}")
+            print("(the key is shown only once; send it as the X-API-Key header)", file=sys.stderr)
+        else:
+            _echo(json.dumps(await keys.list_keys(conn, args.account), indent=2))
+    finally:
+        await conn.close()
+    return EXIT_OK
+
+
+def _add_keys_parser(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="create or list API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser("create", help="create a key (and an account if none given)")
+    create.add_argument("--account", type=int, help="account id (default: a new account)")
+    create.add_argument("--label", default="", help="a label for the key")
+    listing = keys_sub.add_parser("list", help="list an account's keys")
+    listing.add_argument("--account", type=int, required=True, help="account id")
+    keys.set_defaults(func=cmd_keys)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `clob`."""
     parser = argparse.ArgumentParser(prog="clob", description="Off-chain CLOB exchange on Ray.")
@@ -151,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--market", required=True, help="market spec JSON file")
     replay.add_argument("--book-out", help="write the final book as JSON here")
     replay.set_defaults(func=cmd_replay)
+    _add_keys_parser(sub)
     return parser
 
 
