@@ -56,6 +56,10 @@ _USER = CancelReason.USER
 _INVALID = RejectReason.INVALID_COMMAND
 _HALTED = RejectReason.MARKET_HALTED
 
+# Builds a NamedTuple event without its Python-level ``__new__`` (about 2x faster; the
+# hot path passes every field, in order).
+_new_tuple = tuple.__new__
+
 _Handler = Callable[[Any, list[Event]], None]
 
 
@@ -139,12 +143,14 @@ class MatchingEngine(MatcherCore):
         if reason is not None:
             self._reject(oid, reason, out)
             return
-        self._arrival += 1
+        arrival = self._arrival + 1
+        self._arrival = arrival
         kind = cmd.kind
         side = cmd.side
+        owner = cmd.owner
         o = Order(
             oid,
-            cmd.owner,
+            owner,
             side is _BUY,
             kind,
             cmd.price,
@@ -155,10 +161,11 @@ class MatchingEngine(MatcherCore):
             cmd.post_only,
             cmd.stp,
             cmd.stop_price,
-            self._arrival,
+            arrival,
         )
-        self._seq += 1
-        out.append(Accepted(self._seq, oid, cmd.owner, side, kind))
+        seq = self._seq + 1
+        self._seq = seq
+        out.append(_new_tuple(Accepted, (seq, oid, owner, side, kind)))
         self._traded = False
         if kind is _LIMIT or kind is _MARKET:
             if cmd.quote_qty is None:

@@ -27,6 +27,7 @@ _STOPS = (_STOP_LIMIT, _STOP_MARKET)
 _PRICED = (_LIMIT, _STOP_LIMIT)
 _NO_PRICE = (_MARKET, _STOP_MARKET)
 _GTD = TimeInForce.GTD
+_MAX = MAX_INT64_EXCLUSIVE
 
 
 def is_int(value: object) -> bool:
@@ -49,30 +50,50 @@ def _in_range(value: int) -> bool:
 
 def new_order_malformed(cmd: NewOrder) -> bool:
     """Return whether a new-order command is malformed (``invalid_command``)."""
-    if not (is_name(cmd.id) and is_name(cmd.owner) and is_int(cmd.ts)):
+    # Locals typed ``object``: typed callers may still pass anything at run time. The checks
+    # are written out (no helper calls) because they run once per order on the hot path.
+    oid: object = cmd.id
+    owner: object = cmd.owner
+    ts: object = cmd.ts
+    if type(oid) is not str or not oid or type(owner) is not str or not owner:
         return True
-    # Typed callers may still pass plain strings; only the enums themselves are valid.
     side: object = cmd.side
     kind: object = cmd.kind
     tif: object = cmd.tif
     stp: object = cmd.stp
-    post_only: object = cmd.post_only
     if (
-        type(side) is not Side
+        type(ts) is not int
+        or type(side) is not Side
         or type(kind) is not OrderKind
         or type(tif) is not TimeInForce
         or type(stp) is not StpMode
-        or (post_only is not None and type(post_only) is not PostOnly)
     ):
         return True
-    for value in (
-        cmd.qty,
-        cmd.price,
-        cmd.stop_price,
-        cmd.expire_at,
-        cmd.display_qty,
-        cmd.quote_qty,
+    qty: object = cmd.qty
+    price: object = cmd.price
+    if (qty is not None and type(qty) is not int) or (price is not None and type(price) is not int):
+        return True
+    if (
+        qty is not None
+        and cmd.stop_price is None
+        and cmd.quote_qty is None
+        and cmd.post_only is None
+        and cmd.display_qty is None
+        and cmd.expire_at is None
     ):
+        # The common plain limit / market order.
+        if kind is _LIMIT:
+            return False
+        if kind is _MARKET:
+            return price is not None
+    return _rare_malformed(cmd)
+
+
+def _rare_malformed(cmd: NewOrder) -> bool:
+    post_only: object = cmd.post_only
+    if post_only is not None and type(post_only) is not PostOnly:
+        return True
+    for value in (cmd.stop_price, cmd.expire_at, cmd.display_qty, cmd.quote_qty):
         if not _opt_int(value):
             return True
     return _bad_combination(cmd)
@@ -102,44 +123,42 @@ def _bad_combination(cmd: NewOrder) -> bool:
 
 
 def _qty_error(spec: MarketSpec, qty: int) -> bool:
-    if not _in_range(qty):
+    if not 0 < qty < _MAX:
         return True
-    if spec.min_qty is not None and qty < spec.min_qty:
+    min_qty = spec.min_qty
+    if min_qty is not None and qty < min_qty:
         return True
-    return spec.max_qty is not None and qty > spec.max_qty
+    max_qty = spec.max_qty
+    return max_qty is not None and qty > max_qty
 
 
 def new_order_param_error(cmd: NewOrder, spec: MarketSpec) -> RejectReason | None:
     """Return the first failing parameter check of a well-formed new order (steps 4-8)."""
     kind = cmd.kind
     qty = cmd.qty
+    price = cmd.price
+    priced = kind is _LIMIT or kind is _STOP_LIMIT
     if qty is not None:
         if _qty_error(spec, qty):
             return RejectReason.INVALID_QTY
         min_notional = spec.min_notional
-        if (
-            min_notional is not None
-            and kind in _PRICED
-            and cmd.price is not None
-            and cmd.price * qty < min_notional
-        ):
+        if min_notional is not None and priced and price is not None and price * qty < min_notional:
             return RejectReason.INVALID_QTY
-    elif cmd.quote_qty is not None and not _in_range(cmd.quote_qty):
+    elif cmd.quote_qty is not None and not 0 < cmd.quote_qty < _MAX:
         return RejectReason.INVALID_QTY
-    if kind in _PRICED:
-        if cmd.price is None:
+    if priced:
+        if price is None:
             return RejectReason.MISSING_PRICE
-        if not _in_range(cmd.price):
+        if not 0 < price < _MAX:
             return RejectReason.INVALID_PRICE
-    if kind in _STOPS:
-        if cmd.stop_price is None:
+    if kind is _STOP_LIMIT or kind is _STOP_MARKET:
+        stop = cmd.stop_price
+        if stop is None:
             return RejectReason.MISSING_STOP_PRICE
-        if not _in_range(cmd.stop_price):
+        if not 0 < stop < _MAX:
             return RejectReason.INVALID_PRICE
     display = cmd.display_qty
-    if display is not None and (
-        kind not in _PRICED or display <= 0 or qty is None or display >= qty
-    ):
+    if display is not None and (not priced or display <= 0 or display >= (qty or 0)):
         return RejectReason.INVALID_DISPLAY_QTY
     if cmd.tif is _GTD:
         if cmd.expire_at is None or cmd.expire_at <= cmd.ts:

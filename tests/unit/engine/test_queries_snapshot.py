@@ -170,3 +170,12 @@ def test_stale_level_keys_are_dropped_and_heap_rebuilt(h: Harness) -> None:
     assert len(h.engine._bids.heap) < 100
     h.cancel("top", "A", ts=1)
     assert h.engine.best_bid() == 5
+
+
+def test_stale_best_key_is_skipped_while_matching(h: Harness) -> None:
+    h.new("a100", "A", "sell", 1, 100)
+    h.new("a101", "A", "sell", 1, 101)
+    h.cancel("a101", "A")
+    h.cancel("a100", "A")
+    h.new("a105", "A", "sell", 1, 105)
+    assert h.new("b", "B", "buy", 1, 110)[-1] == ("fill", "a105", "b", 105, 1)

@@ -192,3 +192,13 @@ def test_many_cancelled_gtd_orders_do_not_grow_the_expiry_index(h: Harness) -> N
         h.new(f"g{i}", "A", "buy", 1, 100, tif="gtd", expire_at=10_000, ts=1)
         h.cancel(f"g{i}", "A", ts=1)
     assert len(h.engine._expiry) < 100
+
+
+@pytest.mark.parametrize("kind,price", [("limit", 100), ("market", None)])
+def test_fok_with_nothing_crossing_is_fok_unfilled(
+    h: Harness, kind: str, price: int | None
+) -> None:
+    h.new("s", "A", "buy", 2, 99)
+    assert h.new("b", "B", "buy", 1, 100 if kind == "limit" else None, kind=kind, tif="fok")[
+        -1
+    ] == ("cancelled", "b", "fok_unfilled", 1)

@@ -65,6 +65,8 @@ def test_quote_qty_on_a_market_sell_is_invalid_command(h: Harness) -> None:
         ("post_only", "reject"),
         ("qty", True),
         ("price", 1.5),
+        ("stop_price", "5"),
+        ("expire_at", 1.0),
     ],
 )
 def test_typed_api_rejects_wrong_field_types(field: str, value: Any) -> None:
