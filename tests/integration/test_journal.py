@@ -1,0 +1,155 @@
+"""The market journal adapter against a real PostgreSQL: group commit, fencing, snapshots,
+tail streaming."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from actors.engine import MarketSpec
+from actors.infra.migrate import apply_migrations
+from actors.market.journal import (
+    FencedError,
+    Journal,
+    JournalRow,
+    NewOrderRow,
+    OrderUpdate,
+    TradeRow,
+)
+from actors.markets_repo import create_market
+
+
+@pytest_asyncio.fixture(scope="module")
+async def db_url(pg_dsn: str) -> AsyncIterator[str]:
+    """A database of this module's own, migrated once."""
+    name = f"journal_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = pg_dsn.rpartition("/")[0] + "/" + name
+        conn = await asyncpg.connect(url)
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser connection."""
+    connection = await asyncpg.connect(db_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def _market(conn: asyncpg.Connection) -> int:
+    tag = uuid.uuid4().hex[:6].upper()
+    spec = MarketSpec(symbol=f"B{tag}-Q{tag}", base_asset=f"B{tag}", quote_asset=f"Q{tag}")
+    return (await create_market(conn, spec)).market_id
+
+
+def _row(seq: int) -> JournalRow:
+    cmd = {"type": "tick", "ts": seq}
+    return JournalRow(seq, "tick", {"request_id": f"r{seq}", "account_id": None,
+                                    "command": cmd, "events": []})  # fmt: skip
+
+
+def _order(oid: str, account: int, seq: int) -> NewOrderRow:
+    return NewOrderRow(
+        order_id=oid, account_id=account, client_order_id=None, side="sell", kind="limit",
+        tif="gtc", post_only=None, stp="none", price_ticks=10, stop_price_ticks=None,
+        qty_lots=5, quote_qty_tick_lots=None, display_qty_lots=None, expire_at_ms=None,
+        open_qty_lots=5, status="open", event_seq=seq,
+    )  # fmt: skip
+
+
+async def test_append_writes_journal_orders_and_trades_in_one_transaction(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    market_id = await _market(conn)
+    acc = await conn.fetchval("INSERT INTO accounts DEFAULT VALUES RETURNING account_id")
+    journal = await Journal.open(db_url, market_id)
+    try:
+        epoch = await journal.acquire_epoch("test")
+        maker, taker = f"m-{uuid.uuid4().hex}", f"t-{uuid.uuid4().hex}"
+        trade = TradeRow(
+            seq=3, maker_order_id=maker, taker_order_id=taker, maker_account_id=acc,
+            taker_account_id=acc, taker_side="buy", price_ticks=10, qty_lots=2,
+            quote_qty_atoms=20, maker_fee_atoms=-1, taker_fee_atoms=1, executed_at_ms=1_000,
+        )  # fmt: skip
+        update = OrderUpdate(maker, 3, 2, 20, -1, None, "open", None, 3)
+        await journal.append(epoch, [_row(1), _row(2)], [_order(maker, acc, 1), update], [trade])
+        assert await journal.high_water() == 2
+        row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", maker)
+        assert (row["status"], row["open_qty_lots"], row["filled_qty_lots"]) == (
+            "partially_filled", 3, 2,
+        )  # fmt: skip
+        assert (row["filled_quote_atoms"], row["fee_atoms"]) == (20, -1)
+        stored = await conn.fetchrow("SELECT * FROM trades WHERE market_id = $1", market_id)
+        assert (stored["seq"], stored["quote_qty_atoms"], stored["maker_fee_atoms"]) == (3, 20, -1)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await journal.append(epoch, [_row(2), _row(3)], [], [])
+        assert await journal.high_water() == 2  # The failed batch left nothing behind.
+    finally:
+        await journal.close()
+
+
+async def test_stale_epoch_cannot_append_or_snapshot(db_url: str, conn: asyncpg.Connection) -> None:
+    market_id = await _market(conn)
+    old, new = await Journal.open(db_url, market_id), await Journal.open(db_url, market_id)
+    try:
+        old_epoch = await old.acquire_epoch("old")
+        await old.append(old_epoch, [_row(1)], [], [])
+        new_epoch = await new.acquire_epoch("new")
+        assert new_epoch == old_epoch + 1
+        with pytest.raises(FencedError):
+            await old.append(old_epoch, [_row(2)], [], [])
+        with pytest.raises(FencedError):
+            await old.save_snapshot(old_epoch, 1, 0, b"x")
+        await new.append(new_epoch, [_row(2)], [], [])
+        assert [r.seq async for chunk in new.load_tail(0) for r in chunk] == [1, 2]
+    finally:
+        await old.close()
+        await new.close()
+
+
+async def test_latest_snapshot_is_loaded(db_url: str, conn: asyncpg.Connection) -> None:
+    market_id = await _market(conn)
+    journal = await Journal.open(db_url, market_id)
+    try:
+        assert await journal.load_latest_snapshot() is None
+        epoch = await journal.acquire_epoch("snap")
+        await journal.save_snapshot(epoch, 5, 50, b"five")
+        await journal.save_snapshot(epoch, 9, 90, b"nine")
+        await journal.save_snapshot(epoch, 9, 91, b"nine again")
+        snap = await journal.load_latest_snapshot()
+        assert snap is not None
+        assert (snap.seq, snap.event_seq, snap.epoch, snap.state) == (9, 91, epoch, b"nine again")
+    finally:
+        await journal.close()
+
+
+async def test_tail_streams_in_seq_order_in_chunks(db_url: str, conn: asyncpg.Connection) -> None:
+    market_id = await _market(conn)
+    journal = await Journal.open(db_url, market_id)
+    try:
+        epoch = await journal.acquire_epoch("tail")
+        for start in range(1, 20_001, 5_000):
+            await journal.append(epoch, [_row(s) for s in range(start, start + 5_000)], [], [])
+        chunks = [chunk async for chunk in journal.load_tail(1_234, chunk_rows=3_000)]
+        seqs = [r.seq for chunk in chunks for r in chunk]
+        assert seqs == list(range(1_235, 20_001))
+        assert max(len(c) for c in chunks) == 3_000
+        assert chunks[0][0].payload["command"] == {"type": "tick", "ts": 1_235}
+    finally:
+        await journal.close()
