@@ -77,7 +77,8 @@ synthetic and exposed orders are *uncertain*.
 * ``exec_behind_uncertain``: a known order executed while uncertain orders are ahead of it
   (that volume was not really ahead, e.g. cancelled out of view).
 * Both are translated as an ``amend``/``cancel`` of the executed order (no fill), so the
-  model's book stays exact; no other execution is exempt from the fill check.
+  model's book stays exact. :attr:`LobsterReplay.EXEMPT` lists every category whose
+  executions are not sent as an IOC; every other execution (``exec_checked``) is.
 
 Anything else that does not fit (``anomaly_*`` keys) is a replay or data error and the tests
 require those counts to be zero.
@@ -223,6 +224,18 @@ def _pair(
         yield parse_message(row, mline), book
 
 
+def never_added_ids(dataset: Dataset, data_dir: Path) -> set[int]:
+    """Ids that rows 1.. cancel, reduce or execute but no row adds (README's "never added")."""
+    added: set[int] = set()
+    touched: set[int] = set()
+    for msg, _ in dataset.rows(data_dir):
+        if msg.type == 1:
+            added.add(msg.order_id)
+        elif msg.type in (2, 3, 4) and msg.row > 0:
+            touched.add(msg.order_id)
+    return touched - added
+
+
 def book_levels(row: BookRow, side: int) -> list[tuple[int, int]]:
     """The occupied ``(price, size)`` levels of one side of a recorded row, best first."""
     off = 2 if side == BID else 0
@@ -293,6 +306,9 @@ class LobsterReplay:
     Usage: ``r = LobsterReplay(levels, symbol)``; ``r.seed(msg0, row0)`` returns the seeding
     commands; then ``r.step(msg, row)`` for every later row returns a :class:`Step`.
     """
+
+    # Execution categories translated without an IOC (no fill to check).
+    EXEMPT = ("non_fifo_exec", "exec_behind_uncertain", "unknown_exec_behind_known")
 
     def __init__(self, levels: int) -> None:
         self.levels = levels
@@ -619,6 +635,7 @@ class LobsterReplay:
             "tif": "ioc",
             "ts": msg.ts,
         }
+        self.counts["exec_checked"] += 1
         fills = tuple((m.eid, price, q) for m, q in makers)
         for m, q in makers:
             self._reduce(m, q)
