@@ -20,6 +20,8 @@ from ray.serve import Application
 from serve_app import probes
 from serve_app.errors import install_error_handlers
 from serve_app.probes import ComponentStatus
+from serve_app.routes import include_routes
+from serve_app.routes.core import GatewayCore
 
 API_PREFIX = "/api/v1"
 
@@ -32,6 +34,22 @@ class AppArgs(BaseModel):
     database_url: str = Field(description="PostgreSQL URL the gateway reads from.")
     redis_url: str = Field(description="Redis URL for caches and fan-out.")
     gateway_replicas: int = Field(default=1, ge=1, description="Ingress replicas.")
+    admin_token: str | None = Field(
+        default=None, description="Token of the admin endpoints (X-Admin-Token); None: off."
+    )
+    ray_namespace: str = Field(default="clob", description="Namespace of the named actors.")
+    test_credits: bool = Field(
+        default=False, description="Allow POST /admin/credits (embedded mode, until custody)."
+    )
+    rate_limit_per_minute: int = Field(
+        default=0, ge=0, description="Requests per minute per API key; 0 turns it off."
+    )
+    auth_cache_ttl_s: float = Field(
+        default=30.0, ge=0, description="How long a replica trusts a checked API key, s."
+    )
+    max_ongoing_requests: int = Field(
+        default=512, ge=1, description="Concurrent requests per replica (order batches)."
+    )
 
 
 class SystemStatus(BaseModel):
@@ -47,6 +65,7 @@ api = FastAPI(
     description="Off-chain central limit order book on Ray, durable in PostgreSQL.",
 )
 install_error_handlers(api)
+include_routes(api, API_PREFIX)
 
 
 @serve.deployment(
@@ -60,19 +79,10 @@ class Gateway:
 
     def __init__(self, args: AppArgs) -> None:
         self._args = args
-        self._pool: asyncpg.Pool | None = None
-        self._redis: aioredis.Redis | None = None
-        self._init_lock = asyncio.Lock()
+        self.core = GatewayCore(args)
 
     async def _connections(self) -> tuple[asyncpg.Pool, aioredis.Redis]:
-        async with self._init_lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._args.database_url, min_size=1, max_size=8
-                )
-            if self._redis is None:
-                self._redis = aioredis.from_url(self._args.redis_url)
-        return self._pool, self._redis
+        return await self.core.connections()
 
     @api.get("/health", tags=["system"], summary="Liveness")
     async def health(self) -> dict[str, str]:
@@ -113,5 +123,7 @@ def app_builder(args: dict[str, Any] | AppArgs) -> Application:
     """
     parsed = args if isinstance(args, AppArgs) else AppArgs.model_validate(args)
     deployment: Any = Gateway
-    application: Application = deployment.options(num_replicas=parsed.gateway_replicas).bind(parsed)
+    application: Application = deployment.options(
+        num_replicas=parsed.gateway_replicas, max_ongoing_requests=parsed.max_ongoing_requests
+    ).bind(parsed)
     return application

@@ -12,7 +12,7 @@ digits in all; no sign, no exponent, no `NaN`/`Infinity`, no spaces or underscor
 from __future__ import annotations
 
 import re
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from actors.engine import MarketSpec
 from actors.engine.types import MAX_INT64_EXCLUSIVE
@@ -158,3 +158,11 @@ def tick_lots_to_quote(spec: MarketSpec, tick_lots: int) -> str:
 def quote_atoms_to_quote(spec: MarketSpec, atoms: int) -> str:
     """Format quote atoms as whole quote units."""
     return atoms_to_decimal(atoms, spec.quote_decimals)
+
+
+def percent_change(old: int, new: int) -> str:
+    """Return `(new - old) / old * 100` with two decimal places (half-even), e.g. `"-1.25"`."""
+    with localcontext() as ctx:
+        ctx.prec = MAX_DIGITS
+        value = Decimal(new - old) * 100 / Decimal(old)
+        return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))

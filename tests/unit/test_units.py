@@ -130,3 +130,9 @@ def test_a_price_between_two_ticks_is_always_refused(ticks: int, fraction: int) 
     # tick = 10_000 quote atoms; add a fraction of a tick (in atoms) below it.
     text = units.atoms_to_decimal(ticks * SPEC.tick_size + fraction, SPEC.quote_decimals)
     assert _code(units.price_to_ticks, SPEC, text) == "invalid_tick"
+
+
+def test_percent_change_has_two_places() -> None:
+    assert units.percent_change(100, 101) == "1.00"
+    assert units.percent_change(300, 299) == "-0.33"
+    assert units.percent_change(7, 7) == "0.00"

@@ -1,0 +1,123 @@
+"""Admin endpoints (header `X-Admin-Token`): create, halt and resume markets; test credits."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from ray.exceptions import RayTaskError
+
+from actors.engine import MarketSpec
+from actors.engine.spec import InvalidMarketSpecError
+from serve_app import units
+from serve_app.routes import db, views
+from serve_app.routes.account import balances_of
+from serve_app.routes.core import GatewayCore
+from serve_app.routes.deps import Core, require_admin
+from serve_app.routes.market_data import invalidate_markets
+from serve_app.routes.models import Credit, CreditResult, MarketCreate, MarketView
+from serve_app.routes.rejects import api_error
+
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses={403: {"description": "Missing or wrong X-Admin-Token"}},
+)
+
+
+def _lots(text: str | None, decimals: int, unit: int, field: str) -> int | None:
+    if text is None:
+        return None
+    atoms = units.amount_to_atoms(text, decimals, field)
+    if atoms % unit:
+        raise units.UnitError("invalid_market_spec", field, f"{field} must be whole lots")
+    return atoms // unit
+
+
+def _spec(body: MarketCreate) -> MarketSpec:
+    tick = units.amount_to_atoms(body.tick_size, body.quote_decimals, "tick_size")
+    lot = units.amount_to_atoms(body.lot_size, body.base_decimals, "lot_size")
+    spec = MarketSpec(
+        symbol=body.symbol, base_asset=body.base_asset, quote_asset=body.quote_asset,
+        base_decimals=body.base_decimals, quote_decimals=body.quote_decimals,
+        tick_size=tick, lot_size=lot,
+        min_qty=_lots(body.min_qty, body.base_decimals, lot, "min_qty"),
+        max_qty=_lots(body.max_qty, body.base_decimals, lot, "max_qty"),
+        maker_fee_bps=body.maker_fee_bps, taker_fee_bps=body.taker_fee_bps,
+    )  # fmt: skip
+    notional = _lots(body.min_notional, body.quote_decimals, spec.quote_atoms_per_tick_lot,
+                     "min_notional")  # fmt: skip
+    return MarketSpec.from_dict({**spec.to_dict(), "min_notional": notional})
+
+
+async def _market_view(core: GatewayCore, symbol: str) -> MarketView:
+    pool = await core.pool()
+    await core.registry.reload(pool)
+    await invalidate_markets(core)
+    record = await core.registry.market(pool, symbol)
+    return views.market_view(record, (await db.market_stats(pool)).get(record.market_id))
+
+
+@router.post("/markets", response_model=MarketView, status_code=201, summary="Create a market")
+async def create_market(body: MarketCreate, core: Core) -> MarketView:
+    """Create a market and start its actor."""
+    try:
+        spec = _spec(body)
+    except units.UnitError as exc:
+        raise api_error("invalid_market_spec", str(exc), field=exc.field) from None
+    except InvalidMarketSpecError as exc:
+        raise api_error("invalid_market_spec", str(exc), field=exc.field) from None
+    await core.registry.reload(await core.pool())
+    try:
+        await core.registry.market(await core.pool(), spec.symbol)
+    except Exception:  # unknown: good, create it
+        pass
+    else:
+        raise api_error("market_exists", f"market {spec.symbol} exists", market=spec.symbol)
+    try:
+        await core.call("controller", "create_market", spec.to_dict())
+    except RayTaskError as exc:
+        cause = str(exc.cause if exc.cause is not None else exc).strip().splitlines()
+        raise api_error("invalid_market_spec", cause[-1][:300] if cause else "refused") from None
+    return await _market_view(core, spec.symbol)
+
+
+async def _set_halted(core: GatewayCore, symbol: str, method: str) -> MarketView:
+    record = await core.registry.market(await core.pool(), symbol)
+    await core.call("controller", method, record.spec.symbol)
+    return await _market_view(core, record.spec.symbol)
+
+
+@router.post("/markets/{symbol:path}/halt", response_model=MarketView, summary="Halt a market")
+async def halt_market(symbol: str, core: Core) -> MarketView:
+    """Halt a market: new orders and amends are refused, cancels still work."""
+    return await _set_halted(core, symbol, "halt")
+
+
+@router.post("/markets/{symbol:path}/resume", response_model=MarketView, summary="Resume")
+async def resume_market(symbol: str, core: Core) -> MarketView:
+    """Resume a halted market."""
+    return await _set_halted(core, symbol, "resume")
+
+
+@router.post("/credits", response_model=CreditResult, summary="Credit a test balance")
+async def credit(body: Credit, core: Core) -> Any:
+    """Credit an account (embedded mode only, until custody lands)."""
+    if not core.args.test_credits:
+        raise api_error("test_credits_disabled", "test credits are enabled only in embedded mode")
+    pool = await core.pool()
+    decimals = await core.registry.decimals(pool, body.asset)
+    try:
+        atoms = units.amount_to_atoms(body.amount, decimals, "amount")
+    except units.UnitError as exc:
+        raise api_error(exc.code, str(exc), field=exc.field) from None
+    if not await db.account_exists(pool, body.account_id):
+        raise api_error("unknown_account", account_id=body.account_id)
+    reference = body.reference or f"api-credit:{uuid.uuid4()}"
+    shard = await core.ledger_of(body.account_id)
+    await core.call(shard, "credit", body.account_id, body.asset, atoms, reference)
+    after = await balances_of(core, body.account_id)
+    mine = next(b for b in after.balances if b.asset == body.asset)
+    return CreditResult(account_id=body.account_id, balance=mine)

@@ -1,0 +1,119 @@
+"""Request bodies -> engine commands (codec form, integers), with the gateway's checks.
+
+Everything that can be refused from the market spec alone is refused here, before any actor
+is called, so bad input never reaches the pipeline: off-grid prices and quantities, and the
+spec's quantity and notional bounds. The market actor and the engine check again (they are
+the authority); these checks only give clearer codes and save the round trip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from actors.engine import MarketSpec
+from serve_app import units
+from serve_app.errors import ApiError
+from serve_app.routes.models import OrderAmend, OrderCreate
+from serve_app.routes.rejects import api_error
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+JsonDict = dict[str, Any]
+
+
+def new_order_id() -> str:
+    """Return a fresh exchange order id."""
+    return str(uuid.uuid4())
+
+
+def to_ms(at: datetime) -> int:
+    """Return an aware datetime as milliseconds since the epoch."""
+    return (at - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _unit_error(exc: units.UnitError) -> ApiError:
+    return api_error(exc.code, str(exc), field=exc.field)
+
+
+def _convert(spec: MarketSpec, body: OrderCreate) -> JsonDict:
+    out: JsonDict = {}
+    for name, convert in (
+        ("price", units.price_to_ticks),
+        ("stop_price", units.price_to_ticks),
+        ("qty", units.qty_to_lots),
+        ("display_qty", units.qty_to_lots),
+        ("quote_qty", units.quote_to_tick_lots),
+    ):
+        text = getattr(body, name)
+        if text is not None:
+            out[name] = convert(spec, text, name)
+    return out
+
+
+def _check_bounds(spec: MarketSpec, kind: str, fields: JsonDict) -> None:
+    qty, price = fields.get("qty"), fields.get("price")
+    if qty is not None and spec.min_qty is not None and qty < spec.min_qty:
+        raise api_error(
+            "qty_below_minimum",
+            f"qty is below the minimum {units.lots_to_qty(spec, spec.min_qty)}",
+            field="qty", min_qty=units.lots_to_qty(spec, spec.min_qty),
+        )  # fmt: skip
+    if qty is not None and spec.max_qty is not None and qty > spec.max_qty:
+        raise api_error(
+            "qty_above_maximum",
+            f"qty is above the maximum {units.lots_to_qty(spec, spec.max_qty)}",
+            field="qty", max_qty=units.lots_to_qty(spec, spec.max_qty),
+        )  # fmt: skip
+    limit_kind = kind in ("limit", "stop_limit")
+    minimum = spec.min_notional
+    if limit_kind and minimum is not None and qty and price and qty * price < minimum:
+        text = units.tick_lots_to_quote(spec, minimum)
+        raise api_error(
+            "notional_below_minimum", f"price * qty is below the minimum {text}",
+            field="qty", min_notional=text,
+        )  # fmt: skip
+
+
+def new_order_command(spec: MarketSpec, body: OrderCreate, order_id: str) -> JsonDict:
+    """Return the engine `new` command of an order request (without `owner` and `ts`).
+
+    Raises:
+        ApiError: 422 with `invalid_decimal`, `invalid_tick`, `invalid_lot`,
+            `invalid_price`, `invalid_qty`, `qty_below_minimum`, `qty_above_maximum` or
+            `notional_below_minimum`.
+    """
+    try:
+        fields = _convert(spec, body)
+    except units.UnitError as exc:
+        raise _unit_error(exc) from None
+    _check_bounds(spec, body.kind, fields)
+    command: JsonDict = {"type": "new", "id": order_id, "side": body.side, "kind": body.kind}
+    command.update(fields)
+    if body.tif != "gtc":
+        command["tif"] = body.tif
+    if body.expire_at is not None:
+        command["expire_at"] = to_ms(body.expire_at)
+    if body.post_only is not None:
+        command["post_only"] = body.post_only
+    if body.stp != "none":
+        command["stp"] = body.stp
+    return command
+
+
+def amend_command(spec: MarketSpec, body: OrderAmend, order_id: str) -> JsonDict:
+    """Return the engine `amend` command of an amend request.
+
+    Raises:
+        ApiError: 422 for off-grid, zero or out-of-bounds values.
+    """
+    command: JsonDict = {"type": "amend", "id": order_id}
+    try:
+        if body.price is not None:
+            command["price"] = units.price_to_ticks(spec, body.price, "price")
+        if body.qty is not None:
+            command["qty"] = units.qty_to_lots(spec, body.qty, "qty")
+    except units.UnitError as exc:
+        raise _unit_error(exc) from None
+    _check_bounds(spec, "amend", command)
+    return command

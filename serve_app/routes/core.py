@@ -1,0 +1,153 @@
+"""Per-replica state of the gateway: connections, the market registry, actor handles and the
+order batcher.
+
+One `GatewayCore` lives in each `Gateway` replica. Routes reach it through the `core`
+dependency (`serve_app.routes.deps`). Orders, cancels and amends all go through
+`submit`, a `serve.batch` method: the requests that arrive within `batch_wait_timeout_s`
+are grouped by market and each market gets ONE `MarketActor.submit` call per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import asyncpg
+import ray
+import redis.asyncio as aioredis
+from ray import serve
+from ray.exceptions import RayError
+
+from actors.contracts import OrderRequest, OrderResult
+from serve_app.auth import Authenticator
+from serve_app.errors import ApiError
+from serve_app.routes.registry import MarketRegistry
+
+if TYPE_CHECKING:
+    from serve_app.app import AppArgs
+
+MAX_BATCH_SIZE = 256
+BATCH_WAIT_TIMEOUT_S = 0.002
+
+
+class Submission(NamedTuple):
+    """One command for one market's actor."""
+
+    market: str
+    request: OrderRequest
+
+
+def unavailable(what: str, exc: BaseException | None = None) -> ApiError:
+    """Return the 503 error of an unreachable component."""
+    detail = {"component": what, "error": f"{type(exc).__name__}: {exc}"[:200]} if exc else None
+    return ApiError(503, "unavailable", f"{what} is unavailable; retry", detail)
+
+
+class GatewayCore:
+    """Connections, registry, actor handles and the batcher of one gateway replica."""
+
+    def __init__(self, args: AppArgs) -> None:
+        self.args = args
+        self.auth = Authenticator(ttl_s=args.auth_cache_ttl_s)
+        self.registry = MarketRegistry()
+        self._pool: asyncpg.Pool | None = None
+        self._redis: aioredis.Redis | None = None
+        self._init_lock = asyncio.Lock()
+        self._handles: dict[str, Any] = {}
+        self._shard_count: int | None = None
+
+    async def connections(self) -> tuple[asyncpg.Pool, aioredis.Redis]:
+        """Return the PostgreSQL pool and the Redis client, creating them on first use."""
+        async with self._init_lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self.args.database_url, min_size=1, max_size=8
+                )
+            if self._redis is None:
+                self._redis = aioredis.from_url(self.args.redis_url)
+        return self._pool, self._redis
+
+    async def pool(self) -> asyncpg.Pool:
+        """Return the PostgreSQL pool."""
+        return (await self.connections())[0]
+
+    async def redis(self) -> aioredis.Redis:
+        """Return the Redis client."""
+        return (await self.connections())[1]
+
+    # -- actor handles ----------------------------------------------------------------------
+
+    def actor(self, name: str) -> Any:
+        """Return the handle of a named actor of the cluster (cached).
+
+        Raises:
+            ApiError: 503 `unavailable` when no such actor runs.
+        """
+        handle = self._handles.get(name)
+        if handle is None:
+            try:
+                handle = ray.get_actor(name, namespace=self.args.ray_namespace)
+            except ValueError as exc:
+                raise unavailable(name, exc) from None
+            self._handles[name] = handle
+        return handle
+
+    async def call(self, name: str, method: str, *args: Any) -> Any:
+        """Call a method of a named actor and await its answer.
+
+        Raises:
+            ApiError: 503 `unavailable` when the actor is dead or unreachable.
+        """
+        handle = self.actor(name)
+        try:
+            return await getattr(handle, method).remote(*args)
+        except RayError as exc:
+            self._handles.pop(name, None)
+            raise unavailable(name, exc) from None
+
+    async def ledger_of(self, account_id: int) -> str:
+        """Return the actor name of the ledger shard that owns an account."""
+        if self._shard_count is None:
+            self._shard_count = int(await self.call("controller", "shard_count"))
+        return f"ledger:{account_id % self._shard_count}"
+
+    # -- the order batcher ------------------------------------------------------------------
+
+    async def submit_one(self, market: str, request: OrderRequest) -> OrderResult:
+        """Send one command to its market through the batcher; return its result.
+
+        Raises:
+            ApiError: 503 `unavailable` when the market actor cannot be reached.
+        """
+        result = await self._submit_batch(Submission(market, request))
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_TIMEOUT_S)
+    async def _submit_batch(self, items: list[Submission]) -> list[OrderResult | BaseException]:
+        by_market: dict[str, list[int]] = defaultdict(list)
+        for index, item in enumerate(items):
+            by_market[item.market].append(index)
+        out: list[OrderResult | BaseException] = [unavailable("market")] * len(items)
+        markets = list(by_market)
+        answers = await asyncio.gather(
+            *(self._submit_market(m, [items[i].request for i in by_market[m]]) for m in markets)
+        )
+        for market, answer in zip(markets, answers, strict=True):
+            for index, result in zip(by_market[market], answer, strict=True):
+                out[index] = result
+        return out
+
+    async def _submit_market(
+        self, market: str, requests: Sequence[OrderRequest]
+    ) -> Sequence[OrderResult | BaseException]:
+        try:
+            results: list[OrderResult] = await self.call(
+                f"market:{market}", "submit", list(requests)
+            )
+        except ApiError as exc:
+            return [exc] * len(requests)
+        return results

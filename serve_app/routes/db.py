@@ -1,0 +1,180 @@
+"""SQL of the API's reads: own orders and fills under row level security, the public tape
+and the 24 h stats.
+
+Account data is read as `clob_api` with `clob.account_id` set for one transaction, so the
+database itself guarantees that a key reads only its own account's rows (docs/schema.md).
+Pages are keyset-paginated; a cursor is an opaque string encoding the last row's sort key.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from serve_app.routes.rejects import api_error
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LIVE_STATUSES = ("pending_new", "open", "untriggered", "partially_filled")
+
+_ORDER_COLUMNS = """order_id, market_id, client_order_id, side, kind, tif, post_only, stp,
+    price_ticks, stop_price_ticks, qty_lots, quote_qty_tick_lots, display_qty_lots, expire_at,
+    open_qty_lots, filled_qty_lots, filled_quote_atoms, fee_atoms, status, reason, created_at,
+    updated_at"""
+
+
+@asynccontextmanager
+async def acting_as(pool: asyncpg.Pool, account_id: int) -> AsyncIterator[asyncpg.Connection]:
+    """Yield a connection in a transaction as `clob_api`, acting for one account."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE clob_api")
+        await conn.execute("SELECT set_config('clob.account_id', $1, true)", str(account_id))
+        yield conn
+
+
+def encode_cursor(at: datetime, key: str | int) -> str:
+    """Return an opaque cursor for the sort key `(at, key)`."""
+    micros = (at - _EPOCH) // timedelta(microseconds=1)
+    raw = f"{micros}:{key}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Return the sort key of a cursor.
+
+    Raises:
+        ApiError: 422 `invalid_cursor`.
+    """
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        micros, _, key = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        at = _EPOCH + timedelta(microseconds=int(micros))
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
+        raise api_error("invalid_cursor", "the cursor is not one this API returned") from None
+    if not key:
+        raise api_error("invalid_cursor", "the cursor is not one this API returned")
+    return at, key
+
+
+async def get_order(conn: asyncpg.Connection, order_id: str) -> Any:
+    """Return one of the acting account's orders, or None."""
+    return await conn.fetchrow(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = $1", order_id)
+
+
+async def list_orders(
+    conn: asyncpg.Connection,
+    market_id: int | None,
+    statuses: tuple[str, ...] | None,
+    limit: int,
+    cursor: str | None,
+) -> list[Any]:
+    """Return a page of the acting account's orders, newest first."""
+    where: list[str] = ["account_id = clob_current_account_id()"]
+    args: list[Any] = []
+    if market_id is not None:
+        args.append(market_id)
+        where.append(f"market_id = ${len(args)}")
+    if statuses is not None:
+        args.append(list(statuses))
+        where.append(f"status = ANY(${len(args)}::text[])")
+    if cursor is not None:
+        at, key = decode_cursor(cursor)
+        args.extend([at, key])
+        where.append(f"(created_at, order_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = (
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(where)} "
+        f"ORDER BY created_at DESC, order_id DESC LIMIT ${len(args)}"
+    )
+    return list(await conn.fetch(sql, *args))
+
+
+async def live_market_ids(conn: asyncpg.Connection) -> list[int]:
+    """Return the markets where the acting account has live orders."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT market_id FROM orders "
+        "WHERE account_id = clob_current_account_id() AND status = ANY($1::text[])",
+        list(LIVE_STATUSES),
+    )
+    return [int(r["market_id"]) for r in rows]
+
+
+_OWN_TRADES = """
+SELECT * FROM (
+    (SELECT t.*, 'maker' AS liquidity FROM trades t
+      WHERE maker_account_id = $1 {filters} ORDER BY executed_at DESC, trade_id DESC LIMIT $2)
+    UNION ALL
+    (SELECT t.*, 'taker' AS liquidity FROM trades t
+      WHERE taker_account_id = $1 AND maker_account_id <> $1 {filters}
+      ORDER BY executed_at DESC, trade_id DESC LIMIT $2)
+) f ORDER BY executed_at DESC, trade_id DESC LIMIT $2
+"""
+
+
+async def own_trades(  # noqa: PLR0917 (one argument per filter)
+    conn: asyncpg.Connection,
+    account_id: int,
+    market_id: int | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> list[Any]:
+    """Return a page of the acting account's fills (maker or taker), newest first.
+
+    A self-trade appears once, as the taker's fill.
+    """
+    filters: list[str] = []
+    args: list[Any] = [account_id, limit]
+    for clause, value in (("market_id = ", market_id), ("executed_at >= ", start),
+                          ("executed_at < ", end)):  # fmt: skip
+        if value is not None:
+            args.append(value)
+            filters.append(f"AND {clause}${len(args)}")
+    if cursor is not None:
+        at, key = decode_cursor(cursor)
+        if not key.isdigit():
+            raise api_error("invalid_cursor", "the cursor is not one this API returned")
+        args.extend([at, int(key)])
+        filters.append(f"AND (executed_at, trade_id) < (${len(args) - 1}, ${len(args)})")
+    sql = _OWN_TRADES.format(filters=" ".join(filters))
+    return list(await conn.fetch(sql, *args))
+
+
+async def public_trades(
+    pool: asyncpg.Pool, market_id: int, before_seq: int | None, limit: int
+) -> list[Any]:
+    """Return a market's trades with `seq < before_seq` (all when None), newest first."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE clob_api")
+        return list(
+            await conn.fetch(
+                "SELECT seq, taker_side, price_ticks, qty_lots, executed_at FROM public_trades "
+                "WHERE market_id = $1 AND ($2::bigint IS NULL OR seq < $2) "
+                "ORDER BY seq DESC LIMIT $3",
+                market_id,
+                before_seq,
+                limit,
+            )
+        )
+
+
+async def market_stats(pool: asyncpg.Pool) -> dict[int, Any]:
+    """Return every market's 24 h statistics by market id."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE clob_api")
+        rows = await conn.fetch("SELECT * FROM market_stats_24h")
+    return {int(r["market_id"]): r for r in rows}
+
+
+async def account_exists(pool: asyncpg.Pool, account_id: int) -> bool:
+    """Return whether an account exists (read through RLS as that account)."""
+    async with acting_as(pool, account_id) as conn:
+        found: bool = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = $1)", account_id
+        )
+    return found

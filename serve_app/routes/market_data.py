@@ -1,0 +1,171 @@
+"""Public market data: markets with 24 h stats, the order book, the trade tape.
+
+Caches (Redis, best effort: a Redis failure falls through to the source):
+`markets:all` (the market list with stats, 5 minutes; admin changes delete it) and
+`orderbook:{market}:{depth}` (100 ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from serve_app.routes import db, views
+from serve_app.routes.core import GatewayCore
+from serve_app.routes.deps import Core
+from serve_app.routes.models import MarketView, OrderBook, PublicTrade, PublicTradePage
+from serve_app.routes.rejects import api_error
+
+router = APIRouter(tags=["market data"])
+
+MARKETS_CACHE_KEY = "markets:all"
+MARKETS_CACHE_TTL_S = 300
+ORDERBOOK_CACHE_TTL_MS = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown market"}}
+
+
+async def _cached(
+    core: GatewayCore,
+    key: str,
+    load: Callable[[], Awaitable[str]],
+    ttl_s: int | None = None,
+    ttl_ms: int | None = None,
+) -> str:
+    redis = await core.redis()
+    try:
+        hit = await redis.get(key)
+    except Exception:  # Redis is a cache: on failure, serve from the source
+        hit = None
+    if hit is not None:
+        return hit.decode() if isinstance(hit, bytes) else str(hit)
+    value = await load()
+    with contextlib.suppress(Exception):  # Redis is a cache: on failure, serve from the source
+        await redis.set(key, value, ex=ttl_s, px=ttl_ms)
+    return value
+
+
+async def invalidate_markets(core: GatewayCore) -> None:
+    """Drop the cached market list (after an admin change)."""
+    with contextlib.suppress(Exception):  # else the entry expires within 5 minutes
+        await (await core.redis()).delete(MARKETS_CACHE_KEY)
+
+
+async def _load_markets(core: GatewayCore) -> str:
+    pool = await core.pool()
+    stats = await db.market_stats(pool)
+    records = await core.registry.all(pool)
+    return json.dumps([views.market_view(r, stats.get(r.market_id)).model_dump(mode="json")
+                       for r in records])  # fmt: skip
+
+
+async def _markets(core: GatewayCore) -> list[dict[str, Any]]:
+    text = await _cached(
+        core, MARKETS_CACHE_KEY, lambda: _load_markets(core), ttl_s=MARKETS_CACHE_TTL_S
+    )
+    markets: list[dict[str, Any]] = json.loads(text)
+    return markets
+
+
+@router.get("/markets", response_model=list[MarketView], summary="List markets")
+async def list_markets(core: Core) -> list[dict[str, Any]]:
+    """Return every market's spec, fees, filters and 24 h stats (cached up to 5 minutes)."""
+    return await _markets(core)
+
+
+@router.get(
+    "/markets/{symbol:path}", response_model=MarketView, summary="Get a market",
+    responses=_NOT_FOUND,
+)  # fmt: skip
+async def get_market(symbol: str, core: Core) -> dict[str, Any]:
+    """Return one market (cached with the list)."""
+    for market in await _markets(core):
+        if market["symbol"] == symbol:
+            return market
+    record = await core.registry.market(await core.pool(), symbol)  # 404 when unknown
+    await invalidate_markets(core)  # new since the list was cached
+    stats = (await db.market_stats(await core.pool())).get(record.market_id)
+    return views.market_view(record, stats).model_dump(mode="json")
+
+
+@router.get(
+    "/orderbook/{market:path}", response_model=OrderBook, summary="Order book (L2)",
+    responses=_NOT_FOUND,
+)  # fmt: skip
+async def orderbook(
+    market: Annotated[str, Path(description="Market symbol.")],
+    core: Core,
+    depth: Annotated[int, Query(ge=1, le=1000, description="Levels per side.")] = 20,
+) -> dict[str, Any]:
+    """Return the aggregated book: price, quantity and order count per level (100 ms cache)."""
+    record = await core.registry.market(await core.pool(), market)
+    spec = record.spec
+
+    async def load() -> str:
+        raw = await core.call(f"market:{spec.symbol}", "l2", depth)
+        book = OrderBook(
+            market=spec.symbol,
+            seq=int(raw.get("seq", 0)),
+            bids=views.levels(spec, raw["bids"]),
+            asks=views.levels(spec, raw["asks"]),
+        )
+        return book.model_dump_json()
+
+    key = f"orderbook:{spec.symbol}:{depth}"
+    book: dict[str, Any] = json.loads(await _cached(core, key, load, ttl_ms=ORDERBOOK_CACHE_TTL_MS))
+    return book
+
+
+@router.get(
+    "/trades/{market:path}", response_model=PublicTradePage, summary="Recent trades",
+    responses=_NOT_FOUND,
+)  # fmt: skip
+async def market_trades(
+    market: Annotated[str, Path(description="Market symbol.")],
+    core: Core,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
+) -> PublicTradePage:
+    """Return a market's trades, newest first: the latest from the market actor's memory,
+    older pages from PostgreSQL."""
+    record = await core.registry.market(await core.pool(), market)
+    before = _seq_cursor(cursor)
+    trades = [] if before is not None else await _from_memory(core, record.spec.symbol, limit)
+    if len(trades) < limit:
+        oldest = trades[-1].seq if trades else before
+        rows = await db.public_trades(
+            await core.pool(), record.market_id, oldest, limit - len(trades)
+        )
+        trades += [
+            views.public_trade(record.spec, int(r["seq"]), r["taker_side"], int(r["price_ticks"]),
+                               int(r["qty_lots"]), r["executed_at"])
+            for r in rows
+        ]  # fmt: skip
+    next_cursor = str(trades[-1].seq) if len(trades) == limit else None
+    return PublicTradePage(trades=trades, next_cursor=next_cursor)
+
+
+def _seq_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise api_error("invalid_cursor", "the cursor is not one this API returned")
+    return int(cursor)
+
+
+async def _from_memory(core: GatewayCore, symbol: str, limit: int) -> list[PublicTrade]:
+    record = await core.registry.market(await core.pool(), symbol)
+    try:
+        raw = await core.call(f"market:{symbol}", "recent_trades", limit)
+    except Exception:  # the tape is also in PostgreSQL: fall back to it
+        return []
+    return [
+        views.public_trade(record.spec, int(t["seq"]), t["taker_side"], int(t["price"]),
+                           int(t["qty"]), _EPOCH + timedelta(milliseconds=int(t["ts"])))
+        for t in raw[:limit]
+    ]  # fmt: skip

@@ -1,0 +1,287 @@
+"""Request and response bodies of the REST API.
+
+Amounts are decimal strings in whole units (`"101.25"`); see `serve_app.units`. Requests
+forbid unknown fields, so a typo answers 422 `invalid_request` naming the field instead of
+being ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from serve_app.units import DECIMAL_PATTERN
+
+Amount = Annotated[
+    str,
+    Field(
+        pattern=DECIMAL_PATTERN,
+        max_length=41,
+        description="Decimal string in whole units, e.g. 101.25.",
+        examples=["101.25"],
+    ),
+]
+Side = Literal["buy", "sell"]
+Kind = Literal["limit", "market", "stop_limit", "stop_market"]
+Tif = Literal["gtc", "ioc", "fok", "gtd"]
+PostOnly = Literal["reject", "slide"]
+Stp = Literal["none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement_and_cancel"]
+OrderStatus = Literal[
+    "pending_new", "open", "untriggered", "partially_filled", "filled", "cancelled",
+    "expired", "rejected",
+]  # fmt: skip
+ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,32}$")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrderCreate(_Request):
+    """A new order. `qty` is in base units, `price`/`stop_price` in quote per base unit."""
+
+    market: Symbol = Field(description="Market symbol, e.g. SOL-USDC.")
+    side: Side
+    kind: Kind = "limit"
+    price: Amount | None = Field(default=None, description="Limit price (limit, stop_limit).")
+    stop_price: Amount | None = Field(default=None, description="Trigger price (stops).")
+    qty: Amount | None = Field(default=None, description="Quantity, base units.")
+    quote_qty: Amount | None = Field(
+        default=None,
+        description="Market buy only: spend at most this much quote (rounded down to the "
+        "market's notional unit) instead of giving qty.",
+    )
+    display_qty: Amount | None = Field(default=None, description="Iceberg visible slice.")
+    tif: Tif = "gtc"
+    expire_at: datetime | None = Field(default=None, description="GTD expiry (RFC 3339).")
+    post_only: PostOnly | None = None
+    stp: Stp = Field(default="none", description="Self-trade prevention mode.")
+    client_order_id: ClientOrderId | None = Field(
+        default=None,
+        description="Your id, unique per account: a retry with it returns the original order.",
+    )
+
+    @model_validator(mode="after")
+    def _combinations(self) -> OrderCreate:
+        if (self.qty is None) == (self.quote_qty is None):
+            raise ValueError("give exactly one of qty and quote_qty")
+        if self.price is not None and self.kind in ("market", "stop_market"):
+            raise ValueError(f"price is not allowed on a {self.kind} order")
+        if self.stop_price is not None and self.kind in ("limit", "market"):
+            raise ValueError(f"stop_price is not allowed on a {self.kind} order")
+        if (self.expire_at is not None) != (self.tif == "gtd"):
+            raise ValueError("expire_at is required with tif gtd and allowed only with it")
+        if self.expire_at is not None and self.expire_at.tzinfo is None:
+            raise ValueError("expire_at needs a time zone (e.g. 2030-01-01T00:00:00Z)")
+        return self
+
+
+class OrderAmend(_Request):
+    """Change an order: `qty` is the new open quantity; a lower qty keeps priority."""
+
+    price: Amount | None = None
+    qty: Amount | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> OrderAmend:
+        if self.price is None and self.qty is None:
+            raise ValueError("give price, qty or both")
+        return self
+
+
+class FillView(BaseModel):
+    """One fill of an order, as reported when it was placed."""
+
+    seq: int = Field(description="Engine event sequence number of the fill in its market.")
+    price: str
+    qty: str
+    quote_qty: str
+    liquidity: Literal["maker", "taker"]
+
+
+class OrderView(BaseModel):
+    """An order and its state."""
+
+    order_id: str
+    client_order_id: str | None = None
+    market: str
+    side: Side
+    kind: Kind
+    tif: Tif
+    price: str | None = None
+    stop_price: str | None = None
+    qty: str | None = Field(default=None, description="Quantity ordered, base units.")
+    quote_qty: str | None = Field(default=None, description="Market-buy budget, quote units.")
+    display_qty: str | None = None
+    post_only: PostOnly | None = None
+    stp: Stp = "none"
+    expire_at: datetime | None = None
+    status: OrderStatus
+    reason: str | None = Field(default=None, description="Why it was cancelled or rejected.")
+    open_qty: str = Field(description="Quantity still live on the book, base units.")
+    filled_qty: str
+    filled_quote: str = Field(description="Notional filled, quote units.")
+    fee: str = Field(description="Fees paid (negative: rebate), quote units.")
+    fills: list[FillView] = Field(
+        default_factory=list, description="Fills caused by this request (POST/PATCH only)."
+    )
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class OrderPage(BaseModel):
+    """A page of orders, newest first."""
+
+    orders: list[OrderView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class CancelAllResult(BaseModel):
+    """The orders a cancel-all removed."""
+
+    cancelled: list[str] = Field(description="Ids of the cancelled orders.")
+
+
+class Level(BaseModel):
+    """One aggregated price level."""
+
+    price: str
+    qty: str = Field(description="Visible quantity at this price, base units.")
+    count: int = Field(description="Orders at this price.")
+
+
+class OrderBook(BaseModel):
+    """An L2 snapshot (bids best first, asks best first)."""
+
+    market: str
+    seq: int = Field(description="Last engine event seq reflected in the snapshot.")
+    bids: list[Level]
+    asks: list[Level]
+
+
+class MarketStats(BaseModel):
+    """Rolling 24 h statistics (cached for up to 5 minutes)."""
+
+    last_price: str | None
+    open_price: str | None
+    high: str | None
+    low: str | None
+    change: str | None = Field(description="last - open, quote units.")
+    change_percent: str | None = Field(description="(last - open) / open * 100, 2 places.")
+    volume: str = Field(description="Base volume.")
+    quote_volume: str
+    trade_count: int
+
+
+class MarketView(BaseModel):
+    """A market: its spec, fees, filters and 24 h stats."""
+
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    base_decimals: int
+    quote_decimals: int
+    tick_size: str = Field(description="Price increment, quote units per base unit.")
+    lot_size: str = Field(description="Quantity increment, base units.")
+    min_qty: str | None
+    max_qty: str | None
+    min_notional: str | None = Field(description="Smallest limit-order notional, quote units.")
+    maker_fee_bps: int
+    taker_fee_bps: int
+    status: str
+    stats: MarketStats
+
+
+class PublicTrade(BaseModel):
+    """A trade on the public tape."""
+
+    seq: int = Field(description="Engine event seq of the fill (orders the tape).")
+    price: str
+    qty: str
+    quote_qty: str
+    taker_side: Side
+    time: datetime
+
+
+class PublicTradePage(BaseModel):
+    """A page of public trades, newest first."""
+
+    trades: list[PublicTrade]
+    next_cursor: str | None
+
+
+class OwnTrade(BaseModel):
+    """One of your fills."""
+
+    trade_id: int
+    market: str
+    order_id: str
+    side: Side = Field(description="Your side.")
+    liquidity: Literal["maker", "taker"]
+    price: str
+    qty: str
+    quote_qty: str
+    fee: str = Field(description="Your fee (negative: rebate), quote units.")
+    fee_asset: str
+    time: datetime
+
+
+class OwnTradePage(BaseModel):
+    """A page of your fills, newest first."""
+
+    trades: list[OwnTrade]
+    next_cursor: str | None
+
+
+class Balance(BaseModel):
+    """One asset's balance."""
+
+    asset: str
+    available: str
+    locked: str
+    total: str
+
+
+class Balances(BaseModel):
+    """An account's balances."""
+
+    account_id: int
+    balances: list[Balance]
+
+
+class MarketCreate(_Request):
+    """A new market (admin). Sizes are decimal strings in whole units."""
+
+    symbol: Symbol
+    base_asset: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,16}$")]
+    quote_asset: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,16}$")]
+    base_decimals: int = Field(ge=0, le=30)
+    quote_decimals: int = Field(ge=0, le=30)
+    tick_size: Amount = Field(description="Price increment, quote units per base unit.")
+    lot_size: Amount = Field(description="Quantity increment, base units.")
+    min_qty: Amount | None = None
+    max_qty: Amount | None = None
+    min_notional: Amount | None = Field(default=None, description="Quote units.")
+    maker_fee_bps: int = Field(default=0, ge=-10_000, le=10_000)
+    taker_fee_bps: int = Field(default=0, ge=0, le=10_000)
+
+
+class Credit(_Request):
+    """A test credit (admin, embedded mode only, until custody lands)."""
+
+    account_id: int = Field(gt=0)
+    asset: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,16}$")]
+    amount: Amount
+    reference: str | None = Field(
+        default=None, max_length=128, description="Idempotency key of the credit."
+    )
+
+
+class CreditResult(BaseModel):
+    """The balance after a credit."""
+
+    account_id: int
+    balance: Balance

@@ -1,0 +1,198 @@
+"""Order endpoints: place, list, get, amend, cancel, cancel all.
+
+Commands go to the market actor through the replica's batcher (`GatewayCore.submit_one`);
+reads come from PostgreSQL under row level security, so another account's order is simply
+not found (404 `unknown_order`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from actors.contracts import OrderRequest, OrderResult
+from actors.markets_repo import MarketRecord
+from serve_app.auth import Principal, require_scope
+from serve_app.routes import db, views
+from serve_app.routes.commands import amend_command, new_order_command, new_order_id
+from serve_app.routes.core import GatewayCore
+from serve_app.routes.deps import Caller, Core
+from serve_app.routes.models import (
+    CancelAllResult,
+    OrderAmend,
+    OrderCreate,
+    OrderPage,
+    OrderStatus,
+    OrderView,
+)
+from serve_app.routes.rejects import api_error
+
+router = APIRouter(tags=["orders"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text}
+    for code, text in (
+        (401, "Missing or invalid API key"),
+        (404, "Unknown market or order"),
+        (409, "Conflicts with the order's or market's state"),
+        (422, "Invalid or refused (tick, lot, minimum, funds, ...): nothing changed"),
+        (503, "The market is unavailable; retry with the same client_order_id"),
+    )
+}
+
+
+def _rejected(result: OrderResult) -> Exception:
+    return api_error(result.code or "invalid_command", request_id=result.request_id)
+
+
+async def _own_order(core: GatewayCore, caller: Principal, order_id: str) -> Any:
+    async with db.acting_as(await core.pool(), caller.account_id) as conn:
+        row = await db.get_order(conn, order_id)
+    if row is None:
+        raise api_error("unknown_order", order_id=order_id)
+    return row
+
+
+async def _view(core: GatewayCore, row: Any, events: list[dict[str, Any]]) -> OrderView:
+    record = await core.registry.by_id(await core.pool(), int(row["market_id"]))
+    fills = views.fills_of(record.spec, row["order_id"], events)
+    return views.order_from_row(record.spec, row, fills)
+
+
+async def _existing(core: GatewayCore, caller: Principal, client_order_id: str) -> Any:
+    async with db.acting_as(await core.pool(), caller.account_id) as conn:
+        return await conn.fetchrow(
+            "SELECT order_id FROM orders WHERE client_order_id = $1", client_order_id
+        )
+
+
+@router.post(
+    "/orders",
+    response_model=OrderView,
+    status_code=201,
+    summary="Place an order",
+    responses={200: {"description": "A retry: the original order"}, **_ERRORS},
+)
+async def place_order(body: OrderCreate, core: Core, caller: Caller, response: Response) -> Any:
+    """Place an order of any kind; answer 201 with it (200 with the original on a retry)."""
+    require_scope(caller, "trade")
+    record = await core.registry.market(await core.pool(), body.market)
+    order_id = new_order_id()
+    command = new_order_command(record.spec, body, order_id)
+    if body.client_order_id is not None:
+        existing = await _existing(core, caller, body.client_order_id)
+        if existing is not None:
+            response.status_code = 200
+            return await _view(core, await _own_order(core, caller, existing["order_id"]), [])
+    request = OrderRequest(
+        request_id=body.client_order_id or order_id,
+        account_id=caller.account_id,
+        command=command,
+        client_order_id=body.client_order_id,
+    )
+    result = await core.submit_one(record.spec.symbol, request)
+    if result.duplicate and result.order_id:
+        response.status_code = 200
+        return await _view(core, await _own_order(core, caller, result.order_id), [])
+    if not result.ok:
+        raise _rejected(result)
+    return views.placed_order(record.spec, command, body.client_order_id, result.events)
+
+
+@router.get("/orders", response_model=OrderPage, summary="List your orders")
+async def list_orders(  # noqa: PLR0917 (FastAPI query parameters)
+    core: Core,
+    caller: Caller,
+    market: Annotated[str | None, Query(description="Market symbol.")] = None,
+    status: Annotated[
+        OrderStatus | Literal["live", "closed"] | None,
+        Query(description="An order status, or `live` / `closed` for the groups."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
+) -> OrderPage:
+    """Return a page of your orders, newest first, optionally by market and status."""
+    pool = await core.pool()
+    market_id = (await core.registry.market(pool, market)).market_id if market else None
+    statuses = _statuses(status)
+    async with db.acting_as(pool, caller.account_id) as conn:
+        rows = await db.list_orders(conn, market_id, statuses, limit, cursor)
+    orders = [await _view(core, row, []) for row in rows]
+    last = rows[-1] if len(rows) == limit else None
+    next_cursor = db.encode_cursor(last["created_at"], last["order_id"]) if last else None
+    return OrderPage(orders=orders, next_cursor=next_cursor)
+
+
+def _statuses(status: str | None) -> tuple[str, ...] | None:
+    if status == "live":
+        return db.LIVE_STATUSES
+    if status == "closed":
+        return ("filled", "cancelled", "expired", "rejected")
+    return None if status is None else (status,)
+
+
+@router.get("/orders/{order_id}", response_model=OrderView, summary="Get one of your orders")
+async def get_order(order_id: str, core: Core, caller: Caller) -> OrderView:
+    """Return one of your orders (404 `unknown_order` for any other id)."""
+    return await _view(core, await _own_order(core, caller, order_id), [])
+
+
+async def _command_on(
+    core: GatewayCore, caller: Principal, row: Any, command: dict[str, Any]
+) -> OrderView:
+    if row["status"] not in db.LIVE_STATUSES:
+        raise api_error("order_not_open", f"the order is {row['status']}", status=row["status"])
+    record: MarketRecord = await core.registry.by_id(await core.pool(), int(row["market_id"]))
+    request = OrderRequest(str(uuid.uuid4()), caller.account_id, command)
+    result = await core.submit_one(record.spec.symbol, request)
+    if not result.ok:
+        raise _rejected(result)
+    return await _view(core, await _own_order(core, caller, row["order_id"]), result.events)
+
+
+@router.patch(
+    "/orders/{order_id}", response_model=OrderView, summary="Amend an order", responses=_ERRORS
+)
+async def amend_order(order_id: str, body: OrderAmend, core: Core, caller: Caller) -> OrderView:
+    """Change price and/or open quantity; a lower qty at the same price keeps priority."""
+    require_scope(caller, "trade")
+    row = await _own_order(core, caller, order_id)
+    record = await core.registry.by_id(await core.pool(), int(row["market_id"]))
+    return await _command_on(core, caller, row, amend_command(record.spec, body, order_id))
+
+
+@router.delete(
+    "/orders/{order_id}", response_model=OrderView, summary="Cancel an order", responses=_ERRORS
+)
+async def cancel_order(order_id: str, core: Core, caller: Caller) -> OrderView:
+    """Cancel one of your live orders; answer with its final state."""
+    require_scope(caller, "trade")
+    row = await _own_order(core, caller, order_id)
+    return await _command_on(core, caller, row, {"type": "cancel", "id": order_id})
+
+
+@router.delete("/orders", response_model=CancelAllResult, summary="Cancel all your orders")
+async def cancel_all(
+    core: Core,
+    caller: Caller,
+    market: Annotated[str | None, Query(description="Only this market (default: all).")] = None,
+) -> CancelAllResult:
+    """Cancel every live order and pending stop of yours, in one market or in all."""
+    require_scope(caller, "trade")
+    pool = await core.pool()
+    if market is not None:
+        symbols = [(await core.registry.market(pool, market)).spec.symbol]
+    else:
+        async with db.acting_as(pool, caller.account_id) as conn:
+            ids = await db.live_market_ids(conn)
+        symbols = [await core.registry.symbol_of(pool, market_id) for market_id in ids]
+    cancelled: list[str] = []
+    for symbol in symbols:
+        request = OrderRequest(str(uuid.uuid4()), caller.account_id, {"type": "cancel_all"})
+        result = await core.submit_one(symbol, request)
+        if not result.ok:
+            raise _rejected(result)
+        cancelled += [str(e["id"]) for e in result.events if e.get("type") == "cancelled"]
+    return CancelAllResult(cancelled=cancelled)
