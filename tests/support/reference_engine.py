@@ -318,7 +318,7 @@ class ReferenceEngine:
 
     def _below_min_notional(self, price: Any, qty: Any) -> bool:
         min_notional = self.spec.get("min_notional")
-        if min_notional is None or not isinstance(price, int) or price <= 0:
+        if min_notional is None or not isinstance(price, int):
             return False
         return bool(price * qty < min_notional)
 
