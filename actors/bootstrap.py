@@ -1,0 +1,24 @@
+"""Start the trading core on a connected Ray: the controller, which starts the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from actors.controller import Controller, controller_options
+
+READY_TIMEOUT_S = 300.0
+
+
+def start_core(database_url: str, shard_count: int, namespace: str = "clob") -> Any:
+    """Get or create the controller and wait until every shard and market actor is up.
+
+    Call after `ray.init`. Returns the controller's actor handle.
+    """
+    cls: Any = ray.remote(Controller)
+    handle = cls.options(**controller_options(namespace)).remote(
+        database_url, shard_count, namespace
+    )
+    ray.get(handle.ready.remote(), timeout=READY_TIMEOUT_S)
+    return handle

@@ -1,0 +1,161 @@
+"""`Controller`: the registry of markets and ledger shards (a named detached Ray actor).
+
+It keeps no state of its own beyond handles: the `markets` table is the registry, and
+every actor it starts is named, detached and restarted by Ray, so a restarted controller
+only looks the actors up again (get-or-create by name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from typing import Any
+
+import asyncpg
+import ray
+
+from actors.engine import MarketSpec
+from actors.market.actor import MarketActor, market_actor_options
+from actors.market.journal import connect
+from actors.markets_repo import create_market, load_markets, set_market_status
+
+log = logging.getLogger(__name__)
+CONTROLLER_NAME = "controller"
+
+
+def controller_options(namespace: str) -> dict[str, Any]:
+    """Return the `.options(...)` of the controller actor."""
+    return {
+        "name": CONTROLLER_NAME,
+        "namespace": namespace,
+        "lifetime": "detached",
+        "max_restarts": -1,
+        "max_task_retries": -1,
+        "num_cpus": 0,
+        "get_if_exists": True,
+    }
+
+
+def _start_shard(i: int, database_url: str, shard_count: int, namespace: str) -> Any:
+    # Imported by name: the ledger package is built alongside and loads lazily here.
+    ledger_shard: Any = importlib.import_module("actors.ledger.shard")
+    options = dict(ledger_shard.ledger_shard_options(i), namespace=namespace, get_if_exists=True)
+    cls: Any = ray.remote(ledger_shard.LedgerShard)
+    return cls.options(**options).remote(i, database_url, shard_count, namespace)
+
+
+class Controller:
+    """Registry of markets and shards.
+
+    Args:
+        database_url: PostgreSQL URL.
+        shard_count: Number of ledger shards.
+        namespace: Ray namespace of every actor of the exchange.
+    """
+
+    def __init__(self, database_url: str, shard_count: int, namespace: str = "clob") -> None:
+        self._url = database_url
+        self._shard_count = shard_count
+        self._namespace = namespace
+        self._markets: dict[str, Any] = {}
+        self._shards: list[Any] = []
+        self._init: asyncio.Task[None] | None = None
+
+    async def _ready(self) -> None:
+        if self._init is None:
+            self._init = asyncio.create_task(self._start())
+        await asyncio.shield(self._init)
+
+    async def _start(self) -> None:
+        self._shards = [
+            _start_shard(i, self._url, self._shard_count, self._namespace)
+            for i in range(self._shard_count)
+        ]
+        await asyncio.gather(*(s.ping.remote() for s in self._shards))
+        conn = await connect(self._url)
+        try:
+            records = await load_markets(conn)
+        finally:
+            await conn.close()
+        for symbol in records:
+            self._markets[symbol] = self._start_market(symbol)
+        await asyncio.gather(*(h.status.remote() for h in self._markets.values()))
+
+    def _start_market(self, symbol: str) -> Any:
+        options = dict(market_actor_options(symbol), namespace=self._namespace, get_if_exists=True)
+        cls: Any = ray.remote(MarketActor)
+        return cls.options(**options).remote(symbol, self._url, self._shard_count, self._namespace)
+
+    async def ready(self) -> bool:
+        """Wait until the shards and every market actor are up; return True."""
+        await self._ready()
+        return True
+
+    async def shard_count(self) -> int:
+        """Return the number of ledger shards."""
+        return self._shard_count
+
+    async def create_market(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Validate and register a market, start its actor; return its spec and id.
+
+        Raises:
+            InvalidMarketSpecError: The spec is invalid.
+            asyncpg.UniqueViolationError: The symbol or asset pair exists.
+        """
+        await self._ready()
+        market = MarketSpec.from_dict(spec)
+        conn = await connect(self._url)
+        try:
+            record = await create_market(conn, market)
+        finally:
+            await conn.close()
+        handle = self._start_market(market.symbol)
+        self._markets[market.symbol] = handle
+        await handle.status.remote()
+        return {"market_id": record.market_id, **record.spec.to_dict()}
+
+    async def list_markets(self) -> list[dict[str, Any]]:
+        """Return every market's id and spec (with its registry status)."""
+        conn = await connect(self._url)
+        try:
+            records = await load_markets(conn)
+            statuses = {
+                r["symbol"]: r["status"]
+                for r in await conn.fetch("SELECT symbol, status FROM markets")
+            }
+        finally:
+            await conn.close()
+        return [
+            {"market_id": r.market_id, **r.spec.to_dict(), "status": statuses[s]}
+            for s, r in records.items()
+        ]
+
+    async def _set_status(self, symbol: str, status: str) -> None:
+        conn: asyncpg.Connection = await connect(self._url)
+        try:
+            if not await set_market_status(conn, symbol, status):
+                raise KeyError(f"unknown market {symbol}")
+        finally:
+            await conn.close()
+
+    async def halt(self, symbol: str) -> dict[str, Any]:
+        """Halt a market (journaled by its actor) and mark it halted in the registry."""
+        await self._ready()
+        await self._markets[symbol].halt.remote()
+        await self._set_status(symbol, "halted")
+        return dict(await self._markets[symbol].status.remote())
+
+    async def resume(self, symbol: str) -> dict[str, Any]:
+        """Resume a market and mark it active in the registry."""
+        await self._ready()
+        await self._markets[symbol].resume.remote()
+        await self._set_status(symbol, "active")
+        return dict(await self._markets[symbol].status.remote())
+
+    async def market_nodes(self) -> dict[str, str]:
+        """Return the node id each market actor runs on."""
+        await self._ready()
+        symbols = list(self._markets)
+        statuses = await asyncio.gather(*(self._markets[s].status.remote() for s in symbols))
+        return {s: st["node_id"] for s, st in zip(symbols, statuses, strict=True)}

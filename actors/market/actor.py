@@ -1,0 +1,223 @@
+"""`MarketActor`: the thin Ray shell around one market's pipeline (`MarketCore`).
+
+Ray runs the constructor again on every restart, so the constructor is the recovery path;
+because a constructor cannot await, it only records its arguments and every method first
+awaits `_ready()`, which runs `recovery.recover` once (the first call after a start or a
+restart pays for it; the controller calls `status()` right after creating the actor).
+Calls are serialised by one lock: the market is single-threaded, like the engine.
+
+A journal write that fails for any reason but fencing leaves the in-memory engine ahead of
+the database, so the process exits and Ray restarts it (crash-only). A fenced incarnation
+(a newer one took over) answers `FencedError` to every call and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import ray
+
+from actors.contracts import OrderRequest, OrderResult
+from actors.engine import AccountId, OrderId
+from actors.engine.views import OrderView
+from actors.market.core import JournalWriteError, MarketCore
+from actors.market.journal import FencedError
+from actors.market.ledger_client import LedgerClient
+from actors.market.recovery import recover
+
+log = logging.getLogger(__name__)
+TICK_INTERVAL_S = 1.0
+
+__all__ = ["FencedError", "MarketActor", "market_actor_name", "market_actor_options"]
+
+
+def market_actor_name(symbol: str) -> str:
+    """Return the Ray actor name of a market."""
+    return f"market:{symbol}"
+
+
+def market_actor_options(symbol: str, namespace: str | None = None) -> dict[str, Any]:
+    """Return the `.options(...)` of a market's actor (named, detached, restarted forever)."""
+    options: dict[str, Any] = {
+        "name": market_actor_name(symbol),
+        "lifetime": "detached",
+        "max_restarts": -1,
+        "max_task_retries": 0,
+        "num_cpus": 0,
+        "scheduling_strategy": "SPREAD",
+    }
+    if namespace is not None:
+        options["namespace"] = namespace
+    return options
+
+
+def _view_dict(view: OrderView) -> dict[str, Any]:
+    out = dataclasses.asdict(view)
+    for key in ("side", "kind", "tif", "post_only", "stp"):
+        value = out[key]
+        out[key] = getattr(value, "value", value)
+    return out
+
+
+class MarketActor:
+    """The market actor of one symbol.
+
+    Args:
+        symbol: Market symbol (a row of the `markets` table).
+        database_url: PostgreSQL URL.
+        shard_count: Number of ledger shards.
+        namespace: Ray namespace of the ledger shards.
+        snapshot_every_events: Engine events between snapshots.
+        max_slippage_bps: Protection budget of market buys by quantity, basis points.
+    """
+
+    def __init__(
+        self,
+        symbol: str,
+        database_url: str,
+        shard_count: int,
+        namespace: str = "clob",
+        *,
+        snapshot_every_events: int = 100_000,
+        max_slippage_bps: int = 500,
+    ) -> None:
+        self._symbol = symbol
+        self._database_url = database_url
+        self._ledger = LedgerClient(namespace, shard_count)
+        self._snapshot_every = snapshot_every_events
+        self._slippage = max_slippage_bps
+        self._core: MarketCore | None = None
+        self._init_lock: asyncio.Lock | None = None
+        self._lock: asyncio.Lock | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def _ready(self) -> MarketCore:
+        if self._core is not None:
+            return self._core
+        if self._init_lock is None:
+            self._init_lock = asyncio.Lock()
+        async with self._init_lock:
+            if self._core is None:
+                self._core = await recover(
+                    self._symbol, self._database_url, self._ledger,
+                    snapshot_every_events=self._snapshot_every,
+                    max_slippage_bps=self._slippage, holder=_holder(),
+                )  # fmt: skip
+                self._lock = asyncio.Lock()
+                self._ticker = asyncio.create_task(self._tick_loop())
+        return self._core
+
+    async def _guarded(self, run: Any) -> Any:
+        core = await self._ready()
+        assert self._lock is not None
+        async with self._lock:
+            try:
+                return await run(core)
+            except JournalWriteError:
+                log.exception("market %s: journal write failed; restarting", self._symbol)
+                os._exit(1)
+
+    async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
+        """Run a batch through the pipeline; answer each request after it is journaled."""
+        answers: list[OrderResult] = await self._guarded(lambda core: core.submit(requests))
+        return answers
+
+    async def halt(self) -> OrderResult:
+        """Halt the market (journaled)."""
+        result: OrderResult = await self._guarded(lambda core: core.admin("halt"))
+        return result
+
+    async def resume(self) -> OrderResult:
+        """Resume the market (journaled)."""
+        result: OrderResult = await self._guarded(lambda core: core.admin("resume"))
+        return result
+
+    async def tick(self) -> OrderResult | None:
+        """Journal a `tick` if a GTD order or stop is due to expire; else do nothing."""
+
+        async def run(core: MarketCore) -> OrderResult | None:
+            return await core.admin("tick") if core.expiry_due() else None
+
+        result: OrderResult | None = await self._guarded(run)
+        return result
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL_S)
+            core = self._core
+            if core is None or core.fenced or not core.expiry_due():
+                continue
+            try:
+                await self.tick()
+            except FencedError:
+                return
+            except Exception:
+                log.exception("market %s: tick failed", self._symbol)
+
+    async def l2(self, depth: int | None = None) -> dict[str, Any]:
+        """Return the aggregated book: bids and asks best first, and the event seq."""
+        core = await self._ready()
+        book = core.engine.l2(depth)
+
+        def side(levels: list[Any]) -> list[dict[str, int]]:
+            return [{"price": lv.price, "qty": lv.qty, "count": lv.order_count} for lv in levels]
+
+        return {"bids": side(book.bids), "asks": side(book.asks), "seq": core.engine.seq}
+
+    async def l3(self) -> list[dict[str, Any]]:
+        """Return every resting order and pending stop (book order, then stops)."""
+        core = await self._ready()
+        return [_view_dict(v) for v in (*core.engine.l3(), *core.engine.stops())]
+
+    async def get_order(self, order_id: str) -> dict[str, Any] | None:
+        """Return a live order or pending stop, or None."""
+        core = await self._ready()
+        view = core.engine.get_order(OrderId(order_id))
+        return None if view is None else _view_dict(view)
+
+    async def orders_of(self, account_id: int) -> list[dict[str, Any]]:
+        """Return an account's live orders and pending stops in arrival order."""
+        core = await self._ready()
+        return [_view_dict(v) for v in core.engine.orders_of(AccountId(str(account_id)))]
+
+    async def recent_trades(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return up to `limit` recent fills (at most the last 1,000), newest first."""
+        core = await self._ready()
+        return list(reversed(core.trades))[:limit]
+
+    async def status(self) -> dict[str, Any]:
+        """Return the market's identity, epoch, sequence numbers and size."""
+        core = await self._ready()
+        return {
+            "symbol": self._symbol,
+            "epoch": core.epoch,
+            "seq": core.seq,
+            "event_seq": core.engine.seq,
+            "halted": core.engine.halted,
+            "fenced": core.fenced,
+            "orders": len(core.engine.l3()) + len(core.engine.stops()),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+        }
+
+    async def snapshot_now(self) -> int:
+        """Take a snapshot now and wait for it; return its journal seq (tests, operators)."""
+
+        async def run(core: MarketCore) -> int:
+            await core.wait_snapshot()
+            core.snapshot_event_seq = -(10**18)
+            core.maybe_snapshot()
+            await core.wait_snapshot()
+            return core.seq
+
+        seq: int = await self._guarded(run)
+        return seq
+
+
+def _holder() -> str:
+    ctx = ray.get_runtime_context()
+    return f"node={ctx.get_node_id()[:12]} pid={os.getpid()}"

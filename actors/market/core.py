@@ -1,0 +1,347 @@
+"""`MarketCore`: the order pipeline of one market, without the Ray actor shell.
+
+Pipeline of a batch (ARCHITECTURE.md, Trading core): dedupe and early rejects, reserve
+per ledger shard in parallel, match, journal (one transaction), ledger apply per shard in
+parallel, answer. A batch is cut into segments where a command refers to an order an
+earlier command of the same segment touched (its reservation depends on the state after
+that command). `start` is the recovery path (see `actors.market.recovery`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.contracts import OrderRequest, OrderResult, Reservation
+from actors.engine import Amend, MarketSpec, MatchingEngine, NewOrder, OrderId
+from actors.engine.codec import command_from_dict, event_to_dict
+from actors.engine.events import Event
+from actors.engine.validation import amend_malformed, new_order_malformed, new_order_param_error
+from actors.market import reservations as resv
+from actors.market.journal import FencedError, Journal, JournalRow, trade_dict
+from actors.market.ledger_client import LedgerClient
+from actors.market.projection import Projection
+from actors.market.state import SNAPSHOT_FORMAT, Indexes, encode_snapshot, result_of
+
+JsonDict = dict[str, Any]
+log = logging.getLogger(__name__)
+RECENT_TRADES = 1_000
+
+
+class JournalWriteError(RuntimeError):
+    """The journal write failed for another reason than fencing: the state is unusable."""
+
+
+def now_ms() -> int:
+    """Return the wall clock in milliseconds (the actor's only clock)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Item:
+    """One command going through the pipeline."""
+
+    request_id: str
+    account_id: int | None
+    client_order_id: str | None
+    cmd: JsonDict
+    result: OrderResult | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+class MarketCore:
+    """One market's engine, journal and ledger calls.
+
+    Args:
+        spec: The market (its `status` is ignored: halts are journaled commands).
+        journal: The market's journal (epoch already acquired by `recovery.recover`).
+        ledger: The ledger shards.
+        epoch: This incarnation's epoch.
+        snapshot_every_events: Engine events between snapshots.
+        max_slippage_bps: Protection of market buys by quantity, basis points.
+        clock: Milliseconds now.
+    """
+
+    def __init__(
+        self,
+        spec: MarketSpec,
+        journal: Journal,
+        ledger: LedgerClient,
+        epoch: int,
+        *,
+        snapshot_every_events: int,
+        max_slippage_bps: int,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.spec = spec
+        self.journal = journal
+        self.ledger = ledger
+        self.epoch = epoch
+        self.engine = MatchingEngine(spec)
+        self.seq = 0
+        self.last_ts = 0
+        self.cum: dict[str, int] = {}
+        self.indexes = Indexes(100_000)
+        self.trades: deque[JsonDict] = deque(maxlen=RECENT_TRADES)
+        self.fenced = False
+        self.snapshot_event_seq = 0
+        self._snapshot_every = snapshot_every_events
+        self._slippage = max_slippage_bps
+        self._clock = clock
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self.snapshot_journal: Journal | None = None
+
+    # -- pipeline --------------------------------------------------------------------------
+
+    async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
+        """Run a batch of trader requests through the pipeline; answer each one."""
+        items: list[Item] = []
+        first: dict[tuple[int, str], int] = {}
+        out: list[OrderResult | int] = []
+        for req in requests:
+            key = (req.account_id, req.request_id)
+            dup = self.indexes.duplicate(req.account_id, req.request_id, req.client_order_id)
+            if dup is not None:
+                out.append(dup)
+            elif key in first:
+                out.append(first[key])
+            else:
+                first[key] = len(items)
+                out.append(len(items))
+                cmd = dict(req.command, owner=str(req.account_id))
+                items.append(Item(req.request_id, req.account_id, req.client_order_id, cmd))
+        await self.run(items)
+        answers: list[OrderResult] = []
+        seen: set[int] = set()
+        for slot in out:
+            if isinstance(slot, OrderResult):
+                answers.append(slot)
+                continue
+            result = items[slot].result
+            assert result is not None
+            answers.append(result if slot not in seen else _as_duplicate(result))
+            seen.add(slot)
+        return answers
+
+    async def run(self, items: list[Item]) -> None:
+        """Reserve, match, journal and apply `items`; set each item's result."""
+        if self.fenced:
+            raise FencedError(f"market {self.spec.symbol} was taken over by a newer epoch")
+        ts = max(self.last_ts, self._clock())
+        segment: list[Item] = []
+        touched: set[str] = set()
+        for item in items:
+            item.cmd["ts"] = ts
+            if self._breaks_segment(item.cmd, touched):
+                await self._match_segment(segment)
+                segment, touched = [], set()
+            segment.append(item)
+            touched.update(_refs(item.cmd))
+        await self._match_segment(segment)
+        self.last_ts = ts
+        await self._commit([i for i in items if i.result is None])
+
+    @staticmethod
+    def _breaks_segment(cmd: JsonDict, touched: set[str]) -> bool:
+        return any(r in touched for r in _deps(cmd))
+
+    async def _match_segment(self, segment: list[Item]) -> None:
+        if not segment:
+            return
+        wanted: list[tuple[Item, Reservation]] = []
+        for item in segment:
+            reservation = self._early(item)
+            if reservation is not None and reservation.amount_atoms > 0:
+                wanted.append((item, reservation))
+        flags = await self.ledger.reserve([r for _, r in wanted]) if wanted else []
+        for (item, _), ok in zip(wanted, flags, strict=True):
+            if not ok:
+                item.result = OrderResult(item.request_id, ok=False, code="insufficient_funds")
+        engine = self.engine
+        for item in segment:
+            if item.result is None:
+                item.events = engine.submit(command_from_dict(item.cmd))
+
+    def _early(self, item: Item) -> Reservation | None:
+        """Reject what must never reach the engine; return the reservation needed, if any."""
+        cmd = item.cmd
+        kind = cmd.get("type")
+        if item.account_id is None or kind not in ("new", "amend"):
+            return None
+        if kind == "amend":
+            return self._amend_reservation(item.account_id, cmd)
+        command = command_from_dict(cmd)
+        code = self._new_reject(command)
+        if code is not None:
+            oid = cmd.get("id")
+            item.result = OrderResult(
+                item.request_id, ok=False, code=code, order_id=oid if isinstance(oid, str) else None
+            )
+            return None
+        asks = None
+        if resv.needs_book(cmd):
+            asks = [(int(lv.price), int(lv.qty)) for lv in self.engine.l2().asks]
+        budget = resv.budget_of(cmd, asks)
+        return resv.for_new(self.spec, item.account_id, cmd, budget)
+
+    def _new_reject(self, command: object) -> str | None:
+        if not isinstance(command, NewOrder) or new_order_malformed(command):
+            return "invalid_command"
+        if command.kind.value == "stop_market" and command.side.value == "buy":
+            # Its spend is unbounded until the engine enforces a budget with a quantity.
+            return "unsupported_order_type"
+        if self.engine.halted:
+            return "market_halted"
+        if self.engine.get_order(command.id) is not None:
+            return "duplicate_id"
+        reason = new_order_param_error(command, self.spec)
+        return None if reason is None else reason.value
+
+    def _amend_reservation(self, account_id: int, cmd: JsonDict) -> Reservation | None:
+        command = command_from_dict(cmd)
+        oid = cmd.get("id")
+        if not isinstance(oid, str) or not isinstance(command, Amend):
+            return None
+        if amend_malformed(command):
+            return None
+        view = self.engine.get_order(OrderId(oid))
+        if view is None or view.owner != str(account_id):
+            return None
+        return resv.for_amend(self.spec, account_id, cmd, view, self._slippage)
+
+    async def _commit(self, items: list[Item]) -> None:
+        """Journal the matched items in one transaction, apply them to the ledger, answer."""
+        if not items:
+            return
+        projection = Projection(self.spec, self.cum)
+        rows: list[JournalRow] = []
+        entries: list[tuple[int, list[JsonDict]]] = []
+        seq = self.seq
+        for item in items:
+            seq += 1
+            events = [event_to_dict(e) for e in item.events]
+            projection.add(item.account_id, item.client_order_id, item.cmd, item.events)
+            payload = {
+                "request_id": item.request_id,
+                "account_id": item.account_id,
+                "client_order_id": item.client_order_id,
+                "command": item.cmd,
+                "events": events,
+            }
+            rows.append(JournalRow(seq, str(item.cmd.get("type")), payload))
+            entries.append((seq, events))
+            item.result = result_of(item.request_id, seq, item.cmd, events)
+        updates = projection.finish(self.engine)
+        await self._append(rows, updates, projection.trades)
+        self.seq = seq
+        for item in items:
+            assert item.result is not None
+            self.indexes.remember(item.account_id, item.client_order_id, item.result)
+        for t in projection.trades:
+            self.trades.append(trade_dict(_trade_map(t)))
+        await self.ledger.apply(self.spec.symbol, entries)
+        self.maybe_snapshot()
+
+    async def _append(self, rows: list[JournalRow], updates: Any, trades: Any) -> None:
+        try:
+            await self.journal.append(self.epoch, rows, updates, trades)
+        except FencedError:
+            self.fenced = True
+            raise
+        except Exception as exc:
+            raise JournalWriteError(f"journal append failed: {exc!r}") from exc
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def maybe_snapshot(self) -> None:
+        """Start a background snapshot when enough events passed since the last one."""
+        if self.engine.seq - self.snapshot_event_seq < self._snapshot_every:
+            return
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return
+        self.snapshot_event_seq = self.engine.seq
+        dump = self.engine.dump()  # Taken between batches: consistent with self.seq.
+        args = (self.seq, self.engine.seq, dump, self.last_ts, dict(self.cum))
+        self._snapshot_task = asyncio.create_task(self._save_snapshot(*args))
+
+    async def _save_snapshot(
+        self, seq: int, event_seq: int, dump: JsonDict, last_ts: int, cum: dict[str, int]
+    ) -> None:
+        state = await asyncio.to_thread(encode_snapshot, dump, last_ts, cum)
+        journal = self.snapshot_journal or self.journal
+        try:
+            await journal.save_snapshot(self.epoch, seq, event_seq, state, SNAPSHOT_FORMAT)
+        except FencedError:
+            self.fenced = True
+        except Exception:
+            log.exception("snapshot of %s at seq %d failed", self.spec.symbol, seq)
+
+    async def wait_snapshot(self) -> None:
+        """Wait for the snapshot in flight, if any."""
+        if self._snapshot_task is not None:
+            await self._snapshot_task
+
+    # -- time ------------------------------------------------------------------------------
+
+    def expiry_due(self) -> bool:
+        """Return whether a GTD order or stop may expire now (cheap: the heap's top)."""
+        heap = self.engine._expiry  # The engine's GTD heap; its top is the next expiry.
+        return bool(heap) and heap[0][0] <= max(self.last_ts, self._clock())
+
+    async def admin(self, kind: str) -> OrderResult:
+        """Journal an operator command (`halt`, `resume`, `tick`) like any other."""
+        item = Item(f"{kind}:{self.seq + 1}:{self._clock()}", None, None, {"type": kind})
+        await self.run([item])
+        assert item.result is not None
+        return item.result
+
+    def live_order_ids(self) -> list[str]:
+        """Return the ids of the resting orders and pending stops."""
+        return [str(v.id) for v in (*self.engine.l3(), *self.engine.stops())]
+
+
+def _trade_map(t: Any) -> JsonDict:
+    return {
+        "seq": t.seq,
+        "maker_order_id": t.maker_order_id,
+        "taker_order_id": t.taker_order_id,
+        "taker_side": t.taker_side,
+        "price_ticks": t.price_ticks,
+        "qty_lots": t.qty_lots,
+        "ts": t.executed_at_ms,
+    }
+
+
+_BOOK = "\x00book"
+
+
+def _refs(cmd: JsonDict) -> list[str]:
+    """Return what a command changes: its order id (or `owner:X`), and the book."""
+    if cmd.get("type") == "cancel_all":
+        return [f"owner:{cmd.get('owner')}", _BOOK]
+    oid = cmd.get("id")
+    return [oid, _BOOK] if isinstance(oid, str) else [_BOOK]
+
+
+def _deps(cmd: JsonDict) -> list[str]:
+    """Return what a command's early checks and reservation read from the engine."""
+    if resv.needs_book(cmd):
+        return [_BOOK]
+    kind = cmd.get("type")
+    if kind == "new":
+        return _refs(cmd)
+    if kind == "amend":
+        return [*_refs(cmd), f"owner:{cmd.get('owner')}"]
+    return []
+
+
+def _as_duplicate(result: OrderResult) -> OrderResult:
+    return OrderResult(
+        result.request_id, result.ok, result.code, result.order_id, result.seq,
+        result.events, duplicate=True,
+    )  # fmt: skip

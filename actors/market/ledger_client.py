@@ -1,0 +1,125 @@
+"""Calls from a market actor to the ledger shards: one call per shard, in parallel.
+
+A shard that is restarting answers `RayActorError` (or `ActorUnavailableError`); the calls
+here retry with backoff. `apply`, `sync` and `release_orphans` are idempotent. A retried
+`reserve` may lock twice for one order: the ledger trues an order's reservation up to what
+its open remainder needs at the order's next event, and a market recovery releases the
+reservations of orders that are not live (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import ray
+from ray.exceptions import ActorUnavailableError, RayActorError
+
+from actors.contracts import Reservation
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 1.0
+
+
+class _NotFoundError(Exception):
+    """The named shard actor is not registered (yet)."""
+
+
+RETRYABLE = (RayActorError, ActorUnavailableError, _NotFoundError)
+
+
+def shard_of(account_id: int, shard_count: int) -> int:
+    """Return the ledger shard owning `account_id`."""
+    return account_id % shard_count
+
+
+class LedgerClient:
+    """Handles of the ledger shards `ledger:{i}` in `namespace`.
+
+    Args:
+        namespace: Ray namespace of the shards.
+        shard_count: Number of shards.
+        deadline_s: How long a call keeps retrying a shard that does not answer.
+    """
+
+    def __init__(self, namespace: str, shard_count: int, deadline_s: float = 120.0) -> None:
+        self._namespace = namespace
+        self.shard_count = shard_count
+        self._deadline_s = deadline_s
+        self._handles: dict[int, Any] = {}
+
+    def _handle(self, shard: int) -> Any:
+        handle = self._handles.get(shard)
+        if handle is None:
+            try:
+                handle = ray.get_actor(f"ledger:{shard}", namespace=self._namespace)
+            except ValueError as exc:
+                raise _NotFoundError(str(exc)) from exc
+            self._handles[shard] = handle
+        return handle
+
+    async def _call(self, shard: int, call: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Call one shard, retrying while it restarts (or is not registered yet)."""
+        delay = 0.02
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._deadline_s
+        while True:
+            try:
+                return await call(self._handle(shard))
+            except RETRYABLE as exc:
+                if loop.time() > give_up:
+                    raise
+                log.info("ledger shard %d unavailable (%s); retrying", shard, type(exc).__name__)
+                self._handles.pop(shard, None)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def reserve(self, reservations: list[Reservation]) -> list[bool]:
+        """Reserve on every shard concerned, in parallel; return one flag per reservation."""
+        by_shard: dict[int, list[int]] = {}
+        for i, r in enumerate(reservations):
+            by_shard.setdefault(shard_of(r.account_id, self.shard_count), []).append(i)
+
+        async def one(shard: int, idx: list[int]) -> list[bool]:
+            batch = [reservations[i] for i in idx]
+            flags: list[bool] = await self._call(shard, lambda h: h.reserve.remote(batch))
+            return flags
+
+        shards = list(by_shard)
+        answers = await asyncio.gather(*(one(s, by_shard[s]) for s in shards))
+        out = [False] * len(reservations)
+        for shard, flags in zip(shards, answers, strict=True):
+            for i, ok in zip(by_shard[shard], flags, strict=True):
+                out[i] = bool(ok)
+        return out
+
+    async def apply(self, market: str, entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        """Send the batch's journal entries to every shard (each keeps its own accounts)."""
+        if not entries:
+            return
+        ref = ray.put(entries)  # Serialised once, fetched by every shard.
+        await asyncio.gather(
+            *(self._call(s, lambda h: h.apply.remote(market, ref)) for s in range(self.shard_count))
+        )
+
+    async def sync_all(self, market: str) -> list[int]:
+        """Make every shard catch up with the market's journal; return their high-water marks."""
+        return list(
+            await asyncio.gather(
+                *(self._call(s, lambda h: h.sync.remote(market)) for s in range(self.shard_count))
+            )
+        )
+
+    async def release_orphans(self, market: str, live_order_ids: list[str]) -> int:
+        """Release, on every shard, reservations of the market's orders that are not live."""
+        ref = ray.put(live_order_ids)
+        counts = await asyncio.gather(
+            *(
+                self._call(s, lambda h: h.release_orphans.remote(market, ref))
+                for s in range(self.shard_count)
+            )
+        )
+        return int(sum(counts))

@@ -1,0 +1,99 @@
+"""In-memory state of a market actor besides the engine: indexes, snapshot encoding.
+
+`Indexes` hold the idempotency index ((account, request_id) -> OrderResult, the last
+`window` journaled commands) and the client order id index ((account, client_order_id) ->
+(order_id, request_id)). Snapshots wrap the engine dump with the actor's own state
+(last command time, live orders' cumulative notional) as zlib-compressed JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any
+
+from actors.contracts import OrderResult
+
+JsonDict = dict[str, Any]
+SNAPSHOT_FORMAT = "json+zlib"
+ResultKey = tuple[int | None, str]
+
+
+def result_of(request_id: str, seq: int, command: JsonDict, events: list[JsonDict]) -> OrderResult:
+    """Return the answer of a journaled command from its events."""
+    code = next((e["reason"] for e in events if e["type"] == "rejected"), None)
+    oid = command.get("id")
+    return OrderResult(
+        request_id=request_id,
+        ok=code is None,
+        code=code,
+        order_id=oid if isinstance(oid, str) else None,
+        seq=seq,
+        events=events,
+    )
+
+
+class Indexes:
+    """Idempotency and client-order-id indexes.
+
+    Args:
+        window: How many journaled commands' results are kept for duplicate detection.
+    """
+
+    def __init__(self, window: int) -> None:
+        self._window = window
+        self._results: OrderedDict[ResultKey, OrderResult] = OrderedDict()
+        self.client_orders: dict[tuple[int, str], tuple[str, str | None]] = {}
+
+    def remember(
+        self, account_id: int | None, client_order_id: str | None, result: OrderResult
+    ) -> None:
+        """Store a journaled command's result (and its client order id when accepted)."""
+        self._results[(account_id, result.request_id)] = result
+        if len(self._results) > self._window:
+            self._results.popitem(last=False)
+        if client_order_id is not None and account_id is not None and result.ok:
+            self.client_orders[(account_id, client_order_id)] = (
+                result.order_id or "",
+                result.request_id,
+            )
+
+    def duplicate(
+        self, account_id: int, request_id: str, client_order_id: str | None
+    ) -> OrderResult | None:
+        """Return the stored answer if this request (or client order id) was seen."""
+        found = self._results.get((account_id, request_id))
+        if found is not None:
+            return replace(found, duplicate=True)
+        if client_order_id is None:
+            return None
+        used = self.client_orders.get((account_id, client_order_id))
+        if used is None:
+            return None
+        order_id, first_request = used
+        original = self._results.get((account_id, first_request or ""))
+        if original is not None:
+            return replace(original, request_id=request_id, duplicate=True)
+        return OrderResult(
+            request_id=request_id,
+            ok=False,
+            code="duplicate_client_order_id",
+            order_id=order_id,
+            duplicate=True,
+        )
+
+
+def encode_snapshot(engine_dump: JsonDict, last_ts: int, cum: dict[str, int]) -> bytes:
+    """Encode an engine dump with the actor's own state."""
+    doc = {"engine": engine_dump, "last_ts": last_ts, "cum_notional": cum}
+    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+
+
+def decode_snapshot(fmt: str, state: bytes) -> tuple[JsonDict, int, dict[str, int]]:
+    """Decode `encode_snapshot` bytes: (engine dump, last ts, cumulative notional)."""
+    if fmt != SNAPSHOT_FORMAT:
+        raise ValueError(f"unsupported snapshot format {fmt!r}")
+    doc = json.loads(zlib.decompress(state))
+    return doc["engine"], int(doc["last_ts"]), {k: int(v) for k, v in doc["cum_notional"].items()}

@@ -1,0 +1,95 @@
+"""Test kit of the market actor tests (nautilus `test_kit` style): databases, accounts,
+credits, order requests, retrying submits. Used by tests/integration only."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import ray
+
+from actors.contracts import OrderRequest, OrderResult
+from actors.infra.migrate import apply_migrations
+
+
+async def create_database(pg_dsn: str, prefix: str) -> str:
+    """Create and migrate a database of its own; return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = pg_dsn.rpartition("/")[0] + "/" + name
+    conn = await asyncpg.connect(url)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+async def drop_database(pg_dsn: str, url: str) -> None:
+    """Drop a database made by `create_database`."""
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def new_accounts(url: str, n: int) -> list[int]:
+    """Insert `n` accounts; return their ids."""
+    conn = await asyncpg.connect(url)
+    try:
+        return [
+            int(await conn.fetchval("INSERT INTO accounts DEFAULT VALUES RETURNING account_id"))
+            for _ in range(n)
+        ]
+    finally:
+        await conn.close()
+
+
+def shard(namespace: str, account_id: int, shard_count: int) -> Any:
+    """Return the ledger shard handle of an account."""
+    return ray.get_actor(f"ledger:{account_id % shard_count}", namespace=namespace)
+
+
+async def credit(namespace: str, shard_count: int, account_id: int, asset: str, atoms: int) -> None:
+    """Credit an account through its ledger shard (a unique reference per call)."""
+    handle = shard(namespace, account_id, shard_count)
+    await handle.credit.remote(account_id, asset, atoms, f"test:{uuid.uuid4().hex}")
+
+
+async def balances(namespace: str, shard_count: int, account_id: int) -> dict[str, tuple[int, int]]:
+    """Return asset -> (available, locked) of an account."""
+    views = await shard(namespace, account_id, shard_count).balances.remote(account_id)
+    return {v.asset: (v.available_atoms, v.locked_atoms) for v in views}
+
+
+def limit(account: int, oid: str, side: str, price: int, qty: int, **extra: Any) -> OrderRequest:
+    """Return a limit order request (request id = order id)."""
+    cmd = {"type": "new", "id": oid, "side": side, "kind": "limit", "price": price, "qty": qty}
+    return OrderRequest(request_id=oid, account_id=account, command={**cmd, **extra})
+
+
+def cancel(account: int, oid: str) -> OrderRequest:
+    """Return a cancel request."""
+    return OrderRequest(f"cx-{oid}", account, {"type": "cancel", "id": oid})
+
+
+async def submit_until_acked(
+    get_handle: Any, requests: list[OrderRequest], timeout_s: float = 60.0
+) -> list[OrderResult]:
+    """Submit, retrying with the same request ids while the actor is down."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            results: list[OrderResult] = await get_handle().submit.remote(requests)
+            return results
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)

@@ -1,0 +1,173 @@
+"""The market actor on a real Ray and PostgreSQL: pipeline, balances, idempotency,
+insufficient funds, crash recovery and epoch fencing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import ray
+
+from actors.bootstrap import start_core
+from actors.contracts import OrderRequest
+from actors.market.actor import MarketActor
+from actors.market.journal import FencedError
+from actors.market.testkit import (
+    balances,
+    cancel,
+    create_database,
+    credit,
+    drop_database,
+    limit,
+    new_accounts,
+)
+
+SHARDS = 2
+
+
+@pytest.fixture(scope="module")
+def namespace() -> Iterator[str]:
+    """One Ray for this module."""
+    ns = f"mkt-{uuid.uuid4().hex[:8]}"
+    ray.init(num_cpus=4, include_dashboard=False, namespace=ns, log_to_driver=False)
+    try:
+        yield ns
+    finally:
+        ray.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def core(pg_dsn: str, namespace: str) -> AsyncIterator[tuple[str, Any]]:
+    """A migrated database and the started core (controller, shards)."""
+    url = await create_database(pg_dsn, "market")
+    controller = await asyncio.to_thread(start_core, url, SHARDS, namespace)
+    try:
+        yield url, controller
+    finally:
+        await drop_database(pg_dsn, url)
+
+
+async def _market(controller: Any, namespace: str, **spec: Any) -> tuple[str, Any]:
+    tag = uuid.uuid4().hex[:6].upper()
+    symbol = f"B{tag}-Q{tag}"
+    await controller.create_market.remote(
+        {"symbol": symbol, "base_asset": f"B{tag}", "quote_asset": f"Q{tag}", **spec}
+    )
+    return symbol, ray.get_actor(f"market:{symbol}", namespace=namespace)
+
+
+async def test_place_match_amend_cancel_moves_exact_balances(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    url, controller = core
+    symbol, market = await _market(controller, namespace, taker_fee_bps=10)
+    base, quote = symbol.split("-")
+    seller, buyer = await new_accounts(url, 2)
+    await credit(namespace, SHARDS, seller, base, 100)
+    await credit(namespace, SHARDS, buyer, quote, 10_000)
+    [sell] = await market.submit.remote([limit(seller, "s1", "sell", 100, 10)])
+    assert sell.ok and sell.seq == 1
+    [buy] = await market.submit.remote([limit(buyer, "b1", "buy", 100, 4)])
+    assert buy.ok and [e["type"] for e in buy.events] == ["accepted", "fill"]
+    amend = OrderRequest("am1", seller, {"type": "amend", "id": "s1", "qty": 8})
+    [amended] = await market.submit.remote([amend])
+    assert amended.ok and amended.events[0]["priority_kept"] is False
+    assert await balances(namespace, SHARDS, seller) == {base: (88, 8), quote: (400, 0)}
+    [cancelled] = await market.submit.remote([cancel(seller, "s1")])
+    assert cancelled.ok and cancelled.events[0]["remaining_qty"] == 8
+    # Taker fee: ceil(400 * 10 / 10^4) = 1 quote atom.
+    assert await balances(namespace, SHARDS, seller) == {base: (96, 0), quote: (400, 0)}
+    assert await balances(namespace, SHARDS, buyer) == {base: (4, 0), quote: (9_599, 0)}
+    assert (await market.l2.remote())["asks"] == []
+    trades = await market.recent_trades.remote(10)
+    assert [(t["price"], t["qty"]) for t in trades] == [(100, 4)]
+
+
+async def test_same_request_twice_gives_one_order_and_a_duplicate_answer(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    [account] = await new_accounts(url, 1)
+    await credit(namespace, SHARDS, account, symbol.split("-")[0], 50)
+    request = limit(account, "dup-1", "sell", 7, 5)
+    [first] = await market.submit.remote([request])
+    [again, in_batch] = await market.submit.remote([request, request])
+    assert first.ok and not first.duplicate
+    assert again.duplicate and in_batch.duplicate and again.seq == first.seq
+    assert len(await market.l3.remote()) == 1
+    assert (await market.status.remote())["seq"] == 1
+
+
+async def test_insufficient_funds_is_rejected_and_not_journaled(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    [account] = await new_accounts(url, 1)
+    await credit(namespace, SHARDS, account, symbol.split("-")[1], 99)
+    [short, fits] = await market.submit.remote(
+        [limit(account, "big", "buy", 10, 10), limit(account, "small", "buy", 9, 11)]
+    )
+    assert (short.ok, short.code, short.seq) == (False, "insufficient_funds", None)
+    assert fits.ok and fits.seq == 1
+    assert (await market.status.remote())["seq"] == 1
+
+
+async def test_killed_actor_recovers_the_same_book_and_continues(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    url, controller = core
+    symbol, market = await _market(controller, namespace, maker_fee_bps=-1, taker_fee_bps=5)
+    base, quote = symbol.split("-")
+    a, b = await new_accounts(url, 2)
+    await credit(namespace, SHARDS, a, base, 1_000)
+    await credit(namespace, SHARDS, b, quote, 1_000_000)
+    orders = [limit(a, f"a{i}", "sell", 100 + i % 5, 3 + i % 4) for i in range(20)]
+    orders += [limit(b, f"b{i}", "buy", 99 + i % 4, 2 + i % 3) for i in range(20)]
+    await market.submit.remote(orders)
+    await market.snapshot_now.remote()
+    await market.submit.remote([limit(b, "late", "buy", 98, 1), cancel(a, "a3")])
+    before = await market.l3.remote()
+    status = await market.status.remote()
+    ray.kill(market, no_restart=False)
+    after = await _eventually(market.l3.remote)
+    assert after == before
+    again = await market.status.remote()
+    assert again["epoch"] == status["epoch"] + 1 and again["seq"] == status["seq"]
+    [next_one] = await market.submit.remote([limit(b, "next", "buy", 97, 1)])
+    assert next_one.seq == status["seq"] + 1
+
+
+async def test_stale_incarnation_cannot_write(core: tuple[str, Any], namespace: str) -> None:
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    [account] = await new_accounts(url, 1)
+    await credit(namespace, SHARDS, account, symbol.split("-")[0], 100)
+    await market.submit.remote([limit(account, "x1", "sell", 10, 1)])
+    rival = ray.remote(MarketActor).remote(symbol, url, SHARDS, namespace)
+    assert (await rival.status.remote())["seq"] == 1  # It took the market over.
+    with pytest.raises(FencedError):
+        await market.submit.remote([limit(account, "x2", "sell", 10, 1)])
+    [ok] = await rival.submit.remote([limit(account, "x3", "sell", 10, 1)])
+    assert ok.seq == 2
+    ray.kill(market, no_restart=False)  # The named actor restarts and takes over again.
+    assert (await _eventually(market.status.remote))["seq"] == 2
+    with pytest.raises(FencedError):
+        await rival.submit.remote([limit(account, "x4", "sell", 10, 1)])
+    ray.kill(rival)
+
+
+async def _eventually(call: Any, timeout_s: float = 60.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await call()
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
