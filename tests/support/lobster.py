@@ -224,16 +224,21 @@ def _pair(
         yield parse_message(row, mline), book
 
 
-def never_added_ids(dataset: Dataset, data_dir: Path) -> set[int]:
+def never_added_ids(dataset: Dataset, data_dir: Path, limit: int | None = None) -> set[int]:
     """Ids that rows 1.. cancel, reduce or execute but no row adds (README's "never added")."""
     added: set[int] = set()
     touched: set[int] = set()
-    for msg, _ in dataset.rows(data_dir):
+    for msg, _ in dataset.rows(data_dir, limit):
         if msg.type == 1:
             added.add(msg.order_id)
         elif msg.type in (2, 3, 4) and msg.row > 0:
             touched.add(msg.order_id)
     return touched - added
+
+
+def type_counts(dataset: Dataset, data_dir: Path, limit: int | None = None) -> Counter[int]:
+    """Message types of rows 1.. (row 0 only seeds the book)."""
+    return Counter(msg.type for msg, _ in dataset.rows(data_dir, limit) if msg.row > 0)
 
 
 def book_levels(row: BookRow, side: int) -> list[tuple[int, int]]:
