@@ -18,7 +18,7 @@ import asyncpg
 import ray
 import redis.asyncio as aioredis
 from ray import serve
-from ray.exceptions import RayError
+from ray.exceptions import RayError, RayTaskError
 
 from actors.contracts import OrderRequest, OrderResult
 from serve_app.auth import Authenticator
@@ -99,10 +99,13 @@ class GatewayCore:
 
         Raises:
             ApiError: 503 `unavailable` when the actor is dead or unreachable.
+            RayTaskError: The method itself raised.
         """
         handle = self.actor(name)
         try:
             return await getattr(handle, method).remote(*args)
+        except RayTaskError:  # the method raised: the caller decides what that means
+            raise
         except RayError as exc:
             self._handles.pop(name, None)
             raise unavailable(name, exc) from None

@@ -73,7 +73,7 @@ async def _existing(core: GatewayCore, caller: Principal, client_order_id: str) 
     response_model=OrderView,
     status_code=201,
     summary="Place an order",
-    responses={200: {"description": "A retry: the original order"}, **_ERRORS},
+    responses={200: {"model": OrderView, "description": "A retry: the original order"}, **_ERRORS},
 )
 async def place_order(body: OrderCreate, core: Core, caller: Caller, response: Response) -> Any:
     """Place an order of any kind; answer 201 with it (200 with the original on a retry)."""

@@ -1,0 +1,158 @@
+"""The exchange for the API end-to-end tests: one local Ray, the trading core and the Serve
+app on a free port, talked to over HTTP like any client.
+
+Package-scoped rather than session-scoped on purpose: the e2e API tests share ONE Ray and
+ONE deployment, and the cluster is shut down when the e2e package is done, so the
+integration tests (which start their own local Ray per module) never meet it.
+`test_clob_up.py` runs `clob up` in a subprocess with a Ray of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from actors.infra.embedded import free_port
+from actors.infra.migrate import apply_migrations
+from serve_app import keys
+
+SHARD_COUNT = 2
+ADMIN_TOKEN = secrets.token_urlsafe(16)
+READY_TIMEOUT_S = 120.0
+
+# Market used by most tests: SOL-like base (9 decimals), USDC-like quote (6 decimals),
+# tick 0.01 USDC, lot 0.001 SOL: one tick-lot = 10 quote atoms. Taker 20 bps, maker 10 bps.
+MARKET_SPEC = {
+    "base_decimals": 9, "quote_decimals": 6, "tick_size": "0.01", "lot_size": "0.001",
+    "min_qty": "0.01", "max_qty": "1000", "min_notional": "1", "maker_fee_bps": 10,
+    "taker_fee_bps": 20,
+}  # fmt: skip
+
+
+@dataclass
+class Exchange:
+    """The running exchange: its base URL and a way to make traders and markets."""
+
+    url: str
+    database_url: str
+    admin: httpx.Client
+    markets: list[str] = field(default_factory=list)
+
+    def create_market(self, base: str, quote: str = "USDC", **overrides: Any) -> str:
+        """Create a market `BASE-QUOTE` through the admin API; return its symbol."""
+        symbol = f"{base}-{quote}"
+        body = {"symbol": symbol, "base_asset": base, "quote_asset": quote, **MARKET_SPEC}
+        body.update(overrides)
+        response = self.admin.post("/api/v1/admin/markets", json=body)
+        assert response.status_code == 201, response.text
+        self.markets.append(symbol)
+        return symbol
+
+    def trader(self, **credits: str) -> Trader:
+        """Create an account with an API key, credit it, and return its client."""
+        created = asyncio.run(_create_key(self.database_url))
+        client = httpx.Client(base_url=self.url, headers={"X-API-Key": created.key}, timeout=30.0)
+        for asset, amount in credits.items():
+            body = {"account_id": created.account_id, "asset": asset, "amount": amount}
+            response = self.admin.post("/api/v1/admin/credits", json=body)
+            assert response.status_code == 200, response.text
+        return Trader(created.account_id, created.key, client)
+
+
+@dataclass
+class Trader:
+    """One account's HTTP client."""
+
+    account_id: int
+    key: str
+    http: httpx.Client
+
+    def place(self, expect: int = 201, **order: Any) -> dict[str, Any]:
+        """Place an order and check the status; return the JSON body."""
+        response = self.http.post("/api/v1/orders", json=order)
+        assert response.status_code == expect, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def balances(self) -> dict[str, tuple[str, str]]:
+        """Return `{asset: (available, locked)}`."""
+        response = self.http.get("/api/v1/balances")
+        assert response.status_code == 200, response.text
+        return {b["asset"]: (b["available"], b["locked"]) for b in response.json()["balances"]}
+
+    def book(self, market: str) -> dict[str, Any]:
+        """Return the market's L2 book, bypassing the 100 ms cache by waiting it out."""
+        time.sleep(0.11)
+        response = self.http.get(f"/api/v1/orderbook/{market}", params={"depth": 50})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return {"bids": body["bids"], "asks": body["asks"]}
+
+
+async def _create_key(database_url: str) -> keys.CreatedKey:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await keys.create_key(conn, label=f"e2e-{uuid.uuid4().hex[:6]}")
+    finally:
+        await conn.close()
+
+
+async def _migrate(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url}/health did not answer within {READY_TIMEOUT_S:.0f} s")
+
+
+@pytest.fixture(scope="package")
+def exchange(pg_dsn: str, redis_url: str) -> Iterator[Exchange]:
+    """Start Ray, the trading core and the Serve app; yield the exchange."""
+    import ray
+    from ray import serve
+
+    from actors.bootstrap import start_core
+    from serve_app.app import AppArgs, app_builder
+
+    asyncio.run(_migrate(pg_dsn))
+    ray.init(
+        address="local", num_cpus=4, include_dashboard=False, namespace="clob",
+        logging_level=logging.WARNING, log_to_driver=False,
+    )  # fmt: skip
+    try:
+        start_core(pg_dsn, SHARD_COUNT, "clob")
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        args = AppArgs(
+            database_url=pg_dsn, redis_url=redis_url, admin_token=ADMIN_TOKEN, test_credits=True
+        )
+        serve.run(app_builder(args), name="clob", route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url)
+        admin = httpx.Client(base_url=url, headers={"X-Admin-Token": ADMIN_TOKEN}, timeout=60)
+        yield Exchange(url, pg_dsn, admin)
+        admin.close()
+    finally:
+        ray.shutdown()

@@ -1,0 +1,231 @@
+"""Orders over HTTP: place, match, amend, cancel, cancel all, market orders, retries.
+
+Balances are checked after each step against amounts computed by hand, to the atom.
+Market (conftest): tick 0.01 USDC, lot 0.001 base, taker 20 bps, maker 10 bps. A buy locks
+its notional plus the fee at the higher rate (20 bps); fees are rounded up on the order's
+cumulative notional.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from typing import Any
+from pathlib import Path
+
+import httpx
+import pytest
+
+# The repo root is not on sys.path under pytest (see tests/unit/engine/test_properties.py).
+_REPO_ROOT = str(Path(__file__).resolve().parents[2])
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+from tests.e2e.conftest import Exchange, Trader  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def market(exchange: Exchange) -> str:
+    return exchange.create_market("ORD")
+
+
+@pytest.fixture(scope="module")
+def pair(exchange: Exchange, market: str) -> Iterator[tuple[Trader, Trader]]:
+    buyer = exchange.trader(USDC="1000")
+    seller = exchange.trader(ORD="10")
+    yield buyer, seller
+    for trader in (buyer, seller):
+        trader.http.delete("/api/v1/orders")
+        trader.http.close()
+
+
+def test_a_resting_buy_locks_notional_plus_the_highest_fee(
+    pair: tuple[Trader, Trader], market: str
+) -> None:
+    buyer, _ = pair
+    order = buyer.place(market=market, side="buy", price="100.00", qty="2")
+    assert order["status"] == "open"
+    assert (order["price"], order["qty"], order["open_qty"]) == ("100.000000", "2.000000000",
+                                                                 "2.000000000")  # fmt: skip
+    # 200 USDC + 20 bps = 200.4 locked.
+    assert buyer.balances()["USDC"] == ("799.600000", "200.400000")
+    assert buyer.book(market)["bids"] == [{"price": "100.000000", "qty": "2.000000000", "count": 1}]
+
+
+def test_a_crossing_sell_fills_at_the_maker_price_with_exact_fees(
+    pair: tuple[Trader, Trader], market: str
+) -> None:
+    buyer, seller = pair
+    order = seller.place(market=market, side="sell", price="99.00", qty="0.5")
+    assert order["status"] == "filled"
+    assert order["filled_qty"] == "0.500000000"
+    assert order["filled_quote"] == "50.000000"
+    assert order["fee"] == "0.100000"  # taker 20 bps of 50
+    assert [(f["price"], f["qty"], f["liquidity"]) for f in order["fills"]] == [
+        ("100.000000", "0.500000000", "taker")
+    ]
+    # Seller: +50 - 0.1 fee; base 10 - 0.5.
+    assert seller.balances() == {"USDC": ("49.900000", "0.000000"),
+                                 "ORD": ("9.500000000", "0.000000000")}  # fmt: skip
+    # Buyer paid 50 + 0.05 maker fee; the rest (1.5 @ 100) needs 150 + fee at 20 bps on the
+    # cumulative notional: ceil((50e6*10 + 150e6*20)/1e4) - 50_000 = 300_000 atoms.
+    assert buyer.balances() == {"USDC": ("799.650000", "150.300000"),
+                                "ORD": ("0.500000000", "0.000000000")}  # fmt: skip
+    assert buyer.book(market)["bids"] == [{"price": "100.000000", "qty": "1.500000000", "count": 1}]
+
+
+def _only_live_order(trader: Trader, market: str) -> dict[str, object]:
+    page = trader.http.get("/api/v1/orders", params={"market": market, "status": "live"}).json()
+    assert len(page["orders"]) == 1
+    order: dict[str, object] = page["orders"][0]
+    return order
+
+
+def test_amend_down_keeps_the_order_and_releases_funds(
+    pair: tuple[Trader, Trader], market: str
+) -> None:
+    buyer, _ = pair
+    live = _only_live_order(buyer, market)
+    assert live["status"] == "partially_filled"
+    response = buyer.http.patch(f"/api/v1/orders/{live['order_id']}", json={"qty": "1"})
+    assert response.status_code == 200, response.text
+    assert response.json()["open_qty"] == "1.000000000"
+    # 100 + ceil((50e6*10 + 100e6*20)/1e4) - 50_000 = 100.2 locked.
+    assert buyer.balances()["USDC"] == ("849.750000", "100.200000")
+
+
+def test_amend_price_reprices_and_relocks_exactly(pair: tuple[Trader, Trader], market: str) -> None:
+    buyer, _ = pair
+    live = _only_live_order(buyer, market)
+    response = buyer.http.patch(f"/api/v1/orders/{live['order_id']}", json={"price": "101"})
+    assert response.status_code == 200, response.text
+    assert response.json()["price"] == "101.000000"
+    # 101 + ceil((50e6*10 + 101e6*20)/1e4) - 50_000 = 101.202 locked.
+    assert buyer.balances()["USDC"] == ("848.748000", "101.202000")
+    assert buyer.book(market)["bids"] == [{"price": "101.000000", "qty": "1.000000000", "count": 1}]
+
+
+def test_cancel_releases_everything_and_reports_the_final_state(
+    pair: tuple[Trader, Trader], market: str
+) -> None:
+    buyer, _ = pair
+    live = _only_live_order(buyer, market)
+    response = buyer.http.delete(f"/api/v1/orders/{live['order_id']}")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert buyer.balances()["USDC"] == ("949.950000", "0.000000")
+    assert buyer.book(market)["bids"] == []
+    again = buyer.http.delete(f"/api/v1/orders/{live['order_id']}")
+    assert (again.status_code, again.json()["code"]) == (409, "order_not_open")
+
+
+def test_cancel_all_cancels_only_the_callers_orders(
+    pair: tuple[Trader, Trader], market: str
+) -> None:
+    buyer, seller = pair
+    first = buyer.place(market=market, side="buy", price="90", qty="0.1")
+    second = buyer.place(market=market, side="buy", price="80", qty="0.2")
+    ask = seller.place(market=market, side="sell", price="120", qty="0.3")
+    response = buyer.http.delete("/api/v1/orders", params={"market": market})
+    assert response.status_code == 200, response.text
+    assert sorted(response.json()["cancelled"]) == sorted([first["order_id"], second["order_id"]])
+    book = buyer.book(market)
+    assert book["bids"] == []
+    assert book["asks"] == [{"price": "120.000000", "qty": "0.300000000", "count": 1}]
+    assert buyer.balances()["USDC"] == ("949.950000", "0.000000")
+    assert seller.http.get(f"/api/v1/orders/{ask['order_id']}").json()["status"] == "open"
+
+
+def test_a_market_buy_takes_the_ask_and_pays_the_taker_fee(
+    pair: tuple[Trader, Trader], market: str
+) -> None:
+    buyer, seller = pair
+    order = buyer.place(market=market, side="buy", kind="market", qty="0.3")
+    assert (order["status"], order["filled_qty"], order["fee"]) == ("filled", "0.300000000",
+                                                                    "0.072000")  # fmt: skip
+    # 36 USDC + 20 bps = 36.072; every protection lock released.
+    assert buyer.balances() == {"USDC": ("913.878000", "0.000000"),
+                                "ORD": ("0.800000000", "0.000000000")}  # fmt: skip
+    # Seller: 49.9 + 36 - 0.036 maker fee.
+    assert seller.balances() == {"USDC": ("85.864000", "0.000000"),
+                                 "ORD": ("9.200000000", "0.000000000")}  # fmt: skip
+
+
+def test_fills_are_listed_for_maker_and_taker(pair: tuple[Trader, Trader], market: str) -> None:
+    buyer, seller = pair
+    mine = buyer.http.get("/api/v1/trades", params={"market": market}).json()["trades"]
+    assert [(t["side"], t["liquidity"], t["price"], t["qty"], t["fee"]) for t in mine] == [
+        ("buy", "taker", "120.000000", "0.300000000", "0.072000"),
+        ("buy", "maker", "100.000000", "0.500000000", "0.050000"),
+    ]
+    theirs = seller.http.get("/api/v1/trades").json()["trades"]
+    assert [(t["side"], t["liquidity"], t["fee"]) for t in theirs] == [
+        ("sell", "maker", "0.036000"),
+        ("sell", "taker", "0.100000"),
+    ]
+
+
+def test_order_list_pages_with_a_cursor(pair: tuple[Trader, Trader], market: str) -> None:
+    buyer, _ = pair
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = buyer.http.get("/api/v1/orders", params=params).json()
+        seen += [o["order_id"] for o in page["orders"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 4
+
+
+def test_a_retry_with_the_client_order_id_returns_the_original(
+    pair: tuple[Trader, Trader], market: str
+) -> None:
+    buyer, _ = pair
+    body: dict[str, Any] = {
+        "market": market, "side": "buy", "price": "50", "qty": "1", "client_order_id": "r-1"
+    }
+    first = buyer.place(**body)
+    before = buyer.balances()
+    again = buyer.place(expect=200, **body)
+    assert again["order_id"] == first["order_id"]
+    assert again["client_order_id"] == "r-1"
+    assert buyer.balances() == before
+    assert buyer.book(market)["bids"] == [{"price": "50.000000", "qty": "1.000000000", "count": 1}]
+    buyer.http.delete(f"/api/v1/orders/{first['order_id']}")
+
+
+async def test_concurrent_retries_place_one_order(
+    exchange: Exchange, pair: tuple[Trader, Trader], market: str
+) -> None:
+    buyer, _ = pair
+    body = {"market": market, "side": "buy", "price": "40", "qty": "1", "client_order_id": "c-1"}
+    headers = {"X-API-Key": buyer.key}
+    async with httpx.AsyncClient(base_url=exchange.url, headers=headers, timeout=30) as client:
+        responses = await asyncio.gather(*(client.post("/api/v1/orders", json=body)
+                                           for _ in range(8)))  # fmt: skip
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [201]
+    assert len({r.json()["order_id"] for r in responses}) == 1
+    assert buyer.book(market)["bids"] == [{"price": "40.000000", "qty": "1.000000000", "count": 1}]
+    assert buyer.balances()["USDC"] == ("873.798000", "40.080000")
+    buyer.http.delete("/api/v1/orders")
+
+
+async def test_many_concurrent_orders_are_all_answered(
+    exchange: Exchange, pair: tuple[Trader, Trader], market: str
+) -> None:
+    _, seller = pair
+    headers = {"X-API-Key": seller.key}
+    async with httpx.AsyncClient(base_url=exchange.url, headers=headers, timeout=30) as client:
+        responses = await asyncio.gather(*(
+            client.post("/api/v1/orders", json={"market": market, "side": "sell",
+                                                "price": f"{200 + i}", "qty": "0.01"})
+            for i in range(30)
+        ))  # fmt: skip
+    assert [r.status_code for r in responses] == [201] * 30
+    assert len(seller.book(market)["asks"]) == 30
+    assert seller.balances()["ORD"] == ("8.900000000", "0.300000000")
+    seller.http.delete("/api/v1/orders", params={"market": market})
+    assert seller.balances()["ORD"] == ("9.200000000", "0.000000000")
