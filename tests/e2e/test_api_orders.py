@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -185,7 +185,11 @@ def test_a_retry_with_the_client_order_id_returns_the_original(
 ) -> None:
     buyer, _ = pair
     body: dict[str, Any] = {
-        "market": market, "side": "buy", "price": "50", "qty": "1", "client_order_id": "r-1"
+        "market": market,
+        "side": "buy",
+        "price": "50",
+        "qty": "1",
+        "client_order_id": "r-1",
     }
     first = buyer.place(**body)
     before = buyer.balances()
