@@ -33,6 +33,7 @@ class Order:
 
     __slots__ = (
         "arrival",
+        "budget",
         "display",
         "expire_at",
         "id",
@@ -65,6 +66,7 @@ class Order:
         stp: StpMode,
         stop_price: int | None,
         arrival: int,
+        budget: int = 0,
     ) -> None:
         self.id = oid
         self.owner = owner
@@ -80,6 +82,7 @@ class Order:
         self.stp = stp
         self.stop_price = stop_price
         self.arrival = arrival
+        self.budget = budget  # market/stop-market buy spending cap in tick-lots; 0 = none
         self.prev: Order | None = None
         self.next: Order | None = None
 

@@ -162,16 +162,17 @@ class MatchingEngine(MatcherCore):
             cmd.stp,
             cmd.stop_price,
             arrival,
+            cmd.quote_qty or 0,
         )
         seq = self._seq + 1
         self._seq = seq
         out.append(_new_tuple(Accepted, (seq, oid, owner, side, kind)))
         self._traded = False
         if kind is _LIMIT or kind is _MARKET:
-            if cmd.quote_qty is None:
-                self._process(o, out)
+            if o.budget:
+                self._process_quote(o, o.budget, out)
             else:
-                self._process_quote(o, cmd.quote_qty, out)
+                self._process(o, out)
             if self._traded and self._stops:
                 self._cascade(deque(), out)
         else:

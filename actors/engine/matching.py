@@ -288,17 +288,25 @@ class MatcherCore:
         self._rest(o)
 
     def _process_quote(self, o: Order, budget: int, out: list[Event]) -> None:
-        """Match a market buy spending at most ``budget`` tick-lots (rule 5)."""
+        """Match a market buy spending at most ``budget`` tick-lots (rule 5).
+
+        With a quantity as well (``o.qty`` > 0), the order also stops once that many lots
+        are filled: whichever limit binds first (a market buy with price protection).
+        """
         opp = self._asks
         stp_on = o.stp is not _STP_NONE
+        capped = o.qty > 0
+        left = o.qty
         filled = False
         priced_out = False
-        while budget:
+        while budget and (left or not capped):
             lv = opp.best()
             if lv is None:
                 break
             price = lv.price
             afford = budget // price
+            if capped and left < afford:
+                afford = left
             if not afford:
                 priced_out = True
                 break
@@ -307,8 +315,9 @@ class MatcherCore:
             if stp_on and m.owner == o.owner:
                 dec = self._self_trade(o, m, lv, opp, afford, out)
                 budget -= max(dec, 0) * price
+                left -= max(dec, 0) if capped else 0
                 if dec < 0 or dec == afford:
-                    self._cancelled(o.id, _R_STP, 0, out, budget)
+                    self._cancelled(o.id, _R_STP, left, out, budget)
                     return
                 continue
             q = afford if afford < m.visible else m.visible
@@ -318,12 +327,14 @@ class MatcherCore:
             self._last_price = price
             self._traded = True
             budget -= q * price
+            if capped:
+                left -= q
             self._reduce_maker(m, lv, opp, q)
-        if budget:
+        if budget and (left or not capped):
             reason = _R_IOC if filled else _R_NO_LIQ
             if priced_out:
                 reason = CancelReason.QUOTE_BUDGET
-            self._cancelled(o.id, reason, 0, out, budget)
+            self._cancelled(o.id, reason, left, out, budget)
 
     def _reduce_maker(self, m: Order, lv: Level, side: BookSide, q: int) -> None:
         """Take ``q`` traded lots off the visible slice of ``m``, the head of ``lv``."""
@@ -437,4 +448,7 @@ class MatcherCore:
                 s.kind = _LIMIT
             else:
                 s.kind = _MARKET
+                if s.budget:
+                    self._process_quote(s, s.budget, out)
+                    continue
             self._process(s, out)

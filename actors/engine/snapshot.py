@@ -35,6 +35,7 @@ def _order_dict(o: Order) -> dict[str, Any]:
         "stp": o.stp.value,
         "stop_price": o.stop_price,
         "arrival": o.arrival,
+        "budget": o.budget,
     }
 
 
@@ -53,6 +54,7 @@ def _order_from(d: dict[str, Any]) -> Order:
         StpMode(d["stp"]),
         d["stop_price"],
         d["arrival"],
+        d.get("budget", 0),
     )
     o.visible = d["visible"]
     return o

@@ -26,6 +26,7 @@ _STOP_MARKET = OrderKind.STOP_MARKET
 _STOPS = (_STOP_LIMIT, _STOP_MARKET)
 _PRICED = (_LIMIT, _STOP_LIMIT)
 _NO_PRICE = (_MARKET, _STOP_MARKET)
+_BUDGET_KINDS = (_MARKET, _STOP_MARKET)
 _GTD = TimeInForce.GTD
 _MAX = MAX_INT64_EXCLUSIVE
 
@@ -103,10 +104,7 @@ def _bad_combination(cmd: NewOrder) -> bool:
     kind = cmd.kind
     tif = cmd.tif
     if cmd.quote_qty is not None and (
-        kind is not _MARKET
-        or cmd.side is not Side.BUY
-        or cmd.qty is not None
-        or tif is TimeInForce.FOK
+        kind not in _BUDGET_KINDS or cmd.side is not Side.BUY or tif is TimeInForce.FOK
     ):
         return True
     if cmd.qty is None and cmd.quote_qty is None:
@@ -144,7 +142,7 @@ def new_order_param_error(cmd: NewOrder, spec: MarketSpec) -> RejectReason | Non
         min_notional = spec.min_notional
         if min_notional is not None and priced and price is not None and price * qty < min_notional:
             return RejectReason.INVALID_QTY
-    elif cmd.quote_qty is not None and not 0 < cmd.quote_qty < _MAX:
+    if cmd.quote_qty is not None and not 0 < cmd.quote_qty < _MAX:
         return RejectReason.INVALID_QTY
     if priced:
         if price is None:

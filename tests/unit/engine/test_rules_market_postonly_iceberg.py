@@ -107,6 +107,62 @@ def test_quote_budget_meets_iceberg_slices_again(h: Harness) -> None:
     assert h.book() == ([], [(10, 1, 1)])
 
 
+def test_protected_market_buy_stops_when_qty_is_filled(h: Harness) -> None:
+    h.new("s1", "A", "sell", 2, 10)
+    h.new("s2", "A", "sell", 5, 11)
+    assert h.new("m", "B", "buy", 3, kind="market", quote_qty=1000) == [
+        ("accepted", "m"),
+        ("fill", "s1", "m", 10, 2),
+        ("fill", "s2", "m", 11, 1),
+    ]
+    assert h.book() == ([], [(11, 4, 1)])
+
+
+def test_protected_market_buy_stops_when_budget_binds_first(h: Harness) -> None:
+    h.new("s1", "A", "sell", 2, 10)
+    h.new("s2", "A", "sell", 5, 20)
+    assert h.new("m", "B", "buy", 4, kind="market", quote_qty=45) == [
+        ("accepted", "m"),
+        ("fill", "s1", "m", 10, 2),
+        ("fill", "s2", "m", 20, 1),
+        ("cancelled", "m", "quote_budget", 1, 5),
+    ]
+
+
+def test_protected_market_buy_on_a_thin_book_reports_unfilled_lots(h: Harness) -> None:
+    h.new("s1", "A", "sell", 1, 10)
+    assert h.new("m", "B", "buy", 3, kind="market", quote_qty=100)[-1] == (
+        "cancelled",
+        "m",
+        "ioc_remainder",
+        2,
+        90,
+    )
+
+
+def test_protected_market_buy_decrement_stp_counts_against_both_limits(h: Harness) -> None:
+    h.new("own", "B", "sell", 2, 10)
+    h.new("s2", "A", "sell", 5, 10)
+    assert h.new("m", "B", "buy", 3, kind="market", quote_qty=100, stp="decrement_and_cancel") == [
+        ("accepted", "m"),
+        ("stp_decrement", "own", "m", 2),
+        ("cancelled", "own", "stp", 0),
+        ("fill", "s2", "m", 10, 1),
+    ]
+
+
+def test_stop_market_buy_keeps_its_budget_until_triggered(h: Harness) -> None:
+    h.new("s0", "A", "sell", 1, 10)
+    h.new("b0", "C", "buy", 1, 10)
+    h.new("s1", "A", "sell", 5, 30)
+    assert h.new("st", "B", "buy", 4, kind="stop_market", stop_price=10, quote_qty=70) == [
+        ("accepted", "st"),
+        ("triggered", "st"),
+        ("fill", "s1", "st", 30, 2),
+        ("cancelled", "st", "quote_budget", 2, 10),
+    ]
+
+
 def test_post_only_reject_is_cancelled_without_matching(h: Harness) -> None:
     h.new("s", "A", "sell", 2, 100)
     assert h.new("b", "B", "buy", 2, 100, post_only="reject") == [

@@ -30,7 +30,8 @@ BASE: dict[str, Any] = {"oid": "o", "owner": "A", "side": "buy"}
     [
         {"qty": 1, "price": 5, "kind": "market", "quote_qty": 10},
         {"kind": "limit", "price": 5, "quote_qty": 10},
-        {"kind": "market", "qty": 1, "quote_qty": 10},
+        {"kind": "limit", "qty": 1, "price": 5, "quote_qty": 10},
+        {"kind": "stop_limit", "qty": 1, "price": 5, "stop_price": 5, "quote_qty": 10},
         {"kind": "market", "quote_qty": 10, "tif": "fok"},
         {"kind": "limit", "price": 5},
         {"kind": "market", "qty": 1, "price": 5},
@@ -44,6 +45,13 @@ BASE: dict[str, Any] = {"oid": "o", "owner": "A", "side": "buy"}
 )
 def test_malformed_combinations_are_invalid_command(h: Harness, kw: dict[str, Any]) -> None:
     assert h.new(**BASE, **kw) == [("rejected", "o", "invalid_command")]
+
+
+@pytest.mark.parametrize("quote_qty", [0, -1, 2**63])
+def test_protected_market_buy_checks_quote_qty_even_with_qty(h: Harness, quote_qty: int) -> None:
+    assert h.new("o", "A", "buy", 2, kind="market", quote_qty=quote_qty) == [
+        ("rejected", "o", "invalid_qty")
+    ]
 
 
 def test_quote_qty_on_a_market_sell_is_invalid_command(h: Harness) -> None:
