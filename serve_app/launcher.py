@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -107,6 +108,17 @@ def serve_environment(settings: Settings) -> dict[str, str]:
     }
 
 
+def admin_token(settings: Settings) -> str:
+    """Return the admin token: configured, or generated once into `<data_dir>/admin_token`."""
+    if settings.admin_token:
+        return settings.admin_token
+    path = settings.data_dir / "admin_token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def haproxy_home(settings: Settings) -> Path:
     """Return HAProxy's directory for this data directory.
 
@@ -148,6 +160,10 @@ class Exchange:
             f"migrations: {len(applied)} applied" if applied else "migrations: up to date"
         )
         ray_address = self._start_ray()
+        self.progress(f"starting the trading core ({settings.ledger_shards} ledger shards)")
+        from actors.bootstrap import start_core
+
+        start_core(services.database_url, settings.ledger_shards, settings.ray.namespace)
         http_url = self._deploy(services.database_url, services.redis_url)
         state = RunState(
             os.getpid(), http_url, ray_address, services.database_url, services.redis_url,
@@ -161,15 +177,25 @@ class Exchange:
         import ray
 
         self.progress("joining Ray" if self.settings.ray_address else "starting Ray")
-        context = ray.init(
-            address=self.settings.ray_address,
-            namespace=self.settings.ray.namespace,
-            num_cpus=None if self.settings.ray_address else self.settings.ray.num_cpus,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=self.settings.log_level == "DEBUG",
-            configure_logging=True,
-        )
+        options: dict[str, Any] = {
+            "address": self.settings.ray_address,
+            "namespace": self.settings.ray.namespace,
+            "num_cpus": None if self.settings.ray_address else self.settings.ray.num_cpus,
+            "include_dashboard": False,
+            "logging_level": logging.WARNING,
+            "log_to_driver": self.settings.log_level == "DEBUG",
+            "configure_logging": True,
+        }
+        try:
+            context = ray.init(**options)
+        except Exception as exc:
+            # Ray waits a hard-coded 30 s for a local raylet to register; on an overloaded
+            # machine that can pass. Try once more before giving up.
+            if "timed out during startup" not in str(exc):
+                raise
+            ray.shutdown()
+            self.progress("Ray was slow to start; retrying")
+            context = ray.init(**options)
         self.ray_started = True
         info: dict[str, Any] = getattr(context, "address_info", {})
         return str(info.get("gcs_address") or self.settings.ray_address)
@@ -183,7 +209,15 @@ class Exchange:
         mode = "HAProxy" if self.settings.serve.haproxy else "default proxy"
         self.progress(f"deploying the Serve app ({mode}) on {host}:{port}")
         serve.start(http_options={"host": host, "port": port})
-        args = AppArgs(database_url=database_url, redis_url=redis_url)
+        args = AppArgs(
+            database_url=database_url,
+            redis_url=redis_url,
+            admin_token=admin_token(self.settings),
+            ray_namespace=self.settings.ray.namespace,
+            # Test credits stand in for deposits until custody lands: embedded mode only.
+            test_credits=self.settings.database_url is None,
+            rate_limit_per_minute=self.settings.serve.rate_limit_per_minute,
+        )
         serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
         http_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         self.progress("waiting for the API to answer")
@@ -240,6 +274,8 @@ def run_until_signalled(exchange: Exchange, state: RunState, echo: Progress) -> 
     echo(f"PostgreSQL {state.database_url}")
     echo(f"Redis      {state.redis_url}")
     echo(f"Ray        {state.ray_address}")
+    token_from = "settings" if exchange.settings.admin_token else "<data_dir>/admin_token"
+    echo(f"admin      send X-Admin-Token (the token is in {token_from})")
     echo("ready; press Ctrl-C to stop")
     stop.wait()
     exchange.stop()

@@ -60,6 +60,9 @@ class ServeSettings(BaseModel):
     )
     haproxy_stats_port: Port = Field(default=0, description="HAProxy stats port; 0 = free one.")
     haproxy_metrics_port: Port = Field(default=0, description="HAProxy metrics port; 0 = free one.")
+    rate_limit_per_minute: int = Field(
+        default=0, ge=0, description="Requests per minute per API key; 0 turns the limit off."
+    )
 
 
 class RaySettings(BaseModel):
@@ -106,6 +109,12 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     ledger_shards: int = Field(default=4, ge=1, le=1024, description="Number of ledger shards.")
+    admin_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="Token for the admin endpoints (X-Admin-Token); unset: generated into "
+        "<data_dir>/admin_token on first `clob up`.",
+    )
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
