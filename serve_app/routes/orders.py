@@ -7,6 +7,7 @@ not found (404 `unknown_order`).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -188,10 +189,11 @@ async def cancel_all(
         async with db.acting_as(pool, caller.account_id) as conn:
             ids = await db.live_market_ids(conn)
         symbols = [await core.registry.symbol_of(pool, market_id) for market_id in ids]
+    command = {"type": "cancel_all"}
+    requests = [(s, OrderRequest(str(uuid.uuid4()), caller.account_id, command)) for s in symbols]
+    results = await asyncio.gather(*(core.submit_one(s, r) for s, r in requests))
     cancelled: list[str] = []
-    for symbol in symbols:
-        request = OrderRequest(str(uuid.uuid4()), caller.account_id, {"type": "cancel_all"})
-        result = await core.submit_one(symbol, request)
+    for result in results:
         if not result.ok:
             raise _rejected(result)
         cancelled += [str(e["id"]) for e in result.events if e.get("type") == "cancelled"]
