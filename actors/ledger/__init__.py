@@ -1,0 +1,1 @@
+"""The balance ledger: pure core (`core`, `rules`), PostgreSQL adapter (`store`), Ray shell."""

@@ -1,0 +1,448 @@
+"""The ledger shard's state machine in memory: pure, integer-only, no Ray and no I/O.
+
+A `LedgerCore` owns the accounts with `account_id % shard_count == shard_id`: per asset
+their `available` and `locked` atoms, one fee account per asset, the reservation record of
+each open order of those accounts, the credited total per asset and a per-market journal
+high-water mark. The Ray shell (`shard.py`) loads it from PostgreSQL, feeds it, and writes
+back what `take_changes` returns after every batch.
+
+Which shard applies what: an event about an order is applied by the shard that holds that
+order's reservation record; other shards ignore it. A fill touches two orders that may live
+on two shards: each applies its own side, and each payer's fee goes to the fee account of
+its own shard. Maker rebates are paid out of the fee account of the maker's shard, so one
+shard's fee balance may go negative; the sum over shards never does, because the spec
+forbids a rebate larger than the taker fee. Conservation per asset therefore holds over
+all shards together (`sum(available + locked + fees) == sum(credited)`), and within one
+shard only when the counterparties of its fills are on it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from actors.contracts import BalanceView, JsonDict, Reservation
+from actors.engine import MarketSpec, notional_quote_atoms
+from actors.ledger.rules import (
+    Changes,
+    Key,
+    LedgerInvariantError,
+    Move,
+    Moves,
+    OrderReservation,
+    Totals,
+    fill_fee_atoms,
+    is_done,
+    required_now,
+    shard_of,
+)
+
+__all__ = ["Changes", "LedgerCore", "Move", "Moves", "Totals", "shard_of"]
+
+
+def _request_key(r: Reservation) -> str:
+    return f"{r.amount_atoms}:{r.limit_price_ticks}:{r.qty_lots}:{r.quote_budget_tick_lots}"
+
+
+class LedgerCore:
+    """Balances, fees, reservations and journal marks of one ledger shard.
+
+    Args:
+        shard_id: This shard's number, `0 <= shard_id < shard_count`.
+        shard_count: Number of shards.
+    """
+
+    def __init__(self, shard_id: int = 0, shard_count: int = 1) -> None:
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} out of range for {shard_count} shards")
+        self.shard_id = shard_id
+        self.shard_count = shard_count
+        self._balances: dict[tuple[int, str], list[int]] = {}
+        self._fees: dict[str, int] = {}
+        self._credited: dict[str, int] = {}
+        self._references: set[str] = set()
+        self._records: dict[Key, OrderReservation] = {}
+        self._marks: dict[str, int] = {}
+        self._moves: Moves = []
+        self._changes = Changes()
+        self._dirty_balances: set[tuple[int, str]] = set()
+        self._dirty_fees: set[str] = set()
+        self._dirty_records: set[Key] = set()
+        self._dirty_marks: set[str] = set()
+
+    # -- loading (no change tracking) ------------------------------------------------------
+
+    def load_balance(self, account_id: int, asset: str, available: int, locked: int) -> None:
+        """Set a stored balance while recovering."""
+        self._balances[(account_id, asset)] = [available, locked]
+
+    def load_fees(self, asset: str, amount: int) -> None:
+        """Set the stored fee balance of an asset while recovering."""
+        self._fees[asset] = amount
+
+    def load_credited(self, asset: str, amount: int) -> None:
+        """Set the stored credited total of an asset while recovering."""
+        self._credited[asset] = amount
+
+    def load_reservation(self, record: OrderReservation) -> None:
+        """Add a stored reservation record while recovering."""
+        self._records[(record.market, record.order_id)] = record
+
+    def load_mark(self, market: str, journal_seq: int) -> None:
+        """Set the stored journal high-water mark of a market while recovering."""
+        self._marks[market] = journal_seq
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def owns(self, account_id: int) -> bool:
+        """Return True if this shard owns the account."""
+        return shard_of(account_id, self.shard_count) == self.shard_id
+
+    def mark(self, market: str) -> int:
+        """Return the last journal seq of the market applied here (0 if none)."""
+        return self._marks.get(market, 0)
+
+    def balance(self, account_id: int, asset: str) -> tuple[int, int]:
+        """Return `(available, locked)` atoms of one account and asset."""
+        available, locked = self._balances.get((account_id, asset), (0, 0))
+        return available, locked
+
+    def balances(self, account_id: int) -> list[BalanceView]:
+        """Return every balance of an account, by asset symbol."""
+        return [
+            BalanceView(asset, value[0], value[1])
+            for (acct, asset), value in sorted(self._balances.items())
+            if acct == account_id
+        ]
+
+    def fees(self, asset: str) -> int:
+        """Return the fee account's balance of an asset (may be negative, see module)."""
+        return self._fees.get(asset, 0)
+
+    def reservation(self, market: str, order_id: str) -> OrderReservation | None:
+        """Return a copy of an order's reservation record, or None."""
+        record = self._records.get((market, order_id))
+        return None if record is None else replace(record)
+
+    def order_ids(self, market: str) -> list[str]:
+        """Return the ids of every order of a market that holds a reservation here."""
+        return [oid for (m, oid) in self._records if m == market]
+
+    def totals(self) -> dict[str, Totals]:
+        """Return per asset the sums of available, locked, fees and credited atoms."""
+        assets = {a for _, a in self._balances} | set(self._fees) | set(self._credited)
+        out = {}
+        for asset in sorted(assets):
+            values = [v for (_, a), v in self._balances.items() if a == asset]
+            out[asset] = Totals(
+                sum(v[0] for v in values),
+                sum(v[1] for v in values),
+                self._fees.get(asset, 0),
+                self._credited.get(asset, 0),
+            )
+        return out
+
+    def records(self) -> Iterator[OrderReservation]:
+        """Iterate over the live reservation records (read-only use)."""
+        return iter(self._records.values())
+
+    # -- commands --------------------------------------------------------------------------
+
+    def credit(self, account_id: int, asset: str, amount_atoms: int, reference: str) -> bool:
+        """Add funds to an account's available balance, once per reference.
+
+        Returns:
+            True if credited now, False if the reference was credited before.
+
+        Raises:
+            ValueError: The amount is not positive or the account is not this shard's.
+        """
+        if amount_atoms <= 0:
+            raise ValueError(f"credit amount must be positive, got {amount_atoms}")
+        self._require_own(account_id)
+        self._moves = []
+        if reference in self._references:
+            return False
+        self._references.add(reference)
+        self._move(account_id, asset, amount_atoms, 0)
+        self._credited[asset] = self._credited.get(asset, 0) + amount_atoms
+        self._changes.credits.append((reference, account_id, asset, amount_atoms))
+        return True
+
+    def reserve(self, r: Reservation) -> bool:
+        """Lock `r.amount_atoms` for an order if the account has them available.
+
+        Idempotent: a repeat of the last reservation of the same order changes nothing and
+        returns True. A further reservation of an existing order with other terms (an amend
+        that raises the requirement) is held as pending until its `amended` event.
+
+        Returns:
+            False (changing nothing) if the funds are short or the order belongs to another
+            account; True otherwise.
+        """
+        if r.amount_atoms < 0:
+            raise ValueError(f"reservation amount must be >= 0, got {r.amount_atoms}")
+        self._require_own(r.account_id)
+        self._moves = []
+        key = (r.market, r.order_id)
+        record = self._records.get(key)
+        request_key = _request_key(r)
+        if record is not None and (record.account_id != r.account_id or record.asset != r.asset):
+            return False
+        if record is not None and record.request_key == request_key:
+            return True
+        if self.balance(r.account_id, r.asset)[0] < r.amount_atoms:
+            return False
+        self._move(r.account_id, r.asset, -r.amount_atoms, r.amount_atoms)
+        if record is None:
+            record = OrderReservation(
+                r.market, r.order_id, r.account_id, r.side, r.asset, r.amount_atoms,
+                limit_price_ticks=r.limit_price_ticks, open_qty_lots=r.qty_lots,
+                quote_budget_tick_lots=r.quote_budget_tick_lots,
+            )  # fmt: skip
+            self._records[key] = record
+        else:
+            record.pending_atoms += r.amount_atoms
+        record.request_key = request_key
+        self._dirty_records.add(key)
+        return True
+
+    def release(self, market: str, order_id: str) -> Moves:
+        """Release an order's whole reservation and drop its record (no-op if none)."""
+        self._moves = []
+        record = self._records.get((market, order_id))
+        if record is not None:
+            self._drop(record)
+        return self._moves
+
+    def apply_events(
+        self, spec: MarketSpec, market: str, journal_seq: int, events: Iterable[JsonDict]
+    ) -> Moves:
+        """Apply one journal entry's engine events (codec dicts) to this shard's orders.
+
+        Entries at or below the market's mark were applied before and are skipped.
+
+        Returns:
+            The balance moves made, in order.
+
+        Raises:
+            LedgerInvariantError: A fill needs more than its order has reserved, or a
+                balance would go negative (a bug: crash and recover).
+        """
+        self._moves = []
+        if journal_seq <= self.mark(market):
+            return self._moves
+        for event in events:
+            handler = _HANDLERS.get(str(event.get("type")))
+            if handler is not None:
+                handler(self, spec, market, event)
+        self._marks[market] = journal_seq
+        self._dirty_marks.add(market)
+        return self._moves
+
+    def take_changes(self) -> Changes:
+        """Return everything changed since the last call, as values to persist."""
+        changes = self._changes
+        changes.balances = [(a, s, *self.balance(a, s)) for a, s in sorted(self._dirty_balances)]
+        changes.fees = [(asset, self._fees.get(asset, 0)) for asset in sorted(self._dirty_fees)]
+        for key in sorted(self._dirty_records):
+            record = self._records.get(key)
+            if record is None:
+                changes.dropped.append(key)
+            else:
+                changes.reservations.append(replace(record))
+        changes.marks = [(m, self._marks[m]) for m in sorted(self._dirty_marks)]
+        self._changes = Changes()
+        self._dirty_balances.clear()
+        self._dirty_fees.clear()
+        self._dirty_records.clear()
+        self._dirty_marks.clear()
+        return changes
+
+    # -- event handlers --------------------------------------------------------------------
+
+    def _record(self, market: str, order_id: object) -> OrderReservation | None:
+        return self._records.get((market, order_id)) if isinstance(order_id, str) else None
+
+    def _on_accepted(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
+        record = self._record(market, event.get("id"))
+        if record is not None:
+            record.accepted = True
+            self._touch(record)
+
+    def _on_rejected(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
+        record = self._record(market, event.get("id"))
+        if record is None:
+            return
+        if not record.accepted:
+            self._drop(record)
+            return
+        # An amend of a live order was rejected: give back what was reserved for it.
+        self._unlock(record, record.pending_atoms)
+        record.pending_atoms = 0
+        self._true_up(spec, record)
+
+    def _on_cancelled(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
+        record = self._record(market, event.get("id"))
+        if record is not None:
+            self._drop(record)
+
+    def _on_amended(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
+        record = self._record(market, event.get("id"))
+        if record is None:
+            return
+        record.limit_price_ticks = event.get("price")
+        record.open_qty_lots = int(event["qty"])
+        need = required_now(spec, record)
+        take = record.pending_atoms if need is None else max(0, need - record.reserved_atoms)
+        take = min(take, record.pending_atoms)
+        record.reserved_atoms += take
+        record.pending_atoms -= take
+        self._unlock(record, record.pending_atoms)
+        record.pending_atoms = 0
+        if need is not None and record.reserved_atoms < need:
+            self._lock_shortfall(record, need - record.reserved_atoms)
+        self._true_up(spec, record)
+
+    def _lock_shortfall(self, record: OrderReservation, atoms: int) -> None:
+        # The engine already amended the order, so refusing is no longer possible: take the
+        # missing atoms from available if they are there, else crash (the market actor
+        # did not pre-reserve the amend, see `amend_reservation`).
+        if self.balance(record.account_id, record.asset)[0] < atoms:
+            raise LedgerInvariantError(
+                f"amend of {record.market}/{record.order_id} needs {atoms} atoms more than the "
+                f"{record.reserved_atoms} reserved, and they are not available: not pre-reserved"
+            )
+        self._move(record.account_id, record.asset, -atoms, atoms)
+        record.reserved_atoms += atoms
+
+    def _on_stp_decrement(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
+        qty = int(event["qty"])
+        maker = self._record(market, event.get("maker_id"))
+        taker = self._record(market, event.get("taker_id"))
+        for record in (maker, taker):
+            if record is None:
+                continue
+            if record.open_qty_lots is not None:
+                record.open_qty_lots -= qty
+            elif record.quote_budget_tick_lots is not None and maker is not None:
+                # Self-trade: both orders have one owner, so the maker's record is here.
+                record.quote_budget_tick_lots -= qty * (maker.limit_price_ticks or 0)
+            self._settle_remainder(spec, record)
+
+    def _on_fill(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
+        price, qty = int(event["price"]), int(event["qty"])
+        taker_buys = event["taker_side"] == "buy"
+        notional = int(notional_quote_atoms(spec, price, qty))
+        for order_id, bps, buys in (
+            (event["taker_id"], spec.taker_fee_bps, taker_buys),
+            (event["maker_id"], spec.maker_fee_bps, not taker_buys),
+        ):
+            record = self._record(market, order_id)
+            if record is not None:
+                self._fill_side(
+                    spec, record, price=price, qty=qty, notional=notional, bps=bps, buys=buys
+                )
+
+    def _fill_side(
+        self,
+        spec: MarketSpec,
+        record: OrderReservation,
+        *,
+        price: int,
+        qty: int,
+        notional: int,
+        bps: int,
+        buys: bool,
+    ) -> None:
+        fee, record.fee_numerator = fill_fee_atoms(record.fee_numerator, notional, bps)
+        account = record.account_id
+        if buys:
+            self._pay(record, notional + max(fee, 0))
+            self._move(account, spec.base_asset, qty * spec.lot_size, 0)
+            if fee < 0:
+                self._move(account, spec.quote_asset, -fee, 0)
+        else:
+            self._pay(record, qty * spec.lot_size)
+            self._move(account, spec.quote_asset, notional - fee, 0)
+        self._fee(spec.quote_asset, fee)
+        if record.open_qty_lots is not None:
+            record.open_qty_lots -= qty
+        if record.quote_budget_tick_lots is not None:
+            record.quote_budget_tick_lots -= price * qty
+        self._settle_remainder(spec, record)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _settle_remainder(self, spec: MarketSpec, record: OrderReservation) -> None:
+        if is_done(record):
+            self._drop(record)
+        else:
+            self._true_up(spec, record)
+
+    def _true_up(self, spec: MarketSpec, record: OrderReservation) -> None:
+        need = required_now(spec, record)
+        if need is not None and record.reserved_atoms > need:
+            self._unlock(record, record.reserved_atoms - need)
+            record.reserved_atoms = need
+        self._touch(record)
+
+    def _pay(self, record: OrderReservation, atoms: int) -> None:
+        if atoms > record.reserved_atoms:
+            raise LedgerInvariantError(
+                f"order {record.market}/{record.order_id} must pay {atoms} atoms "
+                f"but has {record.reserved_atoms} reserved"
+            )
+        record.reserved_atoms -= atoms
+        self._move(record.account_id, record.asset, 0, -atoms)
+
+    def _drop(self, record: OrderReservation) -> None:
+        self._unlock(record, record.reserved_atoms + record.pending_atoms)
+        record.reserved_atoms = record.pending_atoms = 0
+        key = (record.market, record.order_id)
+        del self._records[key]
+        self._dirty_records.add(key)
+
+    def _unlock(self, record: OrderReservation, atoms: int) -> None:
+        if atoms:
+            self._move(record.account_id, record.asset, atoms, -atoms)
+
+    def _touch(self, record: OrderReservation) -> None:
+        self._dirty_records.add((record.market, record.order_id))
+
+    def _move(self, account_id: int, asset: str, d_available: int, d_locked: int) -> None:
+        value = self._balances.setdefault((account_id, asset), [0, 0])
+        if value[0] + d_available < 0 or value[1] + d_locked < 0:
+            raise LedgerInvariantError(
+                f"balance of account {account_id} in {asset} would go negative: "
+                f"{value} + ({d_available}, {d_locked})"
+            )
+        value[0] += d_available
+        value[1] += d_locked
+        self._dirty_balances.add((account_id, asset))
+        self._moves.append(Move(account_id, asset, d_available, d_locked))
+
+    def _fee(self, asset: str, delta: int) -> None:
+        if delta:
+            self._fees[asset] = self._fees.get(asset, 0) + delta
+            self._dirty_fees.add(asset)
+            self._moves.append(Move(None, asset, delta, 0))
+
+    def _require_own(self, account_id: int) -> None:
+        if not self.owns(account_id):
+            raise ValueError(
+                f"account {account_id} belongs to shard {shard_of(account_id, self.shard_count)}"
+                f", not {self.shard_id}"
+            )
+
+
+_HANDLERS: dict[str, Any] = {
+    "accepted": LedgerCore._on_accepted,
+    "rejected": LedgerCore._on_rejected,
+    "fill": LedgerCore._on_fill,
+    "cancelled": LedgerCore._on_cancelled,
+    "amended": LedgerCore._on_amended,
+    "stp_decrement": LedgerCore._on_stp_decrement,
+}
+"""Event types that move money; `triggered`, `halted` and `resumed` move none."""

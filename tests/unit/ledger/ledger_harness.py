@@ -1,0 +1,106 @@
+"""A desk that plays the market actor's part: reserve, match with the real engine, apply.
+
+Each command is one journal entry; its events go to every shard as codec dicts, the way
+the market actor sends them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.contracts import JsonDict, Reservation
+from actors.engine import Command, MarketSpec, MatchingEngine, OrderId
+from actors.engine.codec import command_from_dict, event_to_dict
+from actors.ledger.core import LedgerCore, Moves, shard_of
+from actors.ledger.rules import amend_reservation, required_reservation
+
+SPEC = MarketSpec(
+    symbol="B-Q", base_asset="B", quote_asset="Q", base_decimals=0, quote_decimals=0,
+    tick_size=1, lot_size=10, maker_fee_bps=10, taker_fee_bps=30,
+)  # fmt: skip
+
+
+class Desk:
+    """A market with its engine and `shard_count` ledger shards."""
+
+    def __init__(self, spec: MarketSpec = SPEC, shard_count: int = 1) -> None:
+        self.spec = spec
+        self.engine = MatchingEngine(spec)
+        self.shards = [LedgerCore(i, shard_count) for i in range(shard_count)]
+        self.journal_seq = 0
+        self.ts = 0
+        self.moves: Moves = []
+        self.events: list[JsonDict] = []
+
+    def shard(self, account: int) -> LedgerCore:
+        """Return the shard owning an account."""
+        return self.shards[shard_of(account, len(self.shards))]
+
+    def fund(self, account: int, asset: str, atoms: int) -> None:
+        """Credit an account."""
+        self.shard(account).credit(account, asset, atoms, f"dep-{account}-{asset}-{atoms}")
+
+    def balance(self, account: int, asset: str) -> tuple[int, int]:
+        """Return (available, locked) of an account."""
+        return self.shard(account).balance(account, asset)
+
+    def fees(self, asset: str = "Q") -> int:
+        """Return the fees of every shard together."""
+        return sum(s.fees(asset) for s in self.shards)
+
+    def place(self, account: int, oid: str, side: str, **fields: Any) -> bool:
+        """Reserve for and submit a new order; False if the funds were short."""
+        kind = fields.setdefault("kind", "limit")
+        budget = fields.pop("budget", fields.get("quote_qty"))
+        price = fields.get("price")
+        qty = fields.get("qty")
+        amount = required_reservation(self.spec, side, kind, price, qty, budget)
+        asset = self.spec.quote_asset if side == "buy" else self.spec.base_asset
+        reservation = Reservation(
+            self.spec.symbol, oid, account, asset, amount, side, price, qty, budget
+        )
+        if not self.shard(account).reserve(reservation):
+            return False
+        self.submit({"type": "new", "id": oid, "owner": str(account), "side": side, **fields})
+        return True
+
+    def cancel(self, account: int, oid: str) -> None:
+        """Cancel an order."""
+        self.submit({"type": "cancel", "id": oid, "owner": str(account)})
+
+    def amend(self, account: int, oid: str, price: int | None, qty: int) -> bool:
+        """Pre-reserve an amend when it needs more, then submit it; False if short."""
+        view = self.engine.get_order(OrderId(oid))
+        record = self.shard(account).reservation(self.spec.symbol, oid)
+        if view is not None and record is not None:
+            old = (view.price, view.remaining_qty)
+            new = (price if price is not None else view.price, qty)
+            extra = amend_reservation(self.spec, view.side, view.kind, old, new)
+            if extra and not self.shard(account).reserve(
+                Reservation(self.spec.symbol, oid, account, record.asset, extra, view.side,
+                            new[0], new[1])
+            ):  # fmt: skip
+                return False
+        self.submit({"type": "amend", "id": oid, "owner": str(account), "price": price, "qty": qty})
+        return True
+
+    def submit(self, command: JsonDict) -> list[JsonDict]:
+        """Journal and match one command, then apply its events on every shard."""
+        self.ts += 1
+        decoded: Command = command_from_dict({**command, "ts": self.ts})
+        events = [event_to_dict(e) for e in self.engine.submit(decoded)]
+        self.journal_seq += 1
+        self.moves = []
+        for shard in self.shards:
+            self.moves += shard.apply_events(self.spec, self.spec.symbol, self.journal_seq, events)
+        self.events = events
+        return events
+
+    def conserved(self) -> dict[str, tuple[int, int]]:
+        """Return per asset (available + locked + fees, credited) summed over shards."""
+        out: dict[str, tuple[int, int]] = {}
+        for shard in self.shards:
+            for asset, t in shard.totals().items():
+                held, credited = out.get(asset, (0, 0))
+                out[asset] = (held + t.available + t.locked + t.fees, credited + t.credited)
+        return out
