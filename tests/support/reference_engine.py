@@ -34,9 +34,10 @@ STOP_KINDS = ("stop_limit", "stop_market")
 class Order:
     """One order: resting, pending as a stop, or being matched as the incoming order.
 
-    `qty` is the open quantity in lots (an iceberg's slice plus reserve; 0 for a `quote_qty`
-    market buy), `visible` the queued slice in lots, `budget` the unspent `quote_qty` in
-    tick-lots (None unless a `quote_qty` order), `arrival` the per-market arrival number.
+    `qty` is the open quantity in lots (an iceberg's slice plus reserve; 0 for a market buy
+    with only `quote_qty`), `visible` the queued slice in lots, `budget` the unspent
+    `quote_qty` in tick-lots (None without one), `arrival` the per-market arrival number.
+    A market buy with both `qty` and `quote_qty` is `capped`: it stops at `qty` lots too.
     """
 
     id: str
@@ -55,6 +56,7 @@ class Order:
     visible: int = 0
     arrival: int = 0
     filled: bool = False  # set by the first fill while incoming
+    capped: bool = False  # a `quote_qty` order that also has a `qty`
 
 
 def _field(cmd: dict[str, Any], name: str) -> Any:
@@ -109,7 +111,8 @@ def _well_formed_new(cmd: dict[str, Any]) -> bool:
         return False
     tif = cmd.get("tif") or "gtc"
     has_qty, has_quote = cmd.get("qty") is not None, cmd.get("quote_qty") is not None
-    if has_quote and (kind != "market" or side != "buy" or has_qty or tif == "fok"):
+    budget_kinds = ("market", "stop_market")  # buys only; with or without `qty`
+    if has_quote and (kind not in budget_kinds or side != "buy" or tif == "fok"):
         return False
     if not has_qty and not has_quote:
         return False
@@ -148,6 +151,8 @@ class ReferenceEngine:
     def apply(self, cmd: dict[str, Any] | str) -> list[Event]:
         """Process one command (a dict or a JSON line) and return its events."""
         self.events = []
+        if isinstance(cmd, str) and not cmd.strip():
+            return self.events  # a blank line carries no command
         parsed = self._parse(cmd)
         if parsed is None or not _well_formed(parsed):
             rid = parsed.get("id") if parsed is not None else None
@@ -209,8 +214,11 @@ class ReferenceEngine:
     def _reject(self, rid: Any, reason: str) -> None:
         self._emit("rejected", id=rid if isinstance(rid, str) else None, reason=reason)
 
-    def _cancelled(self, order: Order, reason: str) -> None:
-        extra = {} if order.budget is None else {"remaining_quote_qty": order.budget}
+    def _cancelled(self, order: Order, reason: str, incoming: bool = True) -> None:
+        """Report an order cancelled; an incoming budget order adds its unspent budget."""
+        extra = (
+            {"remaining_quote_qty": order.budget} if incoming and order.budget is not None else {}
+        )
         self._emit("cancelled", id=order.id, reason=reason, remaining_qty=order.qty, **extra)
 
     def _next_arrival(self) -> int:
@@ -235,7 +243,7 @@ class ReferenceEngine:
             self.stops.remove(order)
         else:
             self.resting.remove(order)
-        self._cancelled(order, reason)
+        self._cancelled(order, reason, incoming=False)
 
     def _qty_ok(self, qty: int) -> bool:
         low, high = self.spec.get("min_qty"), self.spec.get("max_qty")
@@ -396,6 +404,7 @@ class ReferenceEngine:
     def _incoming(self, order: Order) -> None:
         """Process a newly arrived (or re-queued, or triggered) limit or market order."""
         order.arrival = self._next_arrival()
+        order.capped = order.budget is not None and order.qty > 0
         crosses = order.post_only is not None and self._would_take(order)
         if crosses and (order.post_only == "reject" or not self._slide(order)):
             self._cancelled(order, "post_only")
@@ -458,7 +467,8 @@ class ReferenceEngine:
         if order.budget is None:
             return order.qty
         assert maker.price is not None
-        return order.budget // maker.price
+        affordable = order.budget // maker.price
+        return min(affordable, order.qty) if order.capped else affordable
 
     def _match(self, order: Order) -> bool:
         """Match the incoming order; False if self-trade prevention cancelled it."""
@@ -489,10 +499,7 @@ class ReferenceEngine:
         )
         self.last_price = maker.price
         order.filled = True
-        if order.budget is None:
-            order.qty -= qty
-        else:
-            order.budget -= qty * maker.price
+        self._take_from_incoming(order, qty, maker.price)
         maker.qty -= qty
         maker.visible -= qty
         if maker.visible == 0:
@@ -502,6 +509,14 @@ class ReferenceEngine:
                 maker.visible = min(maker.display_qty, maker.qty)
                 maker.arrival = self._next_arrival()
                 self.resting.append(maker)
+
+    @staticmethod
+    def _take_from_incoming(order: Order, qty: int, price: int) -> None:
+        """Count `qty` lots at `price` off the incoming order's lots and/or budget."""
+        if order.budget is None or order.capped:
+            order.qty -= qty
+        if order.budget is not None:
+            order.budget -= qty * price
 
     def _self_trade(self, order: Order, maker: Order, wanted: int) -> bool:
         """Apply the incoming order's STP mode; False if the incoming order is cancelled."""
@@ -522,10 +537,7 @@ class ReferenceEngine:
         from_reserve = min(dec, maker.qty - maker.visible)
         maker.visible -= dec - from_reserve
         maker.qty -= dec
-        if order.budget is None:
-            order.qty -= dec
-        else:
-            order.budget -= dec * maker.price
+        self._take_from_incoming(order, dec, maker.price)
         if maker.qty == 0:
             self._remove(maker, "stp")
         if dec == wanted:
@@ -536,12 +548,15 @@ class ReferenceEngine:
     def _finish(self, order: Order) -> None:
         """Deal with what is left of the incoming order once matching stopped."""
         if order.kind == "market":
-            asks_left = self._best_price("sell") is not None
-            if order.budget is not None and order.budget > 0:
-                reason = "quote_budget" if asks_left else self._market_reason(order)
-                self._cancelled(order, reason)
-            elif order.budget is None and order.qty > 0:
-                self._cancelled(order, self._market_reason(order))
+            if order.budget is None:
+                if order.qty > 0:
+                    self._cancelled(order, self._market_reason(order))
+                return
+            # A budget order is done when its lots (if capped) or its budget are used up;
+            # otherwise the only reasons it stopped are: priced out with asks left, or no asks.
+            if order.qty > 0 if order.capped else order.budget > 0:
+                asks_left = self._best_price("sell") is not None
+                self._cancelled(order, "quote_budget" if asks_left else self._market_reason(order))
         elif order.qty > 0:
             if order.tif == "ioc":
                 self._cancelled(order, "ioc_remainder")

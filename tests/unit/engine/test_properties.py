@@ -89,9 +89,10 @@ def _new_order(rng: random.Random, ts: int) -> dict[str, Any]:
     side = rng.choice(("buy", "sell"))
     cmd: dict[str, Any] = {"type": "new", "id": _order_id(rng, owner), "owner": owner}
     cmd.update(side=side, kind=kind, ts=ts)
-    if kind == "market" and side == "buy" and _rarely(rng, 4):
+    budget = side == "buy" and kind in ("market", "stop_market") and _rarely(rng, 3)
+    if budget:
         cmd["quote_qty"] = rng.randint(1, 70)
-    else:
+    if not budget or _rarely(rng, 2):  # a budget with a qty too: a price-protected buy
         cmd["qty"] = rng.choice((2, 1, 3, 4, 5, 6, 2, 3, 9, 0))
     if kind in ("limit", "stop_limit"):
         cmd["price"] = rng.randint(*PRICE_BAND)

@@ -370,3 +370,31 @@ def test_malformed_commands_reject_with_null_or_string_id_and_expire_nothing() -
         {"type": "rejected", "id": None, "reason": "invalid_command"}
     ]
     assert _run(engine, {"type": "tick", "ts": 9}) == [_cxl("g", "expired", 2)]
+
+
+def test_price_protected_market_buy_stops_at_qty_or_budget_whichever_binds_first() -> None:
+    engine = _setup(_new("a", "A", "sell", 5, 10))
+    assert _run(engine, _new("q", "T", "buy", 2, None, quote_qty=100)) == [
+        _acc("q", "T", "buy", "market"),
+        _fill("a", "q", "A", "T", 10, 2, "buy"),
+    ]
+    assert _run(engine, _new("b", "T", "buy", 3, None, quote_qty=25)) == [
+        _acc("b", "T", "buy", "market"),
+        _fill("a", "b", "A", "T", 10, 2, "buy"),
+        _cxl("b", "quote_budget", 1, remaining_quote_qty=5),
+    ]
+
+
+def test_pending_budget_stop_cancel_reports_its_qty_without_budget() -> None:
+    stop = _new("s", "T", "buy", None, None, kind="stop_market", stop_price=9, quote_qty=50)
+    engine = _setup(stop)
+    assert engine.book()["stops"][0]["qty"] == 0
+    assert _run(engine, {"type": "cancel", "id": "s", "owner": "T", "ts": 2}) == [
+        _cxl("s", "user", 0)
+    ]
+
+
+def test_blank_line_carries_no_command_and_no_seq() -> None:
+    engine = ReferenceEngine({"symbol": "X"})
+    assert engine.apply("  \n") == []
+    assert engine.apply("{}")[0]["seq"] == 1
