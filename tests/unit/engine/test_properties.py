@@ -35,8 +35,8 @@ Event = dict[str, Any]
 OWNERS = ("A", "B", "C")
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement_and_cancel")
 IDS_PER_OWNER = 6  # few ids, so duplicate and unknown ids happen
-PRICE_BAND = (8, 12)  # ticks; narrow, so orders cross often
-JUNK_VALUES: tuple[Any, ...] = (None, True, "1", 1.5, "", "bogus", 0, -1, 2**63)
+PRICE_BANDS = ((8, 12), (1, 4))  # ticks; narrow, so orders cross often (low: slides hit 0)
+JUNK_VALUES: tuple[Any, ...] = (None, True, "1", 1.5, "", "bogus", 0, -1, 2**63, 2**63 - 1)
 JUNK_LINES = ("not json", "[1, 2]", "null", "42", '"new"', '{"type": "new"}', "{")
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "accepted": ("id", "owner", "side", "kind"),
@@ -82,7 +82,7 @@ def _order_id(rng: random.Random, owner: str) -> str:
     return f"{id_owner.lower()}{rng.randrange(IDS_PER_OWNER)}"
 
 
-def _new_order(rng: random.Random, ts: int) -> dict[str, Any]:
+def _new_order(rng: random.Random, ts: int, band: tuple[int, int]) -> dict[str, Any]:
     """A `new` command, mostly valid, of every kind, tif and flag combination."""
     owner = rng.choice(OWNERS)
     kind = rng.choice(("limit", "limit", "limit", "market", "stop_limit", "stop_market"))
@@ -95,9 +95,9 @@ def _new_order(rng: random.Random, ts: int) -> dict[str, Any]:
     if not budget or _rarely(rng, 2):  # a budget with a qty too: a price-protected buy
         cmd["qty"] = rng.choice((2, 1, 3, 4, 5, 6, 2, 3, 9, 0))
     if kind in ("limit", "stop_limit"):
-        cmd["price"] = rng.randint(*PRICE_BAND)
+        cmd["price"] = rng.randint(*band)
     if kind in ("stop_limit", "stop_market"):
-        cmd["stop_price"] = rng.randint(*PRICE_BAND)
+        cmd["stop_price"] = rng.randint(*band)
     tifs = ("gtc", "gtd") if kind.startswith("stop") else ("gtc", "gtd", "ioc", "fok")
     tif = rng.choice((None, None, *tifs))
     if tif is not None:
@@ -129,14 +129,16 @@ def _target(rng: random.Random, model: ReferenceEngine) -> tuple[str, str]:
     return _order_id(rng, owner), owner
 
 
-def _amend(rng: random.Random, ts: int, model: ReferenceEngine) -> dict[str, Any]:
+def _amend(
+    rng: random.Random, ts: int, model: ReferenceEngine, band: tuple[int, int]
+) -> dict[str, Any]:
     oid, owner = _target(rng, model)
     cmd: dict[str, Any] = {"type": "amend", "id": oid, "owner": owner, "ts": ts}
     change = rng.choice(("qty", "price", "both"))
     if change in ("qty", "both"):
         cmd["qty"] = rng.choice((1, 2, 4, 7, 0))
     if change in ("price", "both"):
-        cmd["price"] = rng.randint(*PRICE_BAND)
+        cmd["price"] = rng.randint(*band)
     return cmd
 
 
@@ -164,12 +166,12 @@ def _malformed(rng: random.Random, cmd: dict[str, Any]) -> Command:
     return broken
 
 
-def _command(rng: random.Random, ts: int, model: ReferenceEngine) -> Command:
+def _command(rng: random.Random, ts: int, model: ReferenceEngine, band: tuple[int, int]) -> Command:
     pick = rng.choice(("new",) * 6 + ("amend", "amend", "other", "other"))
     if pick == "new":
-        cmd = _new_order(rng, ts)
+        cmd = _new_order(rng, ts, band)
     else:
-        cmd = (_amend if pick == "amend" else _other)(rng, ts, model)
+        cmd = _amend(rng, ts, model, band) if pick == "amend" else _other(rng, ts, model)
     if _rarely(rng, 15):
         return _malformed(rng, cmd)
     if _rarely(rng, 10):
@@ -185,6 +187,7 @@ def random_scenario(seed: int, max_size: int = 40) -> Scenario:
     rng = random.Random(seed)
     spec = copy.deepcopy(rng.choice((SPECS[0], SPECS[0], SPECS[0], SPECS[1], SPECS[2])))
     model = ReferenceEngine(spec)  # tracks live orders, so that cancels and amends hit
+    band = rng.choice(PRICE_BANDS[:1] * 4 + PRICE_BANDS[1:])
     stream: list[Command] = []
     ts = 1
     # While halted: commands left until a forced resume (keeps halted stretches short).
@@ -192,7 +195,7 @@ def random_scenario(seed: int, max_size: int = 40) -> Scenario:
     for _ in range(rng.randint(1, rng.choice((max_size,) * 4 + (4 * max_size,)))):
         ts += rng.choice((1, 0, 2, 5, -2))
         resume_in -= 1
-        cmd = {"type": "resume", "ts": ts} if resume_in == 0 else _command(rng, ts, model)
+        cmd = {"type": "resume", "ts": ts} if resume_in == 0 else _command(rng, ts, model, band)
         if isinstance(cmd, dict) and cmd.get("type") == "halt" and not model.halted:
             resume_in = rng.randint(1, 4)
         stream.append(cmd)
