@@ -28,6 +28,7 @@ from actors.ledger.rules import (
     Changes,
     Key,
     LedgerInvariantError,
+    LedgerRequestError,
     Move,
     Moves,
     OrderReservation,
@@ -156,11 +157,12 @@ class LedgerCore:
             True if credited now, False if the reference was credited before.
 
         Raises:
-            ValueError: The amount is not positive or the account is not this shard's.
+            LedgerRequestError: The amount is not positive or the account is another
+                shard's.
         """
         if amount_atoms <= 0:
-            raise ValueError(f"credit amount must be positive, got {amount_atoms}")
-        self._require_own(account_id)
+            raise LedgerRequestError(f"credit amount must be positive, got {amount_atoms}")
+        self.check_owner(account_id)
         self._moves = []
         if reference in self._references:
             return False
@@ -182,8 +184,8 @@ class LedgerCore:
             account; True otherwise.
         """
         if r.amount_atoms < 0:
-            raise ValueError(f"reservation amount must be >= 0, got {r.amount_atoms}")
-        self._require_own(r.account_id)
+            raise LedgerRequestError(f"reservation amount must be >= 0, got {r.amount_atoms}")
+        self.check_owner(r.account_id)
         self._moves = []
         key = (r.market, r.order_id)
         record = self._records.get(key)
@@ -429,9 +431,10 @@ class LedgerCore:
             self._dirty_fees.add(asset)
             self._moves.append(Move(None, asset, delta, 0))
 
-    def _require_own(self, account_id: int) -> None:
+    def check_owner(self, account_id: int) -> None:
+        """Raise `LedgerRequestError` unless this shard owns the account."""
         if not self.owns(account_id):
-            raise ValueError(
+            raise LedgerRequestError(
                 f"account {account_id} belongs to shard {shard_of(account_id, self.shard_count)}"
                 f", not {self.shard_id}"
             )

@@ -27,6 +27,10 @@ class LedgerInvariantError(RuntimeError):
     """A ledger invariant broke (a bug, never a business reject): crash and recover."""
 
 
+class LedgerRequestError(ValueError):
+    """A request was refused before it changed anything (bad amount, wrong shard, ...)."""
+
+
 @dataclass(slots=True)
 class OrderReservation:
     """The funds a shard holds locked for one order, and what the order may still need.

@@ -89,7 +89,7 @@ def _run(desk: Desk, op: tuple[str, int, Any], n: int) -> None:
         desk.amend(owner, view.id, arg[1], arg[2])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ops=st.lists(_op, min_size=20, max_size=60),
     funds=st.lists(st.one_of(st.just(0), st.integers(500, 30_000)), min_size=8, max_size=8),

@@ -1,0 +1,245 @@
+"""PostgreSQL adapter of the ledger shards: every ledger SQL statement lives here.
+
+A shard's state is its accounts' rows (`account_id % shard_count = shard_id`) of
+`balances`, `ledger_reservations` and `ledger_credits`, its `fee_balances` row per asset and
+its `ledger_shard_marks`. `save` writes everything one batch changed in the caller's
+transaction, one multi-row statement per table (`unnest` of arrays: group commit).
+Amounts are `NUMERIC(38,0)`: they are read as text and written as text so that no
+`Decimal` (let alone a float) ever touches a money path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from actors.contracts import JsonDict
+from actors.engine import MarketSpec
+from actors.ledger.core import Changes, LedgerCore
+from actors.ledger.rules import LedgerRequestError, OrderReservation
+from actors.markets_repo import asset_ids, load_markets
+
+SYSTEM_ROLE = "clob_system"
+_OWN = "account_id % $2 = $1"
+
+
+class UnknownAccountError(LedgerRequestError):
+    """The account does not exist (accounts are created by the API, never by the ledger)."""
+
+
+class UnknownAssetError(LedgerRequestError):
+    """The asset does not exist."""
+
+
+class UnknownMarketError(LedgerRequestError):
+    """The market does not exist."""
+
+
+class Registry:
+    """Symbol <-> id maps of assets and markets, and the markets' specs (cached)."""
+
+    def __init__(self) -> None:
+        self.asset_ids: dict[str, int] = {}
+        self.asset_symbols: dict[int, str] = {}
+        self.market_ids: dict[str, int] = {}
+        self.market_symbols: dict[int, str] = {}
+        self.specs: dict[str, MarketSpec] = {}
+
+    async def refresh(self, conn: asyncpg.Connection) -> None:
+        """Reload every asset and market."""
+        self.asset_ids = await asset_ids(conn)
+        self.asset_symbols = {i: s for s, i in self.asset_ids.items()}
+        markets = await load_markets(conn)
+        self.market_ids = {s: r.market_id for s, r in markets.items()}
+        self.market_symbols = {r.market_id: s for s, r in markets.items()}
+        self.specs = {s: r.spec for s, r in markets.items()}
+
+    async def spec(self, conn: asyncpg.Connection, market: str) -> MarketSpec:
+        """Return a market's spec, reloading the registry once if it is unknown.
+
+        Raises:
+            UnknownMarketError: No such market.
+        """
+        if market not in self.specs:
+            await self.refresh(conn)
+        if market not in self.specs:
+            raise UnknownMarketError(f"unknown market {market!r}")
+        return self.specs[market]
+
+    async def asset_id(self, conn: asyncpg.Connection, asset: str) -> int:
+        """Return an asset's id, reloading the registry once if it is unknown.
+
+        Raises:
+            UnknownAssetError: No such asset.
+        """
+        if asset not in self.asset_ids:
+            await self.refresh(conn)
+        if asset not in self.asset_ids:
+            raise UnknownAssetError(f"unknown asset {asset!r}")
+        return self.asset_ids[asset]
+
+
+async def use_system_role(conn: asyncpg.Connection) -> None:
+    """Act as `clob_system` (BYPASSRLS) when the login role may; else stay as it is."""
+    if await conn.fetchval("SELECT pg_has_role(current_user, $1, 'MEMBER')", SYSTEM_ROLE):
+        await conn.execute(f"SET ROLE {SYSTEM_ROLE}")
+
+
+async def create_pool(database_url: str) -> asyncpg.Pool:
+    """Open the shard's connection pool (every connection acts as `clob_system`)."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=2, init=use_system_role
+    )
+    return pool
+
+
+async def load(
+    conn: asyncpg.Connection, registry: Registry, shard_id: int, shard_count: int
+) -> LedgerCore:
+    """Load a shard's state into a fresh `LedgerCore`."""
+    await registry.refresh(conn)
+    core = LedgerCore(shard_id, shard_count)
+    asset = registry.asset_symbols
+    rows = await conn.fetch(
+        "SELECT account_id, asset_id, available_atoms::text AS a, locked_atoms::text AS l "
+        f"FROM balances WHERE {_OWN}", shard_id, shard_count,
+    )  # fmt: skip
+    for r in rows:
+        core.load_balance(r["account_id"], asset[r["asset_id"]], int(r["a"]), int(r["l"]))
+    for r in await conn.fetch(
+        "SELECT asset_id, amount_atoms::text AS a FROM fee_balances WHERE shard_id = $1", shard_id
+    ):
+        core.load_fees(asset[r["asset_id"]], int(r["a"]))
+    for r in await conn.fetch(
+        "SELECT asset_id, sum(amount_atoms)::text AS a FROM ledger_credits "
+        f"WHERE {_OWN} GROUP BY asset_id", shard_id, shard_count,
+    ):  # fmt: skip
+        core.load_credited(asset[r["asset_id"]], int(r["a"]))
+    for r in await conn.fetch(
+        "SELECT market_id, applied_journal_seq FROM ledger_shard_marks "
+        "WHERE shard_id = $1 AND shard_count = $2", shard_id, shard_count,
+    ):  # fmt: skip
+        core.load_mark(registry.market_symbols[r["market_id"]], r["applied_journal_seq"])
+    await _load_reservations(conn, registry, core)
+    return core
+
+
+async def _load_reservations(conn: asyncpg.Connection, reg: Registry, core: LedgerCore) -> None:
+    rows = await conn.fetch(
+        "SELECT market_id, order_id, account_id, asset_id, side, reserved_atoms::text AS r, "
+        "pending_atoms::text AS p, limit_price_ticks, open_qty_lots, quote_budget_tick_lots, "
+        "fee_numerator::text AS f, accepted, request_key "
+        f"FROM ledger_reservations WHERE {_OWN}", core.shard_id, core.shard_count,
+    )  # fmt: skip
+    for r in rows:
+        core.load_reservation(
+            OrderReservation(
+                reg.market_symbols[r["market_id"]], r["order_id"], r["account_id"], r["side"],
+                reg.asset_symbols[r["asset_id"]], int(r["r"]), int(r["p"]),
+                r["limit_price_ticks"], r["open_qty_lots"], r["quote_budget_tick_lots"],
+                int(r["f"]), r["accepted"], r["request_key"],
+            )
+        )  # fmt: skip
+
+
+async def save(
+    conn: asyncpg.Connection, registry: Registry, core: LedgerCore, changes: Changes
+) -> None:
+    """Write one batch's changes (call inside the batch's transaction)."""
+    aid = registry.asset_ids
+    mid = registry.market_ids
+    shard = (core.shard_id, core.shard_count)
+    writes: list[tuple[str, Sequence[Any], Any]] = [
+        (_INSERT_CREDITS, changes.credits, lambda c: (c[0], c[1], aid[c[2]], str(c[3]))),
+        (_UPSERT_BALANCES, changes.balances, lambda b: (b[0], aid[b[1]], str(b[2]), str(b[3]))),
+        (_UPSERT_FEES, changes.fees, lambda f: (shard[0], aid[f[0]], str(f[1]))),
+        (_DELETE_RESERVATIONS, changes.dropped, lambda k: (mid[k[0]], k[1])),
+        (_UPSERT_RESERVATIONS, changes.reservations, lambda r: _row(registry, r)),
+        (_UPSERT_MARKS, changes.marks, lambda m: (*shard, mid[m[0]], m[1])),
+    ]
+    for sql, items, row in writes:
+        if items:
+            await _unnest(conn, sql, items, row)
+
+
+def _row(registry: Registry, r: OrderReservation) -> tuple[Any, ...]:
+    return (
+        registry.market_ids[r.market], r.order_id, r.account_id, registry.asset_ids[r.asset],
+        r.side, str(r.reserved_atoms), str(r.pending_atoms), r.limit_price_ticks,
+        r.open_qty_lots, r.quote_budget_tick_lots, str(r.fee_numerator), r.accepted,
+        r.request_key,
+    )  # fmt: skip
+
+
+async def _unnest(conn: asyncpg.Connection, sql: str, items: Sequence[Any], row: Any) -> None:
+    columns = list(zip(*(row(item) for item in items), strict=True))
+    await conn.execute(sql, *[list(c) for c in columns])
+
+
+_INSERT_CREDITS = """
+INSERT INTO ledger_credits (reference, account_id, asset_id, amount_atoms)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[]::numeric[])"""
+_UPSERT_BALANCES = """
+INSERT INTO balances (account_id, asset_id, available_atoms, locked_atoms)
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[]::numeric[], $4::text[]::numeric[])
+ON CONFLICT (account_id, asset_id) DO UPDATE
+   SET available_atoms = EXCLUDED.available_atoms, locked_atoms = EXCLUDED.locked_atoms,
+       updated_at = now()"""
+_UPSERT_FEES = """
+INSERT INTO fee_balances (shard_id, asset_id, amount_atoms)
+SELECT * FROM unnest($1::int[], $2::int[], $3::text[]::numeric[])
+ON CONFLICT (shard_id, asset_id) DO UPDATE
+   SET amount_atoms = EXCLUDED.amount_atoms, updated_at = now()"""
+_DELETE_RESERVATIONS = """
+DELETE FROM ledger_reservations r USING unnest($1::int[], $2::text[]) AS d(market_id, order_id)
+ WHERE r.market_id = d.market_id AND r.order_id = d.order_id"""
+_UPSERT_RESERVATIONS = """
+INSERT INTO ledger_reservations (market_id, order_id, account_id, asset_id, side,
+    reserved_atoms, pending_atoms, limit_price_ticks, open_qty_lots, quote_budget_tick_lots,
+    fee_numerator, accepted, request_key)
+SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::int[], $5::text[],
+    $6::text[]::numeric[], $7::text[]::numeric[], $8::bigint[], $9::bigint[], $10::bigint[],
+    $11::text[]::numeric[], $12::bool[], $13::text[])
+ON CONFLICT (market_id, order_id) DO UPDATE
+   SET reserved_atoms = EXCLUDED.reserved_atoms, pending_atoms = EXCLUDED.pending_atoms,
+       limit_price_ticks = EXCLUDED.limit_price_ticks, open_qty_lots = EXCLUDED.open_qty_lots,
+       quote_budget_tick_lots = EXCLUDED.quote_budget_tick_lots,
+       fee_numerator = EXCLUDED.fee_numerator, accepted = EXCLUDED.accepted,
+       request_key = EXCLUDED.request_key, updated_at = now()"""
+_UPSERT_MARKS = """
+INSERT INTO ledger_shard_marks (shard_id, shard_count, market_id, applied_journal_seq)
+SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::bigint[])
+ON CONFLICT (shard_id, shard_count, market_id) DO UPDATE
+   SET applied_journal_seq = EXCLUDED.applied_journal_seq, updated_at = now()"""
+
+
+async def journal_entries(
+    conn: asyncpg.Connection, market_id: int, after_seq: int, before_seq: int | None = None
+) -> list[tuple[int, list[JsonDict]]]:
+    """Return `(seq, events)` of a market's journal rows after `after_seq` (and before
+    `before_seq` if given), in seq order."""
+    rows = await conn.fetch(
+        "SELECT seq, payload->'events' AS events FROM journal WHERE market_id = $1 "
+        "AND seq > $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq",
+        market_id, after_seq, before_seq,
+    )  # fmt: skip
+    return [(r["seq"], json.loads(r["events"]) if r["events"] else []) for r in rows]
+
+
+async def check_account(conn: asyncpg.Connection, account_id: int) -> None:
+    """Raise `UnknownAccountError` unless the account exists."""
+    if not await conn.fetchval(
+        "SELECT EXISTS (SELECT FROM accounts WHERE account_id = $1)", account_id
+    ):
+        raise UnknownAccountError(f"unknown account {account_id}: create it first")
+
+
+async def credit_applied(conn: asyncpg.Connection, reference: str) -> bool:
+    """Return True if a credit with this reference was applied before."""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT FROM ledger_credits WHERE reference = $1)", reference
+    )
+    return found

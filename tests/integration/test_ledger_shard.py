@@ -1,0 +1,227 @@
+"""The ledger shard actor on a real Ray and PostgreSQL: durability across a crash,
+idempotent apply, catch-up from the journal, orphan release and conservation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import ray
+from ray.exceptions import ActorUnavailableError, RayActorError
+
+from actors.contracts import BalanceView, JsonDict, Reservation
+from actors.engine import MarketSpec, MatchingEngine
+from actors.engine.codec import command_from_dict, event_to_dict
+from actors.infra.migrate import apply_migrations
+from actors.ledger.rules import required_reservation
+from actors.ledger.shard import LedgerShard, ledger_shard_options
+from actors.markets_repo import create_market
+
+NAMESPACE = "clob-test-ledger"
+SPEC = MarketSpec(
+    symbol="LB-LQ", base_asset="LB", quote_asset="LQ", tick_size=1, lot_size=10,
+    maker_fee_bps=10, taker_fee_bps=30,
+)  # fmt: skip
+
+
+class Market:
+    """The market actor's part: a real engine whose entries go to the journal table."""
+
+    def __init__(self, conn: asyncpg.Connection, market_id: int, epoch: int) -> None:
+        self.conn, self.market_id, self.epoch = conn, market_id, epoch
+        self.engine = MatchingEngine(SPEC)
+        self.seq = 0
+
+    async def journal(self, account: int, command: JsonDict) -> tuple[int, list[JsonDict]]:
+        """Match one command and append it to the journal; return the entry."""
+        self.seq += 1
+        command = {**command, "owner": str(account), "ts": self.seq}
+        events = [event_to_dict(e) for e in self.engine.submit(command_from_dict(command))]
+        payload = {"request_id": f"r{self.seq}", "account_id": account, "command": command,
+                   "events": events}  # fmt: skip
+        await self.conn.execute(
+            "INSERT INTO journal (market_id, seq, epoch, kind, payload) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            self.market_id, self.seq, self.epoch, command["type"], json.dumps(payload),
+        )  # fmt: skip
+        return self.seq, events
+
+
+def _reservation(account: int, oid: str, side: str, price: int, qty: int) -> Reservation:
+    amount = required_reservation(SPEC, side, "limit", price, qty)
+    asset = SPEC.quote_asset if side == "buy" else SPEC.base_asset
+    return Reservation(SPEC.symbol, oid, account, asset, amount, side, price, qty)
+
+
+def _new(oid: str, side: str, price: int, qty: int) -> JsonDict:
+    return {"type": "new", "id": oid, "side": side, "kind": "limit", "price": price, "qty": qty}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def db(pg_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+    """A database of this module's own, migrated, with the market."""
+    name = f"ledger_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(pg_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = pg_dsn.rpartition("/")[0] + "/" + name
+    conn = await asyncpg.connect(url)
+    await apply_migrations(conn)
+    await create_market(conn, SPEC)
+    yield url, conn
+    await conn.close()
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="module")
+def shard(db: tuple[str, asyncpg.Connection]) -> Iterator[Any]:
+    """One Ray for the module and shard 0 of 1 in it."""
+    ray.init(num_cpus=2, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False)
+    try:
+        options = {**ledger_shard_options(0), "namespace": NAMESPACE}
+        yield ray.remote(LedgerShard).options(**options).remote(0, 1, db[0])
+    finally:
+        ray.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def market(db: tuple[str, asyncpg.Connection]) -> Market:
+    """The market's journal writer (holding the market's epoch)."""
+    conn = db[1]
+    market_id = await conn.fetchval("SELECT market_id FROM markets WHERE symbol = $1", SPEC.symbol)
+    epoch = await conn.fetchval("SELECT clob_acquire_market_epoch($1, 'test')", market_id)
+    return Market(conn, market_id, epoch)
+
+
+async def _accounts(conn: asyncpg.Connection, n: int) -> list[int]:
+    rows = await conn.fetch(
+        "INSERT INTO accounts (kind) SELECT 'user' FROM generate_series(1, $1) "
+        "RETURNING account_id",
+        n,
+    )
+    return [r["account_id"] for r in rows]
+
+
+async def _balances(shard: Any, account: int) -> dict[str, tuple[int, int]]:
+    views: list[BalanceView] = await shard.balances.remote(account)
+    return {v.asset: (v.available_atoms, v.locked_atoms) for v in views}
+
+
+async def _restart(shard: Any) -> None:
+    """Kill the shard's process and wait for its restarted incarnation to answer."""
+    before = await shard.__ray_call__.remote(getattr, "pid")
+    ray.kill(shard, no_restart=False)
+    for _ in range(300):
+        try:
+            if await shard.__ray_call__.remote(getattr, "pid") != before:
+                assert await shard.ping.remote() == 0
+                return
+        except (RayActorError, ActorUnavailableError):
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("the shard did not come back")
+
+
+async def _assert_conserved(shard: Any, conn: asyncpg.Connection) -> None:
+    totals = await shard.totals.remote()
+    for asset in ("LB", "LQ"):
+        t = totals[asset]
+        assert t["available"] + t["locked"] + t["fees"] == t["credited"], asset
+    stored = await conn.fetch(
+        """SELECT a.symbol,
+                  (SELECT coalesce(sum(available_atoms + locked_atoms), 0) FROM balances b
+                    WHERE b.asset_id = a.asset_id)
+                + (SELECT coalesce(sum(amount_atoms), 0) FROM fee_balances f
+                    WHERE f.asset_id = a.asset_id)
+                - (SELECT coalesce(sum(amount_atoms), 0) FROM ledger_credits c
+                    WHERE c.asset_id = a.asset_id) AS gap
+             FROM assets a WHERE a.symbol IN ('LB', 'LQ')"""
+    )
+    assert {r["symbol"]: int(r["gap"]) for r in stored} == {"LB": 0, "LQ": 0}
+
+
+async def test_credit_is_idempotent_and_needs_a_known_account(
+    shard: Any, db: tuple[str, asyncpg.Connection]
+) -> None:
+    [account] = await _accounts(db[1], 1)
+    first = await shard.credit.remote(account, "LQ", 500, f"dep-{account}")
+    again = await shard.credit.remote(account, "LQ", 500, f"dep-{account}")
+    assert first == again == BalanceView("LQ", 500, 0)
+    with pytest.raises(Exception, match="unknown account"):
+        await shard.credit.remote(10**12, "LQ", 5, "dep-nobody")
+    assert await _balances(shard, account) == {"LQ": (500, 0)}
+
+
+async def test_trades_survive_a_crash_and_apply_exactly_once(
+    shard: Any, db: tuple[str, asyncpg.Connection], market: Market
+) -> None:
+    seller, buyer = await _accounts(db[1], 2)
+    await shard.credit.remote(seller, "LB", 1_000, f"s-{seller}")
+    await shard.credit.remote(buyer, "LQ", 100_000, f"b-{buyer}")
+    reservations = [_reservation(seller, "s1", "sell", 90, 5),
+                    _reservation(buyer, "b1", "buy", 100, 10)]  # fmt: skip
+    assert await shard.reserve.remote(reservations) == [True, True]
+    entries = [await market.journal(seller, _new("s1", "sell", 90, 5)),
+               await market.journal(buyer, _new("b1", "buy", 100, 10))]  # fmt: skip
+    await shard.apply.remote(SPEC.symbol, entries)
+    # 5 lots at 90 (4,500 + taker fee 14); 5 open lots at 100 keep 5,000 + 15 locked.
+    expected = {"LB": (50, 0), "LQ": (100_000 - 4_514 - 5_015, 5_015)}
+    assert await _balances(shard, buyer) == expected
+    await shard.apply.remote(SPEC.symbol, entries)  # redelivery: applied once
+    assert await _balances(shard, buyer) == expected
+    before = await shard.totals.remote()
+    await _restart(shard)
+    assert await _balances(shard, buyer) == expected
+    assert await shard.totals.remote() == before
+    # The reservation survived the crash: cancelling releases exactly what is left.
+    cancel = await market.journal(buyer, {"type": "cancel", "id": "b1"})
+    await shard.apply.remote(SPEC.symbol, [cancel])
+    assert await _balances(shard, buyer) == {"LB": (50, 0), "LQ": (100_000 - 4_514, 0)}
+    assert await _balances(shard, seller) == {"LB": (950, 0), "LQ": (4_500 - 5, 0)}
+    await _assert_conserved(shard, db[1])
+
+
+async def test_gaps_and_restarts_catch_up_from_the_journal(
+    shard: Any, db: tuple[str, asyncpg.Connection], market: Market
+) -> None:
+    seller, buyer = await _accounts(db[1], 2)
+    await shard.credit.remote(seller, "LB", 100, f"s-{seller}")
+    await shard.credit.remote(buyer, "LQ", 10_000, f"b-{buyer}")
+    assert await shard.reserve.remote(
+        [_reservation(seller, "s2", "sell", 100, 5), _reservation(buyer, "b2", "buy", 100, 2),
+         _reservation(buyer, "b3", "buy", 100, 1)]
+    ) == [True, True, True]  # fmt: skip
+    await market.journal(seller, _new("s2", "sell", 100, 5))  # never sent to the shard
+    last = await market.journal(buyer, _new("b2", "buy", 100, 2))
+    await shard.apply.remote(SPEC.symbol, [last])  # the gap before it comes from the journal
+    assert await _balances(shard, seller) == {"LB": (50, 30), "LQ": (2_000 - 2, 0)}
+    await market.journal(buyer, _new("b3", "buy", 100, 1))  # only in the journal
+    await _restart(shard)  # recovery catches every market up
+    assert await _balances(shard, seller) == {"LB": (50, 20), "LQ": (3_000 - 3, 0)}
+    assert await shard.sync.remote(SPEC.symbol) == market.seq
+    await _assert_conserved(shard, db[1])
+
+
+async def test_reservations_of_unjournaled_orders_are_released(
+    shard: Any, db: tuple[str, asyncpg.Connection], market: Market
+) -> None:
+    [account] = await _accounts(db[1], 1)
+    await shard.credit.remote(account, "LQ", 10_000, f"o-{account}")
+    assert await shard.reserve.remote(
+        [_reservation(account, "x1", "buy", 10, 5), _reservation(account, "x2", "buy", 10, 5),
+         _reservation(account, "live", "buy", 10, 5)]
+    ) == [True, True, True]  # fmt: skip
+    await shard.apply.remote(
+        SPEC.symbol, [await market.journal(account, _new("live", "buy", 10, 5))]
+    )
+    await shard.release.remote(SPEC.symbol, ["x1", "x1"])
+    live = [o.id for o in market.engine.l3()]
+    assert await shard.release_orphans.remote(SPEC.symbol, live) == 1
+    assert await _balances(shard, account) == {"LQ": (10_000 - 502, 502)}
+    await _assert_conserved(shard, db[1])
