@@ -330,10 +330,12 @@ class MatcherCore:
             if capped:
                 left -= q
             self._reduce_maker(m, lv, opp, q)
-        if budget and (left or not capped):
-            reason = _R_IOC if filled else _R_NO_LIQ
-            if priced_out:
+        if left if capped else budget:
+            # Budget spent (or too small for a lot) while asks remain: the budget bound.
+            if priced_out or (not budget and opp.best() is not None):
                 reason = CancelReason.QUOTE_BUDGET
+            else:
+                reason = _R_IOC if filled else _R_NO_LIQ
             self._cancelled(o.id, reason, left, out, budget)
 
     def _reduce_maker(self, m: Order, lv: Level, side: BookSide, q: int) -> None:

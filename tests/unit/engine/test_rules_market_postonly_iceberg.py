@@ -129,6 +129,28 @@ def test_protected_market_buy_stops_when_budget_binds_first(h: Harness) -> None:
     ]
 
 
+def test_protected_market_buy_whose_budget_hits_zero_reports_unfilled_lots(h: Harness) -> None:
+    h.new("s", "B", "sell", 5, 10)
+    assert h.new("m", "C", "buy", 3, kind="market", quote_qty=20) == [
+        ("accepted", "m"),
+        ("fill", "s", "m", 10, 2),
+        ("cancelled", "m", "quote_budget", 1, 0),
+    ]
+
+
+def test_protected_market_buy_budget_and_book_run_out_together_is_ioc_remainder(
+    h: Harness,
+) -> None:
+    h.new("s", "B", "sell", 2, 10)
+    assert h.new("m", "C", "buy", 3, kind="market", quote_qty=20)[-1] == (
+        "cancelled",
+        "m",
+        "ioc_remainder",
+        1,
+        0,
+    )
+
+
 def test_protected_market_buy_on_a_thin_book_reports_unfilled_lots(h: Harness) -> None:
     h.new("s1", "A", "sell", 1, 10)
     assert h.new("m", "B", "buy", 3, kind="market", quote_qty=100)[-1] == (
