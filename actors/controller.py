@@ -8,7 +8,6 @@ only looks the actors up again (get-or-create by name).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ import asyncpg
 import ray
 
 from actors.engine import MarketSpec
+from actors.ledger.shard import LedgerShard, ledger_shard_options
 from actors.market.actor import MarketActor, market_actor_options
 from actors.market.journal import connect
 from actors.markets_repo import create_market, load_markets, set_market_status
@@ -38,11 +38,9 @@ def controller_options(namespace: str) -> dict[str, Any]:
 
 
 def _start_shard(i: int, database_url: str, shard_count: int, namespace: str) -> Any:
-    # Imported by name: the ledger package is built alongside and loads lazily here.
-    ledger_shard: Any = importlib.import_module("actors.ledger.shard")
-    options = dict(ledger_shard.ledger_shard_options(i), namespace=namespace, get_if_exists=True)
-    cls: Any = ray.remote(ledger_shard.LedgerShard)
-    return cls.options(**options).remote(i, database_url, shard_count, namespace)
+    options = dict(ledger_shard_options(i), namespace=namespace, get_if_exists=True)
+    cls: Any = ray.remote(LedgerShard)
+    return cls.options(**options).remote(i, shard_count, database_url)
 
 
 class Controller:

@@ -244,7 +244,12 @@ class MarketCore:
             self.indexes.remember(item.account_id, item.client_order_id, item.result)
         for t in projection.trades:
             self.trades.append(trade_dict(_trade_map(t)))
-        await self.ledger.apply(self.spec.symbol, entries)
+        try:
+            await self.ledger.apply(self.spec.symbol, entries)
+        except Exception as exc:
+            # A shard that missed entries must catch up from the journal before it sees
+            # later ones: restart, and recovery makes every shard `sync`.
+            raise JournalWriteError(f"ledger apply failed: {exc!r}") from exc
         self.maybe_snapshot()
 
     async def _append(self, rows: list[JournalRow], updates: Any, trades: Any) -> None:
@@ -333,10 +338,11 @@ def _deps(cmd: JsonDict) -> list[str]:
     if resv.needs_book(cmd):
         return [_BOOK]
     kind = cmd.get("type")
-    if kind == "new":
-        return _refs(cmd)
-    if kind == "amend":
-        return [*_refs(cmd), f"owner:{cmd.get('owner')}"]
+    oid = cmd.get("id")
+    if kind == "new" and isinstance(oid, str):
+        return [oid]
+    if kind == "amend" and isinstance(oid, str):
+        return [oid, f"owner:{cmd.get('owner')}"]
     return []
 
 

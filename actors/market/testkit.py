@@ -93,3 +93,29 @@ async def submit_until_acked(
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.2)
+
+
+async def eventually(call: Any, timeout_s: float = 60.0) -> Any:
+    """Await `call()`, retrying while the actor behind it restarts."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await call()
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ValueError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def kill_and_wait(handle: Any, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Kill a market actor (Ray restarts it); return the new incarnation's status."""
+    old = await handle.status.remote()
+    ray.kill(handle, no_restart=False)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        status: dict[str, Any] = await eventually(handle.status.remote, timeout_s)
+        if status["pid"] != old["pid"]:
+            return status
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the actor did not restart")
+        await asyncio.sleep(0.1)

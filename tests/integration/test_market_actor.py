@@ -22,6 +22,7 @@ from actors.market.testkit import (
     create_database,
     credit,
     drop_database,
+    kill_and_wait,
     limit,
     new_accounts,
 )
@@ -134,10 +135,8 @@ async def test_killed_actor_recovers_the_same_book_and_continues(
     await market.submit.remote([limit(b, "late", "buy", 98, 1), cancel(a, "a3")])
     before = await market.l3.remote()
     status = await market.status.remote()
-    ray.kill(market, no_restart=False)
-    after = await _eventually(market.l3.remote)
-    assert after == before
-    again = await market.status.remote()
+    again = await kill_and_wait(market)
+    assert await market.l3.remote() == before
     assert again["epoch"] == status["epoch"] + 1 and again["seq"] == status["seq"]
     [next_one] = await market.submit.remote([limit(b, "next", "buy", 97, 1)])
     assert next_one.seq == status["seq"] + 1
@@ -155,19 +154,8 @@ async def test_stale_incarnation_cannot_write(core: tuple[str, Any], namespace: 
         await market.submit.remote([limit(account, "x2", "sell", 10, 1)])
     [ok] = await rival.submit.remote([limit(account, "x3", "sell", 10, 1)])
     assert ok.seq == 2
-    ray.kill(market, no_restart=False)  # The named actor restarts and takes over again.
-    assert (await _eventually(market.status.remote))["seq"] == 2
+    # The named actor restarts and takes over again.
+    assert (await kill_and_wait(market))["seq"] == 2
     with pytest.raises(FencedError):
         await rival.submit.remote([limit(account, "x4", "sell", 10, 1)])
     ray.kill(rival)
-
-
-async def _eventually(call: Any, timeout_s: float = 60.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            return await call()
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
