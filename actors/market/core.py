@@ -183,17 +183,16 @@ class MarketCore:
                 item.request_id, ok=False, code=code, order_id=oid if isinstance(oid, str) else None
             )
             return None
-        asks = None
-        if resv.needs_book(cmd):
-            asks = [(int(lv.price), int(lv.qty)) for lv in self.engine.l2().asks]
-        budget = resv.budget_of(cmd, asks)
+        budget = resv.budget_of(cmd, self.engine.best_ask(), self._slippage)
+        if budget is not None and cmd.get("quote_qty") is None:
+            cmd["quote_qty"] = budget  # The engine stops at qty or budget, first to bind.
         return resv.for_new(self.spec, item.account_id, cmd, budget)
 
     def _new_reject(self, command: object) -> str | None:
         if not isinstance(command, NewOrder) or new_order_malformed(command):
             return "invalid_command"
-        if command.kind.value == "stop_market" and command.side.value == "buy":
-            # Its spend is unbounded until the engine enforces a budget with a quantity.
+        if command.kind.value == "stop_market" and command.qty is None:
+            # The orders table keeps a budget without qty for market buys only.
             return "unsupported_order_type"
         if self.engine.halted:
             return "market_halted"

@@ -39,25 +39,6 @@ def required_reservation(  # noqa: PLR0917 (same signature as the ledger's)
     )
 
 
-def walk_cost(asks: list[tuple[int, int]], qty_lots: int) -> int | None:
-    """Return the tick-lots a market buy of `qty_lots` spends against `asks` (None if empty).
-
-    Until the engine stops market buys at a budget as well as a quantity, this exact cost
-    of sweeping the current book is the buy's budget: the actor runs such a buy first in
-    its segment, so the book it sweeps is exactly this one.
-    """
-    if not asks:
-        return None
-    left, cost = qty_lots, 0
-    for price, qty in asks:
-        take = min(left, qty)
-        cost += take * price
-        left -= take
-        if left == 0:
-            break
-    return cost
-
-
 def protection_budget(ref_price_ticks: int, qty_lots: int, max_slippage_bps: int) -> int:
     """Return `ceil(ref * (1 + bps / 10^4)) * qty`, a market buy's budget in tick-lots."""
     worst = -(-ref_price_ticks * (BPS_DENOMINATOR + max_slippage_bps) // BPS_DENOMINATOR)
@@ -78,21 +59,21 @@ def needs_book(cmd: JsonDict) -> bool:
     )
 
 
-def budget_of(cmd: JsonDict, asks: list[tuple[int, int]] | None) -> int | None:
-    """Return the quote budget (tick-lots) of a market buy, or None for other orders.
+def budget_of(cmd: JsonDict, best_ask: int | None, max_slippage_bps: int) -> int | None:
+    """Return the quote budget (tick-lots) of a market or stop-market buy, else None.
 
-    `asks` (price, qty) best first is needed for a market buy by quantity only.
+    A budget the trader set (`quote_qty`) is kept; a buy by quantity gets the protection
+    budget from the best ask (market) or its stop price (stop-market), or None for a
+    market buy facing an empty book (it cancels `no_liquidity` and needs nothing).
     """
     if cmd.get("side") != "buy" or cmd.get("kind") not in ("market", "stop_market"):
         return None
     if cmd.get("quote_qty") is not None:
         return int(cmd["quote_qty"])
-    if cmd.get("kind") != "market" or cmd.get("qty") is None or asks is None:
+    ref = cmd.get("stop_price") if cmd.get("kind") == "stop_market" else best_ask
+    if ref is None or cmd.get("qty") is None:
         return None
-    # TODO(engine): once the engine stops a market buy at whichever of qty or quote_qty
-    # binds first, use protection_budget(best ask, qty, max_slippage_bps) and send it as
-    # quote_qty; the exact sweep cost is safe only because the engine ignores budgets now.
-    return walk_cost(asks, int(cmd["qty"]))
+    return protection_budget(int(ref), int(cmd["qty"]), max_slippage_bps)
 
 
 def for_new(spec: MarketSpec, account_id: int, cmd: JsonDict, budget: int | None) -> Reservation:
@@ -114,24 +95,18 @@ def for_new(spec: MarketSpec, account_id: int, cmd: JsonDict, budget: int | None
 def for_amend(
     spec: MarketSpec, account_id: int, cmd: JsonDict, view: OrderView, max_slippage_bps: int
 ) -> Reservation | None:
-    """Return the extra reservation an amend needs when it raises the requirement."""
+    """Return the extra reservation an amend needs when it raises the requirement.
+
+    A stop-market buy is bound by its budget, which an amend cannot change: nothing extra.
+    """
     side = view.side.value
+    if view.kind.value == "stop_market" and side == "buy":
+        return None
     old_qty = int(view.remaining_qty)
     new_qty = int(cmd["qty"]) if cmd.get("qty") is not None else old_qty
     new_price = cmd.get("price") if cmd.get("price") is not None else view.price
-    if view.kind.value == "stop_market" and side == "buy":
-        ref = int(view.stop_price or 0)
-        old = required_reservation(
-            spec, side, "stop_market", None, None,
-            protection_budget(ref, old_qty, max_slippage_bps),
-        )  # fmt: skip
-        new = required_reservation(
-            spec, side, "stop_market", None, None,
-            protection_budget(ref, new_qty, max_slippage_bps),
-        )  # fmt: skip
-    else:
-        old = required_reservation(spec, side, view.kind.value, view.price, old_qty, None)
-        new = required_reservation(spec, side, view.kind.value, new_price, new_qty, None)
+    old = required_reservation(spec, side, view.kind.value, view.price, old_qty, None)
+    new = required_reservation(spec, side, view.kind.value, new_price, new_qty, None)
     if new <= old:
         return None
     return Reservation(

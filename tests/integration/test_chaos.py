@@ -1,0 +1,190 @@
+"""Chaos: kill the market actor and ledger shards at random moments during a long order
+stream; nothing acknowledged is lost, nothing is applied twice, every asset is conserved.
+
+The oracle is a plain in-process `MatchingEngine` fed the same stream in the same order
+(the test retries a batch, with the same request ids, until it is acknowledged, so the
+actor sees the commands in the order the oracle does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import ray
+
+from actors.bootstrap import start_core
+from actors.contracts import OrderRequest, OrderResult
+from actors.engine import MarketSpec, MatchingEngine
+from actors.engine.codec import command_from_dict
+from actors.market.testkit import (
+    create_database,
+    credit,
+    drop_database,
+    eventually,
+    new_accounts,
+    submit_until_acked,
+)
+
+SHARDS = 2
+SEED = 20_240_611
+BATCHES = 60
+BATCH = 25
+OWNERS = 6
+KILLS = 10
+
+
+@pytest.fixture(scope="module")
+def namespace() -> Iterator[str]:
+    """One Ray for this module."""
+    ns = f"chaos-{uuid.uuid4().hex[:8]}"
+    ray.init(num_cpus=4, include_dashboard=False, namespace=ns, log_to_driver=False)
+    try:
+        yield ns
+    finally:
+        ray.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def db_url(pg_dsn: str) -> AsyncIterator[str]:
+    """A migrated database of this module's own."""
+    url = await create_database(pg_dsn, "chaos")
+    try:
+        yield url
+    finally:
+        await drop_database(pg_dsn, url)
+
+
+def _stream(rng: random.Random, owners: list[int]) -> list[list[OrderRequest]]:
+    batches: list[list[OrderRequest]] = []
+    placed: list[tuple[int, str]] = []
+    for b in range(BATCHES):
+        batch: list[OrderRequest] = []
+        for i in range(BATCH):
+            owner = rng.choice(owners)
+            roll = rng.random()
+            if roll < 0.15 and placed:
+                who, oid = rng.choice(placed)
+                batch.append(OrderRequest(f"c{b}.{i}", who, {"type": "cancel", "id": oid}))
+            elif roll < 0.22 and placed:
+                who, oid = rng.choice(placed)
+                cmd = {"type": "amend", "id": oid, "qty": rng.randint(1, 12)}
+                batch.append(OrderRequest(f"m{b}.{i}", who, cmd))
+            else:
+                oid = f"o{b}.{i}"
+                side = rng.choice(["buy", "sell"])
+                kind = "market" if roll > 0.94 else "limit"
+                cmd = {"type": "new", "id": oid, "side": side, "kind": kind,
+                       "qty": rng.randint(1, 10)}  # fmt: skip
+                if kind == "limit":
+                    cmd["price"] = 100 + rng.randint(-6, 6)
+                batch.append(OrderRequest(oid, owner, cmd))
+                placed.append((owner, oid))
+        batches.append(batch)
+    return batches
+
+
+async def _chaos(namespace: str, symbol: str, rng: random.Random, stop: asyncio.Event) -> int:
+    kills = 0
+    while not stop.is_set() and kills < KILLS:
+        await asyncio.sleep(rng.uniform(0.3, 1.2))
+        target = rng.choice([f"market:{symbol}", f"market:{symbol}", "ledger:0", "ledger:1"])
+        try:
+            ray.kill(ray.get_actor(target, namespace=namespace), no_restart=False)
+            kills += 1
+        except ValueError:
+            pass  # Not registered at this instant (restarting).
+    return kills
+
+
+async def test_kills_lose_nothing_and_conserve_every_asset(db_url: str, namespace: str) -> None:
+    await asyncio.to_thread(start_core, db_url, SHARDS, namespace)
+    spec = MarketSpec(symbol="CHAOS-USD", base_asset="CHAOS", quote_asset="USD",
+                      maker_fee_bps=-2, taker_fee_bps=7, tick_size=3)  # fmt: skip
+    controller = ray.get_actor("controller", namespace=namespace)
+    await controller.create_market.remote(spec.to_dict())
+    owners = await new_accounts(db_url, OWNERS)
+    for owner in owners:
+        await credit(namespace, SHARDS, owner, "CHAOS", 10**9)
+        await credit(namespace, SHARDS, owner, "USD", 10**12)
+    rng = random.Random(SEED)
+    stream = _stream(rng, owners)
+
+    def market() -> Any:
+        return ray.get_actor("market:CHAOS-USD", namespace=namespace)
+
+    stop = asyncio.Event()
+    chaos = asyncio.create_task(_chaos(namespace, "CHAOS-USD", random.Random(SEED + 1), stop))
+    acked: list[OrderResult] = []
+    oracle = MatchingEngine(spec)
+    for batch in stream:
+        results = await submit_until_acked(market, batch, timeout_s=80)
+        assert all(r.code != "insufficient_funds" for r in results)
+        acked.extend(r for r in results if r.ok)
+        for request, result in zip(batch, results, strict=True):
+            assert result.seq is not None
+            cmd = {**request.command, "owner": str(request.account_id), "ts": 0}
+            assert [e["seq"] for e in result.events] == list(
+                range(oracle.seq + 1, oracle.seq + 1 + len(result.events))
+            )
+            oracle.submit(command_from_dict(cmd))
+    stop.set()
+    kills = await chaos
+    assert kills >= 3
+    await _check_book(market, oracle)
+    await _check_orders_and_trades(db_url, acked, oracle)
+    await _check_conservation(namespace)
+
+
+async def _check_book(market: Any, oracle: MatchingEngine) -> None:
+    views = await eventually(lambda: market().l3.remote())  # noqa: PLW0108 (fresh handle)
+    expected = [(v.id, v.owner, v.price, v.visible_qty, v.remaining_qty, v.arrival)
+                for v in oracle.l3()]  # fmt: skip
+    got = [(v["id"], v["owner"], v["price"], v["visible_qty"], v["remaining_qty"], v["arrival"])
+           for v in views if v["status"] == "resting"]  # fmt: skip
+    assert got == expected
+
+
+async def _check_orders_and_trades(
+    url: str, acked: list[OrderResult], oracle: MatchingEngine
+) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        known = {r["order_id"] for r in await conn.fetch("SELECT order_id FROM orders")}
+        trades = await conn.fetchval("SELECT count(*) FROM trades")
+        fills = await conn.fetchval(
+            "SELECT count(*) FROM journal, jsonb_array_elements(payload->'events') e "
+            "WHERE e->>'type' = 'fill'"
+        )
+    finally:
+        await conn.close()
+    new_ids = {r.order_id for r in acked if r.events and r.events[0]["type"] == "accepted"}
+    assert new_ids <= known
+    assert trades == fills
+    assert oracle.seq > 0
+
+
+async def _check_conservation(namespace: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        try:
+            shards = [ray.get_actor(f"ledger:{i}", namespace=namespace) for i in range(SHARDS)]
+            totals = await asyncio.gather(*(s.totals.remote() for s in shards))
+            break
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ValueError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+    for asset in ("CHAOS", "USD"):
+        parts = [t[asset] for t in totals if asset in t]
+        held = sum(p["available"] + p["locked"] + p["fees"] for p in parts)
+        assert held == sum(p["credited"] for p in parts), asset
+
+
+pytestmark = pytest.mark.timeout(170)
