@@ -37,8 +37,8 @@ def _state(trader: Trader, market: str) -> tuple[Any, ...]:
     return trader.balances(), trader.book(market), [o["order_id"] for o in orders]
 
 
-def _order(market: str, **fields: Any) -> dict[str, Any]:
-    return {"market": market, "side": "buy", "price": "10", "qty": "1", **fields}
+def _order(symbol: str, **fields: Any) -> dict[str, Any]:
+    return {"market": symbol, "side": "buy", "price": "10", "qty": "1", **fields}
 
 
 CASES = [
