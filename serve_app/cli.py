@@ -81,7 +81,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
         applied = asyncio.run(migrate(services.database_url))
     finally:
         if services.started:
-            stop_embedded(settings)
+            stop_embedded(settings, services.started)
     _echo("\n".join(f"applied {name}" for name in applied) or "already up to date")
     return EXIT_OK
 
@@ -149,7 +149,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return asyncio.run(_keys(args, services.database_url))
     finally:
         if services.started:
-            stop_embedded(settings)
+            stop_embedded(settings, services.started)
 
 
 async def _keys(args: argparse.Namespace, database_url: str) -> int:

@@ -243,7 +243,7 @@ class Exchange:
             self.ray_started = False
         if self.started_services:
             self.progress("stopping embedded services")
-            stop_embedded(self.settings)
+            stop_embedded(self.settings, self.started_services)
             self.started_services = []
         shutil.rmtree(haproxy_home(self.settings), ignore_errors=True)
         state_file(self.settings).unlink(missing_ok=True)

@@ -36,7 +36,7 @@ def services(services_settings: Settings) -> Iterator[Services]:
         yield running
     finally:
         if running.started:
-            stop_embedded(services_settings)
+            stop_embedded(services_settings, running.started)
 
 
 def _with_database(url: str, database: str) -> str:

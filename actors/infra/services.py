@@ -13,7 +13,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class Services:
-    """The URLs in use, and which of them this process started."""
+    """The URLs in use, and which embedded servers this call started (not merely reused)."""
 
     database_url: str
     redis_url: str
@@ -40,27 +40,38 @@ def ensure_services(settings: Settings, progress: Progress = lambda _: None) -> 
         progress: Called with a short line before each slow step.
 
     Returns:
-        The URLs to use and the names of the embedded servers that were started or reused.
+        The URLs to use and the names of the embedded servers this call started; a server
+        already running in the data directory is reused and is not listed, so the caller
+        does not stop a server it did not start.
     """
     started = []
     database_url = settings.database_url
     if database_url is None:
-        progress("starting embedded PostgreSQL")
-        database_url = embedded_postgres(settings).start()
-        started.append("postgres")
+        postgres = embedded_postgres(settings)
+        if postgres.running_pid_port() is None:
+            progress("starting embedded PostgreSQL")
+            started.append("postgres")
+        database_url = postgres.start()
     redis_url = settings.redis_url
     if redis_url is None:
-        progress("starting embedded Redis")
-        redis_url = embedded_redis(settings).start()
-        started.append("redis")
+        cache = embedded_redis(settings)
+        if cache.running_pid_port() is None:
+            progress("starting embedded Redis")
+            started.append("redis")
+        redis_url = cache.start()
     return Services(database_url, redis_url, started)
 
 
-def stop_embedded(settings: Settings) -> list[str]:
-    """Stop the embedded servers of this data directory; return the names stopped."""
+def stop_embedded(settings: Settings, only: list[str] | None = None) -> list[str]:
+    """Stop the embedded servers of this data directory; return the names stopped.
+
+    Args:
+        settings: The configuration naming the data directory.
+        only: Stop just these (`"postgres"`, `"redis"`); None stops both.
+    """
     stopped = []
-    if embedded_redis(settings).stop():
+    if (only is None or "redis" in only) and embedded_redis(settings).stop():
         stopped.append("redis")
-    if embedded_postgres(settings).stop():
+    if (only is None or "postgres" in only) and embedded_postgres(settings).stop():
         stopped.append("postgres")
     return stopped

@@ -158,6 +158,51 @@ def test_second_up_on_the_same_data_dir_is_refused(
     assert "Traceback" not in result.stderr
 
 
+def _key(env: dict[str, str]) -> tuple[int, str]:
+    result = subprocess.run(
+        [CLOB, "keys", "create", "--label", "e2e"],
+        env=env, cwd=env["CLOB_DATA_DIR"], capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    fields = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+    return int(fields["account_id"]), fields["api_key"].strip()
+
+
+def test_a_trade_through_clob_up_settles_to_the_atom(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, url, env = running
+    admin = {"X-Admin-Token": (Path(env["CLOB_DATA_DIR"]) / "admin_token").read_text().strip()}
+    api = f"{url}/api/v1"
+    market = {
+        "symbol": "E2E-USD", "base_asset": "E2E", "quote_asset": "USDE", "base_decimals": 6,
+        "quote_decimals": 6, "tick_size": "0.01", "lot_size": "0.1", "maker_fee_bps": 10,
+        "taker_fee_bps": 20,
+    }  # fmt: skip
+    created = httpx.post(f"{api}/admin/markets", json=market, headers=admin, timeout=60)
+    assert created.status_code == 201, created.text
+    (seller, seller_key), (buyer, buyer_key) = _key(env), _key(env)
+    for account, asset, amount in ((seller, "E2E", "10"), (buyer, "USDE", "1000")):
+        credit = {"account_id": account, "asset": asset, "amount": amount}
+        answer = httpx.post(f"{api}/admin/credits", json=credit, headers=admin, timeout=30)
+        assert answer.status_code == 200, answer.text
+
+    sell = {"market": "E2E-USD", "side": "sell", "price": "100", "qty": "2"}
+    placed = httpx.post(f"{api}/orders", json=sell, headers={"X-API-Key": seller_key}, timeout=30)
+    assert placed.status_code == 201, placed.text
+    buy = {"market": "E2E-USD", "side": "buy", "price": "101", "qty": "2"}
+    taken = httpx.post(f"{api}/orders", json=buy, headers={"X-API-Key": buyer_key}, timeout=30)
+    assert taken.status_code == 201, taken.text
+
+    def balances(key: str) -> dict[str, tuple[str, str]]:
+        body = httpx.get(f"{api}/balances", headers={"X-API-Key": key}, timeout=30).json()
+        return {b["asset"]: (b["available"], b["locked"]) for b in body["balances"]}
+
+    # 2 E2E at the maker's 100: notional 200 USDE; taker fee 20 bps = 0.4, maker 10 bps = 0.2.
+    zero = "0.000000"
+    assert balances(buyer_key) == {"USDE": ("799.600000", zero), "E2E": ("2.000000", zero)}
+    assert balances(seller_key) == {"E2E": ("8.000000", zero), "USDE": ("199.800000", zero)}
+
+
 def test_ctrl_c_stops_everything_and_leaves_no_process(
     running: tuple[subprocess.Popen[str], str, dict[str, str]],
 ) -> None:
