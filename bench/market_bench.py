@@ -1,0 +1,149 @@
+"""Benchmark of one market actor with its journal (run: ``.venv/bin/python bench/market_bench.py``).
+
+1. Throughput: batches of ``--batch`` limit orders (about one in five crossing) from
+   ``--accounts`` accounts per ``submit`` call; every batch is reserved, matched,
+   journaled (one committed transaction) and applied to the ledger before it returns.
+   Prints orders/s and engine events/s.
+2. Recovery: keep submitting until the journal holds ``--events`` engine events, kill the
+   actor and time until it answers again (journal replay, no snapshot); then take a
+   snapshot, add ``--after`` more orders, kill again and time the recovery.
+
+Uses ``DATABASE_URL`` if set, else starts the embedded PostgreSQL in a temporary directory.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+import ray  # noqa: E402
+
+from actors.bootstrap import start_core  # noqa: E402
+from actors.contracts import OrderRequest  # noqa: E402
+from actors.engine import MarketSpec  # noqa: E402
+from actors.infra.services import ensure_services, stop_embedded  # noqa: E402
+from actors.infra.settings import Settings  # noqa: E402
+from actors.market.actor import MarketActor, market_actor_options  # noqa: E402
+from actors.market.testkit import create_database, credit, new_accounts  # noqa: E402
+from actors.markets_repo import create_market  # noqa: E402
+
+SHARDS = 2
+
+
+def _batch(rng: random.Random, accounts: list[int], n: int, tag: str) -> list[OrderRequest]:
+    out = []
+    for i in range(n):
+        side = "buy" if rng.random() < 0.5 else "sell"
+        cross = rng.random() < 0.2
+        offset = rng.randint(1, 20)
+        price = 1_000 + (offset if side == "sell" else -offset)
+        if cross:
+            price = 1_000 - offset if side == "sell" else 1_000 + offset
+        oid = f"{tag}-{i}"
+        cmd = {"type": "new", "id": oid, "side": side, "kind": "limit", "price": price,
+               "qty": rng.randint(1, 10)}  # fmt: skip
+        out.append(OrderRequest(oid, rng.choice(accounts), cmd))
+    return out
+
+
+async def _setup(url: str, namespace: str, accounts_n: int) -> tuple[str, list[int]]:
+    await asyncio.to_thread(start_core, url, SHARDS, namespace)
+    conn = await asyncpg.connect(url)
+    try:
+        spec = MarketSpec(symbol="BENCH-USD", base_asset="BENCH", quote_asset="USD")
+        await create_market(conn, spec)
+    finally:
+        await conn.close()
+    accounts = await new_accounts(url, accounts_n)
+    for a in accounts:
+        await credit(namespace, SHARDS, a, "BENCH", 10**15)
+        await credit(namespace, SHARDS, a, "USD", 10**18)
+    return "BENCH-USD", accounts
+
+
+def _start(symbol: str, url: str, namespace: str) -> Any:
+    cls: Any = ray.remote(MarketActor)
+    options = dict(market_actor_options(symbol), namespace=namespace, get_if_exists=True)
+    return cls.options(**options).remote(
+        symbol, url, SHARDS, namespace, snapshot_every_events=10**15
+    )
+
+
+async def _timed_recovery(market: Any) -> float:
+    ray.kill(market, no_restart=False)
+    start = time.perf_counter()
+    while True:
+        try:
+            await market.status.remote()
+            return time.perf_counter() - start
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+            await asyncio.sleep(0.05)
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    ray.init(num_cpus=2, include_dashboard=False, namespace=namespace, log_to_driver=False)
+    symbol, accounts = await _setup(url, namespace, args.accounts)
+    market = _start(symbol, url, namespace)
+    await market.status.remote()
+    rng = random.Random(7)
+    t0, orders = time.perf_counter(), 0
+    for b in range(args.batches):
+        await market.submit.remote(_batch(rng, accounts, args.batch, f"t{b}"))
+        orders += args.batch
+    elapsed = time.perf_counter() - t0
+    status = await market.status.remote()
+    print(f"throughput: {orders} orders in {elapsed:.2f} s = {orders / elapsed:,.0f} orders/s, "
+          f"{status['event_seq'] / elapsed:,.0f} events/s (batch {args.batch})")  # fmt: skip
+    b = args.batches
+    while status["event_seq"] < args.events:
+        await market.submit.remote(_batch(rng, accounts, args.batch, f"r{b}"))
+        b += 1
+        if b % 50 == 0:
+            status = await market.status.remote()
+    status = await market.status.remote()
+    print(f"journal: {status['seq']:,} commands, {status['event_seq']:,} events, "
+          f"{status['orders']:,} live orders")  # fmt: skip
+    print(f"recovery without snapshot: {await _timed_recovery(market):.2f} s")
+    await market.snapshot_now.remote()
+    for i in range(args.after // args.batch):
+        await market.submit.remote(_batch(rng, accounts, args.batch, f"a{i}"))
+    print(f"recovery from a snapshot + {args.after:,} orders: "
+          f"{await _timed_recovery(market):.2f} s")  # fmt: skip
+    ray.shutdown()
+
+
+def main() -> None:
+    """Parse options, start the database if needed, run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--accounts", type=int, default=20)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--after", type=int, default=10_000)
+    args = parser.parse_args()
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="clob-bench-")))
+    services = ensure_services(settings)
+    try:
+        url = asyncio.run(create_database(services.database_url, "bench"))
+        asyncio.run(run(args, url))
+    finally:
+        if services.started:
+            stop_embedded(settings)
+
+
+if __name__ == "__main__":
+    main()
