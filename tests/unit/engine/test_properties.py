@@ -384,7 +384,7 @@ def _seq_gap_free(replay: Any) -> Check:
     return check
 
 
-@settings(SETTINGS, max_examples=200)
+@settings(SETTINGS, max_examples=100)
 @given(scenario=scenarios)
 def test_seq_is_gap_free_from_one(replay: Any, scenario: Scenario) -> None:
     failure = _minimized(_seq_gap_free(replay), *scenario)
@@ -413,7 +413,7 @@ def _restore_changes_nothing(replay: Any, cut: int) -> Check:
     return check
 
 
-@settings(SETTINGS, max_examples=300)
+@settings(SETTINGS, max_examples=200)
 @given(scenario=scenarios, cut=st.integers(0, 160))
 def test_dump_and_restore_mid_stream_changes_nothing_that_follows(
     replay: Any, scenario: Scenario, cut: int
