@@ -44,7 +44,7 @@ async def recover(
     snapshot_every_events: int,
     max_slippage_bps: int,
     holder: str,
-    idempotency_window: int = 100_000,
+    idempotency_window: int = 20_000,
 ) -> MarketCore:
     """Build a market's core from the database; see the module docstring for the steps."""
     journal = await Journal.open(database_url, 0)
