@@ -108,6 +108,9 @@ async def run(args: argparse.Namespace, url: str) -> None:
     status = await market.status.remote()
     print(f"throughput: {orders} orders in {elapsed:.2f} s = {orders / elapsed:,.0f} orders/s, "
           f"{status['event_seq'] / elapsed:,.0f} events/s (batch {args.batch})")  # fmt: skip
+    stages = status["stage_seconds"]
+    print("pipeline stages (s, share of wall time): " + ", ".join(
+        f"{k} {v:.2f} ({v / elapsed:.0%})" for k, v in stages.items()))  # fmt: skip
     b = args.batches
     while status["event_seq"] < args.events:
         await market.submit.remote(_batch(rng, accounts, args.batch, f"r{b}"))

@@ -202,6 +202,7 @@ class MarketActor:
             "orders": len(core.engine.l3()) + len(core.engine.stops()),
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
+            "stage_seconds": {k: round(v, 3) for k, v in core.stage_s.items()},
         }
 
     async def snapshot_now(self) -> int:

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 RECENT_TRADES = 1_000
 
 
+_STAGES = ("reserve", "match", "encode", "journal", "apply")
+
+
 class JournalWriteError(RuntimeError):
     """The journal write failed for another reason than fencing: the state is unusable."""
 
@@ -95,6 +98,8 @@ class MarketCore:
         self._clock = clock
         self._snapshot_task: asyncio.Task[None] | None = None
         self.snapshot_journal: Journal | None = None
+        # Wall seconds spent in each pipeline stage since start (reported by `status`).
+        self.stage_s: dict[str, float] = dict.fromkeys(_STAGES, 0.0)
 
     # -- pipeline --------------------------------------------------------------------------
 
@@ -158,7 +163,9 @@ class MarketCore:
             reservation = self._early(item)
             if reservation is not None and reservation.amount_atoms > 0:
                 wanted.append((item, reservation))
+        started = time.perf_counter()
         flags = await self.ledger.reserve([r for _, r in wanted]) if wanted else []
+        reserved = time.perf_counter()
         for (item, _), ok in zip(wanted, flags, strict=True):
             if not ok:
                 item.result = OrderResult(item.request_id, ok=False, code="insufficient_funds")
@@ -166,6 +173,8 @@ class MarketCore:
         for item in segment:
             if item.result is None:
                 item.events = engine.submit(command_from_dict(item.cmd))
+        self.stage_s["reserve"] += reserved - started
+        self.stage_s["match"] += time.perf_counter() - reserved
 
     def _early(self, item: Item) -> Reservation | None:
         """Reject what must never reach the engine; return the reservation needed, if any."""
@@ -217,6 +226,7 @@ class MarketCore:
         """Journal the matched items in one transaction, apply them to the ledger, answer."""
         if not items:
             return
+        started = time.perf_counter()
         projection = Projection(self.spec, self.cum)
         rows: list[JournalRow] = []
         entries: list[tuple[int, list[JsonDict]]] = []
@@ -236,7 +246,11 @@ class MarketCore:
             entries.append((seq, events))
             item.result = result_of(item.request_id, seq, item.cmd, events)
         updates = projection.finish(self.engine)
+        encoded = time.perf_counter()
         await self._append(rows, updates, projection.trades)
+        journaled = time.perf_counter()
+        self.stage_s["encode"] += encoded - started
+        self.stage_s["journal"] += journaled - encoded
         self.seq = seq
         for item in items:
             assert item.result is not None
@@ -249,6 +263,7 @@ class MarketCore:
             # A shard that missed entries must catch up from the journal before it sees
             # later ones: restart, and recovery makes every shard `sync`.
             raise JournalWriteError(f"ledger apply failed: {exc!r}") from exc
+        self.stage_s["apply"] += time.perf_counter() - journaled
         self.maybe_snapshot()
 
     async def _append(self, rows: list[JournalRow], updates: Any, trades: Any) -> None:
