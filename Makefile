@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: up down status test test-slow lint typecheck bench bench-engine venv clean
+.PHONY: up down status test test-slow lint typecheck bench venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -40,8 +40,13 @@ test: lint typecheck
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
+# Benchmarks print figures and assert nothing. BENCH_ARGS reach the market bench, e.g.
+# `make bench BENCH_ARGS="--events 1000000"` for the full recovery measurement.
+BENCH_ARGS ?= --batches 30 --events 200000
 bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/market_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/rest_bench.py
 
 clean:
 	rm -rf $(VENV) .clob .mypy_cache .pytest_cache .ruff_cache
