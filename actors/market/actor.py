@@ -63,6 +63,23 @@ def _view_dict(view: OrderView) -> dict[str, Any]:
     return out
 
 
+# Largest pipeline pass built from queued submit calls (a single larger call runs whole).
+MAX_PASS_REQUESTS = 4096
+
+
+def _take_group(
+    queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]], limit: int
+) -> list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]]:
+    """Pop queued calls from the front while they fit in `limit` requests (at least one)."""
+    taken, size = 0, 0
+    while taken < len(queued) and (taken == 0 or size + len(queued[taken][0]) <= limit):
+        size += len(queued[taken][0])
+        taken += 1
+    group = queued[:taken]
+    del queued[:taken]
+    return group
+
+
 class MarketActor:
     """The market actor of one symbol.
 
@@ -94,6 +111,10 @@ class MarketActor:
         self._init_lock: asyncio.Lock | None = None
         self._lock: asyncio.Lock | None = None
         self._ticker: asyncio.Task[None] | None = None
+        # Group commit: submits that arrive while the pipeline is busy wait here and run
+        # together in the next pipeline pass (one reserve, journal and apply for all).
+        self._queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]] = []
+        self._drainer: asyncio.Task[None] | None = None
 
     async def _ready(self) -> MarketCore:
         if self._core is not None:
@@ -122,9 +143,37 @@ class MarketActor:
                 os._exit(1)
 
     async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
-        """Run a batch through the pipeline; answer each request after it is journaled."""
-        answers: list[OrderResult] = await self._guarded(lambda core: core.submit(requests))
-        return answers
+        """Run a batch through the pipeline; answer each request after it is journaled.
+
+        Calls that arrive while an earlier pass is in flight are merged into the next pass
+        (group commit), so concurrent callers share one reserve, one journal transaction
+        and one ledger apply; each call still gets exactly its own answers, in order.
+        """
+        await self._ready()
+        future: asyncio.Future[list[OrderResult]] = asyncio.get_running_loop().create_future()
+        self._queued.append((requests, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queued:
+            group = _take_group(self._queued, MAX_PASS_REQUESTS)
+            merged = [request for requests, _ in group for request in requests]
+            try:
+                answers: list[OrderResult] = await self._guarded(
+                    lambda core, merged=merged: core.submit(merged)
+                )
+            except BaseException as exc:  # every caller of the pass gets the failure
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for requests, future in group:
+                if not future.done():
+                    future.set_result(answers[start : start + len(requests)])
+                start += len(requests)
 
     async def halt(self) -> OrderResult:
         """Halt the market (journaled)."""

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH_SIZE = 256
 BATCH_WAIT_TIMEOUT_S = 0.002
+MAX_CONCURRENT_BATCHES = 16
 
 
 class Submission(NamedTuple):
@@ -129,7 +130,13 @@ class GatewayCore:
             raise result
         return result
 
-    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_TIMEOUT_S)
+    # Several batches in flight: the market actor merges what arrives while its pipeline is
+    # busy (group commit), so batches grow with load instead of waiting for each other.
+    @serve.batch(
+        max_batch_size=MAX_BATCH_SIZE,
+        batch_wait_timeout_s=BATCH_WAIT_TIMEOUT_S,
+        max_concurrent_batches=MAX_CONCURRENT_BATCHES,
+    )
     async def _submit_batch(self, items: list[Submission]) -> list[OrderResult | BaseException]:
         by_market: dict[str, list[int]] = defaultdict(list)
         for index, item in enumerate(items):

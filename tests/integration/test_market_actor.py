@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
 import ray
@@ -102,6 +103,36 @@ async def test_same_request_twice_gives_one_order_and_a_duplicate_answer(
     assert again.duplicate and in_batch.duplicate and again.seq == first.seq
     assert len(await market.l3.remote()) == 1
     assert (await market.status.remote())["seq"] == 1
+
+
+async def test_concurrent_submits_share_passes_and_each_gets_its_own_answers(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    [account] = await new_accounts(url, 1)
+    await credit(namespace, SHARDS, account, symbol.split("-")[0], 1_000)
+    calls = 60
+    answers = await asyncio.gather(
+        *(
+            market.submit.remote([limit(account, f"gc-{i}", "sell", 100 + i, 1)])
+            for i in range(calls)
+        )
+    )
+    assert [a[0].order_id for a in answers] == [f"gc-{i}" for i in range(calls)]
+    assert all(a[0].ok for a in answers)
+    assert sorted(a[0].seq for a in answers) == list(range(1, calls + 1))
+    conn = await asyncpg.connect(url)
+    try:
+        transactions = await conn.fetchval(
+            "SELECT count(DISTINCT j.xmin::text) FROM journal j JOIN markets m USING (market_id) "
+            "WHERE m.symbol = $1",
+            symbol,
+        )
+    finally:
+        await conn.close()
+    # Calls queued behind a pass in flight are journaled together (group commit).
+    assert transactions < calls
 
 
 async def test_insufficient_funds_is_rejected_and_not_journaled(
