@@ -14,8 +14,8 @@ from actors.contracts import OrderRequest, OrderResult
 from actors.infra.migrate import apply_migrations
 
 
-async def create_database(pg_dsn: str, prefix: str) -> str:
-    """Create and migrate a database of its own; return its URL."""
+async def create_database(pg_dsn: str, prefix: str, *, migrate: bool = True) -> str:
+    """Create a database of its own (migrated unless `migrate` is False); return its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(pg_dsn)
     try:
@@ -23,6 +23,8 @@ async def create_database(pg_dsn: str, prefix: str) -> str:
     finally:
         await admin.close()
     url = pg_dsn.rpartition("/")[0] + "/" + name
+    if not migrate:
+        return url
     conn = await asyncpg.connect(url)
     try:
         await apply_migrations(conn)

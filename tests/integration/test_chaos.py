@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -38,17 +37,6 @@ BATCHES = 60
 BATCH = 25
 OWNERS = 6
 KILLS = 10
-
-
-@pytest.fixture(scope="module")
-def namespace() -> Iterator[str]:
-    """One Ray for this module."""
-    ns = f"chaos-{uuid.uuid4().hex[:8]}"
-    ray.init(num_cpus=4, include_dashboard=False, namespace=ns, log_to_driver=False)
-    try:
-        yield ns
-    finally:
-        ray.shutdown()
 
 
 @pytest_asyncio.fixture(scope="module")

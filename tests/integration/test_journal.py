@@ -11,7 +11,6 @@ import pytest
 import pytest_asyncio
 
 from actors.engine import MarketSpec
-from actors.infra.migrate import apply_migrations
 from actors.market.journal import (
     FencedError,
     Journal,
@@ -20,26 +19,18 @@ from actors.market.journal import (
     OrderUpdate,
     TradeRow,
 )
+from actors.market.testkit import create_database, drop_database
 from actors.markets_repo import create_market
 
 
 @pytest_asyncio.fixture(scope="module")
 async def db_url(pg_dsn: str) -> AsyncIterator[str]:
     """A database of this module's own, migrated once."""
-    name = f"journal_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(pg_dsn)
+    url = await create_database(pg_dsn, "journal")
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = pg_dsn.rpartition("/")[0] + "/" + name
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
         yield url
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(pg_dsn, url)
 
 
 @pytest.fixture

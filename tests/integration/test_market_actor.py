@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -29,17 +29,6 @@ from actors.market.testkit import (
 )
 
 SHARDS = 2
-
-
-@pytest.fixture(scope="module")
-def namespace() -> Iterator[str]:
-    """One Ray for this module."""
-    ns = f"mkt-{uuid.uuid4().hex[:8]}"
-    ray.init(num_cpus=4, include_dashboard=False, namespace=ns, log_to_driver=False)
-    try:
-        yield ns
-    finally:
-        ray.shutdown()
 
 
 @pytest_asyncio.fixture(scope="module")

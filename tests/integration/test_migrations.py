@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from actors.infra.migrate import (
     load_migrations,
     pending_migrations,
 )
+from actors.market.testkit import create_database, drop_database
 
 SHIPPED = [m.name for m in load_migrations()]
 
@@ -68,14 +68,11 @@ async def _fingerprint(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ..
 @pytest.fixture
 async def fresh_db(pg_dsn: str) -> AsyncIterator[str]:
     """Yield the name of a brand-new empty database (dropped afterwards)."""
-    name = f"mig_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(pg_dsn)
+    url = await create_database(pg_dsn, "mig", migrate=False)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield name
+        yield url.rpartition("/")[2]
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(pg_dsn, url)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from actors.infra.migrate import apply_migrations
+from actors.market.testkit import create_database, drop_database
 
 STALE_EPOCH = "CL001"
 APPEND_ONLY = "CL002"
@@ -21,20 +21,12 @@ APPEND_ONLY = "CL002"
 
 @pytest_asyncio.fixture(scope="module")
 async def db(pg_dsn: str) -> AsyncIterator[str]:
-    """A database of this module's own, migrated once (tests use unique symbols)."""
-    name = f"schema_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(pg_dsn)
+    """Yield the name of a migrated database of this module's own (dropped afterwards)."""
+    url = await create_database(pg_dsn, "schema")
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(pg_dsn, database=name)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
-        yield name
+        yield url.rpartition("/")[2]
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(pg_dsn, url)
 
 
 @pytest.fixture
