@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from actors.infra.embedded import free_port, pid_alive
+from actors.infra.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, pid_alive
 from actors.infra.errors import ClobError
 from actors.infra.services import (
     embedded_postgres,
@@ -308,7 +308,10 @@ def down(settings: Settings, progress: Progress, timeout_s: float = 120.0) -> bo
 def status(settings: Settings) -> list[dict[str, Any]]:
     """Return each component's state: name, status, version, address."""
     state = read_state(settings)
-    rows = [_postgres_row(settings), _redis_row(settings)]
+    rows = [
+        _store_row("postgresql", settings.database_url, embedded_postgres(settings)),
+        _store_row("redis", settings.redis_url, embedded_redis(settings)),
+    ]
     if state is None:
         rows.append({"name": "ray", "status": "down", "version": None, "address": None})
         rows.append({"name": "serve", "status": "down", "version": None, "address": None})
@@ -317,31 +320,17 @@ def status(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-def _postgres_row(settings: Settings) -> dict[str, Any]:
-    if settings.database_url:
-        return {"name": "postgresql", "status": "configured", "version": None,
-                "address": settings.database_url}  # fmt: skip
-    server = embedded_postgres(settings)
+def _store_row(
+    name: str, configured_url: str | None, server: EmbeddedPostgres | EmbeddedRedis
+) -> dict[str, Any]:
+    if configured_url:
+        return {"name": name, "status": "configured", "version": None, "address": configured_url}
     running = server.running_pid_port()
     return {
-        "name": "postgresql",
+        "name": name,
         "status": "up" if running else "down",
         "version": server.version(),
         "address": server.url(running[1]) if running else None,
-    }
-
-
-def _redis_row(settings: Settings) -> dict[str, Any]:
-    if settings.redis_url:
-        return {"name": "redis", "status": "configured", "version": None,
-                "address": settings.redis_url}  # fmt: skip
-    server = embedded_redis(settings)
-    running = server.running_pid_port()
-    return {
-        "name": "redis",
-        "status": "up" if running else "down",
-        "version": server.version(),
-        "address": f"redis://127.0.0.1:{running[1]}/0" if running else None,
     }
 
 

@@ -193,12 +193,16 @@ class EmbeddedRedis:
             return None
         return (pid, port) if pid_alive(pid) else None
 
+    def url(self, port: int) -> str:
+        """Return the URL of the server on `port`."""
+        return f"redis://127.0.0.1:{port}/0"
+
     def start(self) -> str:
         """Start the server, or reuse the running one; return its URL."""
         running = self.running_pid_port()
         if running is None:
             running = self._start_server(self.port or free_port())
-        return f"redis://127.0.0.1:{running[1]}/0"
+        return self.url(running[1])
 
     def stop(self) -> bool:
         """Stop the server if it runs; return whether one was stopped."""
