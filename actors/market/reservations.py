@@ -105,12 +105,14 @@ def for_amend(
     old_qty = int(view.remaining_qty)
     new_qty = int(cmd["qty"]) if cmd.get("qty") is not None else old_qty
     new_price = cmd.get("price") if cmd.get("price") is not None else view.price
-    old = required_reservation(spec, side, view.kind.value, view.price, old_qty, None)
-    new = required_reservation(spec, side, view.kind.value, new_price, new_qty, None)
-    if new <= old:
+    # The ledger's rule adds the atom that fee rounding on the cumulative notional can need.
+    extra = ledger_rules.amend_reservation(
+        spec, side, view.kind.value, (view.price, old_qty), (new_price, new_qty)
+    )
+    if extra <= 0:
         return None
     return Reservation(
         market=spec.symbol, order_id=view.id, account_id=account_id,
-        asset=_asset(spec, side), amount_atoms=new - old, side=side,
+        asset=_asset(spec, side), amount_atoms=extra, side=side,
         limit_price_ticks=new_price, qty_lots=new_qty,
     )  # fmt: skip
