@@ -52,6 +52,7 @@ from actors.engine import (  # noqa: E402
     TimeInForce,
 )
 from actors.engine.codec import command_to_dict  # noqa: E402
+from actors.engine.engine import GC_THRESHOLDS  # noqa: E402
 
 SEED = 20_240_601
 MID_START = 10_000  # ticks
@@ -228,7 +229,16 @@ def main() -> None:
     parser.add_argument("--resting", type=int, default=1_000_000)
     parser.add_argument("--reference", type=int, default=5_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--gc",
+        choices=("default", "actor"),
+        default="default",
+        help="garbage-collector thresholds: CPython's, or the market actor's (GC_THRESHOLDS); "
+        "applied at start, since a change mid-process measures the old heap",
+    )
     args = parser.parse_args()
+    if args.gc == "actor":
+        gc.set_threshold(*GC_THRESHOLDS)
 
     print(f"python {sys.version.split()[0]}, gc thresholds {gc.get_threshold()}")
     # The resting run goes first, so that its ru_maxrss growth is not hidden by an earlier peak.

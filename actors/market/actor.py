@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 from typing import Any
@@ -23,6 +24,7 @@ import ray
 
 from actors.contracts import OrderRequest, OrderResult
 from actors.engine import AccountId, OrderId
+from actors.engine.engine import GC_THRESHOLDS
 from actors.engine.views import OrderView
 from actors.market.core import JournalWriteError, MarketCore
 from actors.market.journal import FencedError
@@ -102,6 +104,7 @@ class MarketActor:
         snapshot_every_events: int = 100_000,
         max_slippage_bps: int = 500,
     ) -> None:
+        gc.set_threshold(*GC_THRESHOLDS)  # this process hosts an engine
         self._symbol = symbol
         self._database_url = database_url
         self._ledger = LedgerClient(namespace, shard_count)
