@@ -37,8 +37,8 @@ from actors.engine import MarketSpec  # noqa: E402
 from actors.infra.services import ensure_services, stop_embedded  # noqa: E402
 from actors.infra.settings import Settings  # noqa: E402
 from actors.market.actor import MarketActor, market_actor_options  # noqa: E402
-from actors.market.testkit import create_database, credit, new_accounts  # noqa: E402
 from actors.markets_repo import create_market  # noqa: E402
+from tests.support.market_kit import create_database, credit, new_accounts  # noqa: E402
 
 SHARDS = 2
 

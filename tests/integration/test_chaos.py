@@ -22,7 +22,7 @@ from actors.bootstrap import start_core
 from actors.contracts import OrderRequest, OrderResult
 from actors.engine import MarketSpec, MatchingEngine
 from actors.engine.codec import command_from_dict
-from actors.market.testkit import (
+from tests.support.market_kit import (
     create_database,
     credit,
     drop_database,

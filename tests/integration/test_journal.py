@@ -19,8 +19,8 @@ from actors.market.journal import (
     OrderUpdate,
     TradeRow,
 )
-from actors.market.testkit import create_database, drop_database
 from actors.markets_repo import create_market
+from tests.support.market_kit import create_database, drop_database
 
 
 @pytest_asyncio.fixture(scope="module")

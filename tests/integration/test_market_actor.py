@@ -17,7 +17,7 @@ from actors.bootstrap import start_core
 from actors.contracts import OrderRequest
 from actors.market.actor import MarketActor
 from actors.market.journal import FencedError
-from actors.market.testkit import (
+from tests.support.market_kit import (
     balances,
     cancel,
     create_database,

@@ -19,7 +19,7 @@ from actors.infra.migrate import (
     load_migrations,
     pending_migrations,
 )
-from actors.market.testkit import create_database, drop_database
+from tests.support.market_kit import create_database, drop_database
 
 SHIPPED = [m.name for m in load_migrations()]
 

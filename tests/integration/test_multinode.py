@@ -14,7 +14,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from actors.bootstrap import start_core
-from actors.market.testkit import (
+from tests.support.market_kit import (
     create_database,
     credit,
     drop_database,

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from actors.market.testkit import create_database, drop_database
+from tests.support.market_kit import create_database, drop_database
 
 STALE_EPOCH = "CL001"
 APPEND_ONLY = "CL002"

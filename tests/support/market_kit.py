@@ -1,5 +1,5 @@
 """Test kit of the market actor tests (nautilus `test_kit` style): databases, accounts,
-credits, order requests, retrying submits. Used by tests/integration only."""
+credits, order requests, retrying submits. Used by tests/integration and bench/market_bench.py."""
 
 from __future__ import annotations
 
