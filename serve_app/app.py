@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -81,9 +79,6 @@ class Gateway:
         self._args = args
         self.core = GatewayCore(args)
 
-    async def _connections(self) -> tuple[asyncpg.Pool, aioredis.Redis]:
-        return await self.core.connections()
-
     @api.get("/health", tags=["system"], summary="Liveness")
     async def health(self) -> dict[str, str]:
         """Answer 200 while the gateway process serves requests."""
@@ -99,14 +94,14 @@ class Gateway:
 
     async def _postgres_status(self) -> ComponentStatus:
         try:
-            pool, _ = await asyncio.wait_for(self._connections(), probes.TIMEOUT_S)
+            pool, _ = await asyncio.wait_for(self.core.connections(), probes.TIMEOUT_S)
         except Exception as exc:  # a probe reports any failure as "down"
             return probes.down("postgresql", self._args.database_url, exc)
         return await probes.postgres(pool, self._args.database_url)
 
     async def _redis_status(self) -> ComponentStatus:
         try:
-            _, client = await asyncio.wait_for(self._connections(), probes.TIMEOUT_S)
+            _, client = await asyncio.wait_for(self.core.connections(), probes.TIMEOUT_S)
         except Exception as exc:  # a probe reports any failure as "down"
             return probes.down("redis", self._args.redis_url, exc)
         return await probes.redis(client, self._args.redis_url)

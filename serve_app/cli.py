@@ -23,7 +23,6 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 from actors.infra.errors import ClobError  # noqa: E402
 from actors.infra.settings import (  # noqa: E402
     ConfigError,
-    Settings,
     config_path,
     default_toml,
     load_settings,
@@ -234,6 +233,3 @@ def _one_line(exc: BaseException) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-__all__ = ["Settings", "build_parser", "main"]

@@ -25,6 +25,7 @@ import pytest
 from actors.infra.embedded import free_port
 from actors.infra.migrate import apply_migrations
 from serve_app import keys
+from serve_app.launcher import LaunchError, wait_for_http
 
 SHARD_COUNT = 2
 ADMIN_TOKEN = secrets.token_urlsafe(16)
@@ -116,15 +117,10 @@ async def _migrate(database_url: str) -> None:
 
 
 def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{url}/health did not answer within {READY_TIMEOUT_S:.0f} s")
+    try:
+        wait_for_http(f"{url}/health", READY_TIMEOUT_S)
+    except LaunchError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="package")

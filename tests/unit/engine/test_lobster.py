@@ -40,19 +40,13 @@ book check alone.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# The repo root is not on sys.path under pytest; the support package lives beside the tests.
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-if str(_REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(_REPO_ROOT))
-
-from actors.engine.replay import ReplaySession  # noqa: E402
-from tests.support.lobster import (  # noqa: E402
+from actors.engine.replay import ReplaySession
+from tests.support.lobster import (
     AAPL_672_50,
     AAPL_999_10,
     AMZN_5,
@@ -70,6 +64,7 @@ from tests.support.lobster import (  # noqa: E402
     type_counts,
 )
 
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA_DIR = (_REPO_ROOT / ".." / "shared" / "data" / "lobster").resolve()
 
 Event = dict[str, Any]

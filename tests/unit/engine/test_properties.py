@@ -11,21 +11,14 @@ from __future__ import annotations
 import copy
 import json
 import random
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-# The repo root is not on sys.path under pytest; the support package lives beside the tests.
-_REPO_ROOT = str(Path(__file__).resolve().parents[3])
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
-
-from tests.support.reference_engine import ReferenceEngine  # noqa: E402
+from tests.support.reference_engine import ReferenceEngine
 
 Command = dict[str, Any] | str
 Scenario = tuple[dict[str, Any], list[Command]]

@@ -6,16 +6,9 @@ docs/engine-decisions.md; `seq` is left out except where numbering is the rule u
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
-# The repo root is not on sys.path under pytest; the support package lives beside the tests.
-_REPO_ROOT = str(Path(__file__).resolve().parents[3])
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
-
-from tests.support.reference_engine import ReferenceEngine  # noqa: E402
+from tests.support.reference_engine import ReferenceEngine
 
 Event = dict[str, Any]
 
