@@ -25,10 +25,11 @@ from actors.engine.commands import (
     Resume,
     Tick,
 )
-from actors.engine.events import Accepted, Amended, Event, Halted, Rejected, Resumed
-from actors.engine.matching import MatcherCore
+from actors.engine.events import Accepted, Amended, Cancelled, Event, Halted, Rejected, Resumed
+from actors.engine.matching import NO_LIMIT, MatcherCore
 from actors.engine.spec import MarketSpec
 from actors.engine.types import (
+    MAX_INT64_EXCLUSIVE,
     AccountId,
     CancelReason,
     Lots,
@@ -37,7 +38,9 @@ from actors.engine.types import (
     OrderKind,
     RejectReason,
     Side,
+    StpMode,
     Ticks,
+    TimeInForce,
 )
 from actors.engine.validation import (
     amend_malformed,
@@ -52,7 +55,14 @@ from actors.engine.views import L2Book, L2Level, OrderView, order_view
 _BUY = Side.BUY
 _LIMIT = OrderKind.LIMIT
 _MARKET = OrderKind.MARKET
+_SELL = Side.SELL
+_GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
+_STP_NONE = StpMode.NONE
 _USER = CancelReason.USER
+_IOC_REMAINDER = CancelReason.IOC_REMAINDER
+_NO_LIQ = CancelReason.NO_LIQUIDITY
+_MAX = MAX_INT64_EXCLUSIVE
 _INVALID = RejectReason.INVALID_COMMAND
 _HALTED = RejectReason.MARKET_HALTED
 
@@ -135,6 +145,107 @@ class MatchingEngine(MatcherCore):
                 self._cancelled(o.id, CancelReason.EXPIRED, o.qty, out)
 
     def _on_new(self, cmd: NewOrder, out: list[Event]) -> None:
+        """Place a new order: the plain fast path inline, anything else ``_on_new_general``.
+
+        Plain: a GTC or IOC limit order with a price, or a GTC or IOC market order, by
+        quantity, with no stop, expiry, post-only, iceberg slice, budget or STP, whose fields
+        all pass validation. Only ``market_halted`` and ``duplicate_id`` can reject it, so it
+        is checked in one pass and matched here; it gets an ``Order`` only if it rests. Every
+        other order, and every order that fails a check, takes the general path, which
+        applies the checks in their documented order: both paths emit the same events.
+        """
+        oid = cmd.id
+        owner = cmd.owner
+        # ``object``: NewType-typed fields may hold anything at run time (mypy would deem
+        # the type checks unreachable).
+        qty: object = cmd.qty
+        tif = cmd.tif
+        side = cmd.side
+        ts = cmd.ts
+        if (
+            type(qty) is not int
+            or not self._min_qty <= qty <= self._max_qty
+            or (tif is not _GTC and tif is not _IOC)
+            or cmd.stp is not _STP_NONE
+            or type(oid) is not str
+            or not oid
+            or type(owner) is not str
+            or not owner
+            or type(ts) is not int
+            or (side is not _BUY and side is not _SELL)
+            or cmd.stop_price is not None
+            or cmd.expire_at is not None
+            or cmd.post_only is not None
+            or cmd.display_qty is not None
+            or cmd.quote_qty is not None
+        ):
+            self._on_new_general(cmd, out)
+            return
+        kind = cmd.kind
+        price: object = cmd.price
+        is_buy = side is _BUY
+        if kind is _LIMIT:
+            if type(price) is not int or not 0 < price < _MAX or price * qty < self._min_notional:
+                self._on_new_general(cmd, out)
+                return
+            limit_key = price if is_buy else -price
+        elif kind is _MARKET and price is None:
+            limit_key = NO_LIMIT
+        else:
+            self._on_new_general(cmd, out)
+            return
+        expiry = self._expiry
+        if expiry and expiry[0][0] <= ts:
+            self._expire(ts, out)
+        if self._halted:
+            self._reject(oid, _HALTED, out)
+            return
+        orders = self._orders
+        if oid in orders or oid in self._stops:
+            self._reject(oid, RejectReason.DUPLICATE_ID, out)
+            return
+        arrival = self._arrival + 1
+        self._arrival = arrival
+        self._seq += 1
+        out.append(_new_tuple(Accepted, (self._seq, oid, owner, side, kind)))
+        opp = self._asks if is_buy else self._bids
+        heap = opp.heap
+        r = qty
+        if heap and heap[0] <= limit_key:
+            r = self._sweep(opp, limit_key, oid, owner, None, qty, out)
+            traded = r < qty
+        else:
+            traded = False
+        if r:
+            if kind is _LIMIT and tif is _GTC:
+                o = Order(
+                    oid, owner, is_buy, kind, price, r, 0, tif, None, None, _STP_NONE, None, arrival
+                )
+                o.visible = r
+                book = self._bids if is_buy else self._asks
+                lv = book.levels.get(-limit_key)
+                if lv is None:
+                    book.append(o)
+                else:
+                    # Inlined BookSide.append for the common case of an existing level.
+                    tail = lv.tail
+                    assert tail is not None
+                    tail.next = o
+                    o.prev = tail
+                    o.next = None
+                    lv.tail = o
+                    lv.total += r
+                    lv.count += 1
+                orders[oid] = o
+            else:
+                self._seq += 1
+                reason = _IOC_REMAINDER if kind is _LIMIT or traded else _NO_LIQ
+                out.append(_new_tuple(Cancelled, (self._seq, oid, reason, r, None)))
+        self._traded = traded
+        if traded and self._stops:
+            self._cascade(deque(), out)
+
+    def _on_new_general(self, cmd: NewOrder, out: list[Event]) -> None:
         if new_order_malformed(cmd):
             self._reject(cmd.id, _INVALID, out)
             return
@@ -198,11 +309,28 @@ class MatchingEngine(MatcherCore):
         return o
 
     def _on_cancel(self, cmd: Cancel, out: list[Event]) -> None:
-        if not (is_name(cmd.id) and is_name(cmd.owner) and is_int(cmd.ts)):
-            self._reject(cmd.id, _INVALID, out)
+        oid = cmd.id
+        owner = cmd.owner
+        ts = cmd.ts
+        if not (
+            isinstance(oid, str) and oid and isinstance(owner, str) and owner and type(ts) is int
+        ):
+            self._reject(oid, _INVALID, out)
             return
-        if self._expiry and self._expiry[0][0] <= cmd.ts:
-            self._expire(cmd.ts, out)
+        expiry = self._expiry
+        if expiry and expiry[0][0] <= ts:
+            self._expire(ts, out)
+        o = self._orders.get(oid)
+        if o is not None and o.owner == owner:
+            # The common case, a resting order of its owner: _take_out and _cancelled inlined.
+            book = self._bids if o.is_buy else self._asks
+            price = o.price
+            assert price is not None
+            book.unlink(o, book.levels[-price if o.is_buy else price])
+            del self._orders[o.id]
+            self._seq += 1
+            out.append(_new_tuple(Cancelled, (self._seq, o.id, _USER, o.qty, None)))
+            return
         o = self._find_own(cmd, out)
         if o is not None:
             self._take_out(o)

@@ -17,6 +17,7 @@ from actors.engine.events import Cancelled, Event, Fill, StpDecrement, Triggered
 from actors.engine.fok import fok_fillable
 from actors.engine.spec import MarketSpec
 from actors.engine.types import (
+    MAX_INT64_EXCLUSIVE,
     AccountId,
     CancelReason,
     OrderId,
@@ -72,6 +73,9 @@ class MatcherCore:
         "_expiry",
         "_halted",
         "_last_price",
+        "_max_qty",
+        "_min_notional",
+        "_min_qty",
         "_orders",
         "_sell_stop_max",
         "_seq",
@@ -94,6 +98,14 @@ class MatcherCore:
         self._halted = False
         self._buy_stop_min = NO_LIMIT
         self._sell_stop_max = -1
+        # The spec's quantity and notional bounds folded for the plain-order fast path:
+        # a quantity is valid iff _min_qty <= qty <= _max_qty, a limit order's notional
+        # iff price * qty >= _min_notional (0 when the market has no minimum).
+        self._min_qty = 1 if spec.min_qty is None else spec.min_qty
+        self._max_qty = MAX_INT64_EXCLUSIVE - 1
+        if spec.max_qty is not None:
+            self._max_qty = min(spec.max_qty, self._max_qty)
+        self._min_notional = spec.min_notional or 0
 
     # -- small state helpers ---------------------------------------------------------------
 
@@ -202,13 +214,40 @@ class MatcherCore:
         if o.tif is _FOK and not fok_fillable(o, opp, limit_key):
             self._cancelled(o.id, CancelReason.FOK_UNFILLED, o.qty, out)
             return
+        stp_taker = None if o.stp is _STP_NONE else o
+        r = self._sweep(opp, limit_key, o.id, o.owner, stp_taker, o.qty, out)
+        self._finish(o, r, self._traded, out)
+
+    def _sweep(  # noqa: PLR0917 - private hot-path helper
+        self,
+        opp: BookSide,
+        limit_key: int,
+        oid: OrderId,
+        owner: AccountId,
+        stp_taker: Order | None,
+        r: int,
+        out: list[Event],
+    ) -> int:
+        """Match ``r`` lots of an incoming order against ``opp``, best level first.
+
+        The caller has cleared ``_traded``; a fill sets it and ``_last_price``.
+
+        Args:
+            opp: The opposite side of the book.
+            limit_key: Only levels whose key is ``<= limit_key`` cross.
+            oid: The incoming order's id.
+            owner: Its owner.
+            stp_taker: The incoming order when its STP mode is not ``none``, else None.
+            r: The lots it still wants.
+            out: Event sink.
+
+        Returns:
+            The lots left unfilled (0 when STP cancelled the incoming order).
+        """
+        heap = opp.heap
         levels = opp.levels
         index = self._orders
-        oid = o.id
-        owner = o.owner
-        side = _BUY if is_buy else _SELL
-        stp_on = o.stp is not _STP_NONE
-        r = o.qty
+        side = _SELL if opp.is_bid else _BUY
         last = None
         while heap:
             k = heap[0]
@@ -220,8 +259,8 @@ class MatcherCore:
                 continue
             m = lv.head
             assert m is not None
-            if stp_on and m.owner == owner:
-                dec = self._self_trade(o, m, lv, opp, r, out)
+            if stp_taker is not None and m.owner == owner:
+                dec = self._self_trade(stp_taker, m, lv, opp, r, out)
                 if dec < 0 or dec == r:
                     self._cancelled(oid, _R_STP, r - max(dec, 0), out)
                     r = 0
@@ -260,7 +299,7 @@ class MatcherCore:
         if last is not None:
             self._last_price = last
             self._traded = True
-        self._finish(o, r, last is not None, out)
+        return r
 
     def _finish(self, o: Order, r: int, filled: bool, out: list[Event]) -> None:
         """Rest or cancel the ``r`` lots left of an incoming order after matching."""
