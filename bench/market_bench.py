@@ -1,9 +1,10 @@
 """Benchmark of one market actor with its journal (run: ``.venv/bin/python bench/market_bench.py``).
 
 1. Throughput: batches of ``--batch`` limit orders (about one in five crossing) from
-   ``--accounts`` accounts per ``submit`` call; every batch is reserved, matched,
-   journaled (one committed transaction) and applied to the ledger before it returns.
-   Prints orders/s and engine events/s.
+   ``--accounts`` accounts per ``submit`` call, ``--inflight`` calls at a time (as the
+   gateway's replicas send them); every batch is reserved, matched, journaled (one
+   committed transaction), applied to the ledger and projected before it returns.
+   Prints orders/s, engine events/s and the wall time of each pipeline stage.
 2. Recovery: keep submitting until the journal holds ``--events`` engine events, kill the
    actor and time until it answers again (journal replay, no snapshot); then take a
    snapshot, add ``--after`` more orders, kill again and time the recovery.
@@ -100,14 +101,20 @@ async def run(args: argparse.Namespace, url: str) -> None:
     market = _start(symbol, url, namespace)
     await market.status.remote()
     rng = random.Random(7)
-    t0, orders = time.perf_counter(), 0
-    for b in range(args.batches):
-        await market.submit.remote(_batch(rng, accounts, args.batch, f"t{b}"))
-        orders += args.batch
+    batches = [_batch(rng, accounts, args.batch, f"t{b}") for b in range(args.batches)]
+    window = asyncio.Semaphore(args.inflight)
+
+    async def send(batch: list[OrderRequest]) -> None:
+        async with window:
+            await market.submit.remote(batch)
+
+    t0, orders = time.perf_counter(), args.batch * args.batches
+    await asyncio.gather(*(send(b) for b in batches))
     elapsed = time.perf_counter() - t0
     status = await market.status.remote()
     print(f"throughput: {orders} orders in {elapsed:.2f} s = {orders / elapsed:,.0f} orders/s, "
-          f"{status['event_seq'] / elapsed:,.0f} events/s (batch {args.batch})")  # fmt: skip
+          f"{status['event_seq'] / elapsed:,.0f} events/s (batch {args.batch}, "
+          f"{args.inflight} in flight)")  # fmt: skip
     stages = status["stage_seconds"]
     print("pipeline stages (s, share of wall time): " + ", ".join(
         f"{k} {v:.2f} ({v / elapsed:.0%})" for k, v in stages.items()))  # fmt: skip
@@ -135,6 +142,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--accounts", type=int, default=20)
+    parser.add_argument(
+        "--inflight", type=int, default=4, help="submit calls in flight (as a gateway has)"
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--after", type=int, default=10_000)
     args = parser.parse_args()

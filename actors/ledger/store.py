@@ -156,10 +156,11 @@ async def save(
         (_INSERT_CREDITS, changes.credits, lambda c: (c[0], c[1], aid[c[2]], str(c[3]))),
         (_UPSERT_BALANCES, changes.balances, lambda b: (b[0], aid[b[1]], str(b[2]), str(b[3]))),
         (_UPSERT_FEES, changes.fees, lambda f: (shard[0], aid[f[0]], str(f[1]))),
-        (_DELETE_RESERVATIONS, changes.dropped, lambda k: (mid[k[0]], k[1])),
         (_UPSERT_RESERVATIONS, changes.reservations, lambda r: _row(registry, r)),
         (_UPSERT_MARKS, changes.marks, lambda m: (*shard, mid[m[0]], m[1])),
     ]
+    if changes.dropped:
+        await conn.executemany(_DELETE_RESERVATION, [(mid[m], oid) for m, oid in changes.dropped])
     for sql, items, row in writes:
         if items:
             await _unnest(conn, sql, items, row)
@@ -193,9 +194,11 @@ INSERT INTO fee_balances (shard_id, asset_id, amount_atoms)
 SELECT * FROM unnest($1::int[], $2::int[], $3::text[]::numeric[])
 ON CONFLICT (shard_id, asset_id) DO UPDATE
    SET amount_atoms = EXCLUDED.amount_atoms, updated_at = now()"""
-_DELETE_RESERVATIONS = """
-DELETE FROM ledger_reservations r USING unnest($1::int[], $2::text[]) AS d(market_id, order_id)
- WHERE r.market_id = d.market_id AND r.order_id = d.order_id"""
+# One primary-key DELETE per key (pipelined by `executemany`): a join with the whole batch
+# (DELETE ... USING unnest) is planned from statistics that lag a fast-growing table, and
+# was seen scanning the table once per key (see actors/market/journal.py, _UPDATE_ORDER).
+_DELETE_RESERVATION = """
+DELETE FROM ledger_reservations WHERE market_id = $1 AND order_id = $2"""
 _UPSERT_RESERVATIONS = """
 INSERT INTO ledger_reservations (market_id, order_id, account_id, asset_id, side,
     reserved_atoms, pending_atoms, limit_price_ticks, open_qty_lots, quote_budget_tick_lots,

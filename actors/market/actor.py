@@ -118,6 +118,7 @@ class MarketActor:
         # together in the next pipeline pass (one reserve, journal and apply for all).
         self._queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def _ready(self) -> MarketCore:
         if self._core is not None:
@@ -165,18 +166,38 @@ class MarketActor:
             merged = [request for requests, _ in group for request in requests]
             try:
                 answers: list[OrderResult] = await self._guarded(
-                    lambda core, merged=merged: core.submit(merged)
+                    lambda core, merged=merged: core.submit_journaled(merged)
                 )
             except BaseException as exc:  # every caller of the pass gets the failure
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(group, exc)
                 continue
-            start = 0
-            for requests, future in group:
-                if not future.done():
-                    future.set_result(answers[start : start + len(requests)])
-                start += len(requests)
+            # The pass is journaled; its ledger apply and projection finish in the
+            # background while the next pass runs. Its callers are answered after that.
+            assert self._core is not None
+            task = asyncio.create_task(self._answer(self._core.tail, group, answers))
+            self._answering.add(task)  # asyncio keeps only weak references to tasks
+            task.add_done_callback(self._answering.discard)
+
+    async def _answer(
+        self,
+        tail: asyncio.Task[None] | None,
+        group: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]],
+        answers: list[OrderResult],
+    ) -> None:
+        try:
+            if tail is not None:
+                await tail
+        except JournalWriteError:
+            log.exception("market %s: ledger apply or projection failed; restarting", self._symbol)
+            os._exit(1)
+        except BaseException as exc:
+            _fail(group, exc)
+            return
+        start = 0
+        for requests, future in group:
+            if not future.done():
+                future.set_result(answers[start : start + len(requests)])
+            start += len(requests)
 
     async def halt(self) -> OrderResult:
         """Halt the market (journaled)."""
@@ -261,6 +282,7 @@ class MarketActor:
         """Take a snapshot now and wait for it; return its journal seq (tests, operators)."""
 
         async def run(core: MarketCore) -> int:
+            await core.settled()
             await core.wait_snapshot()
             core.snapshot_event_seq = -(10**18)
             core.maybe_snapshot()
@@ -269,6 +291,14 @@ class MarketActor:
 
         seq: int = await self._guarded(run)
         return seq
+
+
+def _fail(
+    group: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]], exc: BaseException
+) -> None:
+    for _, future in group:
+        if not future.done():
+            future.set_exception(exc)
 
 
 def _holder() -> str:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,15 @@ from actors.engine.codec import command_from_dict, event_to_dict
 from actors.engine.events import Event
 from actors.engine.validation import amend_malformed, new_order_malformed, new_order_param_error
 from actors.market import reservations as resv
-from actors.market.journal import FencedError, Journal, JournalRow, trade_dict
+from actors.market.journal import (
+    FencedError,
+    Journal,
+    JournalRow,
+    NewOrderRow,
+    OrderUpdate,
+    TradeRow,
+    trade_dict,
+)
 from actors.market.ledger_client import LedgerClient
 from actors.market.projection import Projection
 from actors.market.state import SNAPSHOT_FORMAT, Indexes, encode_snapshot, result_of
@@ -33,7 +41,8 @@ log = logging.getLogger(__name__)
 RECENT_TRADES = 1_000
 
 
-_STAGES = ("reserve", "match", "encode", "journal", "apply")
+# Wall seconds per pipeline stage; `tail` (apply + projection) overlaps the next batch.
+_STAGES = ("reserve", "match", "encode", "journal", "tail")
 
 
 class JournalWriteError(RuntimeError):
@@ -98,13 +107,23 @@ class MarketCore:
         self._clock = clock
         self._snapshot_task: asyncio.Task[None] | None = None
         self.snapshot_journal: Journal | None = None
+        self.projection_journal: Journal | None = None
+        # The background completion of the last journaled batch (chained to the earlier).
+        self.tail: asyncio.Task[None] | None = None
         # Wall seconds spent in each pipeline stage since start (reported by `status`).
         self.stage_s: dict[str, float] = dict.fromkeys(_STAGES, 0.0)
 
     # -- pipeline --------------------------------------------------------------------------
 
     async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
-        """Run a batch of trader requests through the pipeline; answer each one."""
+        """Run a batch of trader requests through the pipeline; answer each one once it is
+        journaled, applied to the ledger and projected."""
+        answers = await self.submit_journaled(requests)
+        await self.settled()
+        return answers
+
+    async def submit_journaled(self, requests: list[OrderRequest]) -> list[OrderResult]:
+        """Run a batch through the pipeline; answer once it is journaled (see `settled`)."""
         items: list[Item] = []
         first: dict[tuple[int, str], int] = {}
         out: list[OrderResult | int] = []
@@ -223,7 +242,13 @@ class MarketCore:
         return resv.for_amend(self.spec, account_id, cmd, view, self._slippage)
 
     async def _commit(self, items: list[Item]) -> None:
-        """Journal the matched items in one transaction, apply them to the ledger, answer."""
+        """Journal the matched items in one transaction; start their projection and apply.
+
+        The journal commit is the acknowledgement point. The ledger apply is sent to the
+        shards right after it, so they see it before this market's next reservations; the
+        apply and the orders/trades projection then complete in the background (`tail`),
+        overlapped with the next batch, in journal order. Answers wait for `settled()`.
+        """
         if not items:
             return
         started = time.perf_counter()
@@ -247,28 +272,64 @@ class MarketCore:
             item.result = result_of(item.request_id, seq, item.cmd, events)
         updates = projection.finish(self.engine)
         encoded = time.perf_counter()
-        await self._append(rows, updates, projection.trades)
+        await self._append(rows)
         journaled = time.perf_counter()
         self.stage_s["encode"] += encoded - started
         self.stage_s["journal"] += journaled - encoded
         self.seq = seq
+        applied = self.ledger.start_apply(self.spec.symbol, entries)
         for item in items:
             assert item.result is not None
             self.indexes.remember(item.account_id, item.client_order_id, item.result)
         for t in projection.trades:
             self.trades.append(trade_dict(_trade_map(t)))
-        try:
-            await self.ledger.apply(self.spec.symbol, entries)
-        except Exception as exc:
-            # A shard that missed entries must catch up from the journal before it sees
-            # later ones: restart, and recovery makes every shard `sync`.
-            raise JournalWriteError(f"ledger apply failed: {exc!r}") from exc
-        self.stage_s["apply"] += time.perf_counter() - journaled
+        self.tail = asyncio.create_task(
+            self._finish(self.tail, seq, updates, projection.trades, applied)
+        )
         self.maybe_snapshot()
 
-    async def _append(self, rows: list[JournalRow], updates: Any, trades: Any) -> None:
+    async def _finish(
+        self,
+        previous: asyncio.Task[None] | None,
+        seq: int,
+        updates: list[NewOrderRow | OrderUpdate],
+        trades: list[TradeRow],
+        applied: Awaitable[None],
+    ) -> None:
+        """Complete a journaled batch: ledger apply and projection, after the batch before."""
+        if previous is not None:
+            await previous
+        started = time.perf_counter()
+        journal = self.projection_journal or self.journal
+
+        async def apply() -> None:
+            try:
+                await applied
+            except Exception as exc:
+                # A shard that missed entries must catch up from the journal before it sees
+                # later ones: restart, and recovery makes every shard `sync`.
+                raise JournalWriteError(f"ledger apply failed: {exc!r}") from exc
+
+        async def project() -> None:
+            try:
+                await journal.project(self.epoch, seq, updates, trades)
+            except FencedError:
+                self.fenced = True
+                raise
+            except Exception as exc:
+                raise JournalWriteError(f"projection write failed: {exc!r}") from exc
+
+        await asyncio.gather(apply(), project())
+        self.stage_s["tail"] += time.perf_counter() - started
+
+    async def settled(self) -> None:
+        """Wait until every journaled batch is applied to the ledger and projected."""
+        if self.tail is not None:
+            await self.tail
+
+    async def _append(self, rows: list[JournalRow]) -> None:
         try:
-            await self.journal.append(self.epoch, rows, updates, trades)
+            await self.journal.append(self.epoch, rows)
         except FencedError:
             self.fenced = True
             raise
@@ -316,6 +377,7 @@ class MarketCore:
         """Journal an operator command (`halt`, `resume`, `tick`) like any other."""
         item = Item(f"{kind}:{self.seq + 1}:{self._clock()}", None, None, {"type": kind})
         await self.run([item])
+        await self.settled()
         assert item.result is not None
         return item.result
 

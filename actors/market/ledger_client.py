@@ -61,14 +61,30 @@ class LedgerClient:
             self._handles[shard] = handle
         return handle
 
-    async def _call(self, shard: int, call: Callable[[Any], Awaitable[_T]]) -> _T:
-        """Call one shard, retrying while it restarts (or is not registered yet)."""
+    def _submit(self, shard: int, call: Callable[[Any], Awaitable[_T]]) -> Awaitable[_T] | None:
+        """Send a call to a shard now (None if its handle is not found: `_call` retries)."""
+        try:
+            return call(self._handle(shard))
+        except _NotFoundError:
+            return None
+
+    async def _call(
+        self,
+        shard: int,
+        call: Callable[[Any], Awaitable[_T]],
+        first: Awaitable[_T] | None = None,
+    ) -> _T:
+        """Call one shard, retrying while it restarts (or is not registered yet).
+
+        `first`: the first attempt, when it was already sent (see `start_apply`).
+        """
         delay = 0.02
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._deadline_s
         while True:
             try:
-                return await call(self._handle(shard))
+                attempt, first = first, None
+                return await (attempt if attempt is not None else call(self._handle(shard)))
             except RETRYABLE as exc:
                 if loop.time() > give_up:
                     raise
@@ -98,12 +114,30 @@ class LedgerClient:
 
     async def apply(self, market: str, entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
         """Send the batch's journal entries to every shard (each keeps its own accounts)."""
+        await self.start_apply(market, entries)
+
+    def start_apply(
+        self, market: str, entries: list[tuple[int, list[dict[str, Any]]]]
+    ) -> asyncio.Task[None]:
+        """Send the batch's journal entries to every shard now; return the wait for them.
+
+        The calls leave before this returns, so a shard receives them ahead of anything
+        this market sends it later (the next batch's reservations), while the caller goes
+        on without waiting. Awaiting the result retries a shard that was restarting.
+        """
         if not entries:
-            return
+            return asyncio.ensure_future(_nothing())
         ref = ray.put(entries)  # Serialised once, fetched by every shard.
-        await asyncio.gather(
-            *(self._call(s, lambda h: h.apply.remote(market, ref)) for s in range(self.shard_count))
-        )
+
+        def call(h: Any) -> Awaitable[None]:
+            return h.apply.remote(market, ref)  # type: ignore[no-any-return]
+
+        sent = [(s, self._submit(s, call)) for s in range(self.shard_count)]
+
+        async def wait() -> None:
+            await asyncio.gather(*(self._call(s, call, first) for s, first in sent))
+
+        return asyncio.ensure_future(wait())
 
     async def sync_all(self, market: str) -> list[int]:
         """Make every shard catch up with the market's journal; return their high-water marks."""
@@ -123,3 +157,7 @@ class LedgerClient:
             )
         )
         return int(sum(counts))
+
+
+async def _nothing() -> None:
+    return None

@@ -148,7 +148,8 @@ class Projection:
                 status, open_qty, price = "filled", 0, acc.price
             new = self._new.get(oid)
             if new is not None:
-                out.append(_new_row(oid, new, status, open_qty, price))
+                out.append(_new_row(oid, new, (status, open_qty, price), acc))
+                continue
             updates.append(
                 OrderUpdate(
                     order_id=oid, open_qty_lots=open_qty, filled_qty_delta_lots=acc.filled_qty,
@@ -164,11 +165,13 @@ class Projection:
 def _new_row(
     oid: str,
     new: tuple[int, str | None, JsonDict, int],
-    status: str,
-    open_qty: int,
-    price: int | None,
+    state: tuple[str, int, int | None],
+    acc: _Acc,
 ) -> NewOrderRow:
-    account_id, coid, cmd, seq = new
+    status, open_qty, price = state
+    account_id, coid, cmd, _accepted_seq = new
+    if status == "open" and acc.filled_qty > 0:
+        status = "partially_filled"
     kind = cmd["kind"]
     has_qty = cmd.get("qty") is not None
     return NewOrderRow(
@@ -180,5 +183,7 @@ def _new_row(
         stop_price_ticks=cmd.get("stop_price"), qty_lots=cmd.get("qty"),
         quote_qty_tick_lots=None if has_qty else cmd.get("quote_qty"),
         display_qty_lots=cmd.get("display_qty"), expire_at_ms=cmd.get("expire_at"),
-        open_qty_lots=open_qty, status=status, event_seq=seq,
+        open_qty_lots=open_qty, status=status, event_seq=acc.last_seq,
+        filled_qty_lots=acc.filled_qty, filled_quote_atoms=acc.filled_quote, fee_atoms=acc.fee,
+        reason=acc.cancel_reason,
     )  # fmt: skip

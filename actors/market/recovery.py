@@ -4,6 +4,9 @@
 2. Restore the latest snapshot, if any (engine dump, last command time, fee state).
 3. Stream the journal tail through the engine; the regenerated events must equal the
    journaled ones (the engine is deterministic: a mismatch is a bug, so raise).
+   Rows after the projection mark (journaled, but the crash came before their orders and
+   trades rows were written) are projected on the way, in one transaction. The snapshot
+   used is the latest one at or before that mark, so every such row is replayed.
 4. Rebuild the idempotency index from the last `idempotency_window` journaled commands and
    the client order id index from the orders table; reload the recent trades.
 5. Let every ledger shard catch up with the journal (`sync`) and release reservations of
@@ -21,7 +24,7 @@ from actors.engine.types import MarketStatus
 from actors.market.core import RECENT_TRADES, MarketCore
 from actors.market.journal import Journal, JournalRow
 from actors.market.ledger_client import LedgerClient
-from actors.market.projection import prune_cum, track_cum
+from actors.market.projection import Projection, prune_cum, track_cum
 from actors.market.state import Indexes, decode_snapshot, result_of
 from actors.markets_repo import load_market
 
@@ -60,11 +63,17 @@ async def recover(
         snapshot_every_events=snapshot_every_events, max_slippage_bps=max_slippage_bps,
     )  # fmt: skip
     core.indexes = Indexes(idempotency_window)
-    snap_seq = await _restore_snapshot(core)
+    projected = await journal.projection_mark()
+    snap_seq = await _restore_snapshot(core, projected)
     high = await journal.high_water()
     start = max(0, min(snap_seq, high - idempotency_window))
+    # Rows after the projection mark were journaled (acknowledged or not) but their orders
+    # and trades rows were not written: collect them while replaying, write them below.
+    projection = Projection(spec, core.cum)
     async for chunk in journal.load_tail(start):
-        _replay_chunk(core, chunk, snap_seq)
+        _replay_chunk(core, chunk, snap_seq, projected, projection)
+    if high > projected:
+        await journal.project(epoch, high, projection.finish(core.engine), projection.trades)
     prune_cum(core.cum, core.engine)
     core.seq = max(high, snap_seq)
     core.snapshot_event_seq = core.engine.seq
@@ -72,6 +81,7 @@ async def recover(
         core.indexes.client_orders.setdefault((account, coid), (order_id, None))
     core.trades.extend(reversed(await journal.recent_trades(RECENT_TRADES)))
     core.snapshot_journal = await Journal.open(database_url, record.market_id)
+    core.projection_journal = await Journal.open(database_url, record.market_id)
     await ledger.sync_all(symbol)
     released = await ledger.release_orphans(symbol, core.live_order_ids())
     log.info(
@@ -81,8 +91,9 @@ async def recover(
     return core
 
 
-async def _restore_snapshot(core: MarketCore) -> int:
-    snap = await core.journal.load_latest_snapshot()
+async def _restore_snapshot(core: MarketCore, projected: int) -> int:
+    # Not past the projection mark: the rows after it are replayed to re-project them.
+    snap = await core.journal.load_latest_snapshot(max_seq=projected)
     if snap is None:
         return 0
     dump, last_ts, cum = decode_snapshot(snap.format, snap.state)
@@ -93,7 +104,13 @@ async def _restore_snapshot(core: MarketCore) -> int:
     return snap.seq
 
 
-def _replay_chunk(core: MarketCore, chunk: list[JournalRow], snap_seq: int) -> None:
+def _replay_chunk(
+    core: MarketCore,
+    chunk: list[JournalRow],
+    snap_seq: int,
+    projected: int,
+    projection: Projection,
+) -> None:
     engine, spec, cum, indexes = core.engine, core.spec, core.cum, core.indexes
     for row in chunk:
         p = row.payload
@@ -106,7 +123,11 @@ def _replay_chunk(core: MarketCore, chunk: list[JournalRow], snap_seq: int) -> N
                 raise ReplayMismatchError(
                     f"journal seq {row.seq}: replay gave {regenerated}, journal has {journaled}"
                 )
-            track_cum(spec, cum, events)
+            if row.seq > projected:
+                coid = p.get("client_order_id")
+                projection.add(p.get("account_id"), coid, cmd, events)
+            else:
+                track_cum(spec, cum, events)
             core.last_ts = max(core.last_ts, int(cmd.get("ts", 0)))
         result = result_of(p["request_id"], row.seq, cmd, journaled)
         indexes.remember(p.get("account_id"), p.get("client_order_id"), result)

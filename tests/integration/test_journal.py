@@ -3,6 +3,7 @@ tail streaming."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -64,7 +65,7 @@ def _order(oid: str, account: int, seq: int) -> NewOrderRow:
     )  # fmt: skip
 
 
-async def test_append_writes_journal_orders_and_trades_in_one_transaction(
+async def test_append_journals_and_project_writes_orders_trades_and_the_mark(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
     market_id = await _market(conn)
@@ -79,8 +80,11 @@ async def test_append_writes_journal_orders_and_trades_in_one_transaction(
             quote_qty_atoms=20, maker_fee_atoms=-1, taker_fee_atoms=1, executed_at_ms=1_000,
         )  # fmt: skip
         update = OrderUpdate(maker, 3, 2, 20, -1, None, "open", None, 3)
-        await journal.append(epoch, [_row(1), _row(2)], [_order(maker, acc, 1), update], [trade])
+        await journal.append(epoch, [_row(1), _row(2)])
         assert await journal.high_water() == 2
+        assert await journal.projection_mark() == 0
+        await journal.project(epoch, 2, [_order(maker, acc, 1), update], [trade])
+        assert await journal.projection_mark() == 2
         row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", maker)
         assert (row["status"], row["open_qty_lots"], row["filled_qty_lots"]) == (
             "partially_filled", 3, 2,
@@ -89,8 +93,14 @@ async def test_append_writes_journal_orders_and_trades_in_one_transaction(
         stored = await conn.fetchrow("SELECT * FROM trades WHERE market_id = $1", market_id)
         assert (stored["seq"], stored["quote_qty_atoms"], stored["maker_fee_atoms"]) == (3, 20, -1)
         with pytest.raises(asyncpg.UniqueViolationError):
-            await journal.append(epoch, [_row(2), _row(3)], [], [])
+            await journal.append(epoch, [_row(2), _row(3)])
         assert await journal.high_water() == 2  # The failed batch left nothing behind.
+        bad = dataclasses.replace(_order(f"b-{uuid.uuid4().hex}", acc, 4), price_ticks=-1)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await journal.project(epoch, 3, [bad], [dataclasses.replace(trade, seq=4)])
+        assert await journal.projection_mark() == 2  # ... and neither did this one.
+        await journal.project(epoch, 1, [], [])
+        assert await journal.projection_mark() == 2  # The mark never goes back.
     finally:
         await journal.close()
 
@@ -100,14 +110,17 @@ async def test_stale_epoch_cannot_append_or_snapshot(db_url: str, conn: asyncpg.
     old, new = await Journal.open(db_url, market_id), await Journal.open(db_url, market_id)
     try:
         old_epoch = await old.acquire_epoch("old")
-        await old.append(old_epoch, [_row(1)], [], [])
+        await old.append(old_epoch, [_row(1)])
+        await old.project(old_epoch, 1, [], [])
         new_epoch = await new.acquire_epoch("new")
         assert new_epoch == old_epoch + 1
         with pytest.raises(FencedError):
-            await old.append(old_epoch, [_row(2)], [], [])
+            await old.append(old_epoch, [_row(2)])
+        with pytest.raises(FencedError):
+            await old.project(old_epoch, 1, [], [])
         with pytest.raises(FencedError):
             await old.save_snapshot(old_epoch, 1, 0, b"x")
-        await new.append(new_epoch, [_row(2)], [], [])
+        await new.append(new_epoch, [_row(2)])
         assert [r.seq async for chunk in new.load_tail(0) for r in chunk] == [1, 2]
     finally:
         await old.close()
@@ -126,6 +139,9 @@ async def test_latest_snapshot_is_loaded(db_url: str, conn: asyncpg.Connection) 
         snap = await journal.load_latest_snapshot()
         assert snap is not None
         assert (snap.seq, snap.event_seq, snap.epoch, snap.state) == (9, 91, epoch, b"nine again")
+        older = await journal.load_latest_snapshot(max_seq=8)
+        assert older is not None
+        assert (older.seq, older.state) == (5, b"five")
     finally:
         await journal.close()
 
@@ -136,7 +152,7 @@ async def test_tail_streams_in_seq_order_in_chunks(db_url: str, conn: asyncpg.Co
     try:
         epoch = await journal.acquire_epoch("tail")
         for start in range(1, 20_001, 5_000):
-            await journal.append(epoch, [_row(s) for s in range(start, start + 5_000)], [], [])
+            await journal.append(epoch, [_row(s) for s in range(start, start + 5_000)])
         chunks = [chunk async for chunk in journal.load_tail(1_234, chunk_rows=3_000)]
         seqs = [r.seq for chunk in chunks for r in chunk]
         assert seqs == list(range(1_235, 20_001))
