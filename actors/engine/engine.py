@@ -14,7 +14,7 @@ from heapq import heappop
 from typing import Any
 
 from actors.engine import snapshot
-from actors.engine.book import Order
+from actors.engine.book import Order, new_order
 from actors.engine.commands import (
     Amend,
     Cancel,
@@ -109,18 +109,28 @@ class MatchingEngine(MatcherCore):
     def submit(self, command: Command) -> list[Event]:
         """Apply one command and return its events (possibly none), in ``seq`` order."""
         out: list[Event] = []
-        handler = self._handlers.get(type(command))
-        if handler is None:
-            self._reject(getattr(command, "id", None), _INVALID, out)
+        # The two hot commands skip the handler table.
+        if type(command) is NewOrder:
+            self._on_new(command, out)
+        elif type(command) is Cancel:
+            self._on_cancel(command, out)
         else:
-            handler(command, out)
+            handler = self._handlers.get(type(command))
+            if handler is None:
+                self._reject(getattr(command, "id", None), _INVALID, out)
+            else:
+                handler(command, out)
         return out
 
     def submit_batch(self, commands: Iterable[Command]) -> list[Event]:
         """Apply commands in order and return all their events, in ``seq`` order."""
         out: list[Event] = []
         handlers = self._handlers
+        on_new = self._on_new
         for command in commands:
+            if type(command) is NewOrder:
+                on_new(command, out)
+                continue
             handler = handlers.get(type(command))
             if handler is None:
                 self._reject(getattr(command, "id", None), _INVALID, out)
@@ -206,8 +216,9 @@ class MatchingEngine(MatcherCore):
             return
         arrival = self._arrival + 1
         self._arrival = arrival
-        self._seq += 1
-        out.append(_new_tuple(Accepted, (self._seq, oid, owner, side, kind)))
+        seq = self._seq + 1
+        self._seq = seq
+        out.append(_new_tuple(Accepted, (seq, oid, owner, side, kind)))
         opp = self._asks if is_buy else self._bids
         heap = opp.heap
         r = qty
@@ -218,9 +229,7 @@ class MatchingEngine(MatcherCore):
             traded = False
         if r:
             if kind is _LIMIT and tif is _GTC:
-                o = Order(
-                    oid, owner, is_buy, kind, price, r, 0, tif, None, None, _STP_NONE, None, arrival
-                )
+                o = Order(oid, owner, is_buy, price, r, arrival)
                 o.visible = r
                 book = self._bids if is_buy else self._asks
                 lv = book.levels.get(-limit_key)
@@ -238,9 +247,10 @@ class MatchingEngine(MatcherCore):
                     lv.count += 1
                 orders[oid] = o
             else:
-                self._seq += 1
+                seq = self._seq + 1
+                self._seq = seq
                 reason = _IOC_REMAINDER if kind is _LIMIT or traded else _NO_LIQ
-                out.append(_new_tuple(Cancelled, (self._seq, oid, reason, r, None)))
+                out.append(_new_tuple(Cancelled, (seq, oid, reason, r, None)))
         self._traded = traded
         if traded and self._stops:
             self._cascade(deque(), out)
@@ -268,7 +278,7 @@ class MatchingEngine(MatcherCore):
         kind = cmd.kind
         side = cmd.side
         owner = cmd.owner
-        o = Order(
+        o = new_order(
             oid,
             owner,
             side is _BUY,
@@ -328,8 +338,9 @@ class MatchingEngine(MatcherCore):
             assert price is not None
             book.unlink(o, book.levels[-price if o.is_buy else price])
             del self._orders[o.id]
-            self._seq += 1
-            out.append(_new_tuple(Cancelled, (self._seq, o.id, _USER, o.qty, None)))
+            seq = self._seq + 1
+            self._seq = seq
+            out.append(_new_tuple(Cancelled, (seq, o.id, _USER, o.qty, None)))
             return
         o = self._find_own(cmd, out)
         if o is not None:

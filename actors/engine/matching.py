@@ -12,7 +12,7 @@ from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 from typing import cast
 
-from actors.engine.book import BookSide, Level, Order
+from actors.engine.book import BookSide, Level, Order, SpecialOrder
 from actors.engine.events import Cancelled, Event, Fill, StpDecrement, Triggered
 from actors.engine.fok import fok_fillable
 from actors.engine.spec import MarketSpec
@@ -485,6 +485,7 @@ class MatcherCore:
             self._seq += 1
             out.append(Triggered(self._seq, s.id))
             s.arrival = self._next_arrival()
+            assert isinstance(s, SpecialOrder)  # a stop is never plain: it has a stop price
             if s.kind is _STOP_LIMIT:
                 s.kind = _LIMIT
             else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.engine.book import BookSide, Order
+from actors.engine.book import BookSide, Order, new_order
 from actors.engine.types import AccountId, OrderId, OrderKind, PostOnly, StpMode, TimeInForce
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def _order_dict(o: Order) -> dict[str, Any]:
 
 
 def _order_from(d: dict[str, Any]) -> Order:
-    o = Order(
+    o = new_order(
         OrderId(d["id"]),
         AccountId(d["owner"]),
         d["side"] == "buy",
