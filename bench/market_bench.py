@@ -35,6 +35,7 @@ import ray  # noqa: E402
 from actors.bootstrap import start_core  # noqa: E402
 from actors.contracts import OrderRequest  # noqa: E402
 from actors.engine import MarketSpec  # noqa: E402
+from actors.infra.ray_env import prefer_exchange_workers  # noqa: E402
 from actors.infra.services import ensure_services, stop_embedded  # noqa: E402
 from actors.infra.settings import Settings  # noqa: E402
 from actors.market.actor import MarketActor, market_actor_options  # noqa: E402
@@ -96,6 +97,7 @@ async def _timed_recovery(market: Any) -> float:
 
 async def run(args: argparse.Namespace, url: str) -> None:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    prefer_exchange_workers()
     ray.init(num_cpus=2, include_dashboard=False, namespace=namespace, log_to_driver=False)
     symbol, accounts = await _setup(url, namespace, args.accounts)
     market = _start(symbol, url, namespace)

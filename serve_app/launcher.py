@@ -26,6 +26,7 @@ from typing import Any
 
 from actors.infra.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, pid_alive
 from actors.infra.errors import ClobError
+from actors.infra.ray_env import prefer_exchange_workers
 from actors.infra.services import (
     embedded_postgres,
     embedded_redis,
@@ -174,6 +175,7 @@ class Exchange:
 
     def _start_ray(self) -> str:
         os.environ.update(serve_environment(self.settings))
+        prefer_exchange_workers()
         import ray
 
         self.progress("joining Ray" if self.settings.ray_address else "starting Ray")

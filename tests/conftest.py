@@ -16,10 +16,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from actors.infra.ray_env import prefer_exchange_workers
 from actors.infra.services import Services, ensure_services, stop_embedded
 from actors.infra.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+prefer_exchange_workers()  # for every local Ray the tests start
 
 
 @pytest.fixture(scope="session")

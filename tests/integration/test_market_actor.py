@@ -4,6 +4,7 @@ insufficient funds, crash recovery and epoch fencing."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -240,3 +241,11 @@ async def test_rows_journaled_but_not_projected_are_projected_at_recovery(
         )
     finally:
         await conn.close()
+
+
+async def test_exchange_workers_run_at_niceness_zero(core: tuple[str, Any], namespace: str) -> None:
+    """Ray's default worker niceness (15) would let PostgreSQL starve the actors."""
+    _, controller = core
+    _, market = await _market(controller, namespace)
+    status = await market.status.remote()
+    assert os.getpriority(os.PRIO_PROCESS, status["pid"]) == 0
