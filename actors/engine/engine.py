@@ -322,8 +322,13 @@ class MatchingEngine(MatcherCore):
         oid = cmd.id
         owner = cmd.owner
         ts = cmd.ts
+        # is_name and is_int, inlined.
         if not (
-            isinstance(oid, str) and oid and isinstance(owner, str) and owner and type(ts) is int
+            isinstance(oid, str)
+            and oid != ""
+            and isinstance(owner, str)
+            and owner != ""
+            and type(ts) is int
         ):
             self._reject(oid, _INVALID, out)
             return
