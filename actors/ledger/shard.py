@@ -5,8 +5,8 @@ The constructor is the recovery path: the first call (any method) loads the shar
 from PostgreSQL and catches up every market from the journal, past the shard's marks.
 
 Every mutating call runs under one lock (one message at a time, as the design wants) and is
-durable before it returns: the core changes in memory, then one transaction writes what
-changed. If that write fails, the in-memory state is thrown away and reloaded from
+durable before it returns: the core changes in memory, then one statement writes what
+changed (`store.save`). If that write fails, the in-memory state is thrown away and reloaded from
 PostgreSQL on the next call, so memory never runs ahead of the database.
 """
 
@@ -193,13 +193,14 @@ class LedgerShard:
             core.apply_events(spec, market, seq, events)
 
     async def _mutate(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
-        async def in_transaction(conn: asyncpg.Connection, core: LedgerCore) -> _T:
-            async with conn.transaction():
-                result = await run(conn, core)
-                await store.save(conn, self._registry, core, core.take_changes())
+        async def then_save(conn: asyncpg.Connection, core: LedgerCore) -> _T:
+            # `run` only reads (registry, journal catch-up); the save is one statement,
+            # atomic on its own: no BEGIN/COMMIT round trips around it.
+            result = await run(conn, core)
+            await store.save(conn, self._registry, core, core.take_changes())
             return result
 
-        return await self._locked(in_transaction)
+        return await self._locked(then_save)
 
     async def _locked(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
         async with self._lock:

@@ -2,8 +2,8 @@
 
 A shard's state is its accounts' rows (`account_id % shard_count = shard_id`) of
 `balances`, `ledger_reservations` and `ledger_credits`, its `fee_balances` row per asset and
-its `ledger_shard_marks`. `save` writes everything one batch changed in the caller's
-transaction, one multi-row statement per table (`unnest` of arrays: group commit).
+its `ledger_shard_marks`. `save` writes everything one batch changed with one statement
+(`clob_ledger_save`, arrays of every table's rows: group commit in one round trip).
 Amounts are `NUMERIC(38,0)`: they are read as text and written as text so that no
 `Decimal` (let alone a float) ever touches a money path.
 """
@@ -148,22 +148,34 @@ async def _load_reservations(conn: asyncpg.Connection, reg: Registry, core: Ledg
 async def save(
     conn: asyncpg.Connection, registry: Registry, core: LedgerCore, changes: Changes
 ) -> None:
-    """Write one batch's changes (call inside the batch's transaction)."""
+    """Write one batch's changes with one statement (`clob_ledger_save`, migration 0008):
+    atomic on its own, and one round trip. Does nothing when nothing changed."""
+    if not any(
+        (changes.credits, changes.balances, changes.fees, changes.dropped,
+         changes.reservations, changes.marks)
+    ):  # fmt: skip
+        return
     aid = registry.asset_ids
     mid = registry.market_ids
-    shard = (core.shard_id, core.shard_count)
-    writes: list[tuple[str, Sequence[Any], Any]] = [
-        (_INSERT_CREDITS, changes.credits, lambda c: (c[0], c[1], aid[c[2]], str(c[3]))),
-        (_UPSERT_BALANCES, changes.balances, lambda b: (b[0], aid[b[1]], str(b[2]), str(b[3]))),
-        (_UPSERT_FEES, changes.fees, lambda f: (shard[0], aid[f[0]], str(f[1]))),
-        (_UPSERT_RESERVATIONS, changes.reservations, lambda r: _row(registry, r)),
-        (_UPSERT_MARKS, changes.marks, lambda m: (*shard, mid[m[0]], m[1])),
+    args: list[list[Any]] = [
+        *_columns(changes.credits, lambda c: (c[0], c[1], aid[c[2]], str(c[3])), 4),
+        *_columns(changes.balances, lambda b: (b[0], aid[b[1]], str(b[2]), str(b[3])), 4),
+        *_columns(changes.fees, lambda f: (aid[f[0]], str(f[1])), 2),
+        *_columns(changes.dropped, lambda k: (mid[k[0]], k[1]), 2),
+        *_columns(changes.reservations, lambda r: _row(registry, r), 13),
     ]
-    if changes.dropped:
-        await conn.executemany(_DELETE_RESERVATION, [(mid[m], oid) for m, oid in changes.dropped])
-    for sql, items, row in writes:
-        if items:
-            await _unnest(conn, sql, items, row)
+    marks = _columns(changes.marks, lambda m: (mid[m[0]], m[1]), 2)
+    await conn.execute(_SAVE, core.shard_id, *args, core.shard_count, *marks)
+
+
+def _columns(items: Sequence[Any], row: Any, width: int) -> list[list[Any]]:
+    """Return `row(item)` for every item, transposed: one list per column."""
+    if not items:
+        return [[] for _ in range(width)]
+    return [list(c) for c in zip(*(row(item) for item in items), strict=True)]
+
+
+_SAVE = f"SELECT clob_ledger_save({', '.join(f'${i}' for i in range(1, 30))})"
 
 
 def _row(registry: Registry, r: OrderReservation) -> tuple[Any, ...]:
@@ -173,50 +185,6 @@ def _row(registry: Registry, r: OrderReservation) -> tuple[Any, ...]:
         r.open_qty_lots, r.quote_budget_tick_lots, str(r.fee_numerator), r.accepted,
         r.request_key,
     )  # fmt: skip
-
-
-async def _unnest(conn: asyncpg.Connection, sql: str, items: Sequence[Any], row: Any) -> None:
-    columns = list(zip(*(row(item) for item in items), strict=True))
-    await conn.execute(sql, *[list(c) for c in columns])
-
-
-_INSERT_CREDITS = """
-INSERT INTO ledger_credits (reference, account_id, asset_id, amount_atoms)
-SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[]::numeric[])"""
-_UPSERT_BALANCES = """
-INSERT INTO balances (account_id, asset_id, available_atoms, locked_atoms)
-SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[]::numeric[], $4::text[]::numeric[])
-ON CONFLICT (account_id, asset_id) DO UPDATE
-   SET available_atoms = EXCLUDED.available_atoms, locked_atoms = EXCLUDED.locked_atoms,
-       updated_at = now()"""
-_UPSERT_FEES = """
-INSERT INTO fee_balances (shard_id, asset_id, amount_atoms)
-SELECT * FROM unnest($1::int[], $2::int[], $3::text[]::numeric[])
-ON CONFLICT (shard_id, asset_id) DO UPDATE
-   SET amount_atoms = EXCLUDED.amount_atoms, updated_at = now()"""
-# One primary-key DELETE per key (pipelined by `executemany`): a join with the whole batch
-# (DELETE ... USING unnest) is planned from statistics that lag a fast-growing table, and
-# was seen scanning the table once per key (see actors/market/journal.py, _UPDATE_ORDER).
-_DELETE_RESERVATION = """
-DELETE FROM ledger_reservations WHERE market_id = $1 AND order_id = $2"""
-_UPSERT_RESERVATIONS = """
-INSERT INTO ledger_reservations (market_id, order_id, account_id, asset_id, side,
-    reserved_atoms, pending_atoms, limit_price_ticks, open_qty_lots, quote_budget_tick_lots,
-    fee_numerator, accepted, request_key)
-SELECT * FROM unnest($1::int[], $2::text[], $3::bigint[], $4::int[], $5::text[],
-    $6::text[]::numeric[], $7::text[]::numeric[], $8::bigint[], $9::bigint[], $10::bigint[],
-    $11::text[]::numeric[], $12::bool[], $13::text[])
-ON CONFLICT (market_id, order_id) DO UPDATE
-   SET reserved_atoms = EXCLUDED.reserved_atoms, pending_atoms = EXCLUDED.pending_atoms,
-       limit_price_ticks = EXCLUDED.limit_price_ticks, open_qty_lots = EXCLUDED.open_qty_lots,
-       quote_budget_tick_lots = EXCLUDED.quote_budget_tick_lots,
-       fee_numerator = EXCLUDED.fee_numerator, accepted = EXCLUDED.accepted,
-       request_key = EXCLUDED.request_key, updated_at = now()"""
-_UPSERT_MARKS = """
-INSERT INTO ledger_shard_marks (shard_id, shard_count, market_id, applied_journal_seq)
-SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::bigint[])
-ON CONFLICT (shard_id, shard_count, market_id) DO UPDATE
-   SET applied_journal_seq = EXCLUDED.applied_journal_seq, updated_at = now()"""
 
 
 async def journal_entries(

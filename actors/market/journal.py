@@ -112,73 +112,28 @@ class TradeRow:
     executed_at_ms: int
 
 
-_INSERT_ORDERS = """
-INSERT INTO orders AS o (order_id, account_id, market_id, client_order_id, side, kind, tif,
-    post_only, stp, price_ticks, stop_price_ticks, qty_lots, quote_qty_tick_lots,
-    display_qty_lots, expire_at, open_qty_lots, status, last_event_seq, filled_qty_lots,
-    filled_quote_atoms, fee_atoms, reason)
-SELECT u.order_id, u.account_id, $1, u.coid, u.side, u.kind, u.tif, u.post_only, u.stp,
-    u.price, u.stop_price, u.qty, u.quote_qty, u.display_qty,
-    CASE WHEN u.expire_ms IS NULL THEN NULL ELSE to_timestamp(u.expire_ms / 1000.0) END,
-    u.open_qty, u.status, u.seq, u.filled_qty, u.filled_quote, u.fee, u.reason
-FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[],
-    $14::bigint[], $15::bigint[], $16::bigint[], $17::text[], $18::bigint[], $19::bigint[],
-    $20::numeric[], $21::numeric[], $22::text[])
-    AS u(order_id, account_id, coid, side, kind, tif, post_only, stp, price, stop_price, qty,
-         quote_qty, display_qty, expire_ms, open_qty, status, seq, filled_qty, filled_quote,
-         fee, reason)
-ON CONFLICT (order_id) DO UPDATE
-    SET open_qty_lots = EXCLUDED.open_qty_lots, status = EXCLUDED.status,
-        price_ticks = EXCLUDED.price_ticks, last_event_seq = EXCLUDED.last_event_seq,
-        filled_qty_lots = EXCLUDED.filled_qty_lots,
-        filled_quote_atoms = EXCLUDED.filled_quote_atoms, fee_atoms = EXCLUDED.fee_atoms,
-        reason = EXCLUDED.reason, updated_at = now()
-    WHERE o.status = 'pending_new' AND o.account_id = EXCLUDED.account_id
-      AND o.market_id = EXCLUDED.market_id
-"""
+_NEW_ORDER_FIELDS = (
+    "order_id", "account_id", "client_order_id", "side", "kind", "tif", "post_only", "stp",
+    "price_ticks", "stop_price_ticks", "qty_lots", "quote_qty_tick_lots", "display_qty_lots",
+    "expire_at_ms", "open_qty_lots", "status", "event_seq", "filled_qty_lots",
+    "filled_quote_atoms", "fee_atoms", "reason",
+)  # fmt: skip
+_UPDATE_FIELDS = (
+    "order_id", "open_qty_lots", "filled_qty_delta_lots", "filled_quote_delta_atoms",
+    "fee_delta_atoms", "price_ticks", "status", "reason", "event_seq",
+)  # fmt: skip
+_TRADE_FIELDS = (
+    "seq", "maker_order_id", "taker_order_id", "maker_account_id", "taker_account_id",
+    "taker_side", "price_ticks", "qty_lots", "quote_qty_atoms", "maker_fee_atoms",
+    "taker_fee_atoms", "executed_at_ms",
+)  # fmt: skip
+_ARRAYS = len(_NEW_ORDER_FIELDS) + len(_UPDATE_FIELDS) + len(_TRADE_FIELDS)
+_PROJECT_BATCH = f"SELECT clob_project_batch({', '.join(f'${i}' for i in range(1, 4 + _ARRAYS))})"
 
-# One statement per changed order (pipelined by `executemany`): a primary-key lookup each,
-# whatever the table's statistics say. A join of the whole batch (UPDATE ... FROM unnest)
-# was planned from the statistics, which autovacuum refreshes once a minute at best: on a
-# young, fast-growing table the planner scanned every order of the market per key (measured:
-# one second for a 300-order batch at 3,300 orders).
-_UPDATE_ORDER = """
-UPDATE orders AS o
-SET open_qty_lots = $3,
-    filled_qty_lots = o.filled_qty_lots + $4,
-    filled_quote_atoms = o.filled_quote_atoms + $5::numeric,
-    fee_atoms = o.fee_atoms + $6::numeric,
-    price_ticks = coalesce($7, o.price_ticks),
-    status = CASE WHEN $8 = 'open' AND o.filled_qty_lots + $4 > 0
-                  THEN 'partially_filled' ELSE $8 END,
-    reason = coalesce($9, o.reason),
-    last_event_seq = $10,
-    updated_at = now()
-WHERE o.order_id = $2 AND o.market_id = $1 AND o.last_event_seq < $10
-"""
 
-_UPSERT_PROJECTION_MARK = """
-INSERT INTO market_projection_marks AS m (market_id, projected_seq, epoch)
-VALUES ($1, $2, $3)
-ON CONFLICT (market_id) DO UPDATE
-    SET projected_seq = greatest(m.projected_seq, EXCLUDED.projected_seq),
-        epoch = EXCLUDED.epoch, updated_at = now()
-"""
-
-_INSERT_TRADES = """
-INSERT INTO trades (market_id, seq, maker_order_id, taker_order_id, maker_account_id,
-    taker_account_id, taker_side, price_ticks, qty_lots, quote_qty_atoms, maker_fee_atoms,
-    taker_fee_atoms, executed_at)
-SELECT $1, u.seq, u.maker, u.taker, u.maker_acc, u.taker_acc, u.side, u.price, u.qty,
-    u.quote, u.maker_fee, u.taker_fee, to_timestamp(u.ts / 1000.0)
-FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[],
-    $8::bigint[], $9::bigint[], $10::numeric[], $11::numeric[], $12::numeric[],
-    $13::bigint[])
-    AS u(seq, maker, taker, maker_acc, taker_acc, side, price, qty, quote, maker_fee,
-         taker_fee, ts)
-ON CONFLICT (market_id, seq) DO NOTHING
-"""
+def _columns(rows: Sequence[Any], fields: tuple[str, ...]) -> list[list[Any]]:
+    """Return the rows' values as one list per field (the arrays of one call)."""
+    return [[getattr(r, f) for r in rows] for f in fields]
 
 
 async def connect(database_url: str) -> asyncpg.Connection:
@@ -230,14 +185,17 @@ class Journal:
         return epoch
 
     async def append(self, epoch: int, rows: Sequence[JournalRow]) -> None:
-        """Write a batch's journal rows in one transaction (COPY): the acknowledgement point.
+        """Write a batch's journal rows with one COPY: the acknowledgement point.
+
+        A single statement outside a transaction block is its own transaction, so the
+        batch commits whole or not at all in one round trip (an explicit BEGIN and COMMIT
+        would add two, each a context switch to the database on a busy machine).
 
         Raises:
             FencedError: `epoch` is no longer the market's current epoch.
         """
         try:
-            async with self._conn.transaction():
-                await self._copy_journal(epoch, rows)
+            await self._copy_journal(epoch, rows)
         except asyncpg.PostgresError as exc:
             if _fenced(exc):
                 raise FencedError(str(exc)) from exc
@@ -250,21 +208,26 @@ class Journal:
         order_updates: Sequence[NewOrderRow | OrderUpdate],
         trades: Sequence[TradeRow],
     ) -> None:
-        """Write the orders and trades of journal rows up to `upto_seq`, in one transaction.
+        """Write the orders and trades of journal rows up to `upto_seq`, atomically.
 
-        The projection mark is raised first: its epoch trigger locks the market's epoch row
-        and rejects a stale writer before anything else is written. Orders accepted in the
-        batch (`NewOrderRow`) are inserted with their state after it; orders from earlier
-        batches get an `OrderUpdate`.
+        One call of `clob_project_batch` (migration 0007): one statement, so one implicit
+        transaction and one round trip. The projection mark is raised first: its epoch
+        trigger locks the market's epoch row and rejects a stale writer. Orders accepted in
+        the batch (`NewOrderRow`) are inserted with their state after it; orders from
+        earlier batches get an `OrderUpdate`.
 
         Raises:
             FencedError: `epoch` is no longer the market's current epoch.
         """
+        new = [u for u in order_updates if isinstance(u, NewOrderRow)]
+        changed = [u for u in order_updates if isinstance(u, OrderUpdate)]
+        args = [
+            *_columns(new, _NEW_ORDER_FIELDS),
+            *_columns(changed, _UPDATE_FIELDS),
+            *_columns(trades, _TRADE_FIELDS),
+        ]
         try:
-            async with self._conn.transaction():
-                await self._conn.execute(_UPSERT_PROJECTION_MARK, self.market_id, upto_seq, epoch)
-                await self._write_orders(order_updates)
-                await self._write_trades(trades)
+            await self._conn.execute(_PROJECT_BATCH, self.market_id, upto_seq, epoch, *args)
         except asyncpg.PostgresError as exc:
             if _fenced(exc):
                 raise FencedError(str(exc)) from exc
@@ -286,46 +249,6 @@ class Journal:
         await self._conn.copy_records_to_table(
             "journal", records=records, columns=("market_id", "seq", "epoch", "kind", "payload")
         )
-
-    async def _write_orders(self, updates: Sequence[NewOrderRow | OrderUpdate]) -> None:
-        new = [u for u in updates if isinstance(u, NewOrderRow)]
-        changed = [u for u in updates if isinstance(u, OrderUpdate)]
-        if new:
-            cols = [
-                [getattr(n, f) for n in new]
-                for f in (
-                    "order_id", "account_id", "client_order_id", "side", "kind", "tif",
-                    "post_only", "stp", "price_ticks", "stop_price_ticks", "qty_lots",
-                    "quote_qty_tick_lots", "display_qty_lots", "expire_at_ms", "open_qty_lots",
-                    "status", "event_seq", "filled_qty_lots", "filled_quote_atoms", "fee_atoms",
-                    "reason",
-                )
-            ]  # fmt: skip
-            await self._conn.execute(_INSERT_ORDERS, self.market_id, *cols)
-        if changed:
-            mid = self.market_id
-            await self._conn.executemany(
-                _UPDATE_ORDER,
-                [
-                    (mid, c.order_id, c.open_qty_lots, c.filled_qty_delta_lots,
-                     c.filled_quote_delta_atoms, c.fee_delta_atoms, c.price_ticks, c.status,
-                     c.reason, c.event_seq)
-                    for c in changed
-                ],
-            )  # fmt: skip
-
-    async def _write_trades(self, trades: Sequence[TradeRow]) -> None:
-        if not trades:
-            return
-        cols = [
-            [getattr(t, f) for t in trades]
-            for f in (
-                "seq", "maker_order_id", "taker_order_id", "maker_account_id",
-                "taker_account_id", "taker_side", "price_ticks", "qty_lots", "quote_qty_atoms",
-                "maker_fee_atoms", "taker_fee_atoms", "executed_at_ms",
-            )
-        ]  # fmt: skip
-        await self._conn.execute(_INSERT_TRADES, self.market_id, *cols)
 
     async def save_snapshot(
         self, epoch: int, seq: int, event_seq: int, state: bytes, fmt: str = "json+zlib"
