@@ -56,7 +56,10 @@ class LedgerShard:
         self._shard_count = shard_count
         self._url = database_url
         self._lock = asyncio.Lock()
-        self._pool: asyncpg.Pool | None = None
+        # One connection, not a pool: calls run one at a time under the lock anyway, and a
+        # pool's release runs a reset query (one more round trip per call) whose RESET ALL
+        # also drops the `SET ROLE clob_system` made when the connection opened.
+        self._conn: asyncpg.Connection | None = None
         self._core: LedgerCore | None = None
         self._registry = store.Registry()
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
@@ -204,18 +207,20 @@ class LedgerShard:
 
     async def _locked(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
         async with self._lock:
-            if self._pool is None:
-                self._pool = await store.create_pool(self._url)
-            async with self._pool.acquire() as conn:
-                try:
-                    if self._core is None:
-                        self._core = await self._recover(conn)
-                    return await run(conn, self._core)
-                except LedgerRequestError:
-                    raise  # refused before anything changed
-                except BaseException:
-                    self._core = None  # reload from PostgreSQL on the next call
-                    raise
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await store.connect(self._url)
+            conn = self._conn
+            try:
+                if self._core is None:
+                    self._core = await self._recover(conn)
+                return await run(conn, self._core)
+            except LedgerRequestError:
+                raise  # refused before anything changed
+            except BaseException:
+                self._core = None  # reload from PostgreSQL on the next call
+                self._conn = None  # and on a fresh connection
+                conn.terminate()
+                raise
 
     async def _recover(self, conn: asyncpg.Connection) -> LedgerCore:
         core = await store.load(conn, self._registry, self._shard_id, self._shard_count)

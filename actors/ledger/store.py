@@ -88,12 +88,11 @@ async def use_system_role(conn: asyncpg.Connection) -> None:
         await conn.execute(f"SET ROLE {SYSTEM_ROLE}")
 
 
-async def create_pool(database_url: str) -> asyncpg.Pool:
-    """Open the shard's connection pool (every connection acts as `clob_system`)."""
-    pool: asyncpg.Pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=2, init=use_system_role
-    )
-    return pool
+async def connect(database_url: str) -> asyncpg.Connection:
+    """Open a shard's connection, acting as `clob_system` when the login role may."""
+    conn = await asyncpg.connect(database_url)
+    await use_system_role(conn)
+    return conn
 
 
 async def load(

@@ -64,7 +64,7 @@ class GatewayCore:
         async with self._init_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    self.args.database_url, min_size=1, max_size=8
+                    self.args.database_url, min_size=1, max_size=8, reset=_no_session_state
                 )
             if self._redis is None:
                 self._redis = aioredis.from_url(self.args.redis_url)
@@ -161,3 +161,11 @@ class GatewayCore:
         except ApiError as exc:
             return [exc] * len(requests)
         return results
+
+
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """Reset nothing when a connection goes back to the pool (asyncpg still rolls back an
+    open transaction). The gateway sets roles and the acting account with `SET LOCAL` and
+    `set_config(..., true)` only, which end with their transaction; the default reset
+    query would cost one more round trip per request."""
+    del conn
