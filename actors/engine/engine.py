@@ -236,12 +236,11 @@ class MatchingEngine(MatcherCore):
                 if lv is None:
                     book.append(o)
                 else:
-                    # Inlined BookSide.append for the common case of an existing level.
+                    # BookSide.append for a fresh order (next is None) and an existing level.
                     tail = lv.tail
                     assert tail is not None
                     tail.next = o
                     o.prev = tail
-                    o.next = None
                     lv.tail = o
                     lv.total += r
                     lv.count += 1
