@@ -1,8 +1,8 @@
 """The matching core: engine state, the incoming-order algorithm, STP and stop cascades.
 
-``MatchingEngine`` (engine.py) decodes commands and calls into this class; queries and
-snapshots live in snapshot.py. Everything here mutates the engine state and appends events
-to the ``out`` list it is given; nothing performs I/O or reads a clock.
+``MatchingEngine`` (engine.py) decodes commands and calls into this class; queries live in
+queries.py, snapshots in snapshot.py. Everything here mutates the engine state and appends
+events to the ``out`` list it is given; nothing performs I/O or reads a clock.
 """
 
 from __future__ import annotations

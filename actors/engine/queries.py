@@ -1,0 +1,79 @@
+"""Read-only queries of an engine: best prices, L2/L3 books, orders and stops.
+
+None of them changes state. ``MatchingEngine`` (engine.py) inherits them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.engine.matching import MatcherCore
+from actors.engine.types import AccountId, Lots, OrderId, Ticks
+from actors.engine.views import L2Book, L2Level, OrderView, order_view
+
+
+class EngineQueries(MatcherCore):
+    """The queries of ``MatchingEngine``; see that class."""
+
+    __slots__ = ()
+
+    @property
+    def seq(self) -> int:
+        """Return the ``seq`` of the last event emitted (0 before any)."""
+        return self._seq
+
+    @property
+    def halted(self) -> bool:
+        """Return whether the market is halted."""
+        return self._halted
+
+    @property
+    def last_trade_price(self) -> Ticks | None:
+        """Return the price of the last fill in ticks, or None before any trade."""
+        return None if self._last_price is None else Ticks(self._last_price)
+
+    def best_bid(self) -> Ticks | None:
+        """Return the highest bid price in ticks, or None."""
+        lv = self._bids.best()
+        return None if lv is None else Ticks(lv.price)
+
+    def best_ask(self) -> Ticks | None:
+        """Return the lowest ask price in ticks, or None."""
+        lv = self._asks.best()
+        return None if lv is None else Ticks(lv.price)
+
+    def l2(self, depth: int | None = None) -> L2Book:
+        """Return aggregated levels (visible qty, order count), best first, up to ``depth``."""
+
+        def side_levels(levels: list[Any]) -> list[L2Level]:
+            return [L2Level(Ticks(lv.price), Lots(lv.total), lv.count) for lv in levels[:depth]]
+
+        return L2Book(
+            side_levels(self._bids.sorted_levels()), side_levels(self._asks.sorted_levels())
+        )
+
+    def l3(self) -> list[OrderView]:
+        """Return every resting order: bids best first, then asks, each level in queue order."""
+        return [
+            order_view(o, "resting")
+            for side in (self._bids, self._asks)
+            for lv in side.sorted_levels()
+            for o in lv.orders()
+        ]
+
+    def stops(self) -> list[OrderView]:
+        """Return the pending stops in placement order."""
+        return [order_view(s, "pending_stop") for s in self._stops.values()]
+
+    def get_order(self, order_id: OrderId) -> OrderView | None:
+        """Return the live order or pending stop ``order_id``, or None."""
+        o = self._orders.get(order_id)
+        if o is not None:
+            return order_view(o, "resting")
+        s = self._stops.get(order_id)
+        return None if s is None else order_view(s, "pending_stop")
+
+    def orders_of(self, owner: AccountId) -> list[OrderView]:
+        """Return the owner's resting orders and pending stops in arrival order."""
+        views = [v for v in (*self.l3(), *self.stops()) if v.owner == owner]
+        return sorted(views, key=lambda v: v.arrival)
