@@ -13,6 +13,13 @@ from typing import Any
 JsonDict = dict[str, Any]
 
 
+def _reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
+    """Pickle as `(class, field values)`. The default for frozen slotted dataclasses
+    calls `dataclasses.fields()` per object (measured: a third of the cost of sending a
+    batch of reservations to a ledger shard)."""
+    return type(self), tuple(getattr(self, name) for name in self.__slots__)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """One trader command for a market actor.
@@ -31,6 +38,8 @@ class OrderRequest:
     account_id: int
     command: JsonDict
     client_order_id: str | None = None
+
+    __reduce__ = _reduce
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,8 @@ class OrderResult:
     seq: int | None = None
     events: list[JsonDict] = field(default_factory=list)
     duplicate: bool = False
+
+    __reduce__ = _reduce
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,8 @@ class Reservation:
     qty_lots: int | None = None
     quote_budget_tick_lots: int | None = None
 
+    __reduce__ = _reduce
+
 
 @dataclass(frozen=True, slots=True)
 class BalanceView:
@@ -91,3 +104,5 @@ class BalanceView:
     asset: str
     available_atoms: int
     locked_atoms: int
+
+    __reduce__ = _reduce
