@@ -66,7 +66,15 @@ CREATE FUNCTION clob_project_batch(
             tif, post_only, stp, price_ticks, stop_price_ticks, qty_lots, quote_qty_tick_lots,
             display_qty_lots, expire_at, open_qty_lots, status, last_event_seq,
             filled_qty_lots, filled_quote_atoms, fee_atoms, reason)
-        SELECT u.order_id, u.account_id, p_market_id, u.coid, u.side, u.kind, u.tif,
+        SELECT u.order_id, u.account_id, p_market_id,
+            -- A client order id the account already used on another market (two markets
+            -- accepted it at once; the gateway checks it first) is not kept: the order is
+            -- journaled and live, and a UNIQUE violation here would fail every re-projection.
+            CASE WHEN u.coid IS NOT NULL AND EXISTS (
+                     SELECT FROM orders x WHERE x.account_id = u.account_id
+                        AND x.client_order_id = u.coid AND x.order_id <> u.order_id)
+                 THEN NULL ELSE u.coid END,
+            u.side, u.kind, u.tif,
             u.post_only, u.stp, u.price, u.stop_price, u.qty, u.quote_qty, u.display_qty,
             CASE WHEN u.expire_ms IS NULL THEN NULL ELSE to_timestamp(u.expire_ms / 1000.0) END,
             u.open_qty, u.status, u.seq, u.filled_qty, u.filled_quote, u.fee, u.reason

@@ -160,3 +160,28 @@ async def test_tail_streams_in_seq_order_in_chunks(db_url: str, conn: asyncpg.Co
         assert chunks[0][0].payload["command"] == {"type": "tick", "ts": 1_235}
     finally:
         await journal.close()
+
+
+async def test_a_client_order_id_used_on_another_market_does_not_block_the_projection(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """Two markets accepted one client order id of one account at the same moment: the
+    second projection keeps the order without the id instead of failing (for ever)."""
+    first_market, second_market = await _market(conn), await _market(conn)
+    acc = await conn.fetchval("INSERT INTO accounts DEFAULT VALUES RETURNING account_id")
+    first, second = f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    for market_id, oid in ((first_market, first), (second_market, second)):
+        journal = await Journal.open(db_url, market_id)
+        try:
+            epoch = await journal.acquire_epoch("coid")
+            await journal.append(epoch, [_row(1)])
+            row = dataclasses.replace(_order(oid, acc, 1), client_order_id="same")
+            await journal.project(epoch, 1, [row], [])
+            assert await journal.projection_mark() == 1
+        finally:
+            await journal.close()
+    stored = await conn.fetch(
+        "SELECT order_id, client_order_id FROM orders WHERE order_id = ANY($1::text[])",
+        [first, second],
+    )
+    assert {r["order_id"]: r["client_order_id"] for r in stored} == {first: "same", second: None}
