@@ -76,8 +76,9 @@ _Handler = Callable[[Any, list[Event]], None]
 # actor applies them; the engine itself changes no process state). The book holds many
 # long-lived objects and every command allocates events, so CPython's default gen-0
 # threshold of 700 runs collections constantly. Measured on the mixed benchmark in separate
-# processes at low load (`bench/engine_bench.py --gc actor`): 124k-137k commands/s with the
-# defaults, 168k-214k with these.
+# processes at low load (`bench/engine_bench.py --gc actor`), before the plain-order fast
+# path: 124k-137k commands/s with the defaults, 168k-214k with these. (With the fast path
+# the difference was within the noise of a loaded machine; see bench/README.md.)
 GC_THRESHOLDS = (50_000, 50, 1_000)
 
 
