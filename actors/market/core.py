@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 RECENT_TRADES = 1_000
 
 
-# Wall seconds per pipeline stage; `tail` (apply + projection) overlaps the next batch.
-_STAGES = ("reserve", "match", "encode", "journal", "tail")
+# Wall seconds per pipeline stage; `tail` (apply and projection, in parallel) overlaps the
+# next batch; `tail_apply` and `tail_project` are its two parts, each from the tail's start.
+_STAGES = ("reserve", "match", "encode", "journal", "tail", "tail_apply", "tail_project")
 
 
 class JournalWriteError(RuntimeError):
@@ -305,6 +306,7 @@ class MarketCore:
         async def apply() -> None:
             try:
                 await applied
+                self.stage_s["tail_apply"] += time.perf_counter() - started
             except Exception as exc:
                 # A shard that missed entries must catch up from the journal before it sees
                 # later ones: restart, and recovery makes every shard `sync`.
@@ -313,6 +315,7 @@ class MarketCore:
         async def project() -> None:
             try:
                 await journal.project(self.epoch, seq, updates, trades)
+                self.stage_s["tail_project"] += time.perf_counter() - started
             except FencedError:
                 self.fenced = True
                 raise
