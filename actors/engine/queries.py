@@ -61,6 +61,10 @@ class EngineQueries(MatcherCore):
             for o in lv.orders()
         ]
 
+    def live_order_ids(self) -> list[OrderId]:
+        """Return the ids of every resting order and pending stop, without building views."""
+        return [*self._orders, *self._stops]
+
     def stops(self) -> list[OrderView]:
         """Return the pending stops in placement order."""
         return [order_view(s, "pending_stop") for s in self._stops.values()]

@@ -386,7 +386,7 @@ class MarketCore:
 
     def live_order_ids(self) -> list[str]:
         """Return the ids of the resting orders and pending stops."""
-        return [str(v.id) for v in (*self.engine.l3(), *self.engine.stops())]
+        return [str(oid) for oid in self.engine.live_order_ids()]
 
 
 def _trade_map(t: Any) -> JsonDict:

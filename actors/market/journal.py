@@ -322,10 +322,16 @@ class Journal:
                 return
 
     async def client_orders(self) -> dict[tuple[int, str], str]:
-        """Return (account_id, client_order_id) -> order_id for the market's orders."""
+        """Return (account_id, client_order_id) -> order_id for the market's live orders.
+
+        Live ones only, so recovery reads what the book holds, not the market's history;
+        the gateway checks a client order id against every order before routing, and the
+        idempotency window covers the recent finished ones.
+        """
         rows = await self._conn.fetch(
             "SELECT account_id, client_order_id, order_id FROM orders "
-            "WHERE market_id = $1 AND client_order_id IS NOT NULL",
+            "WHERE market_id = $1 AND client_order_id IS NOT NULL "
+            "AND status IN ('pending_new', 'open', 'untriggered', 'partially_filled')",
             self.market_id,
         )
         return {(int(r["account_id"]), r["client_order_id"]): r["order_id"] for r in rows}

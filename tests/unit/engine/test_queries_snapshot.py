@@ -49,6 +49,14 @@ def test_l3_lists_every_order_in_queue_order(h: Harness) -> None:
     ]
 
 
+def test_live_order_ids_are_the_resting_orders_and_the_pending_stops(h: Harness) -> None:
+    _populate(h)
+    h.cancel("b2", "B")
+    views = [*h.engine.l3(), *h.engine.stops()]
+    assert sorted(h.engine.live_order_ids()) == sorted(v.id for v in views)
+    assert "st" in h.engine.live_order_ids() and "b2" not in h.engine.live_order_ids()
+
+
 def test_get_order_and_orders_of(h: Harness) -> None:
     _populate(h)
     st = h.engine.get_order(OrderId("st"))
