@@ -272,7 +272,7 @@ class MarketActor:
             "event_seq": core.engine.seq,
             "halted": core.engine.halted,
             "fenced": core.fenced,
-            "orders": len(core.engine.l3()) + len(core.engine.stops()),
+            "orders": len(core.engine.live_order_ids()),
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
             "stage_seconds": {k: round(v, 3) for k, v in core.stage_s.items()},
