@@ -106,11 +106,22 @@ async def _lookup(pool: asyncpg.Pool, key_id: str, digest: bytes) -> Principal:
             key_id,
             digest,
         )
+        if row is not None:
+            # Coarse last use: on a cache miss only, at most once a minute (not audited).
+            await conn.execute(
+                "SELECT set_config('clob.account_id', $1, true)", str(row["account_id"])
+            )
+            await conn.execute(_TOUCH_KEY, key_id)
     if row is None:
         raise unauthorized("the API key is unknown, revoked or expired")
     if row["account_status"] != "active":
         raise ApiError(403, "forbidden", f"the account is {row['account_status']}")
     return Principal(int(row["account_id"]), key_id, tuple(row["scopes"]))
+
+
+_TOUCH_KEY = """
+UPDATE api_keys SET last_used_at = now()
+ WHERE key_id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"""
 
 
 def require_scope(principal: Principal, scope: str) -> None:
