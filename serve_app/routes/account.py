@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from serve_app.routes import db, views
 from serve_app.routes.core import GatewayCore
-from serve_app.routes.deps import Caller, Core
+from serve_app.routes.deps import Core, Reader
 from serve_app.routes.models import Balances, OwnTradePage
 from serve_app.routes.rejects import api_error
 
@@ -30,7 +30,7 @@ async def balances_of(core: GatewayCore, account_id: int) -> Balances:
 
 
 @router.get("/balances", response_model=Balances, summary="Your balances")
-async def balances(core: Core, caller: Caller) -> Balances:
+async def balances(core: Core, caller: Reader) -> Balances:
     """Return the available and locked amount of every asset you hold."""
     return await balances_of(core, caller.account_id)
 
@@ -41,7 +41,7 @@ async def balances(core: Core, caller: Caller) -> Balances:
     summary="An account's balances (your own only)",
     responses={403: {"description": "Not your account"}},
 )
-async def user_balance(account_id: int, core: Core, caller: Caller) -> Balances:
+async def user_balance(account_id: int, core: Core, caller: Reader) -> Balances:
     """Return your balances; any other account id answers 403 `forbidden`."""
     if account_id != caller.account_id:
         raise api_error("forbidden", "you may read only your own account's balance")
@@ -51,7 +51,7 @@ async def user_balance(account_id: int, core: Core, caller: Caller) -> Balances:
 @router.get("/trades", response_model=OwnTradePage, summary="Your fills")
 async def own_trades(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
-    caller: Caller,
+    caller: Reader,
     market: Annotated[str | None, Query(description="Market symbol.")] = None,
     start: Annotated[datetime | None, Query(description="From this time (inclusive).")] = None,
     end: Annotated[datetime | None, Query(description="Before this time (exclusive).")] = None,

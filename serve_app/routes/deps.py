@@ -14,6 +14,7 @@ from serve_app.auth import (
     Principal,
     check_admin,
     over_rate_limit,
+    require_scope,
 )
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.rejects import api_error
@@ -58,6 +59,19 @@ async def get_principal(
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_reader(principal: Caller) -> Principal:
+    """A caller whose key has the `read` scope (account data: orders, balances, fills).
+
+    Raises:
+        ApiError: 403 `forbidden` without it.
+    """
+    require_scope(principal, "read")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(get_reader)]
 
 
 async def require_admin(

@@ -19,7 +19,7 @@ from serve_app.auth import Principal, require_scope
 from serve_app.routes import db, views
 from serve_app.routes.commands import amend_command, new_order_command, new_order_id
 from serve_app.routes.core import GatewayCore
-from serve_app.routes.deps import Caller, Core
+from serve_app.routes.deps import Caller, Core, Reader
 from serve_app.routes.models import (
     CancelAllResult,
     OrderAmend,
@@ -105,7 +105,7 @@ async def place_order(body: OrderCreate, core: Core, caller: Caller, response: R
 @router.get("/orders", response_model=OrderPage, summary="List your orders")
 async def list_orders(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
-    caller: Caller,
+    caller: Reader,
     market: Annotated[str | None, Query(description="Market symbol.")] = None,
     status: Annotated[
         OrderStatus | Literal["live", "closed"] | None,
@@ -135,7 +135,7 @@ def _statuses(status: str | None) -> tuple[str, ...] | None:
 
 
 @router.get("/orders/{order_id}", response_model=OrderView, summary="Get one of your orders")
-async def get_order(order_id: str, core: Core, caller: Caller) -> OrderView:
+async def get_order(order_id: str, core: Core, caller: Reader) -> OrderView:
     """Return one of your orders (404 `unknown_order` for any other id)."""
     return await _view(core, await _own_order(core, caller, order_id), [])
 
