@@ -70,8 +70,9 @@ async def recover(
     # Rows after the projection mark were journaled (acknowledged or not) but their orders
     # and trades rows were not written: collect them while replaying, write them below.
     projection = Projection(spec, core.cum)
+    window_from = high - idempotency_window  # rows after it feed the idempotency index
     async for chunk in journal.load_tail(start):
-        _replay_chunk(core, chunk, snap_seq, projected, projection)
+        _replay_chunk(core, chunk, (snap_seq, projected, window_from), projection)
     if high > projected:
         await journal.project(epoch, high, projection.finish(core.engine), projection.trades)
     prune_cum(core.cum, core.engine)
@@ -107,10 +108,12 @@ async def _restore_snapshot(core: MarketCore, projected: int) -> int:
 def _replay_chunk(
     core: MarketCore,
     chunk: list[JournalRow],
-    snap_seq: int,
-    projected: int,
+    marks: tuple[int, int, int],
     projection: Projection,
 ) -> None:
+    """Replay rows after the snapshot, project rows after the projection mark, and
+    remember the results of rows in the idempotency window (`marks`: the three seqs)."""
+    snap_seq, projected, window_from = marks
     engine, spec, cum, indexes = core.engine, core.spec, core.cum, core.indexes
     for row in chunk:
         p = row.payload
@@ -129,5 +132,6 @@ def _replay_chunk(
             else:
                 track_cum(spec, cum, events)
             core.last_ts = max(core.last_ts, int(cmd.get("ts", 0)))
-        result = result_of(p["request_id"], row.seq, cmd, journaled)
-        indexes.remember(p.get("account_id"), p.get("client_order_id"), result)
+        if row.seq > window_from:  # older results would be evicted at once
+            result = result_of(p["request_id"], row.seq, cmd, journaled)
+            indexes.remember(p.get("account_id"), p.get("client_order_id"), result)

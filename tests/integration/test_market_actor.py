@@ -249,3 +249,18 @@ async def test_exchange_workers_run_at_niceness_zero(core: tuple[str, Any], name
     _, market = await _market(controller, namespace)
     status = await market.status.remote()
     assert os.getpriority(os.PRIO_PROCESS, status["pid"]) == 0
+
+
+async def test_a_retry_after_a_restart_gets_the_original_answer(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    [account] = await new_accounts(url, 1)
+    await credit(namespace, SHARDS, account, symbol.split("-")[0], 50)
+    request = limit(account, "retry-1", "sell", 7, 5)
+    first, _ = await market.submit.remote([request, limit(account, "other", "sell", 8, 1)])
+    await kill_and_wait(market)
+    [again] = await market.submit.remote([request])
+    assert first.ok and again.duplicate and (again.seq, again.events) == (first.seq, first.events)
+    assert (await market.status.remote())["seq"] == 2
