@@ -166,7 +166,7 @@ class MarketActor:
             merged = [request for requests, _ in group for request in requests]
             try:
                 answers: list[OrderResult] = await self._guarded(
-                    lambda core, merged=merged: core.submit_journaled(merged)
+                    lambda core, merged=merged: core.submit(merged)
                 )
             except BaseException as exc:  # every caller of the pass gets the failure
                 _fail(group, exc)

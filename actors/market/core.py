@@ -1,10 +1,12 @@
 """`MarketCore`: the order pipeline of one market, without the Ray actor shell.
 
 Pipeline of a batch (ARCHITECTURE.md, Trading core): dedupe and early rejects, reserve
-per ledger shard in parallel, match, journal (one transaction), ledger apply per shard in
-parallel, answer. A batch is cut into segments where a command refers to an order an
-earlier command of the same segment touched (its reservation depends on the state after
-that command). `start` is the recovery path (see `actors.market.recovery`).
+per ledger shard in parallel, match, journal (one COPY: the commit point), then in the
+background (`tail`, chained in journal order) the ledger apply per shard and the
+orders/trades projection; callers are answered once the tail is done. A batch is cut
+into segments where a command refers to an order an earlier command of the same segment
+touched (its reservation depends on the state after that command). It is built by
+`actors.market.recovery.recover`, the recovery path.
 """
 
 from __future__ import annotations
@@ -117,14 +119,8 @@ class MarketCore:
     # -- pipeline --------------------------------------------------------------------------
 
     async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
-        """Run a batch of trader requests through the pipeline; answer each one once it is
-        journaled, applied to the ledger and projected."""
-        answers = await self.submit_journaled(requests)
-        await self.settled()
-        return answers
-
-    async def submit_journaled(self, requests: list[OrderRequest]) -> list[OrderResult]:
-        """Run a batch through the pipeline; answer once it is journaled (see `settled`)."""
+        """Run a batch of trader requests through the pipeline; return each one's answer
+        once the batch is journaled. Release them after `settled()` (read-your-writes)."""
         items: list[Item] = []
         first: dict[tuple[int, str], int] = {}
         out: list[OrderResult | int] = []

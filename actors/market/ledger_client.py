@@ -112,21 +112,16 @@ class LedgerClient:
                 out[i] = bool(ok)
         return out
 
-    async def apply(self, market: str, entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
-        """Send the batch's journal entries to every shard (each keeps its own accounts)."""
-        await self.start_apply(market, entries)
-
     def start_apply(
         self, market: str, entries: list[tuple[int, list[dict[str, Any]]]]
     ) -> asyncio.Task[None]:
-        """Send the batch's journal entries to every shard now; return the wait for them.
+        """Send a batch's (non-empty) journal entries to every shard now (each keeps its own
+        accounts); return the wait for them.
 
         The calls leave before this returns, so a shard receives them ahead of anything
         this market sends it later (the next batch's reservations), while the caller goes
         on without waiting. Awaiting the result retries a shard that was restarting.
         """
-        if not entries:
-            return asyncio.ensure_future(_nothing())
         ref = ray.put(entries)  # Serialised once, fetched by every shard.
 
         def call(h: Any) -> Awaitable[None]:
@@ -157,7 +152,3 @@ class LedgerClient:
             )
         )
         return int(sum(counts))
-
-
-async def _nothing() -> None:
-    return None
