@@ -52,6 +52,17 @@ async def _market(controller: Any, namespace: str, **spec: Any) -> tuple[str, An
     return symbol, ray.get_actor(f"market:{symbol}", namespace=namespace)
 
 
+async def _market_and_seller(
+    core: tuple[str, Any], namespace: str, base_atoms: int
+) -> tuple[str, Any, int]:
+    """A new market and an account credited `base_atoms` of its base asset."""
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    [account] = await new_accounts(url, 1)
+    await credit(namespace, SHARDS, account, symbol.split("-")[0], base_atoms)
+    return symbol, market, account
+
+
 async def test_place_match_amend_cancel_moves_exact_balances(
     core: tuple[str, Any], namespace: str
 ) -> None:
@@ -82,10 +93,7 @@ async def test_place_match_amend_cancel_moves_exact_balances(
 async def test_same_request_twice_gives_one_order_and_a_duplicate_answer(
     core: tuple[str, Any], namespace: str
 ) -> None:
-    url, controller = core
-    symbol, market = await _market(controller, namespace)
-    [account] = await new_accounts(url, 1)
-    await credit(namespace, SHARDS, account, symbol.split("-")[0], 50)
+    _, market, account = await _market_and_seller(core, namespace, 50)
     request = limit(account, "dup-1", "sell", 7, 5)
     [first] = await market.submit.remote([request])
     [again, in_batch] = await market.submit.remote([request, request])
@@ -98,10 +106,8 @@ async def test_same_request_twice_gives_one_order_and_a_duplicate_answer(
 async def test_concurrent_submits_share_passes_and_each_gets_its_own_answers(
     core: tuple[str, Any], namespace: str
 ) -> None:
-    url, controller = core
-    symbol, market = await _market(controller, namespace)
-    [account] = await new_accounts(url, 1)
-    await credit(namespace, SHARDS, account, symbol.split("-")[0], 1_000)
+    url = core[0]
+    symbol, market, account = await _market_and_seller(core, namespace, 1_000)
     calls = 60
     answers = await asyncio.gather(
         *(
@@ -164,10 +170,8 @@ async def test_killed_actor_recovers_the_same_book_and_continues(
 
 
 async def test_stale_incarnation_cannot_write(core: tuple[str, Any], namespace: str) -> None:
-    url, controller = core
-    symbol, market = await _market(controller, namespace)
-    [account] = await new_accounts(url, 1)
-    await credit(namespace, SHARDS, account, symbol.split("-")[0], 100)
+    url = core[0]
+    symbol, market, account = await _market_and_seller(core, namespace, 100)
     await market.submit.remote([limit(account, "x1", "sell", 10, 1)])
     rival = ray.remote(MarketActor).remote(symbol, url, SHARDS, namespace)
     assert (await rival.status.remote())["seq"] == 1  # It took the market over.
@@ -254,10 +258,7 @@ async def test_exchange_workers_run_at_niceness_zero(core: tuple[str, Any], name
 async def test_a_retry_after_a_restart_gets_the_original_answer(
     core: tuple[str, Any], namespace: str
 ) -> None:
-    url, controller = core
-    symbol, market = await _market(controller, namespace)
-    [account] = await new_accounts(url, 1)
-    await credit(namespace, SHARDS, account, symbol.split("-")[0], 50)
+    _, market, account = await _market_and_seller(core, namespace, 50)
     request = limit(account, "retry-1", "sell", 7, 5)
     first, _ = await market.submit.remote([request, limit(account, "other", "sell", 8, 1)])
     await kill_and_wait(market)
