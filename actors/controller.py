@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.engine import MarketSpec
 from actors.ledger.shard import LedgerShard, ledger_shard_options
@@ -43,6 +44,25 @@ def _start_shard(i: int, database_url: str, shard_count: int, namespace: str) ->
     return cls.options(**options).remote(i, shard_count, database_url)
 
 
+def least_loaded_node(alive: list[str], placed: dict[str, str]) -> str | None:
+    """Return the alive node hosting the fewest markets in `placed` (first of a tie).
+
+    `placed` maps each market to its node; markets on nodes that are gone do not count.
+    None when no node is alive (let Ray choose).
+    """
+    if not alive:
+        return None
+    load = dict.fromkeys(alive, 0)
+    for node in placed.values():
+        if node in load:
+            load[node] += 1
+    return min(alive, key=load.__getitem__)
+
+
+def _alive_nodes() -> list[str]:
+    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+
+
 class Controller:
     """Registry of markets and shards.
 
@@ -57,6 +77,7 @@ class Controller:
         self._shard_count = shard_count
         self._namespace = namespace
         self._markets: dict[str, Any] = {}
+        self._placed: dict[str, str] = {}  # symbol -> node id, to spread new markets
         self._shards: list[Any] = []
         self._init: asyncio.Task[None] | None = None
 
@@ -78,10 +99,20 @@ class Controller:
             await conn.close()
         for symbol in records:
             self._markets[symbol] = self._start_market(symbol)
-        await asyncio.gather(*(h.status.remote() for h in self._markets.values()))
+        statuses = await asyncio.gather(*(h.status.remote() for h in self._markets.values()))
+        self._placed = {st["symbol"]: st["node_id"] for st in statuses}
 
     def _start_market(self, symbol: str) -> Any:
+        """Get or start a market's actor, placed on the alive node with the fewest markets.
+
+        The affinity is soft: when that node is gone (at a restart too), Ray places the
+        actor on another node.
+        """
         options = dict(market_actor_options(symbol), namespace=self._namespace, get_if_exists=True)
+        node = least_loaded_node(_alive_nodes(), self._placed)
+        if node is not None:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+            self._placed[symbol] = node
         cls: Any = ray.remote(MarketActor)
         return cls.options(**options).remote(symbol, self._url, self._shard_count, self._namespace)
 
@@ -110,7 +141,7 @@ class Controller:
             await conn.close()
         handle = self._start_market(market.symbol)
         self._markets[market.symbol] = handle
-        await handle.status.remote()
+        self._placed[market.symbol] = (await handle.status.remote())["node_id"]
         return {"market_id": record.market_id, **record.spec.to_dict()}
 
     async def list_markets(self) -> list[dict[str, Any]]:
@@ -156,4 +187,6 @@ class Controller:
         await self._ready()
         symbols = list(self._markets)
         statuses = await asyncio.gather(*(self._markets[s].status.remote() for s in symbols))
-        return {s: st["node_id"] for s, st in zip(symbols, statuses, strict=True)}
+        nodes = {s: st["node_id"] for s, st in zip(symbols, statuses, strict=True)}
+        self._placed.update(nodes)
+        return nodes
