@@ -60,7 +60,7 @@ def least_loaded_node(alive: list[str], placed: dict[str, str]) -> str | None:
 
 
 def _alive_nodes() -> list[str]:
-    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+    return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))  # type: ignore[no-untyped-call]
 
 
 class Controller:
