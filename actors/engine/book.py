@@ -238,6 +238,41 @@ class BookSide:
         lv.total += o.visible
         lv.count += 1
 
+    def load(self, orders: list[Order]) -> None:
+        """Fill an empty side with ``orders`` (visible set), listed level by level, each
+        level's orders together and in queue order: a restore's bulk ``append``.
+
+        Raises:
+            ValueError: The side is not empty, an order is on the other side, or a level's
+                orders are not listed together.
+        """
+        if self.levels:
+            raise ValueError("load into a side that is not empty")
+        levels = self.levels
+        lv: Level | None = None
+        prev: Order | None = None
+        for o in orders:
+            price = o.price
+            if o.is_buy is not self.is_bid or price is None:
+                raise ValueError(f"order {o.id} does not belong on this side")
+            if lv is None or price != lv.price:
+                k = -price if self.is_bid else price
+                if k in levels:
+                    raise ValueError(f"level {price} listed in two places")
+                lv = levels[k] = Level(price)
+                lv.head = o
+                prev = None
+            o.prev = prev
+            if prev is not None:
+                prev.next = o
+            o.next = None
+            lv.tail = o
+            lv.total += o.visible
+            lv.count += 1
+            prev = o
+        self.heap[:] = list(levels)
+        heapify(self.heap)
+
     def unlink(self, o: Order, lv: Level) -> None:
         """Take ``o`` out of its level ``lv``; drop the level if it empties."""
         prev = o.prev

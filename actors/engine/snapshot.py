@@ -1,6 +1,7 @@
 """Full-state dump and restore of an engine, and the internal-consistency check.
 
-The dump is a JSON-serialisable dict. Derived structures (the level heaps, the GTD expiry
+The dump is a JSON-serialisable dict (version 2: orders as columns; version 1, one object
+per order, still loads). Derived structures (the level heaps, the GTD expiry
 heap, the stop trigger bounds) are not stored: ``load_state`` rebuilds them, and none of them
 changes which events the engine emits. Queue order is stored explicitly (orders are listed
 bids best first, then asks, each level in queue order).
@@ -8,36 +9,23 @@ bids best first, then asks, each level in queue order).
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from actors.engine.book import BookSide, Order, new_order
+from actors.engine.book import BookSide, Order, SpecialOrder, new_order
 from actors.engine.types import AccountId, OrderId, OrderKind, PostOnly, StpMode, TimeInForce
 
 if TYPE_CHECKING:
     from actors.engine.engine import MatchingEngine
 
-DUMP_VERSION = 1
+DUMP_VERSION = 2
 
-
-def _order_dict(o: Order) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "owner": o.owner,
-        "side": "buy" if o.is_buy else "sell",
-        "kind": o.kind.value,
-        "price": o.price,
-        "qty": o.qty,
-        "visible": o.visible,
-        "display": o.display,
-        "tif": o.tif.value,
-        "expire_at": o.expire_at,
-        "post_only": None if o.post_only is None else o.post_only.value,
-        "stp": o.stp.value,
-        "stop_price": o.stop_price,
-        "arrival": o.arrival,
-        "budget": o.budget,
-    }
-
+# The plain fields of every order, one list per field (a "column") in the dump; the fields
+# a `SpecialOrder` adds are listed apart, per special order only (most orders are plain).
+_PLAIN = ("id", "owner", "buy", "price", "qty", "visible", "arrival")
+_SPECIAL = ("kind", "display", "tif", "expire_at", "post_only", "stp", "stop_price", "budget")
 
 # Value -> member tables: `Enum(value)` costs ~2 µs a call, and a restore makes three per
 # order (a million-order book took seconds in enum lookups alone).
@@ -47,7 +35,51 @@ _POST_ONLY = {m.value: m for m in PostOnly}
 _STPS = {m.value: m for m in StpMode}
 
 
-def _order_from(d: dict[str, Any]) -> Order:
+def _columns(orders: list[Order]) -> dict[str, Any]:
+    """Return `orders` as columns: one list per plain field, plus `special` rows
+    ``[index, kind, display, tif, expire_at, post_only, stp, stop_price, budget]``."""
+    special = [_special_row(i, o) for i, o in enumerate(orders) if type(o) is not Order]
+    return {
+        "id": [o.id for o in orders],
+        "owner": [o.owner for o in orders],
+        "buy": [o.is_buy for o in orders],
+        "price": [o.price for o in orders],
+        "qty": [o.qty for o in orders],
+        "visible": [o.visible for o in orders],
+        "arrival": [o.arrival for o in orders],
+        "special": special,
+    }
+
+
+def _special_row(i: int, o: Order) -> list[Any]:
+    post_only = None if o.post_only is None else o.post_only.value
+    kind, tif, stp = o.kind.value, o.tif.value, o.stp.value
+    return [i, kind, o.display, tif, o.expire_at, post_only, stp, o.stop_price, o.budget]
+
+
+def _from_columns(cols: dict[str, Any]) -> list[Order]:
+    """Rebuild the orders of `_columns`, in the same order."""
+    plain = [cols[k] for k in _PLAIN]
+    if len({len(c) for c in plain}) > 1:
+        raise ValueError("engine dump: order columns of different lengths")
+    orders = [
+        Order(oid, owner, buy, price, qty, arrival)
+        for oid, owner, buy, price, qty, _, arrival in zip(*plain, strict=True)
+    ]
+    for row in cols["special"]:
+        i, kind, display, tif, expire_at, post_only, stp, stop_price, budget = row
+        o = orders[i]
+        orders[i] = SpecialOrder(
+            o.id, o.owner, o.is_buy, _KINDS[kind], o.price, o.qty, display, _TIFS[tif],
+            expire_at, None if post_only is None else _POST_ONLY[post_only], _STPS[stp],
+            stop_price, o.arrival, budget,
+        )  # fmt: skip
+    for o, visible in zip(orders, cols["visible"], strict=True):
+        o.visible = visible
+    return orders
+
+
+def _order_from_v1(d: dict[str, Any]) -> Order:
     post_only = d["post_only"]
     o = new_order(
         OrderId(d["id"]),
@@ -69,8 +101,34 @@ def _order_from(d: dict[str, Any]) -> Order:
     return o
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a dump or restore allocates hundreds of thousands
+    of objects and no garbage, and the collections it would trigger doubled a restore's time
+    (1.29 s → 0.59 s for 468,000 orders)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def dump_state(engine: MatchingEngine) -> dict[str, Any]:
-    """Return the engine's full state as a JSON-serialisable dict."""
+    """Return the engine's full state as a JSON-serialisable dict.
+
+    Book orders are listed bids best first, then asks, each level in queue order; orders
+    and stops are stored as columns (`_columns`): about 3 times faster to restore than one
+    object per order, and a third smaller.
+    """
+    with _no_gc():
+        return _dump(engine)
+
+
+def _dump(engine: MatchingEngine) -> dict[str, Any]:
+    sides = (engine._bids, engine._asks)
+    book = [o for side in sides for lv in side.sorted_levels() for o in lv.orders()]
     return {
         "version": DUMP_VERSION,
         "spec": engine.spec.to_dict(),
@@ -78,31 +136,47 @@ def dump_state(engine: MatchingEngine) -> dict[str, Any]:
         "arrival": engine._arrival,
         "last_price": engine._last_price,
         "halted": engine._halted,
-        "orders": [
-            _order_dict(o)
-            for side in (engine._bids, engine._asks)
-            for lv in side.sorted_levels()
-            for o in lv.orders()
-        ],
-        "stops": [_order_dict(s) for s in engine._stops.values()],
+        "orders": _columns(book),
+        "stops": _columns(list(engine._stops.values())),
     }
 
 
 def load_state(engine: MatchingEngine, dump: dict[str, Any]) -> None:
-    """Load a ``dump_state`` dict into a freshly built engine."""
-    if dump.get("version") != DUMP_VERSION:
-        raise ValueError(f"unsupported engine dump version {dump.get('version')!r}")
+    """Load a ``dump_state`` dict (this version or version 1) into a freshly built engine.
+
+    Raises:
+        ValueError: Unknown dump version, or a malformed dump.
+    """
+    with _no_gc():
+        try:
+            _load(engine, dump)
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"malformed engine dump: {exc!r}") from exc
+    bid, ask = engine.best_bid(), engine.best_ask()
+    if bid is not None and ask is not None and bid >= ask:
+        raise ValueError(f"engine dump: crossed book (bid {bid} >= ask {ask})")
+
+
+def _load(engine: MatchingEngine, dump: dict[str, Any]) -> None:
+    version = dump.get("version")
+    if version == DUMP_VERSION:
+        book = _from_columns(dump["orders"])
+        stops = _from_columns(dump["stops"])
+    elif version == 1:
+        book = [_order_from_v1(d) for d in dump["orders"]]
+        stops = [_order_from_v1(d) for d in dump["stops"]]
+    else:
+        raise ValueError(f"unsupported engine dump version {version!r}")
     engine._seq = dump["seq"]
     engine._arrival = dump["arrival"]
     engine._last_price = dump["last_price"]
     engine._halted = dump["halted"]
-    for d in dump["orders"]:
-        o = _order_from(d)
-        (engine._bids if o.is_buy else engine._asks).append(o)
-        engine._orders[o.id] = o
-    for d in dump["stops"]:
-        s = _order_from(d)
-        engine._stops[s.id] = s
+    engine._bids.load([o for o in book if o.is_buy])
+    engine._asks.load([o for o in book if not o.is_buy])
+    engine._orders.update((o.id, o) for o in book)
+    if len(engine._orders) != len(book):
+        raise ValueError("engine dump: an order id is listed twice")
+    engine._stops.update((s.id, s) for s in stops)
     engine._reset_stop_bounds()
     engine._rebuild_expiry()
 
