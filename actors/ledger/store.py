@@ -10,12 +10,12 @@ Amounts are `NUMERIC(38,0)`: they are read as text and written as text so that n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
+from actors import jsonx
 from actors.contracts import JsonDict
 from actors.engine import MarketSpec
 from actors.ledger.core import Changes, LedgerCore
@@ -196,7 +196,7 @@ async def journal_entries(
         "AND seq > $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq",
         market_id, after_seq, before_seq,
     )  # fmt: skip
-    return [(r["seq"], json.loads(r["events"]) if r["events"] else []) for r in rows]
+    return [(r["seq"], jsonx.loads(r["events"]) if r["events"] else []) for r in rows]
 
 
 async def check_account(conn: asyncpg.Connection, account_id: int) -> None:

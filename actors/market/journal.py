@@ -12,12 +12,13 @@ turn into `FencedError`.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
+from actors import jsonx
 
 JsonDict = dict[str, Any]
 STALE_EPOCH_SQLSTATE = "CL001"
@@ -245,7 +246,7 @@ class Journal:
         if not rows:
             return
         mid = self.market_id
-        records = [(mid, r.seq, epoch, r.kind, json.dumps(r.payload)) for r in rows]
+        records = [(mid, r.seq, epoch, r.kind, jsonx.dumps(r.payload)) for r in rows]
         await self._conn.copy_records_to_table(
             "journal", records=records, columns=("market_id", "seq", "epoch", "kind", "payload")
         )
@@ -314,7 +315,7 @@ class Journal:
             )  # fmt: skip
             if not records:
                 return
-            loads = json.loads
+            loads = jsonx.loads
             chunk = [JournalRow(int(r["seq"]), r["kind"], loads(r["p"])) for r in records]
             yield chunk
             last = chunk[-1].seq

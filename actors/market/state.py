@@ -8,12 +8,12 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
+from actors import jsonx
 from actors.contracts import OrderResult
 
 JsonDict = dict[str, Any]
@@ -88,12 +88,12 @@ class Indexes:
 def encode_snapshot(engine_dump: JsonDict, last_ts: int, cum: dict[str, int]) -> bytes:
     """Encode an engine dump with the actor's own state."""
     doc = {"engine": engine_dump, "last_ts": last_ts, "cum_notional": cum}
-    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+    return zlib.compress(jsonx.dumpb(doc), 1)
 
 
 def decode_snapshot(fmt: str, state: bytes) -> tuple[JsonDict, int, dict[str, int]]:
     """Decode `encode_snapshot` bytes: (engine dump, last ts, cumulative notional)."""
     if fmt != SNAPSHOT_FORMAT:
         raise ValueError(f"unsupported snapshot format {fmt!r}")
-    doc = json.loads(zlib.decompress(state))
+    doc = jsonx.loads(zlib.decompress(state))
     return doc["engine"], int(doc["last_ts"]), {k: int(v) for k, v in doc["cum_notional"].items()}
