@@ -5,9 +5,12 @@
    gateway's replicas send them); every batch is reserved, matched, journaled (one
    committed transaction), applied to the ledger and projected before it returns.
    Prints orders/s, engine events/s and the wall time of each pipeline stage.
-2. Recovery: keep submitting until the journal holds ``--events`` engine events, kill the
-   actor and time until it answers again (journal replay, no snapshot); then take a
-   snapshot, add ``--after`` more orders, kill again and time the recovery.
+2. Recovery: keep submitting until the journal holds ``--events`` engine events (the actor
+   snapshots every ``--snapshot-every`` events, as deployed), kill the actor and time until
+   a new incarnation answers; then take a snapshot, add ``--after`` more orders, kill and
+   time again; then delete the snapshots and time a recovery from the journal alone.
+   ``--cancels`` makes that share of the fill's commands cancels of live orders, so the
+   book stays bounded as in a real market (without it every passive order rests).
 
 Uses ``DATABASE_URL`` if set, else starts the embedded PostgreSQL in a temporary directory.
 Prints figures; asserts nothing.
@@ -76,23 +79,49 @@ async def _setup(url: str, namespace: str, accounts_n: int) -> tuple[str, list[i
     return "BENCH-USD", accounts
 
 
-def _start(symbol: str, url: str, namespace: str) -> Any:
+def _start(symbol: str, url: str, namespace: str, snapshot_every: int) -> Any:
     cls: Any = ray.remote(MarketActor)
     options = dict(market_actor_options(symbol), namespace=namespace, get_if_exists=True)
     return cls.options(**options).remote(
-        symbol, url, SHARDS, namespace, snapshot_every_events=10**15
+        symbol, url, SHARDS, namespace, snapshot_every_events=snapshot_every
     )
 
 
-async def _timed_recovery(market: Any) -> float:
+def _with_cancels(
+    rng: random.Random, batch: list[OrderRequest], live: list[OrderRequest], share: float
+) -> list[OrderRequest]:
+    """Replace a `share` of `batch` by cancels of orders sent earlier (`live` grows)."""
+    out = []
+    for req in batch:
+        if live and rng.random() < share:
+            victim = live.pop(rng.randrange(len(live)))
+            cmd = {"type": "cancel", "id": victim.command["id"]}
+            out.append(OrderRequest(f"c-{victim.request_id}", victim.account_id, cmd))
+        else:
+            out.append(req)
+            live.append(req)
+    return out
+
+
+async def _timed_recovery(market: Any) -> str:
+    """Kill the actor; return the seconds until a new incarnation (another pid) answers,
+    and how long its `recover()` took (the rest is Ray's restart and process start).
+
+    (Polling until any answer is not enough: a call sent right after `ray.kill` can still
+    reach the old process.)
+    """
+    old_pid = (await market.status.remote())["pid"]
     ray.kill(market, no_restart=False)
     start = time.perf_counter()
     while True:
         try:
-            await market.status.remote()
-            return time.perf_counter() - start
+            status = await market.status.remote()
+            if status["pid"] != old_pid:
+                elapsed = time.perf_counter() - start
+                return f"{elapsed:.2f} s (recover() {status['startup_seconds']['recovery']:.2f} s)"
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-            await asyncio.sleep(0.05)
+            pass
+        await asyncio.sleep(0.02)
 
 
 async def run(args: argparse.Namespace, url: str) -> None:
@@ -100,7 +129,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     prefer_exchange_workers()
     ray.init(num_cpus=2, include_dashboard=False, namespace=namespace, log_to_driver=False)
     symbol, accounts = await _setup(url, namespace, args.accounts)
-    market = _start(symbol, url, namespace)
+    market = _start(symbol, url, namespace, args.snapshot_every)
     await market.status.remote()
     rng = random.Random(7)
     batches = [_batch(rng, accounts, args.batch, f"t{b}") for b in range(args.batches)]
@@ -120,21 +149,32 @@ async def run(args: argparse.Namespace, url: str) -> None:
     stages = status["stage_seconds"]
     print("pipeline stages (s, share of wall time): " + ", ".join(
         f"{k} {v:.2f} ({v / elapsed:.0%})" for k, v in stages.items()))  # fmt: skip
-    b = args.batches
+    b, live = args.batches, [r for batch in batches for r in batch]
     while status["event_seq"] < args.events:
-        await market.submit.remote(_batch(rng, accounts, args.batch, f"r{b}"))
+        batch = _batch(rng, accounts, args.batch, f"r{b}")
+        await market.submit.remote(_with_cancels(rng, batch, live, args.cancels))
         b += 1
         if b % 50 == 0:
             status = await market.status.remote()
     status = await market.status.remote()
     print(f"journal: {status['seq']:,} commands, {status['event_seq']:,} events, "
           f"{status['orders']:,} live orders")  # fmt: skip
-    print(f"recovery without snapshot: {await _timed_recovery(market):.2f} s")
+    print(f"recovery, snapshots every {args.snapshot_every:,} events: "
+          f"{await _timed_recovery(market)}")  # fmt: skip
     await market.snapshot_now.remote()
     for i in range(args.after // args.batch):
         await market.submit.remote(_batch(rng, accounts, args.batch, f"a{i}"))
     print(f"recovery from a snapshot + {args.after:,} orders: "
-          f"{await _timed_recovery(market):.2f} s")  # fmt: skip
+          f"{await _timed_recovery(market)}")  # fmt: skip
+    if not args.skip_journal_only:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("DELETE FROM engine_snapshots")
+        finally:
+            await conn.close()
+        print(f"recovery from the journal alone: {await _timed_recovery(market)}")
+    if args.keep_database:
+        print(f"database kept: {url}")
     ray.shutdown()
 
 
@@ -149,6 +189,16 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--after", type=int, default=10_000)
+    parser.add_argument(
+        "--snapshot-every", type=int, default=100_000, help="engine events between snapshots"
+    )
+    parser.add_argument(
+        "--cancels", type=float, default=0.0, help="share of the fill's commands that cancel"
+    )
+    parser.add_argument("--skip-journal-only", action="store_true")
+    parser.add_argument(
+        "--keep-database", action="store_true", help="(with DATABASE_URL) print it, keep it"
+    )
     args = parser.parse_args()
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="clob-bench-")))
     services = ensure_services(settings)

@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import logging
 import os
+import time
 from typing import Any
 
 import ray
@@ -119,6 +120,8 @@ class MarketActor:
         self._queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._answering: set[asyncio.Task[None]] = set()
+        self._created = time.monotonic()
+        self._startup: dict[str, float] = {}
 
     async def _ready(self) -> MarketCore:
         if self._core is not None:
@@ -127,11 +130,17 @@ class MarketActor:
             self._init_lock = asyncio.Lock()
         async with self._init_lock:
             if self._core is None:
+                began = time.monotonic()
                 self._core = await recover(
                     self._symbol, self._database_url, self._ledger,
                     snapshot_every_events=self._snapshot_every,
                     max_slippage_bps=self._slippage, holder=_holder(),
                 )  # fmt: skip
+                done = time.monotonic()
+                self._startup = {
+                    "recovery": round(done - began, 3),
+                    "since_constructed": round(done - self._created, 3),
+                }
                 self._lock = asyncio.Lock()
                 self._ticker = asyncio.create_task(self._tick_loop())
         return self._core
@@ -276,6 +285,7 @@ class MarketActor:
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
             "stage_seconds": {k: round(v, 3) for k, v in core.stage_s.items()},
+            "startup_seconds": self._startup,
         }
 
     async def snapshot_now(self) -> int:
