@@ -11,8 +11,9 @@ turn into `FencedError`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,12 @@ from actors import jsonx
 JsonDict = dict[str, Any]
 STALE_EPOCH_SQLSTATE = "CL001"
 TAIL_CHUNK_ROWS = 20_000
+
+
+_TAIL_SQL = (
+    "SELECT seq, kind, payload::text AS p FROM journal "
+    "WHERE market_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+)
 
 
 class FencedError(RuntimeError):
@@ -300,27 +307,37 @@ class Journal:
 
     async def load_tail(
         self, after_seq: int, chunk_rows: int = TAIL_CHUNK_ROWS
-    ) -> AsyncIterator[list[JournalRow]]:
+    ) -> AsyncGenerator[list[JournalRow]]:
         """Yield the journal rows with seq > `after_seq` in seq order, in chunks.
 
         Keyset pagination on the primary key: each chunk is one index range scan, and
-        the payloads are parsed here (as text, faster than the jsonb codec).
+        the payloads are parsed here (as text, faster than the jsonb codec). The next
+        chunk's query runs while the caller consumes this one, so PostgreSQL's work
+        overlaps the replay (the connection must not be used until the iteration ends).
         """
-        last = after_seq
-        while True:
-            records = await self._conn.fetch(
-                "SELECT seq, kind, payload::text AS p FROM journal "
-                "WHERE market_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                self.market_id, last, chunk_rows,
-            )  # fmt: skip
-            if not records:
-                return
-            loads = jsonx.loads
-            chunk = [JournalRow(int(r["seq"]), r["kind"], loads(r["p"])) for r in records]
-            yield chunk
-            last = chunk[-1].seq
-            if len(records) < chunk_rows:
-                return
+
+        def fetch(last: int) -> asyncio.Task[list[asyncpg.Record]]:
+            query = self._conn.fetch(_TAIL_SQL, self.market_id, last, chunk_rows)
+            return asyncio.ensure_future(query)
+
+        pending = fetch(after_seq)
+        try:
+            while True:
+                records = await pending
+                if not records:
+                    return
+                loads = jsonx.loads
+                chunk = [JournalRow(int(r["seq"]), r["kind"], loads(r["p"])) for r in records]
+                if len(records) < chunk_rows:
+                    yield chunk
+                    return
+                pending = fetch(chunk[-1].seq)
+                yield chunk
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, asyncpg.PostgresError):
+                    await pending
 
     async def client_orders(self) -> dict[tuple[int, str], str]:
         """Return (account_id, client_order_id) -> order_id for the market's live orders.

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 
@@ -71,8 +72,9 @@ async def recover(
     # and trades rows were not written: collect them while replaying, write them below.
     projection = Projection(spec, core.cum)
     window_from = high - idempotency_window  # rows after it feed the idempotency index
-    async for chunk in journal.load_tail(start):
-        _replay_chunk(core, chunk, (snap_seq, projected, window_from), projection)
+    async with contextlib.aclosing(journal.load_tail(start)) as tail:
+        async for chunk in tail:
+            _replay_chunk(core, chunk, (snap_seq, projected, window_from), projection)
     if high > projected:
         await journal.project(epoch, high, projection.finish(core.engine), projection.trades)
     prune_cum(core.cum, core.engine)

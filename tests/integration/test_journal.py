@@ -3,6 +3,7 @@ tail streaming."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -158,6 +159,31 @@ async def test_tail_streams_in_seq_order_in_chunks(db_url: str, conn: asyncpg.Co
         assert seqs == list(range(1_235, 20_001))
         assert max(len(c) for c in chunks) == 3_000
         assert chunks[0][0].payload["command"] == {"type": "tick", "ts": 1_235}
+        # An exact multiple of the chunk size ends with the last full chunk.
+        exact = [len(c) async for c in journal.load_tail(20_000 - 6_000, chunk_rows=3_000)]
+        assert exact == [3_000, 3_000]
+    finally:
+        await journal.close()
+
+
+async def test_leaving_the_tail_early_leaves_the_connection_usable(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """The next chunk is fetched while the caller works on this one; a caller that stops
+    early (a replay mismatch) cancels that fetch, and the connection still works."""
+    market_id = await _market(conn)
+    journal = await Journal.open(db_url, market_id)
+    try:
+        epoch = await journal.acquire_epoch("early")
+        await journal.append(epoch, [_row(s) for s in range(1, 101)])
+        async with contextlib.aclosing(journal.load_tail(0, chunk_rows=10)) as tail:
+            async for chunk in tail:
+                assert [r.seq for r in chunk] == list(range(1, 11))
+                break
+        assert await journal.high_water() == 100
+        assert [r.seq async for c in journal.load_tail(95, chunk_rows=10) for r in c] == [
+            96, 97, 98, 99, 100,
+        ]  # fmt: skip
     finally:
         await journal.close()
 
