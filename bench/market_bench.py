@@ -118,7 +118,11 @@ async def _timed_recovery(market: Any) -> str:
             status = await market.status.remote()
             if status["pid"] != old_pid:
                 elapsed = time.perf_counter() - start
-                return f"{elapsed:.2f} s (recover() {status['startup_seconds']['recovery']:.2f} s)"
+                up = status["startup_seconds"]
+                return (
+                    f"{elapsed:.2f} s (recover() {up['recovery']:.2f} s, constructor to ready "
+                    f"{up['since_constructed']:.2f} s)"
+                )
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
             pass
         await asyncio.sleep(0.02)

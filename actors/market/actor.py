@@ -14,6 +14,7 @@ the database, so the process exits and Ray restarts it (crash-only). A fenced in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -122,6 +123,13 @@ class MarketActor:
         self._answering: set[asyncio.Task[None]] = set()
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
+        self._eager: asyncio.Task[MarketCore] | None = None
+        with contextlib.suppress(RuntimeError):  # no running loop: recover on first call
+            # Ray runs an async actor's constructor on its event loop. Recover now rather
+            # than on the first call: after a restart, callers learn the new incarnation's
+            # address only a second or so later, and recovery overlaps that wait.
+            self._eager = asyncio.get_running_loop().create_task(self._ready())
+            self._eager.add_done_callback(_log_failure)
 
     async def _ready(self) -> MarketCore:
         if self._core is not None:
@@ -301,6 +309,12 @@ class MarketActor:
 
         seq: int = await self._guarded(run)
         return seq
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """Log an eager recovery's failure (the next call retries and raises it to its caller)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("eager recovery failed: %r", task.exception())
 
 
 def _fail(

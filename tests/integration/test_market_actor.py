@@ -169,6 +169,34 @@ async def test_killed_actor_recovers_the_same_book_and_continues(
     assert next_one.seq == status["seq"] + 1
 
 
+async def test_a_restarted_actor_recovers_before_anyone_calls_it(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    """Recovery starts in the constructor, overlapping the time callers need to find the
+    new incarnation: the epoch moves (recovery's first step) with no call made."""
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    epoch = (await market.status.remote())["epoch"]
+    conn = await asyncpg.connect(url)
+    try:
+        query = (
+            "SELECT e.epoch FROM market_epochs e JOIN markets m USING (market_id) "
+            "WHERE m.symbol = $1"
+        )
+        assert await conn.fetchval(query, symbol) == epoch
+        ray.kill(market, no_restart=False)
+        for _ in range(600):
+            if await conn.fetchval(query, symbol) == epoch + 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await conn.fetchval(query, symbol) == epoch + 1
+    finally:
+        await conn.close()
+    status = await market.status.remote()
+    assert status["epoch"] == epoch + 1
+    assert status["startup_seconds"]["recovery"] <= status["startup_seconds"]["since_constructed"]
+
+
 async def test_stale_incarnation_cannot_write(core: tuple[str, Any], namespace: str) -> None:
     url = core[0]
     symbol, market, account = await _market_and_seller(core, namespace, 100)
