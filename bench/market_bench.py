@@ -7,7 +7,8 @@
    Prints orders/s, engine events/s and the wall time of each pipeline stage.
 2. Recovery: keep submitting until the journal holds ``--events`` engine events (the actor
    snapshots every ``--snapshot-every`` events, as deployed), kill the actor and time until
-   a new incarnation answers; then take a snapshot, add ``--after`` more orders, kill and
+   a new incarnation answers; again just before the next snapshot is due (the longest
+   journal tail, the worst case); then take a snapshot, add ``--after`` more orders, kill and
    time again; then delete the snapshots and time a recovery from the journal alone.
    ``--cancels`` makes that share of the fill's commands cancels of live orders, so the
    book stays bounded as in a real market (without it every passive order rests).
@@ -163,7 +164,16 @@ async def run(args: argparse.Namespace, url: str) -> None:
     status = await market.status.remote()
     print(f"journal: {status['seq']:,} commands, {status['event_seq']:,} events, "
           f"{status['orders']:,} live orders")  # fmt: skip
-    print(f"recovery, snapshots every {args.snapshot_every:,} events: "
+    print(f"recovery, snapshots every {args.snapshot_every:,} events, "
+          f"{status['events_since_snapshot']:,} since the last: "
+          f"{await _timed_recovery(market)}")  # fmt: skip
+    # The worst case: killed just before the next snapshot (the longest journal tail).
+    while status["events_since_snapshot"] < args.snapshot_every - 3 * args.batch:
+        batch = _batch(rng, accounts, args.batch, f"w{b}")
+        await market.submit.remote(_with_cancels(rng, batch, live, args.cancels))
+        b += 1
+        status = await market.status.remote()
+    print(f"recovery, {status['events_since_snapshot']:,} events since the last snapshot: "
           f"{await _timed_recovery(market)}")  # fmt: skip
     await market.snapshot_now.remote()
     for i in range(args.after // args.batch):

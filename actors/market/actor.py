@@ -290,6 +290,7 @@ class MarketActor:
             "halted": core.engine.halted,
             "fenced": core.fenced,
             "orders": len(core.engine.live_order_ids()),
+            "events_since_snapshot": core.engine.seq - core.snapshot_event_seq,
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
             "stage_seconds": {k: round(v, 3) for k, v in core.stage_s.items()},

@@ -66,6 +66,7 @@ async def recover(
     core.indexes = Indexes(idempotency_window)
     projected = await journal.projection_mark()
     snap_seq = await _restore_snapshot(core, projected)
+    snap_events = core.engine.seq  # the restored snapshot's event seq (0 without one)
     high = await journal.high_water()
     start = max(0, min(snap_seq, high - idempotency_window))
     # Rows after the projection mark were journaled (acknowledged or not) but their orders
@@ -79,7 +80,9 @@ async def recover(
         await journal.project(epoch, high, projection.finish(core.engine), projection.trades)
     prune_cum(core.cum, core.engine)
     core.seq = max(high, snap_seq)
-    core.snapshot_event_seq = core.engine.seq
+    # Count the replayed tail toward the next snapshot: after a long tail the next snapshot
+    # comes soon, so a crash right after this recovery does not replay the tail again.
+    core.snapshot_event_seq = snap_events
     for (account, coid), order_id in (await journal.client_orders()).items():
         core.indexes.client_orders.setdefault((account, coid), (order_id, None))
     core.trades.extend(reversed(await journal.recent_trades(RECENT_TRADES)))

@@ -169,6 +169,21 @@ async def test_killed_actor_recovers_the_same_book_and_continues(
     assert next_one.seq == status["seq"] + 1
 
 
+async def test_the_replayed_tail_counts_toward_the_next_snapshot(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    """After recovery the next snapshot is due `snapshot_every_events` after the restored
+    snapshot, not after the restart: a long replayed tail is not replayed again and again."""
+    _, market, account = await _market_and_seller(core, namespace, 100)
+    await market.submit.remote([limit(account, f"t{i}", "sell", 10 + i, 1) for i in range(5)])
+    again = await kill_and_wait(market)  # no snapshot yet: the whole journal is the tail
+    assert again["events_since_snapshot"] == again["event_seq"] == 5
+    await market.snapshot_now.remote()
+    await market.submit.remote([limit(account, "t9", "sell", 30, 1)])
+    again = await kill_and_wait(market)
+    assert (again["events_since_snapshot"], again["event_seq"]) == (1, 6)
+
+
 async def test_a_restarted_actor_recovers_before_anyone_calls_it(
     core: tuple[str, Any], namespace: str
 ) -> None:
