@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -222,6 +223,7 @@ def main() -> None:
     finally:
         if services.started:
             stop_embedded(settings)
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ the end of the session.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -26,9 +28,31 @@ prefer_exchange_workers()  # for every local Ray the tests start
 
 
 @pytest.fixture(scope="session")
-def services_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def server_dir() -> Iterator[Callable[[str], Path]]:
+    """Make data directories for embedded servers (removed at the end of the session).
+
+    Not under pytest's own temporary root: as root, the embedded PostgreSQL runs as
+    another user that needs access to its data directory, and every other pytest session
+    on the machine makes that root private again (mode 0700) when it starts, which took
+    the database away from a session still running.
+    """
+    made: list[Path] = []
+
+    def make(name: str) -> Path:
+        made.append(Path(tempfile.mkdtemp(prefix=f"clob-{name}-")))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def services_settings(server_dir: Callable[[str], Path]) -> Settings:
     """Settings for the session's services: configured URLs, else a temporary data dir."""
-    return Settings(data_dir=tmp_path_factory.mktemp("clob-data"))
+    return Settings(data_dir=server_dir("test"))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -50,9 +50,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="module")
 def running(
-    tmp_path_factory: pytest.TempPathFactory,
+    server_dir: Callable[[str], Path],
 ) -> Iterator[tuple[subprocess.Popen[str], str, dict[str, str]]]:
-    data_dir = tmp_path_factory.mktemp("clob-up")
+    data_dir = server_dir("up")
     port = free_port()
     env = _env(data_dir, port)
     proc = subprocess.Popen(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -28,7 +29,10 @@ async def test_session_redis_answers_commands(redis_url: str) -> None:
         await client.aclose()
 
 
-def test_embedded_servers_are_reused_then_stopped(tmp_path: Path, services: Services) -> None:
+def test_embedded_servers_are_reused_then_stopped(
+    server_dir: Callable[[str], Path], services: Services
+) -> None:
+    tmp_path = server_dir("reuse")
     # `services` ensures the binaries were prepared once; this test runs its own pair.
     postgres, cache = EmbeddedPostgres(tmp_path), EmbeddedRedis(tmp_path)
     first_pg, first_redis = postgres.start(), cache.start()
