@@ -8,6 +8,7 @@ change state. See ENGINE_SPEC.md and docs/engine-decisions.md for the rules.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable, Iterable
 from heapq import heappop
@@ -62,6 +63,10 @@ _USER = CancelReason.USER
 _IOC_REMAINDER = CancelReason.IOC_REMAINDER
 _NO_LIQ = CancelReason.NO_LIQUIDITY
 _MAX = MAX_INT64_EXCLUSIVE
+# CPython 3.11 specialises an int comparison only when both ints are below 2**30 in magnitude
+# (one digit); comparing with _MAX takes the generic path. The fast path therefore compares
+# with _SMALL first and with the real bound only above it.
+_SMALL = (1 << 30) - 1
 _INVALID = RejectReason.INVALID_COMMAND
 _HALTED = RejectReason.MARKET_HALTED
 
@@ -123,19 +128,35 @@ class MatchingEngine(EngineQueries):
         return out
 
     def submit_batch(self, commands: Iterable[Command]) -> list[Event]:
-        """Apply commands in order and return all their events, in ``seq`` order."""
+        """Apply commands in order and return all their events, in ``seq`` order.
+
+        The cyclic garbage collector is paused for the batch (and restored as it was): the
+        engine makes no reference cycles, and the growing event list made every collection
+        longer (one call of 200,000 benchmark commands: 20,000 instructions per command with
+        the collector on, 13,600 paused).
+        """
         out: list[Event] = []
         handlers = self._handlers
         on_new = self._on_new
-        for command in commands:
-            if type(command) is NewOrder:
-                on_new(command, out)
-                continue
-            handler = handlers.get(type(command))
-            if handler is None:
-                self._reject(getattr(command, "id", None), _INVALID, out)
-            else:
-                handler(command, out)
+        on_cancel = self._on_cancel
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            for command in commands:
+                if type(command) is NewOrder:
+                    on_new(command, out)
+                elif type(command) is Cancel:
+                    on_cancel(command, out)
+                else:
+                    handler = handlers.get(type(command))
+                    if handler is None:
+                        self._reject(getattr(command, "id", None), _INVALID, out)
+                    else:
+                        handler(command, out)
+        finally:
+            if paused:
+                gc.enable()
         return out
 
     def _reject(self, oid: object, reason: RejectReason, out: list[Event]) -> None:
@@ -174,7 +195,8 @@ class MatchingEngine(EngineQueries):
         ts = cmd.ts
         if (
             type(qty) is not int
-            or not self._min_qty <= qty <= self._max_qty
+            or qty < self._min_qty
+            or (qty > self._small_max_qty and qty > self._max_qty)
             or (tif is not _GTC and tif is not _IOC)
             or cmd.stp is not _STP_NONE
             or type(oid) is not str
@@ -195,7 +217,12 @@ class MatchingEngine(EngineQueries):
         price: object = cmd.price
         is_buy = side is _BUY
         if kind is _LIMIT:
-            if type(price) is not int or not 0 < price < _MAX or price * qty < self._min_notional:
+            if (
+                type(price) is not int
+                or price < 1
+                or (price > _SMALL and price >= _MAX)
+                or price * qty < self._min_notional
+            ):
                 self._on_new_general(cmd, out)
                 return
             limit_key = price if is_buy else -price
@@ -229,18 +256,26 @@ class MatchingEngine(EngineQueries):
             traded = False
         if r:
             if kind is _LIMIT and tif is _GTC:
-                o = Order(oid, owner, is_buy, price, r, arrival)
+                # plain_order inlined (one call less); append or the branch below links it.
+                o = Order()
+                o.id = oid
+                o.owner = owner
+                o.is_buy = is_buy
+                o.price = price
+                o.qty = r
                 o.visible = r
+                o.arrival = arrival
                 book = self._bids if is_buy else self._asks
                 lv = book.levels.get(-limit_key)
                 if lv is None:
                     book.append(o)
                 else:
-                    # BookSide.append for a fresh order (next is None) and an existing level.
+                    # BookSide.append for an existing level.
                     tail = lv.tail
                     assert tail is not None
                     tail.next = o
                     o.prev = tail
+                    o.next = None
                     lv.tail = o
                     lv.total += r
                     lv.count += 1

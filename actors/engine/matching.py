@@ -79,6 +79,7 @@ class MatcherCore:
         "_orders",
         "_sell_stop_max",
         "_seq",
+        "_small_max_qty",
         "_stops",
         "_traded",
         "spec",
@@ -105,6 +106,8 @@ class MatcherCore:
         self._max_qty = MAX_INT64_EXCLUSIVE - 1
         if spec.max_qty is not None:
             self._max_qty = min(spec.max_qty, self._max_qty)
+        # min(_max_qty, 2**30 - 1): see engine._SMALL.
+        self._small_max_qty = min(self._max_qty, (1 << 30) - 1)
         self._min_notional = spec.min_notional or 0
 
     # -- small state helpers ---------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from actors.engine.book import BookSide, Order, SpecialOrder, new_order
+from actors.engine.book import BookSide, Order, SpecialOrder, new_order, plain_order
 from actors.engine.types import AccountId, OrderId, OrderKind, PostOnly, StpMode, TimeInForce
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _from_columns(cols: dict[str, Any]) -> list[Order]:
     if len({len(c) for c in plain}) > 1:
         raise ValueError("engine dump: order columns of different lengths")
     orders = [
-        Order(oid, owner, buy, price, qty, arrival)
+        plain_order(oid, owner, buy, price, qty, arrival)
         for oid, owner, buy, price, qty, _, arrival in zip(*plain, strict=True)
     ]
     for row in cols["special"]:

@@ -9,6 +9,7 @@ events, command by command, and the same dump.
 
 from __future__ import annotations
 
+import gc
 import random
 from typing import Any
 
@@ -57,9 +58,14 @@ VARIANTS: tuple[dict[str, Any], ...] = (
     {"qty": None},
     {"qty": Lots(0)},
     {"qty": Lots(2**63)},
+    {"qty": Lots(2**63 - 1)},
+    {"qty": Lots(2**40)},
+    {"qty": Lots(2**30)},
     {"qty": True},
     {"price": Ticks(0)},
     {"price": Ticks(2**63)},
+    {"price": Ticks(2**63 - 1)},
+    {"price": Ticks(2**30)},
     {"price": None},
     {"price": "100"},
     {"id": OrderId("")},
@@ -168,3 +174,28 @@ def test_fast_path_order_resting_then_swept_gives_the_same_events() -> None:
             "Cancelled",
         ]
         assert events[-1].reason == "ioc_remainder"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("collector_on", [True, False], ids=("gc_on", "gc_off"))
+def test_submit_batch_emits_what_submit_emits_and_restores_the_collector(
+    collector_on: bool,
+) -> None:
+    """``submit_batch`` pauses the garbage collector for the batch and restores its state."""
+    rng = random.Random(7)
+    live: list[tuple[OrderId, AccountId]] = []
+    commands = [_command(rng, ts, live) for ts in range(400)]
+    one_by_one = MatchingEngine(SPECS[0])
+    expected = [e for c in commands for e in one_by_one.submit(c)]
+    was_on = gc.isenabled()
+    if collector_on:
+        gc.enable()
+    else:
+        gc.disable()
+    try:
+        assert MatchingEngine(SPECS[0]).submit_batch(commands) == expected
+        assert gc.isenabled() is collector_on
+    finally:
+        if was_on:
+            gc.enable()
+        else:
+            gc.disable()
