@@ -168,14 +168,19 @@ async def run(args: argparse.Namespace, url: str) -> None:
     print(f"recovery, snapshots every {args.snapshot_every:,} events, "
           f"{status['events_since_snapshot']:,} since the last: "
           f"{await _timed_recovery(market)}")  # fmt: skip
-    # The worst case: killed just before the next snapshot (the longest journal tail).
-    while status["events_since_snapshot"] < args.snapshot_every - 3 * args.batch:
+    # The worst case: killed just before the next snapshot (the longest journal tail);
+    # only for a journal at least one snapshot interval long.
+    while (
+        args.events >= args.snapshot_every
+        and status["events_since_snapshot"] < args.snapshot_every - 3 * args.batch
+    ):
         batch = _batch(rng, accounts, args.batch, f"w{b}")
         await market.submit.remote(_with_cancels(rng, batch, live, args.cancels))
         b += 1
         status = await market.status.remote()
-    print(f"recovery, {status['events_since_snapshot']:,} events since the last snapshot: "
-          f"{await _timed_recovery(market)}")  # fmt: skip
+    if args.events >= args.snapshot_every:
+        print(f"recovery, {status['events_since_snapshot']:,} events since the last "
+              f"snapshot: {await _timed_recovery(market)}")  # fmt: skip
     await market.snapshot_now.remote()
     for i in range(args.after // args.batch):
         await market.submit.remote(_batch(rng, accounts, args.batch, f"a{i}"))
