@@ -26,31 +26,21 @@ from actors.engine.commands import (
     Resume,
     Tick,
 )
-from actors.engine.events import Accepted, Amended, Cancelled, Event, Halted, Rejected, Resumed
+from actors.engine.events import Accepted, Cancelled, Event
+from actors.engine.handlers import CommandHandlers
 from actors.engine.matching import NO_LIMIT
-from actors.engine.queries import EngineQueries
 from actors.engine.spec import MarketSpec
 from actors.engine.types import (
     MAX_INT64_EXCLUSIVE,
     CancelReason,
-    Lots,
     MarketStatus,
-    OrderId,
     OrderKind,
     RejectReason,
     Side,
     StpMode,
-    Ticks,
     TimeInForce,
 )
-from actors.engine.validation import (
-    amend_malformed,
-    amend_param_error,
-    is_int,
-    is_name,
-    new_order_malformed,
-    new_order_param_error,
-)
+from actors.engine.validation import new_order_malformed, new_order_param_error
 
 _BUY = Side.BUY
 _LIMIT = OrderKind.LIMIT
@@ -87,7 +77,7 @@ _Handler = Callable[[Any, list[Event]], None]
 GC_THRESHOLDS = (50_000, 50, 1_000)
 
 
-class MatchingEngine(EngineQueries):
+class MatchingEngine(CommandHandlers):
     """The matching engine of one market.
 
     Args:
@@ -158,22 +148,6 @@ class MatchingEngine(EngineQueries):
             if paused:
                 gc.enable()
         return out
-
-    def _reject(self, oid: object, reason: RejectReason, out: list[Event]) -> None:
-        self._seq += 1
-        out.append(Rejected(self._seq, OrderId(oid) if isinstance(oid, str) else None, reason))
-
-    def _expire(self, ts: int, out: list[Event]) -> None:
-        """Cancel, in arrival order, every GTD order and stop with ``expire_at <= ts``."""
-        heap = self._expiry
-        due: list[Order] = []
-        while heap and heap[0][0] <= ts:
-            due.append(heappop(heap)[2])
-        due.sort(key=_arrival_of)
-        for o in due:
-            if self._is_live(o):
-                self._take_out(o)
-                self._cancelled(o.id, CancelReason.EXPIRED, o.qty, out)
 
     def _on_new(self, cmd: NewOrder, out: list[Event]) -> None:
         """Place a new order: the plain fast path inline, anything else ``_on_new_general``.
@@ -342,16 +316,6 @@ class MatchingEngine(EngineQueries):
         else:
             self._add_stop(o, out)
 
-    def _find_own(self, cmd: Cancel | Amend, out: list[Event]) -> Order | None:
-        """Return the live order or stop ``cmd`` targets, or reject and return None."""
-        o = self._orders.get(cmd.id) or self._stops.get(cmd.id)
-        if o is None:
-            self._reject(cmd.id, RejectReason.UNKNOWN_ORDER, out)
-        elif o.owner != cmd.owner:
-            self._reject(cmd.id, RejectReason.NOT_OWNER, out)
-            return None
-        return o
-
     def _on_cancel(self, cmd: Cancel, out: list[Event]) -> None:
         oid = cmd.id
         owner = cmd.owner
@@ -408,98 +372,6 @@ class MatchingEngine(EngineQueries):
             self._take_out(o)
             self._cancelled(o.id, _USER, o.qty, out)
 
-    def _on_amend(self, cmd: Amend, out: list[Event]) -> None:
-        if amend_malformed(cmd):
-            self._reject(cmd.id, _INVALID, out)
-            return
-        if self._expiry and self._expiry[0][0] <= cmd.ts:
-            self._expire(cmd.ts, out)
-        if self._halted:
-            self._reject(cmd.id, _HALTED, out)
-            return
-        o = self._find_own(cmd, out)
-        if o is None:
-            return
-        pending = self._stops.get(o.id) is o
-        reason = amend_param_error(cmd, self.spec, pending and o.kind is OrderKind.STOP_MARKET)
-        if reason is not None:
-            self._reject(cmd.id, reason, out)
-        elif pending:
-            self._amend_stop(o, cmd, out)
-        else:
-            self._amend_resting(o, cmd, out)
-
-    def _amend_stop(self, o: Order, cmd: Amend, out: list[Event]) -> None:
-        if cmd.qty is not None:
-            o.qty = cmd.qty
-        if cmd.price is not None:
-            o.price = cmd.price
-        self._amended(o, True, out)
-
-    def _amended(self, o: Order, kept: bool, out: list[Event]) -> None:
-        self._seq += 1
-        price = None if o.price is None else Ticks(o.price)
-        out.append(Amended(self._seq, o.id, price, Lots(o.qty), kept))
-
-    def _amend_resting(self, o: Order, cmd: Amend, out: list[Event]) -> None:
-        new_price = o.price if cmd.price is None else cmd.price
-        new_qty = o.qty if cmd.qty is None else cmd.qty
-        if new_price == o.price and new_qty <= o.qty:
-            side = self._bids if o.is_buy else self._asks
-            lv = side.level_of(o)
-            visible = min(o.visible, new_qty)
-            lv.total -= o.visible - visible
-            o.visible = visible
-            o.qty = new_qty
-            self._amended(o, True, out)
-            return
-        self._take_out(o)
-        o.price = new_price
-        o.qty = new_qty
-        self._amended(o, False, out)
-        o.arrival = self._next_arrival()
-        self._traded = False
-        self._process(o, out)
-        if self._traded and self._stops:
-            self._cascade(deque(), out)
-
-    def _on_cancel_all(self, cmd: CancelAll, out: list[Event]) -> None:
-        owner = cmd.owner
-        if not (is_name(owner) and is_int(cmd.ts)):
-            self._reject(None, _INVALID, out)
-            return
-        if self._expiry and self._expiry[0][0] <= cmd.ts:
-            self._expire(cmd.ts, out)
-        mine = [o for o in self._orders.values() if o.owner == owner]
-        mine += [s for s in self._stops.values() if s.owner == owner]
-        mine.sort(key=_arrival_of)
-        for o in mine:
-            self._take_out(o)
-            self._cancelled(o.id, _USER, o.qty, out)
-
-    def _time_command_ok(self, ts: int, out: list[Event]) -> bool:
-        if not is_int(ts):
-            self._reject(None, _INVALID, out)
-            return False
-        if self._expiry and self._expiry[0][0] <= ts:
-            self._expire(ts, out)
-        return True
-
-    def _on_halt(self, cmd: Halt, out: list[Event]) -> None:
-        if self._time_command_ok(cmd.ts, out) and not self._halted:
-            self._halted = True
-            self._seq += 1
-            out.append(Halted(self._seq))
-
-    def _on_resume(self, cmd: Resume, out: list[Event]) -> None:
-        if self._time_command_ok(cmd.ts, out) and self._halted:
-            self._halted = False
-            self._seq += 1
-            out.append(Resumed(self._seq))
-
-    def _on_tick(self, cmd: Tick, out: list[Event]) -> None:
-        self._time_command_ok(cmd.ts, out)
-
     # -- snapshots -------------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
@@ -516,7 +388,3 @@ class MatchingEngine(EngineQueries):
     def validate_internal_state(self) -> None:
         """Check every invariant of the book; raise ``AssertionError`` on the first broken."""
         snapshot.check_invariants(self)
-
-
-def _arrival_of(o: Order) -> int:
-    return o.arrival
