@@ -272,37 +272,38 @@ class BookSide:
         lv.count += 1
 
     def load(self, orders: list[Order]) -> None:
-        """Fill an empty side with ``orders`` (visible set), listed level by level, each
-        level's orders together and in queue order: a restore's bulk ``append``.
+        """Fill an empty side with ``orders`` (visible set) in arrival order, which is each
+        level's queue order: a restore's bulk ``append`` (the heap is built once).
 
         Raises:
-            ValueError: The side is not empty, an order is on the other side, or a level's
-                orders are not listed together.
+            ValueError: The side is not empty, an order is on the other side, or two orders
+                of a level are not in increasing arrival order.
         """
         if self.levels:
             raise ValueError("load into a side that is not empty")
         levels = self.levels
-        lv: Level | None = None
-        prev: Order | None = None
+        is_bid = self.is_bid
         for o in orders:
             price = o.price
-            if o.is_buy is not self.is_bid or price is None:
+            if o.is_buy is not is_bid or price is None:
                 raise ValueError(f"order {o.id} does not belong on this side")
-            if lv is None or price != lv.price:
-                k = -price if self.is_bid else price
-                if k in levels:
-                    raise ValueError(f"level {price} listed in two places")
+            k = -price if is_bid else price
+            lv = levels.get(k)
+            o.next = None
+            if lv is None:
                 lv = levels[k] = new_level(price)
                 lv.head = o
-                prev = None
-            o.prev = prev
-            if prev is not None:
-                prev.next = o
-            o.next = None
+                o.prev = None
+            else:
+                tail = lv.tail
+                assert tail is not None
+                if tail.arrival >= o.arrival:
+                    raise ValueError(f"order {o.id} is not after {tail.id} in arrival order")
+                tail.next = o
+                o.prev = tail
             lv.tail = o
             lv.total += o.visible
             lv.count += 1
-            prev = o
         self.heap[:] = list(levels)
         heapify(self.heap)
 
