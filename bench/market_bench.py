@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--after", type=int, default=10_000)
     parser.add_argument(
-        "--snapshot-every", type=int, default=100_000, help="engine events between snapshots"
+        "--snapshot-every", type=int, default=50_000, help="engine events between snapshots"
     )
     parser.add_argument(
         "--cancels", type=float, default=0.0, help="share of the fill's commands that cancel"

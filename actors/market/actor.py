@@ -103,7 +103,7 @@ class MarketActor:
         shard_count: int,
         namespace: str = "clob",
         *,
-        snapshot_every_events: int = 100_000,
+        snapshot_every_events: int = 50_000,
         max_slippage_bps: int = 500,
     ) -> None:
         gc.set_threshold(*GC_THRESHOLDS)  # this process hosts an engine
