@@ -22,6 +22,7 @@ from actors.contracts import Reservation
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 1.0
+INLINE_APPLY_ENTRIES = 64  # larger apply batches go through the object store once
 
 
 class _NotFoundError(Exception):
@@ -122,7 +123,9 @@ class LedgerClient:
         this market sends it later (the next batch's reservations), while the caller goes
         on without waiting. Awaiting the result retries a shard that was restarting.
         """
-        ref = ray.put(entries)  # Serialised once, fetched by every shard.
+        # A large batch is serialised once into the object store and fetched by every
+        # shard; a small one rides inline in each call (a `ray.put` costs more than it saves).
+        ref: Any = ray.put(entries) if len(entries) > INLINE_APPLY_ENTRIES else entries
 
         def call(h: Any) -> Awaitable[None]:
             return h.apply.remote(market, ref)  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ from actors.bootstrap import start_core
 from actors.contracts import OrderRequest
 from actors.market.actor import MarketActor
 from actors.market.journal import FencedError
+from actors.market.ledger_client import INLINE_APPLY_ENTRIES
 from tests.support.market_kit import (
     balances,
     cancel,
@@ -88,6 +89,31 @@ async def test_place_match_amend_cancel_moves_exact_balances(
     assert (await market.l2.remote())["asks"] == []
     trades = await market.recent_trades.remote(10)
     assert [(t["price"], t["qty"]) for t in trades] == [(100, 4)]
+
+
+async def test_large_and_small_applies_both_reach_the_shards(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    """A batch with more entries than ride inline goes through the object store once; a
+    small one is sent inline to each shard. Both are applied exactly."""
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    base, quote = symbol.split("-")
+    seller, buyer = await new_accounts(url, 2)
+    await credit(namespace, SHARDS, seller, base, 1_000)
+    await credit(namespace, SHARDS, buyer, quote, 100_000)
+    many = INLINE_APPLY_ENTRIES + 16
+    sells = [limit(seller, f"s{i}", "sell", 100 + i % 3, 1) for i in range(many)]
+    assert all(r.ok for r in await market.submit.remote(sells))
+    assert await balances(namespace, SHARDS, seller) == {base: (1_000 - many, many)}
+    [buy] = await market.submit.remote([limit(buyer, "b", "buy", 100, 3)])
+    assert buy.ok
+    fills = [e for e in buy.events if e["type"] == "fill"]
+    assert sum(f["qty"] for f in fills) == 3
+    assert await balances(namespace, SHARDS, seller) == {
+        base: (1_000 - many, many - 3), quote: (300, 0),
+    }  # fmt: skip
+    assert await balances(namespace, SHARDS, buyer) == {base: (3, 0), quote: (99_700, 0)}
 
 
 async def test_same_request_twice_gives_one_order_and_a_duplicate_answer(
