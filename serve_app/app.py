@@ -48,6 +48,9 @@ class AppArgs(BaseModel):
     max_ongoing_requests: int = Field(
         default=512, ge=1, description="Concurrent requests per replica (order batches)."
     )
+    access_log: bool = Field(
+        default=False, description="Serve's access log line per request (costs CPU)."
+    )
 
 
 class SystemStatus(BaseModel):
@@ -119,6 +122,8 @@ def app_builder(args: dict[str, Any] | AppArgs) -> Application:
     parsed = args if isinstance(args, AppArgs) else AppArgs.model_validate(args)
     deployment: Any = Gateway
     application: Application = deployment.options(
-        num_replicas=parsed.gateway_replicas, max_ongoing_requests=parsed.max_ongoing_requests
+        num_replicas=parsed.gateway_replicas,
+        max_ongoing_requests=parsed.max_ongoing_requests,
+        logging_config={"enable_access_log": parsed.access_log},
     ).bind(parsed)
     return application

@@ -63,6 +63,11 @@ class ServeSettings(BaseModel):
     rate_limit_per_minute: int = Field(
         default=0, ge=0, description="Requests per minute per API key; 0 turns the limit off."
     )
+    access_log: bool = Field(
+        default=False,
+        description="Serve's access log line per request (costs gateway CPU on every order; "
+        "HAProxy can log requests instead).",
+    )
 
 
 class RaySettings(BaseModel):

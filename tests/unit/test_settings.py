@@ -125,3 +125,20 @@ def test_cli_init_config_then_validate_config(tmp_path: Path) -> None:
     assert again.returncode == 1 and "exists" in again.stderr, "never overwrite without --force"
     result = _clob("validate-config", cwd=tmp_path, env_config=path)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("env,expected", [(None, False), ("true", True), ("false", False)])
+def test_serve_access_log_reaches_the_gateway_deployment(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, expected: bool
+) -> None:
+    """Off by default (a log line per order costs gateway CPU); `CLOB_SERVE__ACCESS_LOG`
+    turns it on, and the app builder passes it to the deployment's logging config."""
+    from serve_app.app import AppArgs, app_builder
+
+    if env is not None:
+        monkeypatch.setenv("CLOB_SERVE__ACCESS_LOG", env)
+    settings = load_settings()
+    assert settings.serve.access_log is expected
+    args = AppArgs(database_url="postgresql://h/db", redis_url="redis://h", access_log=expected)
+    deployment = app_builder(args)._bound_deployment
+    assert deployment._deployment_config.logging_config["enable_access_log"] is expected
