@@ -14,13 +14,16 @@
    first commands of the same stream as dicts.
 
 Options: ``--commands N`` (mixed stream length), ``--resting N``, ``--reference N``,
-``--profile`` (cProfile the mixed stream and print the top functions).
+``--profile`` (cProfile the mixed stream and print the top functions), and for instruction
+counts under valgrind ``--save-stream FILE`` (write the stream, pickled, and stop) with
+``--phase load|mixed|batch --stream FILE`` (read it and run only that phase; see README.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import pickle
 import random
 import resource
 import statistics
@@ -222,6 +225,26 @@ def run_reference(commands: list[Command]) -> None:
     print(f"reference: {len(dicts):,} commands, {len(dicts) / elapsed:,.0f} commands/s")
 
 
+def run_phase(args: argparse.Namespace) -> None:
+    """Save the stream, or run one phase on a saved stream (for instruction counts).
+
+    Instructions per command = (I refs of ``--phase mixed`` or ``batch`` - I refs of
+    ``--phase load``) / commands: the load phase reads the stream and builds an engine.
+    """
+    if args.save_stream:
+        with Path(args.save_stream).open("wb") as f:
+            pickle.dump(generate_stream(args.commands), f)
+        return
+    with Path(args.stream).open("rb") as f:
+        commands: list[Command] = pickle.load(f)  # our own file, written by --save-stream
+    if args.phase == "mixed":
+        run_mixed(commands)
+    elif args.phase == "batch":
+        run_batch(commands)
+    else:
+        MatchingEngine(MarketSpec("BENCH"))
+
+
 def main() -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -236,9 +259,15 @@ def main() -> None:
         help="garbage-collector thresholds: CPython's, or the market actor's (GC_THRESHOLDS); "
         "applied at start, since a change mid-process measures the old heap",
     )
+    parser.add_argument("--save-stream", metavar="FILE")
+    parser.add_argument("--phase", choices=("load", "mixed", "batch"))
+    parser.add_argument("--stream", metavar="FILE")
     args = parser.parse_args()
     if args.gc == "actor":
         gc.set_threshold(*GC_THRESHOLDS)
+    if args.save_stream or args.phase:
+        run_phase(args)
+        return
 
     print(f"python {sys.version.split()[0]}, gc thresholds {gc.get_threshold()}")
     # The resting run goes first, so that its ru_maxrss growth is not hidden by an earlier peak.
