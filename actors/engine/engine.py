@@ -335,34 +335,12 @@ class MatchingEngine(CommandHandlers):
             self._expire(ts, out)
         o = self._orders.get(oid)
         if o is not None and o.owner == owner:
-            # The common case, a resting order of its owner: _take_out, BookSide.unlink and
-            # _cancelled inlined.
-            is_buy = o.is_buy
-            book = self._bids if is_buy else self._asks
+            # The common case, a resting order of its owner: _take_out and _cancelled inlined.
+            book = self._bids if o.is_buy else self._asks
             price = o.price
             assert price is not None
-            k = -price if is_buy else price
-            levels = book.levels
-            lv = levels[k]
-            prev = o.prev
-            nxt = o.next
-            if prev is None:
-                lv.head = nxt
-            else:
-                prev.next = nxt
-            if nxt is None:
-                lv.tail = prev
-            else:
-                nxt.prev = prev
-            o.prev = o.next = None
-            lv.total -= o.visible
-            lv.count -= 1
-            if not lv.count:
-                del levels[k]
-                heap = book.heap
-                if heap[0] == k:
-                    heappop(heap)
-            del self._orders[oid]
+            book.unlink(o, book.levels[-price if o.is_buy else price])
+            del self._orders[o.id]
             seq = self._seq + 1
             self._seq = seq
             out.append(_new_tuple(Cancelled, (seq, o.id, _USER, o.qty, None)))
