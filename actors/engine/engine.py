@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 from collections import deque
 from collections.abc import Callable, Iterable
-from heapq import heappop
 from typing import Any
 
 from actors.engine import snapshot
