@@ -65,6 +65,10 @@ class EngineQueries(MatcherCore):
         """Return the ids of every resting order and pending stop, without building views."""
         return [*self._orders, *self._stops]
 
+    def live_order_count(self) -> int:
+        """Return how many orders rest in the book or wait as stops."""
+        return len(self._orders) + len(self._stops)
+
     def stops(self) -> list[OrderView]:
         """Return the pending stops in placement order."""
         return [order_view(s, "pending_stop") for s in self._stops.values()]

@@ -289,7 +289,7 @@ class MarketActor:
             "event_seq": core.engine.seq,
             "halted": core.engine.halted,
             "fenced": core.fenced,
-            "orders": len(core.engine.live_order_ids()),
+            "orders": core.engine.live_order_count(),
             "events_since_snapshot": core.engine.seq - core.snapshot_event_seq,
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),

@@ -380,10 +380,6 @@ class MarketCore:
         assert item.result is not None
         return item.result
 
-    def live_order_ids(self) -> list[str]:
-        """Return the ids of the resting orders and pending stops."""
-        return [str(oid) for oid in self.engine.live_order_ids()]
-
 
 def _trade_map(t: Any) -> JsonDict:
     return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import ray
@@ -145,7 +145,7 @@ class LedgerClient:
             )
         )
 
-    async def release_orphans(self, market: str, live_order_ids: list[str]) -> int:
+    async def release_orphans(self, market: str, live_order_ids: Sequence[str]) -> int:
         """Release, on every shard, reservations of the market's orders that are not live."""
         ref = ray.put(live_order_ids)
         counts = await asyncio.gather(

@@ -55,6 +55,7 @@ def test_live_order_ids_are_the_resting_orders_and_the_pending_stops(h: Harness)
     views = [*h.engine.l3(), *h.engine.stops()]
     assert sorted(h.engine.live_order_ids()) == sorted(v.id for v in views)
     assert "st" in h.engine.live_order_ids() and "b2" not in h.engine.live_order_ids()
+    assert h.engine.live_order_count() == len(views)
 
 
 def test_get_order_and_orders_of(h: Harness) -> None:
