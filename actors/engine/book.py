@@ -69,6 +69,20 @@ def plain_order(  # noqa: PLR0917 - positional like new_order, built per order
 ) -> Order:
     """Return a plain ``Order`` (``visible`` 0, unlinked)."""
     o = Order()
+    _fill_plain(o, oid, owner, is_buy, price, qty, arrival)
+    return o
+
+
+def _fill_plain(  # noqa: PLR0917 - positional like plain_order
+    o: Order,
+    oid: OrderId,
+    owner: AccountId,
+    is_buy: bool,
+    price: int | None,
+    qty: int,
+    arrival: int,
+) -> None:
+    """Set the slots every order has (``visible`` 0, unlinked)."""
     o.id = oid
     o.owner = owner
     o.is_buy = is_buy
@@ -78,7 +92,6 @@ def plain_order(  # noqa: PLR0917 - positional like new_order, built per order
     o.arrival = arrival
     o.prev = None
     o.next = None
-    return o
 
 
 class SpecialOrder(Order):
@@ -104,15 +117,7 @@ class SpecialOrder(Order):
         arrival: int,
         budget: int = 0,
     ) -> None:
-        self.id = oid
-        self.owner = owner
-        self.is_buy = is_buy
-        self.price = price
-        self.qty = qty
-        self.visible = 0
-        self.arrival = arrival
-        self.prev = None
-        self.next = None
+        _fill_plain(self, oid, owner, is_buy, price, qty, arrival)
         self.kind = kind
         self.display = display
         self.tif = tif
