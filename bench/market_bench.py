@@ -45,6 +45,7 @@ from actors.infra.services import ensure_services, stop_embedded  # noqa: E402
 from actors.infra.settings import Settings  # noqa: E402
 from actors.market.actor import MarketActor, market_actor_options  # noqa: E402
 from actors.markets_repo import create_market  # noqa: E402
+from bench.cpu import cpu_delta, cpu_report, cpu_snapshot  # noqa: E402
 from tests.support.market_kit import create_database, credit, new_accounts  # noqa: E402
 
 SHARDS = 2
@@ -146,8 +147,10 @@ async def run(args: argparse.Namespace, url: str) -> None:
             await market.submit.remote(batch)
 
     t0, orders = time.perf_counter(), args.batch * args.batches
+    cpu0 = cpu_snapshot()
     await asyncio.gather(*(send(b) for b in batches))
     elapsed = time.perf_counter() - t0
+    cpu = cpu_delta(cpu0, cpu_snapshot())
     status = await market.status.remote()
     print(f"throughput: {orders} orders in {elapsed:.2f} s = {orders / elapsed:,.0f} orders/s, "
           f"{status['event_seq'] / elapsed:,.0f} events/s (batch {args.batch}, "
@@ -155,6 +158,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
     stages = status["stage_seconds"]
     print("pipeline stages (s, share of wall time): " + ", ".join(
         f"{k} {v:.2f} ({v / elapsed:.0%})" for k, v in stages.items()))  # fmt: skip
+    print("CPU of every process on the machine in that phase (% of one core, per order):")
+    print("\n".join(cpu_report(cpu, elapsed, orders, "order")))
     b, live = args.batches, [r for batch in batches for r in batch]
     while status["event_seq"] < args.events:
         batch = _batch(rng, accounts, args.batch, f"r{b}")

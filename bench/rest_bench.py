@@ -58,6 +58,12 @@ from typing import Any
 
 import psutil
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.cpu import cpu_delta, cpu_report, cpu_snapshot  # noqa: E402
+
 CLOB = str(Path(sys.executable).parent / "clob")
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 300.0
@@ -515,24 +521,6 @@ def wrk_throughput(
 # -- server CPU accounting --------------------------------------------------------------------
 
 
-def _group(proc: psutil.Process) -> str:
-    try:
-        cmdline = proc.cmdline()
-        name = proc.name()
-    except psutil.Error:
-        return "?"
-    title = " ".join(cmdline) if cmdline else name
-    if title.startswith("ray::"):
-        head = re.split(r"[.:\s]", title[5:], maxsplit=1)[0]
-        return f"ray::{head}"
-    for known in ("haproxy", "postgres", "redis", "raylet", "gcs_server"):
-        if known in title.split(" ")[0] or name.startswith(known):
-            return known
-    if "clob" in title and " up" in title:
-        return "clob up (driver)"
-    return name
-
-
 def server_processes(exchange: Exchange) -> list[psutil.Process]:
     """Return `clob up`'s process tree plus the embedded PostgreSQL and Redis servers."""
     procs: list[psutil.Process] = []
@@ -549,26 +537,6 @@ def server_processes(exchange: Exchange) -> list[psutil.Process]:
             procs += [server, *(server.children(recursive=True) if tree else [])]
     seen: set[int] = set()
     return [p for p in procs if not (p.pid in seen or seen.add(p.pid))]
-
-
-def cpu_snapshot(procs: Sequence[psutil.Process]) -> dict[int, tuple[str, float]]:
-    """Return each process's group and CPU seconds so far."""
-    out: dict[int, tuple[str, float]] = {}
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            out[proc.pid] = (_group(proc), times.user + times.system)
-    return out
-
-
-def cpu_delta(
-    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
-) -> dict[str, float]:
-    """Return the CPU seconds each group used between two snapshots."""
-    groups: Counter[str] = Counter()
-    for pid, (group, seconds) in after.items():
-        groups[group] += seconds - before.get(pid, (group, 0.0))[1]
-    return dict(groups)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -730,14 +698,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p50_ratio = results[1].percentile_ms(50) / results[0].percentile_ms(50)
     share = f"{order_rate / health_rate:.0%}" if health_rate else "-"
     print(f"orders vs /health: single-client p50 x{p50_ratio:.1f}, throughput {share}")
-    total = sum(cpu.values())
     wall = results[3].wall_s
     print()
-    print(f"server CPU during the order throughput phase ({wall:.0f} s, % of one core):")
-    for group, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        if 100 * seconds / wall >= 0.5:
-            print(f"  {group:<28} {100 * seconds / wall:6.1f}%")
-    print(f"  {'total':<28} {100 * total / wall:6.1f}%")
+    print(f"server CPU during the order throughput phase ({wall:.0f} s; % of one core, per order):")
+    print("\n".join(cpu_report(cpu, wall, max(results[3].ok, 1), "order")))
     mean = statistics.fmean(results[3].latencies_ns) / 1e6 if results[3].latencies_ns else 0.0
     if mean:
         print(f"mean order latency under load: {mean:.2f} ms")
