@@ -20,6 +20,10 @@ def _reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
     return type(self), tuple(getattr(self, name) for name in self.__slots__)
 
 
+class StaleMarketEpochError(RuntimeError):
+    """A ledger shard refused a market actor's incarnation: a newer one took over."""
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """One trader command for a market actor.
@@ -95,6 +99,16 @@ class Reservation:
     quote_budget_tick_lots: int | None = None
 
     __reduce__ = _reduce
+
+    def to_dict(self) -> JsonDict:
+        """Return the reservation as JSON, without the market (as journaled with its
+        command: the journal entry names the market)."""
+        return {name: getattr(self, name) for name in self.__slots__ if name != "market"}
+
+    @classmethod
+    def from_dict(cls, market: str, data: JsonDict) -> Reservation:
+        """Return the reservation `to_dict` gave for `market`."""
+        return cls(market=market, **data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,11 @@
 A `LedgerCore` owns the accounts with `account_id % shard_count == shard_id`: per asset
 their `available` and `locked` atoms, one fee account per asset, the reservation record of
 each open order of those accounts, the credited total per asset and a per-market journal
-high-water mark. The Ray shell (`shard.py`) loads it from PostgreSQL, feeds it, and writes
-back what `take_changes` returns after every batch.
+high-water mark. That durable state is a function of the credits and the journals: a
+reservation enters it with its journal entry (`apply_events(..., reservation)`); before
+that it is a hold (`hold`, see `holds.py`), in memory only. The Ray shell (`shard.py`)
+loads the durable state from PostgreSQL, feeds the core, and writes back what
+`take_changes` returns, in the background.
 
 Which shard applies what: an event about an order is applied by the shard that holds that
 order's reservation record; other shards ignore it. A fill touches two orders that may live
@@ -24,6 +27,7 @@ from typing import Any
 
 from actors.contracts import BalanceView, JsonDict, Reservation
 from actors.engine import MarketSpec, notional_quote_atoms
+from actors.ledger.holds import Hold, Holds, terms_key
 from actors.ledger.rules import (
     Changes,
     Key,
@@ -40,10 +44,6 @@ from actors.ledger.rules import (
 )
 
 __all__ = ["Changes", "LedgerCore", "Move", "Moves", "Totals", "shard_of"]
-
-
-def _request_key(r: Reservation) -> str:
-    return f"{r.amount_atoms}:{r.limit_price_ticks}:{r.qty_lots}:{r.quote_budget_tick_lots}"
 
 
 class LedgerCore:
@@ -71,6 +71,11 @@ class LedgerCore:
         self._dirty_fees: set[str] = set()
         self._dirty_records: set[Key] = set()
         self._dirty_marks: set[str] = set()
+        self.holds = Holds()
+        # While True (catching up from the journal at recovery), balances may go negative
+        # on the way: the journals of several markets are replayed one after the other,
+        # not in the order their entries happened. `check_balances` checks the end state.
+        self.replaying = False
 
     # -- loading (no change tracking) ------------------------------------------------------
 
@@ -105,15 +110,22 @@ class LedgerCore:
         return self._marks.get(market, 0)
 
     def balance(self, account_id: int, asset: str) -> tuple[int, int]:
-        """Return `(available, locked)` atoms of one account and asset."""
+        """Return `(available, locked)` atoms of one account and asset (holds count as
+        locked)."""
+        available, locked = self._balances.get((account_id, asset), (0, 0))
+        held = self.holds.held(account_id, asset)
+        return available - held, locked + held
+
+    def durable_balance(self, account_id: int, asset: str) -> tuple[int, int]:
+        """Return `(available, locked)` without the holds: what is persisted."""
         available, locked = self._balances.get((account_id, asset), (0, 0))
         return available, locked
 
     def balances(self, account_id: int) -> list[BalanceView]:
-        """Return every balance of an account, by asset symbol."""
+        """Return every balance of an account, by asset symbol (holds count as locked)."""
         return [
-            BalanceView(asset, value[0], value[1])
-            for (acct, asset), value in sorted(self._balances.items())
+            BalanceView(asset, *self.balance(acct, asset))
+            for (acct, asset) in sorted(self._balances)
             if acct == account_id
         ]
 
@@ -135,7 +147,7 @@ class LedgerCore:
         assets = {a for _, a in self._balances} | set(self._fees) | set(self._credited)
         out = {}
         for asset in sorted(assets):
-            values = [v for (_, a), v in self._balances.items() if a == asset]
+            values = [self.balance(acct, a) for (acct, a) in self._balances if a == asset]
             out[asset] = Totals(
                 sum(v[0] for v in values),
                 sum(v[1] for v in values),
@@ -172,30 +184,79 @@ class LedgerCore:
         self._changes.credits.append((reference, account_id, asset, amount_atoms))
         return True
 
-    def reserve(self, r: Reservation) -> bool:
-        """Lock `r.amount_atoms` for an order if the account has them available.
+    def hold(self, r: Reservation, market_epoch: int = 0) -> bool:
+        """Set `r.amount_atoms` aside in memory for an order not yet journaled, if the
+        account has them available; `apply_events` with the same reservation makes it
+        durable and ends the hold.
 
-        Idempotent: a repeat of the last reservation of the same order changes nothing and
-        returns True. A further reservation of an existing order with other terms (an amend
-        that raises the requirement) is held as pending until its `amended` event.
+        Idempotent: a repeat of a held reservation, or of the last reservation applied to
+        the same order, changes nothing and returns True.
+
+        Returns:
+            False (changing nothing) if the funds are short or the order belongs to another
+            account; True otherwise.
+
+        Raises:
+            StaleMarketEpochError: `market_epoch` is older than one seen for the market.
+        """
+        refused = self._refuses(r)
+        if refused is not None:
+            return not refused
+        self.holds.check_epoch(r.market, market_epoch)
+        key = (r.market, r.order_id, terms_key(r))
+        if self.holds.has(key):
+            return True
+        if self.balance(r.account_id, r.asset)[0] < r.amount_atoms:
+            return False
+        self.holds.add(key, Hold(r.account_id, r.asset, r.amount_atoms, market_epoch))
+        return True
+
+    def reserve(self, r: Reservation) -> bool:
+        """Lock `r.amount_atoms` for an order at once if the account has them available
+        (no hold: for callers that journal nothing, such as tests and tools).
+
+        Idempotent like `hold`. A further reservation of an existing order with other
+        terms (an amend that raises the requirement) is held as pending until its `amended`
+        event.
 
         Returns:
             False (changing nothing) if the funds are short or the order belongs to another
             account; True otherwise.
         """
+        refused = self._refuses(r)
+        if refused is not None:
+            return not refused
+        if self.balance(r.account_id, r.asset)[0] < r.amount_atoms:
+            return False
+        self._lock(r)
+        return True
+
+    def _refuses(self, r: Reservation) -> bool | None:
+        """Check a reservation request: True to refuse it, False if it is a repeat of the
+        order's last reservation (nothing to do), None to go on."""
         if r.amount_atoms < 0:
             raise LedgerRequestError(f"reservation amount must be >= 0, got {r.amount_atoms}")
         self.check_owner(r.account_id)
         self._moves = []
+        record = self._records.get((r.market, r.order_id))
+        if record is None:
+            return None
+        if record.account_id != r.account_id or record.asset != r.asset:
+            return True
+        return False if record.request_key == terms_key(r) else None
+
+    def _commit(self, r: Reservation) -> None:
+        """Make a journaled reservation durable, ending its hold (a hold lost in a restart
+        was re-taken by the journal catch-up, in `replaying` mode)."""
+        self.holds.pop((r.market, r.order_id, terms_key(r)))
+        record = self._records.get((r.market, r.order_id))
+        if record is not None and record.request_key == terms_key(r):
+            return
+        self._lock(r)
+
+    def _lock(self, r: Reservation) -> None:
         key = (r.market, r.order_id)
         record = self._records.get(key)
-        request_key = _request_key(r)
-        if record is not None and (record.account_id != r.account_id or record.asset != r.asset):
-            return False
-        if record is not None and record.request_key == request_key:
-            return True
-        if self.balance(r.account_id, r.asset)[0] < r.amount_atoms:
-            return False
         self._move(r.account_id, r.asset, -r.amount_atoms, r.amount_atoms)
         if record is None:
             record = OrderReservation(
@@ -206,9 +267,8 @@ class LedgerCore:
             self._records[key] = record
         else:
             record.pending_atoms += r.amount_atoms
-        record.request_key = request_key
+        record.request_key = terms_key(r)
         self._dirty_records.add(key)
-        return True
 
     def release(self, market: str, order_id: str) -> Moves:
         """Release an order's whole reservation and drop its record (no-op if none)."""
@@ -219,9 +279,16 @@ class LedgerCore:
         return self._moves
 
     def apply_events(
-        self, spec: MarketSpec, market: str, journal_seq: int, events: Iterable[JsonDict]
+        self,
+        spec: MarketSpec,
+        market: str,
+        journal_seq: int,
+        events: Iterable[JsonDict],
+        reservation: Reservation | None = None,
     ) -> Moves:
-        """Apply one journal entry's engine events (codec dicts) to this shard's orders.
+        """Apply one journal entry to this shard: its reservation first (if the account is
+        this shard's: made durable, ending its hold), then its engine events (codec dicts)
+        to this shard's orders.
 
         Entries at or below the market's mark were applied before and are skipped.
 
@@ -235,6 +302,8 @@ class LedgerCore:
         self._moves = []
         if journal_seq <= self.mark(market):
             return self._moves
+        if reservation is not None and self.owns(reservation.account_id):
+            self._commit(reservation)
         for event in events:
             handler = _HANDLERS.get(str(event.get("type")))
             if handler is not None:
@@ -243,10 +312,21 @@ class LedgerCore:
         self._dirty_marks.add(market)
         return self._moves
 
+    def check_balances(self) -> None:
+        """Raise `LedgerInvariantError` if a balance is negative (after a catch-up)."""
+        for (account, asset), (available, locked) in self._balances.items():
+            if available < 0 or locked < 0:
+                raise LedgerInvariantError(
+                    f"balance of account {account} in {asset} is negative after the journal "
+                    f"catch-up: ({available}, {locked})"
+                )
+
     def take_changes(self) -> Changes:
         """Return everything changed since the last call, as values to persist."""
         changes = self._changes
-        changes.balances = [(a, s, *self.balance(a, s)) for a, s in sorted(self._dirty_balances)]
+        changes.balances = [
+            (a, s, *self.durable_balance(a, s)) for a, s in sorted(self._dirty_balances)
+        ]
         changes.fees = [(asset, self._fees.get(asset, 0)) for asset in sorted(self._dirty_fees)]
         for key in sorted(self._dirty_records):
             record = self._records.get(key)
@@ -311,7 +391,7 @@ class LedgerCore:
         # The engine already amended the order, so refusing is no longer possible: take the
         # missing atoms from available if they are there, else crash (the market actor
         # did not pre-reserve the amend, see `amend_reservation`).
-        if self.balance(record.account_id, record.asset)[0] < atoms:
+        if self.balance(record.account_id, record.asset)[0] < atoms:  # holds excluded
             raise LedgerInvariantError(
                 f"amend of {record.market}/{record.order_id} needs {atoms} atoms more than the "
                 f"{record.reserved_atoms} reserved, and they are not available: not pre-reserved"
@@ -415,7 +495,7 @@ class LedgerCore:
 
     def _move(self, account_id: int, asset: str, d_available: int, d_locked: int) -> None:
         value = self._balances.setdefault((account_id, asset), [0, 0])
-        if value[0] + d_available < 0 or value[1] + d_locked < 0:
+        if (value[0] + d_available < 0 or value[1] + d_locked < 0) and not self.replaying:
             raise LedgerInvariantError(
                 f"balance of account {account_id} in {asset} would go negative: "
                 f"{value} + ({d_available}, {d_locked})"

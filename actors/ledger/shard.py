@@ -1,20 +1,23 @@
-"""The ledger shard actor: a thin async shell around `LedgerCore`, durable in PostgreSQL.
+"""The ledger shard actor: a thin async shell around `LedgerCore`, persisted in PostgreSQL.
 
 Start one per shard with `ray.remote(LedgerShard).options(**ledger_shard_options(i))`.
-The constructor is the recovery path: the first call (any method) loads the shard's state
-from PostgreSQL and catches up every market from the journal, past the shard's marks.
+The first call (any method) is the recovery path: bump the shard's epoch, load its state
+from PostgreSQL and catch up every market from the journal, past the shard's marks.
 
-Every mutating call runs under one lock (one message at a time, as the design wants) and is
-durable before it returns: the core changes in memory, then one statement writes what
-changed (`store.save`). If that write fails, the in-memory state is thrown away and reloaded from
-PostgreSQL on the next call, so memory never runs ahead of the database.
+Every call runs under one lock (one message at a time, as the design wants) and works in
+memory. `reserve` answers holds under the shard's epoch (`holds.py`); `apply` makes
+journaled reservations and their events part of the durable state, which is a function of
+the credits and the journals: a background flusher writes what changed (`store.save`,
+one statement) behind the calls, and a restart rebuilds the rest from the journal. Only
+`credit` waits for its write (a credit is in no journal). If a write fails, the in-memory
+state is thrown away and rebuilt on the next call (a new epoch: the holds are gone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -27,7 +30,9 @@ from actors.ledger.rules import LedgerRequestError
 __all__ = ["LedgerShard", "ledger_shard_options", "shard_of"]
 
 _T = TypeVar("_T")
-Entries = list[tuple[int, list[JsonDict]]]
+Entries = Sequence[tuple[int, list[JsonDict]] | tuple[int, list[JsonDict], JsonDict | None]]
+"""Journal entries of one market: `(seq, events)` or `(seq, events, reservation)`, the
+reservation as `Reservation.to_dict` gives it (None when the command reserved nothing)."""
 
 
 def ledger_shard_options(shard_id: int) -> dict[str, Any]:
@@ -62,6 +67,12 @@ class LedgerShard:
         self._conn: asyncpg.Connection | None = None
         self._core: LedgerCore | None = None
         self._registry = store.Registry()
+        self.epoch = 0  # this incarnation's epoch (0 until recovered)
+        # The background writer of what changed; its own connection, one write at a time.
+        self._flush_lock = asyncio.Lock()
+        self._flush_conn: asyncpg.Connection | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._dirty = False
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
 
     # -- public interface ------------------------------------------------------------------
@@ -71,29 +82,37 @@ class LedgerShard:
         await self._locked(lambda conn, core: _done(None))
         return self._shard_id
 
-    async def reserve(self, reservations: list[Reservation]) -> list[bool]:
-        """Lock funds for orders before matching; durable before it returns.
+    async def reserve(
+        self, reservations: list[Reservation], market_epoch: int = 0
+    ) -> tuple[int, list[bool]]:
+        """Hold funds for orders before matching, in memory (see `holds.py`).
+
+        Args:
+            reservations: One per order.
+            market_epoch: The calling market actor's epoch (an older one is refused).
 
         Returns:
-            Per reservation, whether its funds are locked (False: short of funds).
+            This shard's epoch (journal the holds with it) and, per reservation, whether
+            its funds are held (False: short of funds).
         """
 
-        async def run(conn: asyncpg.Connection, core: LedgerCore) -> list[bool]:
+        async def run(conn: asyncpg.Connection, core: LedgerCore) -> tuple[int, list[bool]]:
             for r in reservations:  # validate all first: a refusal changes nothing
                 core.check_owner(r.account_id)
                 if r.amount_atoms < 0:
                     raise LedgerRequestError(f"negative reservation {r.amount_atoms}")
                 await self._registry.asset_id(conn, r.asset)
                 await self._registry.spec(conn, r.market)
-            return [core.reserve(r) for r in reservations]
+            return self.epoch, [core.hold(r, market_epoch) for r in reservations]
 
-        return await self._mutate(run)
+        return await self._locked(run)
 
-    async def apply(self, market: str, entries: list[tuple[int, list[JsonDict]]]) -> None:
-        """Apply journal entries `(journal_seq, events)` of a market, in ascending seq.
+    async def apply(self, market: str, entries: Entries) -> None:
+        """Apply journal entries of a market, in ascending seq: `(seq, events)` or `(seq,
+        events, reservation)` (see `Entries`).
 
         Entries at or below the shard's mark are skipped; a gap before an entry is first
-        filled from the journal table. Durable before it returns.
+        filled from the journal table. In memory; written to PostgreSQL in the background.
         """
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> None:
@@ -110,20 +129,15 @@ class LedgerShard:
 
         return await self._mutate(run)
 
-    async def release(self, market: str, order_ids: list[str]) -> None:
-        """Release the reservations of orders that never reached the journal."""
-
-        async def run(conn: asyncpg.Connection, core: LedgerCore) -> None:
-            for order_id in order_ids:
-                core.release(market, order_id)
-
-        await self._mutate(run)
-
-    async def release_orphans(self, market: str, live_order_ids: list[str]) -> int:
-        """Catch up, then release every reservation of the market whose order is not live.
+    async def release_orphans(
+        self, market: str, live_order_ids: list[str], market_epoch: int = 0
+    ) -> int:
+        """Catch up, then release every reservation of the market whose order is not live
+        and every hold of its incarnations older than `market_epoch` (which holds no more
+        from then on).
 
         Returns:
-            How many reservations were released.
+            How many reservations and holds were released.
         """
         live = set(live_order_ids)
 
@@ -132,7 +146,7 @@ class LedgerShard:
             orphans = [oid for oid in core.order_ids(market) if oid not in live]
             for order_id in orphans:
                 core.release(market, order_id)
-            return len(orphans)
+            return len(orphans) + core.holds.release_market(market, market_epoch)
 
         return await self._mutate(run)
 
@@ -154,7 +168,14 @@ class LedgerShard:
                 core.credit(account_id, asset, amount_atoms, reference)
             return BalanceView(asset, *core.balance(account_id, asset))
 
-        return await self._mutate(run)
+        view = await self._mutate(run)
+        await self.flush()  # a credit is in no journal: written before it is answered
+        return view
+
+    async def flush(self) -> None:
+        """Write everything changed so far to PostgreSQL; return once it is written."""
+        await self._locked(lambda conn, core: _done(None))
+        await self._write()
 
     async def balances(self, account_id: int) -> list[BalanceView]:
         """Return every balance of an account of this shard."""
@@ -180,10 +201,13 @@ class LedgerShard:
     ) -> None:
         spec = await self._registry.spec(conn, market)
         market_id = self._registry.market_ids[market]
-        for seq, events in entries:
+        for entry in entries:
+            seq, events = entry[0], entry[1]
             if seq > core.mark(market) + 1:
                 await self._catch_up(conn, core, market, market_id, seq)
-            core.apply_events(spec, market, seq, events)
+            raw = entry[2] if len(entry) > 2 else None
+            reservation = None if raw is None else Reservation.from_dict(market, raw)
+            core.apply_events(spec, market, seq, events, reservation)
         if not entries:
             await self._catch_up(conn, core, market, market_id, None)
 
@@ -192,18 +216,48 @@ class LedgerShard:
         before: int | None,
     ) -> None:  # fmt: skip
         spec = await self._registry.spec(conn, market)
-        for seq, events in await store.journal_entries(conn, market_id, core.mark(market), before):
-            core.apply_events(spec, market, seq, events)
+        after = core.mark(market)
+        for seq, events, raw in await store.journal_entries(conn, market_id, after, before):
+            reservation = None if raw is None else Reservation.from_dict(market, raw)
+            core.apply_events(spec, market, seq, events, reservation)
 
     async def _mutate(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
-        async def then_save(conn: asyncpg.Connection, core: LedgerCore) -> _T:
-            # `run` only reads (registry, journal catch-up); the save is one statement,
-            # atomic on its own: no BEGIN/COMMIT round trips around it.
-            result = await run(conn, core)
-            await store.save(conn, self._registry, core, core.take_changes())
-            return result
+        """Run a call that changes the durable state, then start writing it behind."""
+        result = await self._locked(run)
+        self._dirty = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_behind())
+        return result
 
-        return await self._locked(then_save)
+    async def _flush_behind(self) -> None:
+        """Write changes while there are any (each write takes all of them so far)."""
+        while self._dirty:
+            try:
+                await self._write()
+            except Exception:
+                return  # `_write` threw the state away; the next call rebuilds it
+
+    async def _write(self) -> None:
+        """Write what changed since the last write, in one statement."""
+        async with self._flush_lock:
+            self._dirty = False
+            core = self._core
+            if core is None:
+                return
+            changes = core.take_changes()  # synchronous: a consistent cut of the state
+            try:
+                if self._flush_conn is None or self._flush_conn.is_closed():
+                    self._flush_conn = await store.connect(self._url)
+                await store.save(self._flush_conn, self._registry, core, changes)
+            except BaseException:
+                # Those changes are not in PostgreSQL and no later write would carry them:
+                # rebuild from PostgreSQL and the journals (a new epoch) on the next call.
+                if self._core is core:
+                    self._core = None
+                if self._flush_conn is not None:
+                    self._flush_conn.terminate()
+                    self._flush_conn = None
+                raise
 
     async def _locked(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
         async with self._lock:
@@ -223,11 +277,18 @@ class LedgerShard:
                 raise
 
     async def _recover(self, conn: asyncpg.Connection) -> LedgerCore:
-        core = await store.load(conn, self._registry, self._shard_id, self._shard_count)
-        async with conn.transaction():
-            for market in sorted(self._registry.market_ids):
-                await self._apply(conn, core, market, [])
-            await store.save(conn, self._registry, core, core.take_changes())
+        # The epoch first: appends that rely on the old incarnation's holds are committed
+        # before it (and caught up below) or fail after it.
+        self.epoch = await store.acquire_epoch(conn, self._shard_id)
+        async with self._flush_lock:  # no write of the old state from now on
+            core = await store.load(conn, self._registry, self._shard_id, self._shard_count)
+            core.replaying = True
+            async with conn.transaction():
+                for market in sorted(self._registry.market_ids):
+                    await self._apply(conn, core, market, [])
+                core.check_balances()
+                await store.save(conn, self._registry, core, core.take_changes())
+            core.replaying = False
         return core
 
 

@@ -188,15 +188,32 @@ def _row(registry: Registry, r: OrderReservation) -> tuple[Any, ...]:
 
 async def journal_entries(
     conn: asyncpg.Connection, market_id: int, after_seq: int, before_seq: int | None = None
-) -> list[tuple[int, list[JsonDict]]]:
-    """Return `(seq, events)` of a market's journal rows after `after_seq` (and before
-    `before_seq` if given), in seq order."""
+) -> list[tuple[int, list[JsonDict], JsonDict | None]]:
+    """Return `(seq, events, reservation)` of a market's journal rows after `after_seq`
+    (and before `before_seq` if given), in seq order; `reservation` is the journaled
+    `Reservation.to_dict()`, None when the command reserved nothing (or was journaled
+    before reservations were)."""
     rows = await conn.fetch(
-        "SELECT seq, payload->'events' AS events FROM journal WHERE market_id = $1 "
-        "AND seq > $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq",
+        "SELECT seq, payload->'events' AS events, payload->'reservation' AS r FROM journal "
+        "WHERE market_id = $1 AND seq > $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq",
         market_id, after_seq, before_seq,
     )  # fmt: skip
-    return [(r["seq"], jsonx.loads(r["events"]) if r["events"] else []) for r in rows]
+    return [
+        (r["seq"], jsonx.loads(r["events"]) if r["events"] else [], _reservation(r["r"]))
+        for r in rows
+    ]
+
+
+def _reservation(raw: str | None) -> JsonDict | None:
+    value = jsonx.loads(raw) if raw else None
+    return value if isinstance(value, dict) else None
+
+
+async def acquire_epoch(conn: asyncpg.Connection, shard_id: int) -> int:
+    """Start a new incarnation of a shard: bump its epoch (committed on return; waits for
+    journal appends that rely on the old one, see migration 0009) and return it."""
+    epoch: int = await conn.fetchval("SELECT clob_acquire_ledger_epoch($1)", shard_id)
+    return epoch
 
 
 async def check_account(conn: asyncpg.Connection, account_id: int) -> None:

@@ -1,9 +1,10 @@
 """`MarketCore`: the order pipeline of one market, without the Ray actor shell.
 
 Pipeline of a batch (ARCHITECTURE.md, Trading core): dedupe and early rejects, reserve
-per ledger shard in parallel, match, journal (one COPY: the commit point), then in the
-background (`tail`, chained in journal order) the ledger apply per shard and the
-orders/trades projection; callers are answered once the tail is done. A batch is cut
+per ledger shard in parallel (holds in the shards' memory), match, journal with each
+command's reservation and hold epoch (one COPY: the commit point), then in the background
+(`tail`, chained in journal order) the ledger apply per shard and the orders/trades
+projection; callers are answered once the tail is done. A batch is cut
 into segments where a command refers to an order an earlier command of the same segment
 touched (its reservation depends on the state after that command). It is built by
 `actors.market.recovery.recover`, the recovery path.
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.contracts import OrderRequest, OrderResult, Reservation
+from actors.contracts import OrderRequest, OrderResult, Reservation, StaleMarketEpochError
 from actors.engine import Amend, MarketSpec, MatchingEngine, NewOrder, OrderId
 from actors.engine.codec import command_from_dict, event_to_dict
 from actors.engine.events import Event
@@ -34,7 +35,7 @@ from actors.market.journal import (
     TradeRow,
     trade_dict,
 )
-from actors.market.ledger_client import LedgerClient
+from actors.market.ledger_client import LedgerClient, shard_of
 from actors.market.projection import Projection
 from actors.market.state import SNAPSHOT_FORMAT, Indexes, encode_snapshot, result_of
 
@@ -67,6 +68,9 @@ class Item:
     cmd: JsonDict
     result: OrderResult | None = None
     events: list[Event] = field(default_factory=list)
+    # The reservation held for the command and (ledger shard, shard epoch) holding it.
+    reservation: Reservation | None = None
+    hold: tuple[int, int] | None = None
 
 
 class MarketCore:
@@ -180,11 +184,20 @@ class MarketCore:
             if reservation is not None and reservation.amount_atoms > 0:
                 wanted.append((item, reservation))
         started = time.perf_counter()
-        flags = await self.ledger.reserve([r for _, r in wanted]) if wanted else []
+        reservations = [r for _, r in wanted]
+        try:
+            epochs = await self.ledger.reserve(reservations, self.epoch) if wanted else []
+        except StaleMarketEpochError as exc:  # a newer incarnation released our holds
+            self.fenced = True
+            raise FencedError(f"market {self.spec.symbol} was taken over: {exc}") from exc
         reserved = time.perf_counter()
-        for (item, _), ok in zip(wanted, flags, strict=True):
-            if not ok:
+        count = self.ledger.shard_count
+        for (item, r), shard_epoch in zip(wanted, epochs, strict=True):
+            if shard_epoch is None:
                 item.result = OrderResult(item.request_id, ok=False, code="insufficient_funds")
+            else:
+                item.reservation = r
+                item.hold = (shard_of(r.account_id, count), shard_epoch)
         engine = self.engine
         for item in segment:
             if item.result is None:
@@ -251,7 +264,7 @@ class MarketCore:
         started = time.perf_counter()
         projection = Projection(self.spec, self.cum)
         rows: list[JournalRow] = []
-        entries: list[tuple[int, list[JsonDict]]] = []
+        entries: list[tuple[int, list[JsonDict], JsonDict | None]] = []
         seq = self.seq
         for item in items:
             seq += 1
@@ -264,8 +277,11 @@ class MarketCore:
                 "command": item.cmd,
                 "events": events,
             }
-            rows.append(JournalRow(seq, str(item.cmd.get("type")), payload))
-            entries.append((seq, events))
+            held = None if item.reservation is None else item.reservation.to_dict()
+            if held is not None:
+                payload["reservation"] = held
+            rows.append(JournalRow(seq, str(item.cmd.get("type")), payload, item.hold))
+            entries.append((seq, events, held))
             item.result = result_of(item.request_id, seq, item.cmd, events)
         updates = projection.finish(self.engine)
         encoded = time.perf_counter()

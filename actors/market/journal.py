@@ -23,6 +23,7 @@ from actors import jsonx
 
 JsonDict = dict[str, Any]
 STALE_EPOCH_SQLSTATE = "CL001"
+LOST_HOLD_SQLSTATE = "CL002"
 TAIL_CHUNK_ROWS = 20_000
 
 
@@ -36,13 +37,21 @@ class FencedError(RuntimeError):
     """Another incarnation of the market took over (stale epoch): stop writing."""
 
 
+class LostHoldError(RuntimeError):
+    """A ledger shard restarted after holding funds for the batch: the batch cannot be
+    journaled (migration 0009). The engine already matched it: restart and recover."""
+
+
 @dataclass(frozen=True, slots=True)
 class JournalRow:
-    """One journaled command: `payload` = request_id, account_id, command, events."""
+    """One journaled command: `payload` = request_id, account_id, client_order_id,
+    command, events and, when it reserved funds, reservation; `hold` = (ledger shard,
+    shard epoch) of that reservation's hold."""
 
     seq: int
     kind: str
     payload: JsonDict
+    hold: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +148,9 @@ _ARRAYS = len(_NEW_ORDER_FIELDS) + len(_UPDATE_FIELDS) + len(_TRADE_FIELDS)
 _PROJECT_BATCH = f"SELECT clob_project_batch({', '.join(f'${i}' for i in range(1, 4 + _ARRAYS))})"
 
 
+_JOURNAL_COLUMNS = ("market_id", "seq", "epoch", "kind", "payload", "ledger_shard", "ledger_epoch")
+
+
 def _columns(rows: Sequence[Any], fields: tuple[str, ...]) -> list[list[Any]]:
     """Return the rows' values as one list per field (the arrays of one call)."""
     return [[getattr(r, f) for r in rows] for f in fields]
@@ -201,12 +213,15 @@ class Journal:
 
         Raises:
             FencedError: `epoch` is no longer the market's current epoch.
+            LostHoldError: A row's hold was made by a ledger shard incarnation that is gone.
         """
         try:
             await self._copy_journal(epoch, rows)
         except asyncpg.PostgresError as exc:
             if _fenced(exc):
                 raise FencedError(str(exc)) from exc
+            if getattr(exc, "sqlstate", None) == LOST_HOLD_SQLSTATE:
+                raise LostHoldError(str(exc)) from exc
             raise
 
     async def project(
@@ -253,10 +268,11 @@ class Journal:
         if not rows:
             return
         mid = self.market_id
-        records = [(mid, r.seq, epoch, r.kind, jsonx.dumps(r.payload)) for r in rows]
-        await self._conn.copy_records_to_table(
-            "journal", records=records, columns=("market_id", "seq", "epoch", "kind", "payload")
-        )
+        records = [
+            (mid, r.seq, epoch, r.kind, jsonx.dumps(r.payload), *(r.hold or (None, None)))
+            for r in rows
+        ]
+        await self._conn.copy_records_to_table("journal", records=records, columns=_JOURNAL_COLUMNS)
 
     async def save_snapshot(
         self, epoch: int, seq: int, event_seq: int, state: bytes, fmt: str = "json+zlib"

@@ -1,10 +1,10 @@
 """Calls from a market actor to the ledger shards: one call per shard, in parallel.
 
 A shard that is restarting answers `RayActorError` (or `ActorUnavailableError`); the calls
-here retry with backoff. `apply`, `sync` and `release_orphans` are idempotent. A retried
-`reserve` may lock twice for one order: the ledger trues an order's reservation up to what
-its open remainder needs at the order's next event, and a market recovery releases the
-reservations of orders that are not live (see docs/ARCHITECTURE.md).
+here retry with backoff. `apply`, `sync` and `release_orphans` are idempotent; so is
+`reserve` within one shard incarnation (a hold is keyed by its order and terms), and a
+retry that reaches a new incarnation gets that incarnation's epoch, which the journal
+checks (see docs/ARCHITECTURE.md, "Reservations in memory").
 """
 
 from __future__ import annotations
@@ -94,27 +94,34 @@ class LedgerClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
-    async def reserve(self, reservations: list[Reservation]) -> list[bool]:
-        """Reserve on every shard concerned, in parallel; return one flag per reservation."""
+    async def reserve(self, reservations: list[Reservation], market_epoch: int) -> list[int | None]:
+        """Hold funds on every shard concerned, in parallel.
+
+        Returns:
+            Per reservation, the epoch of the shard holding it, or None if it was refused
+            (short of funds).
+        """
         by_shard: dict[int, list[int]] = {}
         for i, r in enumerate(reservations):
             by_shard.setdefault(shard_of(r.account_id, self.shard_count), []).append(i)
 
-        async def one(shard: int, idx: list[int]) -> list[bool]:
+        async def one(shard: int, idx: list[int]) -> tuple[int, list[bool]]:
             batch = [reservations[i] for i in idx]
-            flags: list[bool] = await self._call(shard, lambda h: h.reserve.remote(batch))
-            return flags
+            answer: tuple[int, list[bool]] = await self._call(
+                shard, lambda h: h.reserve.remote(batch, market_epoch)
+            )
+            return answer
 
         shards = list(by_shard)
         answers = await asyncio.gather(*(one(s, by_shard[s]) for s in shards))
-        out = [False] * len(reservations)
-        for shard, flags in zip(shards, answers, strict=True):
+        out: list[int | None] = [None] * len(reservations)
+        for shard, (epoch, flags) in zip(shards, answers, strict=True):
             for i, ok in zip(by_shard[shard], flags, strict=True):
-                out[i] = bool(ok)
+                out[i] = epoch if ok else None
         return out
 
     def start_apply(
-        self, market: str, entries: list[tuple[int, list[dict[str, Any]]]]
+        self, market: str, entries: list[tuple[int, list[dict[str, Any]], dict[str, Any] | None]]
     ) -> asyncio.Task[None]:
         """Send a batch's (non-empty) journal entries to every shard now (each keeps its own
         accounts); return the wait for them.
@@ -145,12 +152,15 @@ class LedgerClient:
             )
         )
 
-    async def release_orphans(self, market: str, live_order_ids: Sequence[str]) -> int:
-        """Release, on every shard, reservations of the market's orders that are not live."""
+    async def release_orphans(
+        self, market: str, live_order_ids: Sequence[str], market_epoch: int
+    ) -> int:
+        """Release, on every shard, reservations of the market's orders that are not live
+        and holds of its incarnations before `market_epoch`."""
         ref = ray.put(live_order_ids)
         counts = await asyncio.gather(
             *(
-                self._call(s, lambda h: h.release_orphans.remote(market, ref))
+                self._call(s, lambda h: h.release_orphans.remote(market, ref, market_epoch))
                 for s in range(self.shard_count)
             )
         )

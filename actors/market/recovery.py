@@ -89,7 +89,7 @@ async def recover(
     core.snapshot_journal = await Journal.open(database_url, record.market_id)
     core.projection_journal = await Journal.open(database_url, record.market_id)
     await ledger.sync_all(symbol)
-    released = await ledger.release_orphans(symbol, core.engine.live_order_ids())
+    released = await ledger.release_orphans(symbol, core.engine.live_order_ids(), epoch)
     log.info(
         "market %s recovered: epoch %d, seq %d, events %d, %d orphan reservations released",
         symbol, epoch, core.seq, core.engine.seq, released,

@@ -17,6 +17,7 @@ from actors.market.journal import (
     FencedError,
     Journal,
     JournalRow,
+    LostHoldError,
     NewOrderRow,
     OrderUpdate,
     TradeRow,
@@ -126,6 +127,33 @@ async def test_stale_epoch_cannot_append_or_snapshot(db_url: str, conn: asyncpg.
     finally:
         await old.close()
         await new.close()
+
+
+async def test_a_batch_relying_on_a_lost_ledger_hold_is_not_journaled(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    market_id = await _market(conn)
+    shard = 1_000 + market_id  # a shard of this test's own
+    held = await conn.fetchval("SELECT clob_acquire_ledger_epoch($1)", shard)
+    journal = await Journal.open(db_url, market_id)
+    try:
+        epoch = await journal.acquire_epoch("test")
+        await journal.append(epoch, [_row(1), dataclasses.replace(_row(2), hold=(shard, held))])
+        assert await conn.fetchval("SELECT clob_acquire_ledger_epoch($1)", shard) == held + 1
+        with pytest.raises(LostHoldError, match=f"ledger shard {shard} epoch {held}"):
+            await journal.append(epoch, [_row(3), dataclasses.replace(_row(4), hold=(shard, held))])
+        with pytest.raises(LostHoldError, match="current epoch none"):
+            await journal.append(epoch, [dataclasses.replace(_row(3), hold=(shard + 1, 1))])
+        await journal.append(epoch, [_row(3), dataclasses.replace(_row(4), hold=(shard, held + 1))])
+        rows = await conn.fetch(
+            "SELECT seq, ledger_shard, ledger_epoch FROM journal WHERE market_id = $1 ORDER BY seq",
+            market_id,
+        )
+        assert [tuple(r) for r in rows] == [
+            (1, None, None), (2, shard, held), (3, None, None), (4, shard, held + 1)
+        ]  # fmt: skip
+    finally:
+        await journal.close()
 
 
 async def test_latest_snapshot_is_loaded(db_url: str, conn: asyncpg.Connection) -> None:

@@ -1,5 +1,6 @@
-"""The ledger shard actor on a real Ray and PostgreSQL: durability across a crash,
-idempotent apply, catch-up from the journal, orphan release and conservation."""
+"""The ledger shard actor on a real Ray and PostgreSQL: holds made durable by the journal,
+recovery across a crash, idempotent apply, catch-up from the journal, the shard epoch
+fencing journal appends that rely on lost holds, orphan release and conservation."""
 
 from __future__ import annotations
 
@@ -38,19 +39,30 @@ class Market:
         self.engine = MatchingEngine(SPEC)
         self.seq = 0
 
-    async def journal(self, account: int, command: JsonDict) -> tuple[int, list[JsonDict]]:
-        """Match one command and append it to the journal; return the entry."""
-        self.seq += 1
-        command = {**command, "owner": str(account), "ts": self.seq}
+    async def journal(
+        self, account: int, command: JsonDict, held: tuple[Reservation, int] | None = None
+    ) -> Entry:
+        """Match one command and append it to the journal with the reservation held for
+        it and the shard epoch it was held under (`held`); return the entry."""
+        seq = self.seq + 1
+        command = {**command, "owner": str(account), "ts": seq}
         events = [event_to_dict(e) for e in self.engine.submit(command_from_dict(command))]
-        payload = {"request_id": f"r{self.seq}", "account_id": account, "command": command,
-                   "events": events}  # fmt: skip
+        payload: JsonDict = {"request_id": f"r{seq}", "account_id": account,
+                             "command": command, "events": events}  # fmt: skip
+        reservation = None if held is None else held[0].to_dict()
+        if reservation is not None:
+            payload["reservation"] = reservation
+        hold = (None, None) if held is None else (0, held[1])
         await self.conn.execute(
-            "INSERT INTO journal (market_id, seq, epoch, kind, payload) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            self.market_id, self.seq, self.epoch, command["type"], json.dumps(payload),
+            "INSERT INTO journal (market_id, seq, epoch, kind, payload, ledger_shard, "
+            "ledger_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            self.market_id, seq, self.epoch, command["type"], json.dumps(payload), *hold,
         )  # fmt: skip
-        return self.seq, events
+        self.seq = seq
+        return self.seq, events, reservation
+
+
+Entry = tuple[int, list[JsonDict], JsonDict | None]
 
 
 def _reservation(account: int, oid: str, side: str, price: int, qty: int) -> Reservation:
@@ -130,6 +142,7 @@ async def _restart(shard: Any) -> None:
 
 async def _assert_conserved(shard: Any, conn: asyncpg.Connection) -> None:
     totals = await shard.totals.remote()
+    await shard.flush.remote()  # the tables are written behind the calls
     for asset in ("LB", "LQ"):
         t = totals[asset]
         assert t["available"] + t["locked"] + t["fees"] == t["credited"], asset
@@ -164,11 +177,12 @@ async def test_trades_survive_a_crash_and_apply_exactly_once(
     seller, buyer = await _accounts(db[1], 2)
     await shard.credit.remote(seller, "LB", 1_000, f"s-{seller}")
     await shard.credit.remote(buyer, "LQ", 100_000, f"b-{buyer}")
-    reservations = [_reservation(seller, "s1", "sell", 90, 5),
-                    _reservation(buyer, "b1", "buy", 100, 10)]  # fmt: skip
-    assert await shard.reserve.remote(reservations) == [True, True]
-    entries = [await market.journal(seller, _new("s1", "sell", 90, 5)),
-               await market.journal(buyer, _new("b1", "buy", 100, 10))]  # fmt: skip
+    sell, buy = _reservation(seller, "s1", "sell", 90, 5), _reservation(buyer, "b1", "buy", 100, 10)
+    epoch, flags = await shard.reserve.remote([sell, buy], market.epoch)
+    assert flags == [True, True]
+    assert await _balances(shard, buyer) == {"LQ": (100_000 - 10_030, 10_030)}  # held
+    entries = [await market.journal(seller, _new("s1", "sell", 90, 5), (sell, epoch)),
+               await market.journal(buyer, _new("b1", "buy", 100, 10), (buy, epoch))]  # fmt: skip
     await shard.apply.remote(SPEC.symbol, entries)
     # 5 lots at 90 (4,500 + taker fee 14); 5 open lots at 100 keep 5,000 + 15 locked.
     expected = {"LB": (50, 0), "LQ": (100_000 - 4_514 - 5_015, 5_015)}
@@ -176,7 +190,7 @@ async def test_trades_survive_a_crash_and_apply_exactly_once(
     await shard.apply.remote(SPEC.symbol, entries)  # redelivery: applied once
     assert await _balances(shard, buyer) == expected
     before = await shard.totals.remote()
-    await _restart(shard)
+    await _restart(shard)  # nothing flushed need be: the journal has it all
     assert await _balances(shard, buyer) == expected
     assert await shard.totals.remote() == before
     # The reservation survived the crash: cancelling releases exactly what is left.
@@ -193,35 +207,62 @@ async def test_gaps_and_restarts_catch_up_from_the_journal(
     seller, buyer = await _accounts(db[1], 2)
     await shard.credit.remote(seller, "LB", 100, f"s-{seller}")
     await shard.credit.remote(buyer, "LQ", 10_000, f"b-{buyer}")
-    assert await shard.reserve.remote(
-        [_reservation(seller, "s2", "sell", 100, 5), _reservation(buyer, "b2", "buy", 100, 2),
-         _reservation(buyer, "b3", "buy", 100, 1)]
-    ) == [True, True, True]  # fmt: skip
-    await market.journal(seller, _new("s2", "sell", 100, 5))  # never sent to the shard
-    last = await market.journal(buyer, _new("b2", "buy", 100, 2))
-    await shard.apply.remote(SPEC.symbol, [last])  # the gap before it comes from the journal
+    s2 = _reservation(seller, "s2", "sell", 100, 5)
+    b2, b3 = _reservation(buyer, "b2", "buy", 100, 2), _reservation(buyer, "b3", "buy", 100, 1)
+    epoch, flags = await shard.reserve.remote([s2, b2, b3], market.epoch)
+    assert flags == [True, True, True]
+    # Never sent to the shard: the gap before the next entry comes from the journal.
+    await market.journal(seller, _new("s2", "sell", 100, 5), (s2, epoch))
+    last = await market.journal(buyer, _new("b2", "buy", 100, 2), (b2, epoch))
+    await shard.apply.remote(SPEC.symbol, [last])
     assert await _balances(shard, seller) == {"LB": (50, 30), "LQ": (2_000 - 2, 0)}
-    await market.journal(buyer, _new("b3", "buy", 100, 1))  # only in the journal
-    await _restart(shard)  # recovery catches every market up
+    # Only in the journal, journaled before the crash: recovery takes its reservation from
+    # the journal, although the hold died with the old incarnation.
+    await market.journal(buyer, _new("b3", "buy", 100, 1), (b3, epoch))
+    await _restart(shard)
     assert await _balances(shard, seller) == {"LB": (50, 20), "LQ": (3_000 - 3, 0)}
+    assert await _balances(shard, buyer) == {"LB": (30, 0), "LQ": (10_000 - 3_009, 0)}
     assert await shard.sync.remote(SPEC.symbol) == market.seq
     await _assert_conserved(shard, db[1])
 
 
-async def test_reservations_of_unjournaled_orders_are_released(
+async def test_a_hold_lost_in_a_restart_cannot_be_journaled(
+    shard: Any, db: tuple[str, asyncpg.Connection], market: Market
+) -> None:
+    [buyer] = await _accounts(db[1], 1)
+    await shard.credit.remote(buyer, "LQ", 1_000, f"f-{buyer}")
+    r = _reservation(buyer, "lost", "buy", 50, 1)
+    epoch, flags = await shard.reserve.remote([r], market.epoch)
+    assert flags == [True]
+    await _restart(shard)  # the hold is gone; the shard's epoch moved on
+    assert await _balances(shard, buyer) == {"LQ": (1_000, 0)}
+    with pytest.raises(asyncpg.PostgresError, match="hold of ledger shard 0") as caught:
+        await market.journal(buyer, _new("lost", "buy", 50, 1), (r, epoch))
+    assert caught.value.sqlstate == "CL002"
+    new_epoch, flags = await shard.reserve.remote([r], market.epoch)  # the market retries
+    assert flags == [True] and new_epoch == epoch + 1
+    market.engine.submit(command_from_dict({"type": "cancel", "id": "lost", "owner": str(buyer),
+                                            "ts": market.seq}))  # fmt: skip
+    entry = await market.journal(buyer, _new("lost", "buy", 50, 1), (r, new_epoch))
+    await shard.apply.remote(SPEC.symbol, [entry])
+    assert await _balances(shard, buyer) == {"LQ": (1_000 - 502, 502)}
+    await _assert_conserved(shard, db[1])
+
+
+async def test_holds_of_dead_market_incarnations_are_released(
     shard: Any, db: tuple[str, asyncpg.Connection], market: Market
 ) -> None:
     [account] = await _accounts(db[1], 1)
     await shard.credit.remote(account, "LQ", 10_000, f"o-{account}")
-    assert await shard.reserve.remote(
-        [_reservation(account, "x1", "buy", 10, 5), _reservation(account, "x2", "buy", 10, 5),
-         _reservation(account, "live", "buy", 10, 5)]
-    ) == [True, True, True]  # fmt: skip
-    await shard.apply.remote(
-        SPEC.symbol, [await market.journal(account, _new("live", "buy", 10, 5))]
-    )
-    await shard.release.remote(SPEC.symbol, ["x1", "x1"])
+    held = [_reservation(account, oid, "buy", 10, 5) for oid in ("x1", "x2", "live")]
+    epoch, flags = await shard.reserve.remote(held, market.epoch)
+    assert flags == [True, True, True]
+    entry = await market.journal(account, _new("live", "buy", 10, 5), (held[2], epoch))
+    await shard.apply.remote(SPEC.symbol, [entry])
+    # The market restarts as epoch + 1: x1 and x2 never reached the journal.
     live = [o.id for o in market.engine.l3()]
-    assert await shard.release_orphans.remote(SPEC.symbol, live) == 1
+    assert await shard.release_orphans.remote(SPEC.symbol, live, market.epoch + 1) == 2
     assert await _balances(shard, account) == {"LQ": (10_000 - 502, 502)}
+    with pytest.raises(Exception, match="stale"):  # the dead incarnation holds no more
+        await shard.reserve.remote([_reservation(account, "x3", "buy", 10, 5)], market.epoch)
     await _assert_conserved(shard, db[1])

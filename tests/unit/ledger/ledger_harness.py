@@ -1,7 +1,7 @@
-"""A desk that plays the market actor's part: reserve, match with the real engine, apply.
+"""A desk that plays the market actor's part: hold, match with the real engine, apply.
 
-Each command is one journal entry; its events go to every shard as codec dicts, the way
-the market actor sends them.
+Each command is one journal entry; its reservation (held before matching) and its events
+go to every shard as codec dicts, the way the market actor sends them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class Desk:
         self.ts = 0
         self.moves: Moves = []
         self.events: list[JsonDict] = []
+        # Every journal entry: (seq, events, reservation), as a shard reads them back.
+        self.journal: list[tuple[int, list[JsonDict], Reservation | None]] = []
 
     def shard(self, account: int) -> LedgerCore:
         """Return the shard owning an account."""
@@ -59,9 +61,10 @@ class Desk:
         reservation = Reservation(
             self.spec.symbol, oid, account, asset, amount, side, price, qty, budget
         )
-        if not self.shard(account).reserve(reservation):
+        if not self.shard(account).hold(reservation):
             return False
-        self.submit({"type": "new", "id": oid, "owner": str(account), "side": side, **fields})
+        command = {"type": "new", "id": oid, "owner": str(account), "side": side, **fields}
+        self.submit(command, reservation)
         return True
 
     def cancel(self, account: int, oid: str) -> None:
@@ -72,28 +75,35 @@ class Desk:
         """Pre-reserve an amend when it needs more, then submit it; False if short."""
         view = self.engine.get_order(OrderId(oid))
         record = self.shard(account).reservation(self.spec.symbol, oid)
+        reservation = None
         if view is not None and record is not None:
             old = (view.price, view.remaining_qty)
             new = (price if price is not None else view.price, qty)
             extra = amend_reservation(self.spec, view.side, view.kind, old, new)
-            if extra and not self.shard(account).reserve(
-                Reservation(self.spec.symbol, oid, account, record.asset, extra, view.side,
-                            new[0], new[1])
-            ):  # fmt: skip
+            reservation = Reservation(
+                self.spec.symbol, oid, account, record.asset, extra, view.side, new[0], new[1]
+            )
+            if not extra:
+                reservation = None
+            elif not self.shard(account).hold(reservation):
                 return False
-        self.submit({"type": "amend", "id": oid, "owner": str(account), "price": price, "qty": qty})
+        command = {"type": "amend", "id": oid, "owner": str(account), "price": price, "qty": qty}
+        self.submit(command, reservation)
         return True
 
-    def submit(self, command: JsonDict) -> list[JsonDict]:
-        """Journal and match one command, then apply its events on every shard."""
+    def submit(self, command: JsonDict, reservation: Reservation | None = None) -> list[JsonDict]:
+        """Journal and match one command, then apply its reservation and events on every
+        shard."""
         self.ts += 1
         decoded: Command = command_from_dict({**command, "ts": self.ts})
         events = [event_to_dict(e) for e in self.engine.submit(decoded)]
         self.journal_seq += 1
         self.moves = []
+        seq = self.journal_seq
         for shard in self.shards:
-            self.moves += shard.apply_events(self.spec, self.spec.symbol, self.journal_seq, events)
+            self.moves += shard.apply_events(self.spec, self.spec.symbol, seq, events, reservation)
         self.events = events
+        self.journal.append((seq, events, reservation))
         return events
 
     def conserved(self) -> dict[str, tuple[int, int]]:
