@@ -28,6 +28,7 @@ from tests.support.market_kit import (
     kill_and_wait,
     limit,
     new_accounts,
+    submit_until_acked,
 )
 
 SHARDS = 2
@@ -253,6 +254,49 @@ async def test_stale_incarnation_cannot_write(core: tuple[str, Any], namespace: 
     with pytest.raises(FencedError):
         await rival.submit.remote([limit(account, "x4", "sell", 10, 1)])
     ray.kill(rival)
+
+
+async def test_a_batch_whose_ledger_hold_died_is_not_journaled_and_its_retry_is_exact(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    """A shard incarnation other than the one that held a batch's funds took over before
+    the batch was journaled: the journal refuses it, the market restarts, the hold made on
+    the other shard is released, and the client's retry is applied exactly once."""
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    base, quote = symbol.split("-")
+    seller, buyer = await new_accounts(url, 2)
+    assert seller % SHARDS != buyer % SHARDS
+    await credit(namespace, SHARDS, seller, base, 100)
+    await credit(namespace, SHARDS, buyer, quote, 10_000)
+    [warm] = await market.submit.remote([limit(seller, "w", "sell", 100, 1)])
+    assert warm.ok
+    pid = (await market.status.remote())["pid"]
+    conn = await asyncpg.connect(url)
+    try:
+        # Another incarnation of the seller's shard took over (as a restart does first).
+        await conn.fetchval("SELECT clob_acquire_ledger_epoch($1)", seller % SHARDS)
+        batch = [limit(seller, "s", "sell", 100, 5), limit(buyer, "b", "buy", 50, 2)]
+        with pytest.raises(ray.exceptions.RayActorError):
+            await market.submit.remote(batch)
+        seqs = await conn.fetch(
+            "SELECT j.seq FROM journal j JOIN markets m USING (market_id) WHERE m.symbol = $1",
+            symbol,
+        )
+        assert [r["seq"] for r in seqs] == [1]
+    finally:
+        await conn.close()
+    # The shard restarts (taking the current epoch over); the client retries.
+    ledger = ray.get_actor(f"ledger:{seller % SHARDS}", namespace=namespace)
+    ray.kill(ledger, no_restart=False)
+    [sold] = await submit_until_acked(lambda: market, batch[:1])  # the buyer gave up
+    assert sold.ok and not sold.duplicate and sold.seq == 2
+    assert (await market.status.remote())["pid"] != pid
+    assert await balances(namespace, SHARDS, seller) == {base: (94, 6)}
+    # The buyer's hold of the dead incarnation was released by the market's recovery.
+    assert await balances(namespace, SHARDS, buyer) == {quote: (10_000, 0)}
+    [bought] = await market.submit.remote(batch[1:])
+    assert bought.ok and bought.seq == 3
 
 
 _VOLATILE = {"created_at", "updated_at", "trade_id"}
