@@ -3,7 +3,7 @@
 -- it under. The market actor journals each command with the reservation it holds (in the
 -- payload) and the (shard, epoch) of that hold (below). A shard that restarts has lost
 -- its holds: it bumps its epoch here first, so a batch whose holds died with the old
--- incarnation can no longer be journaled (SQLSTATE CL002: the market actor restarts and
+-- incarnation can no longer be journaled (SQLSTATE CL003: the market actor restarts and
 -- its clients retry). A batch journaled before the bump is caught up by the new
 -- incarnation, which re-applies its reservations from the journal. The row lock makes the
 -- two orders exclusive: the journal's trigger locks the epoch rows FOR SHARE, the bump
@@ -46,14 +46,14 @@ CREATE FUNCTION clob_check_ledger_epochs() RETURNS trigger
             RAISE EXCEPTION 'journal seq % relies on a hold of ledger shard % epoch % (current epoch %)',
                   bad.seq, bad.ledger_shard, bad.ledger_epoch,
                   coalesce(bad.current_epoch::TEXT, 'none')
-                  USING ERRCODE = 'CL002',
+                  USING ERRCODE = 'CL003',
                         HINT = 'The ledger shard restarted and lost the hold: restart the market actor.';
         END IF;
         RETURN NULL;
     END
     $$;
 COMMENT ON FUNCTION clob_check_ledger_epochs() IS
-    'Statement trigger: reject journal rows whose reservation hold was made under a ledger shard epoch that is no longer current (SQLSTATE CL002).';
+    'Statement trigger: reject journal rows whose reservation hold was made under a ledger shard epoch that is no longer current (SQLSTATE CL003).';
 
 CREATE TRIGGER journal_ledger_epoch_fence
     AFTER INSERT ON journal REFERENCING NEW TABLE AS new_rows

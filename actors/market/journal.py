@@ -23,7 +23,7 @@ from actors import jsonx
 
 JsonDict = dict[str, Any]
 STALE_EPOCH_SQLSTATE = "CL001"
-LOST_HOLD_SQLSTATE = "CL002"
+LOST_HOLD_SQLSTATE = "CL003"
 TAIL_CHUNK_ROWS = 20_000
 
 

@@ -238,7 +238,7 @@ async def test_a_hold_lost_in_a_restart_cannot_be_journaled(
     assert await _balances(shard, buyer) == {"LQ": (1_000, 0)}
     with pytest.raises(asyncpg.PostgresError, match="hold of ledger shard 0") as caught:
         await market.journal(buyer, _new("lost", "buy", 50, 1), (r, epoch))
-    assert caught.value.sqlstate == "CL002"
+    assert caught.value.sqlstate == "CL003"
     new_epoch, flags = await shard.reserve.remote([r], market.epoch)  # the market retries
     assert flags == [True] and new_epoch == epoch + 1
     market.engine.submit(command_from_dict({"type": "cancel", "id": "lost", "owner": str(buyer),
