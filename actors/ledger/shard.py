@@ -103,6 +103,7 @@ class LedgerShard:
                     raise LedgerRequestError(f"negative reservation {r.amount_atoms}")
                 await self._registry.asset_id(conn, r.asset)
                 await self._registry.spec(conn, r.market)
+                core.holds.check_epoch(r.market, market_epoch)
             return self.epoch, [core.hold(r, market_epoch) for r in reservations]
 
         return await self._locked(run)
