@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.contracts import OrderRequest, OrderResult, Reservation, StaleMarketEpochError
-from actors.engine import Amend, MarketSpec, MatchingEngine, NewOrder, OrderId
+from actors.engine import Amend, Command, MarketSpec, MatchingEngine, NewOrder, OrderId
 from actors.engine.codec import command_from_dict, event_to_dict
 from actors.engine.events import Event
 from actors.engine.validation import amend_malformed, new_order_malformed, new_order_param_error
@@ -71,6 +71,8 @@ class Item:
     # The reservation held for the command and (ledger shard, shard epoch) holding it.
     reservation: Reservation | None = None
     hold: tuple[int, int] | None = None
+    # `cmd` decoded by the early checks, when it did not change after (else None).
+    command: Command | None = None
 
 
 class MarketCore:
@@ -201,7 +203,8 @@ class MarketCore:
         engine = self.engine
         for item in segment:
             if item.result is None:
-                item.events = engine.submit(command_from_dict(item.cmd))
+                command = item.command or command_from_dict(item.cmd)
+                item.events = engine.submit(command)
         self.stage_s["reserve"] += reserved - started
         self.stage_s["match"] += time.perf_counter() - reserved
 
@@ -224,6 +227,8 @@ class MarketCore:
         budget = resv.budget_of(cmd, self.engine.best_ask(), self._slippage)
         if budget is not None and cmd.get("quote_qty") is None:
             cmd["quote_qty"] = budget  # The engine stops at qty or budget, first to bind.
+        else:
+            item.command = command  # unchanged: the engine takes it as decoded
         return resv.for_new(self.spec, item.account_id, cmd, budget)
 
     def _new_reject(self, command: object) -> str | None:
