@@ -3,7 +3,7 @@
 All of a market actor's SQL lives here. One `Journal` is bound to one market and one
 connection. A batch's journal rows are written by `append` in ONE transaction (group
 commit, COPY); that commit is the acknowledgement point. The batch's orders projection and
-trades follow in a second transaction (`project`, multi-row statements over arrays) that
+trades follow in a second transaction (`project`, multi-row statements over JSON rows) that
 also raises the market's projection mark. The epoch triggers of migrations 0002 and 0007
 reject a stale writer with SQLSTATE CL001, which `append`, `project` and `save_snapshot`
 turn into `FencedError`.
@@ -129,31 +129,8 @@ class TradeRow:
     executed_at_ms: int
 
 
-_NEW_ORDER_FIELDS = (
-    "order_id", "account_id", "client_order_id", "side", "kind", "tif", "post_only", "stp",
-    "price_ticks", "stop_price_ticks", "qty_lots", "quote_qty_tick_lots", "display_qty_lots",
-    "expire_at_ms", "open_qty_lots", "status", "event_seq", "filled_qty_lots",
-    "filled_quote_atoms", "fee_atoms", "reason",
-)  # fmt: skip
-_UPDATE_FIELDS = (
-    "order_id", "open_qty_lots", "filled_qty_delta_lots", "filled_quote_delta_atoms",
-    "fee_delta_atoms", "price_ticks", "status", "reason", "event_seq",
-)  # fmt: skip
-_TRADE_FIELDS = (
-    "seq", "maker_order_id", "taker_order_id", "maker_account_id", "taker_account_id",
-    "taker_side", "price_ticks", "qty_lots", "quote_qty_atoms", "maker_fee_atoms",
-    "taker_fee_atoms", "executed_at_ms",
-)  # fmt: skip
-_ARRAYS = len(_NEW_ORDER_FIELDS) + len(_UPDATE_FIELDS) + len(_TRADE_FIELDS)
-_PROJECT_BATCH = f"SELECT clob_project_batch({', '.join(f'${i}' for i in range(1, 4 + _ARRAYS))})"
-
-
+_PROJECT = "SELECT clob_project_json($1, $2, $3, $4, $5, $6)"
 _JOURNAL_COLUMNS = ("market_id", "seq", "epoch", "kind", "payload", "ledger_shard", "ledger_epoch")
-
-
-def _columns(rows: Sequence[Any], fields: tuple[str, ...]) -> list[list[Any]]:
-    """Return the rows' values as one list per field (the arrays of one call)."""
-    return [[getattr(r, f) for r in rows] for f in fields]
 
 
 async def connect(database_url: str) -> asyncpg.Connection:
@@ -233,7 +210,7 @@ class Journal:
     ) -> None:
         """Write the orders and trades of journal rows up to `upto_seq`, atomically.
 
-        One call of `clob_project_batch` (migration 0007): one statement, so one implicit
+        One call of `clob_project_json` (migration 0010): one statement, so one implicit
         transaction and one round trip. The projection mark is raised first: its epoch
         trigger locks the market's epoch row and rejects a stale writer. Orders accepted in
         the batch (`NewOrderRow`) are inserted with their state after it; orders from
@@ -244,13 +221,10 @@ class Journal:
         """
         new = [u for u in order_updates if isinstance(u, NewOrderRow)]
         changed = [u for u in order_updates if isinstance(u, OrderUpdate)]
-        args = [
-            *_columns(new, _NEW_ORDER_FIELDS),
-            *_columns(changed, _UPDATE_FIELDS),
-            *_columns(trades, _TRADE_FIELDS),
-        ]
+        # Rows as JSON objects keyed by field name (migration 0010 reads them by name).
+        args = (jsonx.dumps(new), jsonx.dumps(changed), jsonx.dumps(trades))
         try:
-            await self._conn.execute(_PROJECT_BATCH, self.market_id, upto_seq, epoch, *args)
+            await self._conn.execute(_PROJECT, self.market_id, upto_seq, epoch, *args)
         except asyncpg.PostgresError as exc:
             if _fenced(exc):
                 raise FencedError(str(exc)) from exc

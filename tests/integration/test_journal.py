@@ -103,6 +103,17 @@ async def test_append_journals_and_project_writes_orders_trades_and_the_mark(
         assert await journal.projection_mark() == 2  # ... and neither did this one.
         await journal.project(epoch, 1, [], [])
         assert await journal.projection_mark() == 2  # The mark never goes back.
+        # Amounts beyond 64 bits (18-decimal assets) stay exact through the JSON rows.
+        big, huge = 10**30 + 7, -(10**25 + 3)
+        whale = dataclasses.replace(trade, seq=5, quote_qty_atoms=big, maker_fee_atoms=huge)
+        grown = OrderUpdate(maker, 1, 1, big, huge, None, "open", None, 5)
+        await journal.project(epoch, 3, [grown], [whale])
+        row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", maker)
+        assert (row["filled_quote_atoms"], row["fee_atoms"]) == (20 + big, -1 + huge)
+        stored = await conn.fetchrow(
+            "SELECT * FROM trades WHERE market_id = $1 AND seq = 5", market_id
+        )
+        assert (stored["quote_qty_atoms"], stored["maker_fee_atoms"]) == (big, huge)
     finally:
         await journal.close()
 
