@@ -2,16 +2,13 @@
 
 A shard's state is its accounts' rows (`account_id % shard_count = shard_id`) of
 `balances`, `ledger_reservations` and `ledger_credits`, its `fee_balances` row per asset and
-its `ledger_shard_marks`. `save` writes everything one batch changed with one statement
-(`clob_ledger_save`, arrays of every table's rows: group commit in one round trip).
-Amounts are `NUMERIC(38,0)`: they are read as text and written as text so that no
-`Decimal` (let alone a float) ever touches a money path.
+its `ledger_shard_marks`. `save` writes a set of changes with one statement
+(`clob_ledger_save_json`, JSON documents of every table's rows: one round trip).
+Amounts are `NUMERIC(38,0)`: they are read as text and written as JSON integers (exact at
+any size) so that no `Decimal` (let alone a float) ever touches a money path.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
@@ -147,7 +144,7 @@ async def _load_reservations(conn: asyncpg.Connection, reg: Registry, core: Ledg
 async def save(
     conn: asyncpg.Connection, registry: Registry, core: LedgerCore, changes: Changes
 ) -> None:
-    """Write one batch's changes with one statement (`clob_ledger_save`, migration 0008):
+    """Write a set of changes with one statement (`clob_ledger_save_json`, migration 0011):
     atomic on its own, and one round trip. Does nothing when nothing changed."""
     if not any(
         (changes.credits, changes.balances, changes.fees, changes.dropped,
@@ -156,34 +153,31 @@ async def save(
         return
     aid = registry.asset_ids
     mid = registry.market_ids
-    args: list[list[Any]] = [
-        *_columns(changes.credits, lambda c: (c[0], c[1], aid[c[2]], str(c[3])), 4),
-        *_columns(changes.balances, lambda b: (b[0], aid[b[1]], str(b[2]), str(b[3])), 4),
-        *_columns(changes.fees, lambda f: (aid[f[0]], str(f[1])), 2),
-        *_columns(changes.dropped, lambda k: (mid[k[0]], k[1]), 2),
-        *_columns(changes.reservations, lambda r: _row(registry, r), 13),
-    ]
-    marks = _columns(changes.marks, lambda m: (mid[m[0]], m[1]), 2)
-    await conn.execute(_SAVE, core.shard_id, *args, core.shard_count, *marks)
-
-
-def _columns(items: Sequence[Any], row: Any, width: int) -> list[list[Any]]:
-    """Return `row(item)` for every item, transposed: one list per column."""
-    if not items:
-        return [[] for _ in range(width)]
-    return [list(c) for c in zip(*(row(item) for item in items), strict=True)]
-
-
-_SAVE = f"SELECT clob_ledger_save({', '.join(f'${i}' for i in range(1, 30))})"
-
-
-def _row(registry: Registry, r: OrderReservation) -> tuple[Any, ...]:
-    return (
-        registry.market_ids[r.market], r.order_id, r.account_id, registry.asset_ids[r.asset],
-        r.side, str(r.reserved_atoms), str(r.pending_atoms), r.limit_price_ticks,
-        r.open_qty_lots, r.quote_budget_tick_lots, str(r.fee_numerator), r.accepted,
-        r.request_key,
+    documents = (
+        [{"reference": ref, "account_id": acct, "asset_id": aid[asset], "amount": amount}
+         for ref, acct, asset, amount in changes.credits],
+        [{"account_id": acct, "asset_id": aid[asset], "available": available, "locked": locked}
+         for acct, asset, available, locked in changes.balances],
+        [{"asset_id": aid[asset], "amount": amount} for asset, amount in changes.fees],
+        [{"market_id": mid[market], "order_id": oid} for market, oid in changes.dropped],
+        [_row(registry, r) for r in changes.reservations],
+        [{"market_id": mid[market], "seq": seq} for market, seq in changes.marks],
     )  # fmt: skip
+    await conn.execute(_SAVE, core.shard_id, core.shard_count, *(jsonx.dumps(d) for d in documents))
+
+
+_SAVE = "SELECT clob_ledger_save_json($1, $2, $3, $4, $5, $6, $7, $8)"
+
+
+def _row(registry: Registry, r: OrderReservation) -> JsonDict:
+    return {
+        "market_id": registry.market_ids[r.market], "order_id": r.order_id,
+        "account_id": r.account_id, "asset_id": registry.asset_ids[r.asset], "side": r.side,
+        "reserved": r.reserved_atoms, "pending": r.pending_atoms,
+        "limit_price": r.limit_price_ticks, "open_qty": r.open_qty_lots,
+        "budget": r.quote_budget_tick_lots, "fee_numerator": r.fee_numerator,
+        "accepted": r.accepted, "request_key": r.request_key,
+    }  # fmt: skip
 
 
 async def journal_entries(

@@ -169,6 +169,14 @@ async def test_credit_is_idempotent_and_needs_a_known_account(
     with pytest.raises(Exception, match="unknown account"):
         await shard.credit.remote(10**12, "LQ", 5, "dep-nobody")
     assert await _balances(shard, account) == {"LQ": (500, 0)}
+    # Beyond 64 bits (an 18-decimal asset): exact in memory and in the table.
+    huge = 10**30 + 1
+    await shard.credit.remote(account, "LB", huge, f"whale-{account}")
+    stored = await db[1].fetchval(
+        "SELECT available_atoms FROM balances b JOIN assets a USING (asset_id) "
+        "WHERE b.account_id = $1 AND a.symbol = 'LB'", account,
+    )  # fmt: skip
+    assert (await _balances(shard, account))["LB"] == (huge, 0) and stored == huge
 
 
 async def test_trades_survive_a_crash_and_apply_exactly_once(
