@@ -21,16 +21,14 @@ shard only when the counterparties of its fills are on it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from collections.abc import Iterable
 from typing import Any
 
-from actors.contracts import BalanceView, JsonDict, Reservation
+from actors.contracts import JsonDict, Reservation
 from actors.engine import MarketSpec, notional_quote_atoms
-from actors.ledger.holds import Hold, Holds, terms_key
+from actors.ledger.holds import Hold, terms_key
 from actors.ledger.rules import (
     Changes,
-    Key,
     LedgerInvariantError,
     LedgerRequestError,
     Move,
@@ -38,127 +36,22 @@ from actors.ledger.rules import (
     OrderReservation,
     Totals,
     fill_fee_atoms,
-    is_done,
     required_now,
     shard_of,
 )
+from actors.ledger.state import LedgerState
 
 __all__ = ["Changes", "LedgerCore", "Move", "Moves", "Totals", "shard_of"]
 
 
-class LedgerCore:
-    """Balances, fees, reservations and journal marks of one ledger shard.
+class LedgerCore(LedgerState):
+    """A ledger shard's commands (credit, hold, reserve, release) and the rules that turn a
+    journal entry's reservation and events into balance moves (see the module doc).
 
     Args:
         shard_id: This shard's number, `0 <= shard_id < shard_count`.
         shard_count: Number of shards.
     """
-
-    def __init__(self, shard_id: int = 0, shard_count: int = 1) -> None:
-        if not 0 <= shard_id < shard_count:
-            raise ValueError(f"shard {shard_id} out of range for {shard_count} shards")
-        self.shard_id = shard_id
-        self.shard_count = shard_count
-        self._balances: dict[tuple[int, str], list[int]] = {}
-        self._fees: dict[str, int] = {}
-        self._credited: dict[str, int] = {}
-        self._references: set[str] = set()
-        self._records: dict[Key, OrderReservation] = {}
-        self._marks: dict[str, int] = {}
-        self._moves: Moves = []
-        self._changes = Changes()
-        self._dirty_balances: set[tuple[int, str]] = set()
-        self._dirty_fees: set[str] = set()
-        self._dirty_records: set[Key] = set()
-        self._dirty_marks: set[str] = set()
-        self.holds = Holds()
-        # While True (catching up from the journal at recovery), balances may go negative
-        # on the way: the journals of several markets are replayed one after the other,
-        # not in the order their entries happened. `check_balances` checks the end state.
-        self.replaying = False
-
-    # -- loading (no change tracking) ------------------------------------------------------
-
-    def load_balance(self, account_id: int, asset: str, available: int, locked: int) -> None:
-        """Set a stored balance while recovering."""
-        self._balances[(account_id, asset)] = [available, locked]
-
-    def load_fees(self, asset: str, amount: int) -> None:
-        """Set the stored fee balance of an asset while recovering."""
-        self._fees[asset] = amount
-
-    def load_credited(self, asset: str, amount: int) -> None:
-        """Set the stored credited total of an asset while recovering."""
-        self._credited[asset] = amount
-
-    def load_reservation(self, record: OrderReservation) -> None:
-        """Add a stored reservation record while recovering."""
-        self._records[(record.market, record.order_id)] = record
-
-    def load_mark(self, market: str, journal_seq: int) -> None:
-        """Set the stored journal high-water mark of a market while recovering."""
-        self._marks[market] = journal_seq
-
-    # -- queries ---------------------------------------------------------------------------
-
-    def owns(self, account_id: int) -> bool:
-        """Return True if this shard owns the account."""
-        return shard_of(account_id, self.shard_count) == self.shard_id
-
-    def mark(self, market: str) -> int:
-        """Return the last journal seq of the market applied here (0 if none)."""
-        return self._marks.get(market, 0)
-
-    def balance(self, account_id: int, asset: str) -> tuple[int, int]:
-        """Return `(available, locked)` atoms of one account and asset (holds count as
-        locked)."""
-        available, locked = self._balances.get((account_id, asset), (0, 0))
-        held = self.holds.held(account_id, asset)
-        return available - held, locked + held
-
-    def durable_balance(self, account_id: int, asset: str) -> tuple[int, int]:
-        """Return `(available, locked)` without the holds: what is persisted."""
-        available, locked = self._balances.get((account_id, asset), (0, 0))
-        return available, locked
-
-    def balances(self, account_id: int) -> list[BalanceView]:
-        """Return every balance of an account, by asset symbol (holds count as locked)."""
-        return [
-            BalanceView(asset, *self.balance(acct, asset))
-            for (acct, asset) in sorted(self._balances)
-            if acct == account_id
-        ]
-
-    def fees(self, asset: str) -> int:
-        """Return the fee account's balance of an asset (may be negative, see module)."""
-        return self._fees.get(asset, 0)
-
-    def reservation(self, market: str, order_id: str) -> OrderReservation | None:
-        """Return a copy of an order's reservation record, or None."""
-        record = self._records.get((market, order_id))
-        return None if record is None else replace(record)
-
-    def order_ids(self, market: str) -> list[str]:
-        """Return the ids of every order of a market that holds a reservation here."""
-        return [oid for (m, oid) in self._records if m == market]
-
-    def totals(self) -> dict[str, Totals]:
-        """Return per asset the sums of available, locked, fees and credited atoms."""
-        assets = {a for _, a in self._balances} | set(self._fees) | set(self._credited)
-        out = {}
-        for asset in sorted(assets):
-            values = [self.balance(acct, a) for (acct, a) in self._balances if a == asset]
-            out[asset] = Totals(
-                sum(v[0] for v in values),
-                sum(v[1] for v in values),
-                self._fees.get(asset, 0),
-                self._credited.get(asset, 0),
-            )
-        return out
-
-    def records(self) -> Iterator[OrderReservation]:
-        """Iterate over the live reservation records (read-only use)."""
-        return iter(self._records.values())
 
     # -- commands --------------------------------------------------------------------------
 
@@ -312,36 +205,6 @@ class LedgerCore:
         self._dirty_marks.add(market)
         return self._moves
 
-    def check_balances(self) -> None:
-        """Raise `LedgerInvariantError` if a balance is negative (after a catch-up)."""
-        for (account, asset), (available, locked) in self._balances.items():
-            if available < 0 or locked < 0:
-                raise LedgerInvariantError(
-                    f"balance of account {account} in {asset} is negative after the journal "
-                    f"catch-up: ({available}, {locked})"
-                )
-
-    def take_changes(self) -> Changes:
-        """Return everything changed since the last call, as values to persist."""
-        changes = self._changes
-        changes.balances = [
-            (a, s, *self.durable_balance(a, s)) for a, s in sorted(self._dirty_balances)
-        ]
-        changes.fees = [(asset, self._fees.get(asset, 0)) for asset in sorted(self._dirty_fees)]
-        for key in sorted(self._dirty_records):
-            record = self._records.get(key)
-            if record is None:
-                changes.dropped.append(key)
-            else:
-                changes.reservations.append(replace(record))
-        changes.marks = [(m, self._marks[m]) for m in sorted(self._dirty_marks)]
-        self._changes = Changes()
-        self._dirty_balances.clear()
-        self._dirty_fees.clear()
-        self._dirty_records.clear()
-        self._dirty_marks.clear()
-        return changes
-
     # -- event handlers --------------------------------------------------------------------
 
     def _record(self, market: str, order_id: object) -> OrderReservation | None:
@@ -454,70 +317,6 @@ class LedgerCore:
         if record.quote_budget_tick_lots is not None:
             record.quote_budget_tick_lots -= price * qty
         self._settle_remainder(spec, record)
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _settle_remainder(self, spec: MarketSpec, record: OrderReservation) -> None:
-        if is_done(record):
-            self._drop(record)
-        else:
-            self._true_up(spec, record)
-
-    def _true_up(self, spec: MarketSpec, record: OrderReservation) -> None:
-        need = required_now(spec, record)
-        if need is not None and record.reserved_atoms > need:
-            self._unlock(record, record.reserved_atoms - need)
-            record.reserved_atoms = need
-        self._touch(record)
-
-    def _pay(self, record: OrderReservation, atoms: int) -> None:
-        if atoms > record.reserved_atoms:
-            raise LedgerInvariantError(
-                f"order {record.market}/{record.order_id} must pay {atoms} atoms "
-                f"but has {record.reserved_atoms} reserved"
-            )
-        record.reserved_atoms -= atoms
-        self._move(record.account_id, record.asset, 0, -atoms)
-
-    def _drop(self, record: OrderReservation) -> None:
-        self._unlock(record, record.reserved_atoms + record.pending_atoms)
-        record.reserved_atoms = record.pending_atoms = 0
-        key = (record.market, record.order_id)
-        del self._records[key]
-        self._dirty_records.add(key)
-
-    def _unlock(self, record: OrderReservation, atoms: int) -> None:
-        if atoms:
-            self._move(record.account_id, record.asset, atoms, -atoms)
-
-    def _touch(self, record: OrderReservation) -> None:
-        self._dirty_records.add((record.market, record.order_id))
-
-    def _move(self, account_id: int, asset: str, d_available: int, d_locked: int) -> None:
-        value = self._balances.setdefault((account_id, asset), [0, 0])
-        if (value[0] + d_available < 0 or value[1] + d_locked < 0) and not self.replaying:
-            raise LedgerInvariantError(
-                f"balance of account {account_id} in {asset} would go negative: "
-                f"{value} + ({d_available}, {d_locked})"
-            )
-        value[0] += d_available
-        value[1] += d_locked
-        self._dirty_balances.add((account_id, asset))
-        self._moves.append(Move(account_id, asset, d_available, d_locked))
-
-    def _fee(self, asset: str, delta: int) -> None:
-        if delta:
-            self._fees[asset] = self._fees.get(asset, 0) + delta
-            self._dirty_fees.add(asset)
-            self._moves.append(Move(None, asset, delta, 0))
-
-    def check_owner(self, account_id: int) -> None:
-        """Raise `LedgerRequestError` unless this shard owns the account."""
-        if not self.owns(account_id):
-            raise LedgerRequestError(
-                f"account {account_id} belongs to shard {shard_of(account_id, self.shard_count)}"
-                f", not {self.shard_id}"
-            )
 
 
 _HANDLERS: dict[str, Any] = {
