@@ -600,8 +600,10 @@ def measure(
     procs = server_processes(exchange)
     before = cpu_snapshot(procs)
     seq = asyncio.run(journal_batches(exchange, None))[0]
+    stages = market_stages(exchange)
     results.append(load(f"POST /orders {label}", orders))
     cpu = cpu_delta(before, cpu_snapshot(procs))
+    stages_after = market_stages(exchange)
     print_book(exchange)
     _, sizes = asyncio.run(journal_batches(exchange, seq))
     if sizes:
@@ -610,7 +612,30 @@ def measure(
             f"{statistics.fmean(sizes):.1f}, median {statistics.median(sizes):.0f}, "
             f"max {max(sizes)}"
         )
+    if sizes and stages and stages_after:
+        spent = {k: stages_after[k] - stages.get(k, 0.0) for k in stages_after}
+        print(
+            "market pipeline during the load, ms per batch: "
+            + ", ".join(f"{k} {1000 * v / len(sizes):.1f}" for k, v in spent.items())
+        )
     return results, cpu
+
+
+def market_stages(exchange: Exchange) -> dict[str, float] | None:
+    """Return the market actor's `stage_seconds` (joining the exchange's Ray for a moment),
+    or None when it cannot be reached."""
+    import ray
+
+    try:
+        ray.init(address="auto", namespace="clob", log_to_driver=False)
+        market = ray.get_actor(f"market:{MARKET}", namespace="clob")
+        stages: dict[str, float] = ray.get(market.status.remote(), timeout=30)["stage_seconds"]
+        return stages
+    except Exception as exc:  # a figure less, not a failed benchmark
+        print(f"market stages unavailable: {type(exc).__name__}: {exc}")
+        return None
+    finally:
+        ray.shutdown()
 
 
 async def journal_batches(exchange: Exchange, after_seq: int | None) -> tuple[int, list[int]]:
