@@ -220,6 +220,7 @@ class Exchange:
             test_credits=self.settings.database_url is None,
             rate_limit_per_minute=self.settings.serve.rate_limit_per_minute,
             access_log=self.settings.serve.access_log,
+            gateway_replicas=self.settings.serve.gateway_replicas,
         )
         serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
         http_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"

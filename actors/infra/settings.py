@@ -68,6 +68,9 @@ class ServeSettings(BaseModel):
         description="Serve's access log line per request (costs gateway CPU on every order; "
         "HAProxy can log requests instead).",
     )
+    gateway_replicas: int = Field(
+        default=1, ge=1, description="Gateway (REST ingress) replicas; each is one process."
+    )
 
 
 class RaySettings(BaseModel):

@@ -127,6 +127,32 @@ def test_cli_init_config_then_validate_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("env,expected", [(None, 1), ("2", 2)])
+def test_gateway_replicas_reach_the_deployment(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, expected: int
+) -> None:
+    from serve_app.app import AppArgs, app_builder
+
+    if env is not None:
+        monkeypatch.setenv("CLOB_SERVE__GATEWAY_REPLICAS", env)
+    settings = load_settings()
+    assert settings.serve.gateway_replicas == expected
+    args = AppArgs(
+        database_url="postgresql://h/db", redis_url="redis://h",
+        gateway_replicas=settings.serve.gateway_replicas,
+    )  # fmt: skip
+    deployment = app_builder(args)._bound_deployment
+    assert deployment._deployment_config.num_replicas == expected
+
+
+def test_gateway_replicas_must_be_positive(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOB_SERVE__GATEWAY_REPLICAS", "0")
+    with pytest.raises(Exception, match="greater than or equal to 1"):
+        load_settings()
+
+
 @pytest.mark.parametrize("env,expected", [(None, False), ("true", True), ("false", False)])
 def test_serve_access_log_reaches_the_gateway_deployment(
     config_file: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, expected: bool
