@@ -30,9 +30,6 @@ from actors.ledger.rules import LedgerRequestError
 __all__ = ["LedgerShard", "ledger_shard_options", "shard_of"]
 
 _T = TypeVar("_T")
-FLUSH_INTERVAL_S = 0.05
-"""How long a change waits for others before the background write takes them all. The
-tables lag the shard's memory by about this much; the journal has everything anyway."""
 Entries = Sequence[tuple[int, list[JsonDict]] | tuple[int, list[JsonDict], JsonDict | None]]
 """Journal entries of one market: `(seq, events)` or `(seq, events, reservation)`, the
 reservation as `Reservation.to_dict` gives it (None when the command reserved nothing)."""
@@ -234,10 +231,8 @@ class LedgerShard:
         return result
 
     async def _flush_behind(self) -> None:
-        """Write changes while there are any (each write takes all of them so far), at most
-        one write per `FLUSH_INTERVAL_S`: under load one write carries many calls."""
+        """Write changes while there are any (each write takes all of them so far)."""
         while self._dirty:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
             try:
                 await self._write()
             except Exception:
