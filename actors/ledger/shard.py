@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from actors.contracts import BalanceView, JsonDict, Reservation
+from actors.contracts import BalanceView, JsonDict, Reservation, StaleMarketEpochError
 from actors.ledger import store
 from actors.ledger.core import LedgerCore, shard_of
 from actors.ledger.rules import LedgerRequestError
@@ -269,8 +269,8 @@ class LedgerShard:
                 if self._core is None:
                     self._core = await self._recover(conn)
                 return await run(conn, self._core)
-            except LedgerRequestError:
-                raise  # refused before anything changed
+            except (LedgerRequestError, StaleMarketEpochError):
+                raise  # refused before anything changed: the state stays
             except BaseException:
                 self._core = None  # reload from PostgreSQL on the next call
                 self._conn = None  # and on a fresh connection

@@ -273,4 +273,9 @@ async def test_holds_of_dead_market_incarnations_are_released(
     assert await _balances(shard, account) == {"LQ": (10_000 - 502, 502)}
     with pytest.raises(Exception, match="stale"):  # the dead incarnation holds no more
         await shard.reserve.remote([_reservation(account, "x3", "buy", 10, 5)], market.epoch)
+    # ... and that refusal changed nothing: same incarnation, same holds.
+    x4 = _reservation(account, "x4", "buy", 10, 5)
+    assert await shard.reserve.remote([x4], market.epoch + 1) == (epoch, [True])
+    assert await _balances(shard, account) == {"LQ": (10_000 - 2 * 502, 2 * 502)}
+    assert await shard.release_orphans.remote(SPEC.symbol, live, market.epoch + 2) == 1
     await _assert_conserved(shard, db[1])
