@@ -1,8 +1,9 @@
 """The ledger shard actor: a thin async shell around `LedgerCore`, persisted in PostgreSQL.
 
 Start one per shard with `ray.remote(LedgerShard).options(**ledger_shard_options(i))`.
-The first call (any method) is the recovery path: bump the shard's epoch, load its state
-from PostgreSQL and catch up every market from the journal, past the shard's marks.
+Recovery starts in the constructor (and the first call waits for it, or retries it):
+bump the shard's epoch, load its state from PostgreSQL and catch up every market from the
+journal, past the shard's marks.
 
 Every call runs under one lock (one message at a time, as the design wants) and works in
 memory. `reserve` answers holds under the shard's epoch (`holds.py`); `apply` makes
@@ -16,6 +17,8 @@ state is thrown away and rebuilt on the next call (a new epoch: the holds are go
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -30,6 +33,7 @@ from actors.ledger.rules import LedgerRequestError
 __all__ = ["LedgerShard", "ledger_shard_options", "shard_of"]
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 Entries = Sequence[tuple[int, list[JsonDict]] | tuple[int, list[JsonDict], JsonDict | None]]
 """Journal entries of one market: `(seq, events)` or `(seq, events, reservation)`, the
 reservation as `Reservation.to_dict` gives it (None when the command reserved nothing)."""
@@ -74,6 +78,12 @@ class LedgerShard:
         self._flusher: asyncio.Task[None] | None = None
         self._dirty = False
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
+        self._eager: asyncio.Task[int] | None = None
+        with contextlib.suppress(RuntimeError):  # no running loop: recover on first call
+            # Ray runs an async actor's constructor on its event loop: recover now, so the
+            # epoch moves at once and the first reserve after a restart does not wait.
+            self._eager = asyncio.get_running_loop().create_task(self.ping())
+            self._eager.add_done_callback(_log_failure)
 
     # -- public interface ------------------------------------------------------------------
 
@@ -295,3 +305,9 @@ class LedgerShard:
 
 async def _done(value: _T) -> _T:
     return value
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """Log an eager recovery's failure (the next call retries and raises it to its caller)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("eager recovery failed: %r", task.exception())

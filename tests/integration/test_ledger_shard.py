@@ -257,6 +257,23 @@ async def test_a_hold_lost_in_a_restart_cannot_be_journaled(
     await _assert_conserved(shard, db[1])
 
 
+async def test_a_restarted_shard_recovers_before_any_call(
+    shard: Any, db: tuple[str, asyncpg.Connection]
+) -> None:
+    """Recovery starts in the constructor: the epoch moves with no call made."""
+    await shard.ping.remote()
+    query = "SELECT epoch FROM ledger_shard_epochs WHERE shard_id = 0"
+    epoch = await db[1].fetchval(query)
+    ray.kill(shard, no_restart=False)
+    for _ in range(600):
+        if await db[1].fetchval(query) == epoch + 1:
+            break
+        await asyncio.sleep(0.05)
+    assert await db[1].fetchval(query) == epoch + 1
+    assert await shard.ping.remote() == 0
+    assert await db[1].fetchval(query) == epoch + 1  # the first call did not recover again
+
+
 async def test_holds_of_dead_market_incarnations_are_released(
     shard: Any, db: tuple[str, asyncpg.Connection], market: Market
 ) -> None:
