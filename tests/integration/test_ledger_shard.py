@@ -274,6 +274,38 @@ async def test_a_restarted_shard_recovers_before_any_call(
     assert await db[1].fetchval(query) == epoch + 1  # the first call did not recover again
 
 
+async def test_a_failed_background_write_rebuilds_the_shard_from_the_journal(
+    shard: Any, db: tuple[str, asyncpg.Connection], market: Market
+) -> None:
+    """The tables lag the shard's memory; if a write fails, the shard throws its memory
+    away and rebuilds it (new epoch) from the tables and the journal: nothing is lost."""
+    seller, buyer = await _accounts(db[1], 2)
+    await shard.credit.remote(seller, "LB", 100, f"w-{seller}")
+    await shard.credit.remote(buyer, "LQ", 10_000, f"w-{buyer}")
+    # At 77: no order of the earlier tests rests there.
+    sell, buy = _reservation(seller, "ws", "sell", 77, 3), _reservation(buyer, "wb", "buy", 77, 2)
+    epoch, flags = await shard.reserve.remote([sell, buy], market.epoch)
+    assert flags == [True, True]
+    save = "clob_ledger_save_json(integer, integer, json, json, json, json, json, json)"
+    await db[1].execute(f"ALTER FUNCTION {save} RENAME TO clob_ledger_save_gone")
+    try:  # the next background write fails
+        entries = [
+            await market.journal(seller, _new("ws", "sell", 77, 3), (sell, epoch)),
+            await market.journal(buyer, _new("wb", "buy", 77, 2), (buy, epoch)),
+        ]
+        await shard.apply.remote(SPEC.symbol, entries)
+        await asyncio.sleep(0.5)
+    finally:
+        gone = save.replace("clob_ledger_save_json", "clob_ledger_save_gone")
+        await db[1].execute(f"ALTER FUNCTION {gone} RENAME TO clob_ledger_save_json")
+    # The failed write threw the state away: the next call rebuilds it, as a new incarnation.
+    assert await shard.reserve.remote([], market.epoch) == (epoch + 1, [])
+    # 2 lots at 77: 1,540 + taker fee 5 (30 bps, rounded up); the maker pays 2 (10 bps).
+    assert await _balances(shard, buyer) == {"LB": (20, 0), "LQ": (10_000 - 1_545, 0)}
+    assert await _balances(shard, seller) == {"LB": (70, 10), "LQ": (1_540 - 2, 0)}
+    await _assert_conserved(shard, db[1])
+
+
 async def test_holds_of_dead_market_incarnations_are_released(
     shard: Any, db: tuple[str, asyncpg.Connection], market: Market
 ) -> None:
