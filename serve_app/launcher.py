@@ -170,7 +170,11 @@ class Exchange:
             os.getpid(), http_url, ray_address, services.database_url, services.redis_url,
             services.started,
         )  # fmt: skip
-        state_file(settings).write_text(json.dumps(asdict(state), indent=2))
+        # Written whole or not at all: `clob status` may read it at any moment.
+        path = state_file(settings)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(asdict(state), indent=2))
+        partial.replace(path)
         return state
 
     def _start_ray(self) -> str:

@@ -33,19 +33,22 @@ def _env(data_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[str], data_dir: Path) -> None:
+    """Wait until `clob up` is ready: the API answers and its state file is written (the
+    API answers a moment before `clob up` records it, and `clob status` reads the file)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             output = proc.stdout.read() if proc.stdout else ""
             pytest.fail(f"clob up exited early with {proc.returncode}:\n{output[-3000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
+            healthy = httpx.get(f"{url}/health", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
+            healthy = False
+        if healthy and (data_dir / "state.json").exists():
+            return
         time.sleep(0.5)
-    pytest.fail(f"{url}/health did not answer within {STARTUP_TIMEOUT_S:.0f} s")
+    pytest.fail(f"clob up was not ready within {STARTUP_TIMEOUT_S:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,7 @@ def running(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        _wait_ready(url, proc, data_dir)
         yield proc, url, env
     finally:
         if proc.poll() is None:
