@@ -92,11 +92,12 @@ class LedgerCore(LedgerState):
         Raises:
             StaleMarketEpochError: `market_epoch` is older than one seen for the market.
         """
-        refused = self._refuses(r)
+        terms = terms_key(r)
+        refused = self._refuses(r, terms)
         if refused is not None:
             return not refused
         self.holds.check_epoch(r.market, market_epoch)
-        key = (r.market, r.order_id, terms_key(r))
+        key = (r.market, r.order_id, terms)
         if self.holds.has(key):
             return True
         if self.balance(r.account_id, r.asset)[0] < r.amount_atoms:
@@ -116,17 +117,18 @@ class LedgerCore(LedgerState):
             False (changing nothing) if the funds are short or the order belongs to another
             account; True otherwise.
         """
-        refused = self._refuses(r)
+        terms = terms_key(r)
+        refused = self._refuses(r, terms)
         if refused is not None:
             return not refused
         if self.balance(r.account_id, r.asset)[0] < r.amount_atoms:
             return False
-        self._lock(r)
+        self._lock(r, terms)
         return True
 
-    def _refuses(self, r: Reservation) -> bool | None:
-        """Check a reservation request: True to refuse it, False if it is a repeat of the
-        order's last reservation (nothing to do), None to go on."""
+    def _refuses(self, r: Reservation, terms: str) -> bool | None:
+        """Check a reservation request (`terms`: its `terms_key`): True to refuse it, False
+        if it is a repeat of the order's last reservation (nothing to do), None to go on."""
         if r.amount_atoms < 0:
             raise LedgerRequestError(f"reservation amount must be >= 0, got {r.amount_atoms}")
         self.check_owner(r.account_id)
@@ -136,18 +138,19 @@ class LedgerCore(LedgerState):
             return None
         if record.account_id != r.account_id or record.asset != r.asset:
             return True
-        return False if record.request_key == terms_key(r) else None
+        return False if record.request_key == terms else None
 
     def _commit(self, r: Reservation) -> None:
         """Make a journaled reservation durable, ending its hold (a hold lost in a restart
         was re-taken by the journal catch-up, in `replaying` mode)."""
-        self.holds.pop((r.market, r.order_id, terms_key(r)))
+        terms = terms_key(r)
+        self.holds.pop((r.market, r.order_id, terms))
         record = self._records.get((r.market, r.order_id))
-        if record is not None and record.request_key == terms_key(r):
+        if record is not None and record.request_key == terms:
             return
-        self._lock(r)
+        self._lock(r, terms)
 
-    def _lock(self, r: Reservation) -> None:
+    def _lock(self, r: Reservation, terms: str) -> None:
         key = (r.market, r.order_id)
         record = self._records.get(key)
         self._move(r.account_id, r.asset, -r.amount_atoms, r.amount_atoms)
@@ -160,7 +163,7 @@ class LedgerCore(LedgerState):
             self._records[key] = record
         else:
             record.pending_atoms += r.amount_atoms
-        record.request_key = terms_key(r)
+        record.request_key = terms
         self._dirty_records.add(key)
 
     def release(self, market: str, order_id: str) -> Moves:
