@@ -103,7 +103,3 @@ class Holds:
         for key in stale:
             self.pop(key)
         return len(stale)
-
-    def items(self) -> list[tuple[HoldKey, Hold]]:
-        """Return every hold (a copy)."""
-        return list(self._holds.items())
