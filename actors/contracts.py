@@ -12,6 +12,11 @@ from typing import Any
 
 JsonDict = dict[str, Any]
 
+LedgerEntry = tuple[int, list[JsonDict], JsonDict | None]
+"""One journal entry as the ledger shards apply it: `(journal seq, events in codec form,
+reservation)`, the reservation as `Reservation.to_dict` gives it, None when the command
+reserved nothing."""
+
 
 def _reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
     """Pickle as `(class, field values)`. The default for frozen slotted dataclasses

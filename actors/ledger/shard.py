@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from actors.contracts import BalanceView, JsonDict, Reservation, StaleMarketEpochError
+from actors.contracts import BalanceView, LedgerEntry, Reservation, StaleMarketEpochError
+from actors.engine import MarketSpec
 from actors.ledger import store
 from actors.ledger.core import LedgerCore, shard_of
 from actors.ledger.rules import LedgerRequestError
@@ -34,9 +35,6 @@ __all__ = ["LedgerShard", "ledger_shard_options", "shard_of"]
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
-Entries = Sequence[tuple[int, list[JsonDict]] | tuple[int, list[JsonDict], JsonDict | None]]
-"""Journal entries of one market: `(seq, events)` or `(seq, events, reservation)`, the
-reservation as `Reservation.to_dict` gives it (None when the command reserved nothing)."""
 
 
 def ledger_shard_options(shard_id: int) -> dict[str, Any]:
@@ -118,9 +116,8 @@ class LedgerShard:
 
         return await self._locked(run)
 
-    async def apply(self, market: str, entries: Entries) -> None:
-        """Apply journal entries of a market, in ascending seq: `(seq, events)` or `(seq,
-        events, reservation)` (see `Entries`).
+    async def apply(self, market: str, entries: Sequence[LedgerEntry]) -> None:
+        """Apply journal entries `(seq, events, reservation)` of a market, in ascending seq.
 
         Entries at or below the shard's mark are skipped; a gap before an entry is first
         filled from the journal table. In memory; written to PostgreSQL in the background.
@@ -208,17 +205,18 @@ class LedgerShard:
     # -- the shell -------------------------------------------------------------------------
 
     async def _apply(
-        self, conn: asyncpg.Connection, core: LedgerCore, market: str, entries: Entries
+        self,
+        conn: asyncpg.Connection,
+        core: LedgerCore,
+        market: str,
+        entries: Sequence[LedgerEntry],
     ) -> None:
         spec = await self._registry.spec(conn, market)
         market_id = self._registry.market_ids[market]
         for entry in entries:
-            seq, events = entry[0], entry[1]
-            if seq > core.mark(market) + 1:
-                await self._catch_up(conn, core, market, market_id, seq)
-            raw = entry[2] if len(entry) > 2 else None
-            reservation = None if raw is None else Reservation.from_dict(market, raw)
-            core.apply_events(spec, market, seq, events, reservation)
+            if entry[0] > core.mark(market) + 1:
+                await self._catch_up(conn, core, market, market_id, entry[0])
+            _apply_entry(core, spec, market, entry)
         if not entries:
             await self._catch_up(conn, core, market, market_id, None)
 
@@ -227,10 +225,8 @@ class LedgerShard:
         before: int | None,
     ) -> None:  # fmt: skip
         spec = await self._registry.spec(conn, market)
-        after = core.mark(market)
-        for seq, events, raw in await store.journal_entries(conn, market_id, after, before):
-            reservation = None if raw is None else Reservation.from_dict(market, raw)
-            core.apply_events(spec, market, seq, events, reservation)
+        for entry in await store.journal_entries(conn, market_id, core.mark(market), before):
+            _apply_entry(core, spec, market, entry)
 
     async def _mutate(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
         """Run a call that changes the durable state, then start writing it behind."""
@@ -301,6 +297,12 @@ class LedgerShard:
                 await store.save(conn, self._registry, core, core.take_changes())
             core.replaying = False
         return core
+
+
+def _apply_entry(core: LedgerCore, spec: MarketSpec, market: str, entry: LedgerEntry) -> None:
+    seq, events, raw = entry
+    reservation = None if raw is None else Reservation.from_dict(market, raw)
+    core.apply_events(spec, market, seq, events, reservation)
 
 
 async def _done(value: _T) -> _T:

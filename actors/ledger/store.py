@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncpg
 
 from actors import jsonx
-from actors.contracts import JsonDict
+from actors.contracts import JsonDict, LedgerEntry
 from actors.engine import MarketSpec
 from actors.ledger.core import Changes, LedgerCore
 from actors.ledger.rules import LedgerRequestError, OrderReservation
@@ -182,7 +182,7 @@ def _row(registry: Registry, r: OrderReservation) -> JsonDict:
 
 async def journal_entries(
     conn: asyncpg.Connection, market_id: int, after_seq: int, before_seq: int | None = None
-) -> list[tuple[int, list[JsonDict], JsonDict | None]]:
+) -> list[LedgerEntry]:
     """Return `(seq, events, reservation)` of a market's journal rows after `after_seq`
     (and before `before_seq` if given), in seq order; `reservation` is the journaled
     `Reservation.to_dict()`, None when the command reserved nothing (or was journaled

@@ -20,7 +20,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.contracts import OrderRequest, OrderResult, Reservation, StaleMarketEpochError
+from actors.contracts import (
+    LedgerEntry,
+    OrderRequest,
+    OrderResult,
+    Reservation,
+    StaleMarketEpochError,
+)
 from actors.engine import Amend, Command, MarketSpec, MatchingEngine, NewOrder, OrderId
 from actors.engine.codec import command_from_dict, event_to_dict
 from actors.engine.events import Event
@@ -269,7 +275,7 @@ class MarketCore:
         started = time.perf_counter()
         projection = Projection(self.spec, self.cum)
         rows: list[JournalRow] = []
-        entries: list[tuple[int, list[JsonDict], JsonDict | None]] = []
+        entries: list[LedgerEntry] = []
         seq = self.seq
         for item in items:
             seq += 1

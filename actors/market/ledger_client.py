@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
-from actors.contracts import Reservation
+from actors.contracts import LedgerEntry, Reservation
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ class LedgerClient:
                 out[i] = epoch if ok else None
         return out
 
-    def start_apply(
-        self, market: str, entries: list[tuple[int, list[dict[str, Any]], dict[str, Any] | None]]
-    ) -> asyncio.Task[None]:
+    def start_apply(self, market: str, entries: list[LedgerEntry]) -> asyncio.Task[None]:
         """Send a batch's (non-empty) journal entries to every shard now (each keeps its own
         accounts); return the wait for them.
 

@@ -16,7 +16,7 @@ import pytest_asyncio
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
-from actors.contracts import BalanceView, JsonDict, Reservation
+from actors.contracts import BalanceView, JsonDict, LedgerEntry, Reservation
 from actors.engine import MarketSpec, MatchingEngine
 from actors.engine.codec import command_from_dict, event_to_dict
 from actors.infra.migrate import apply_migrations
@@ -41,7 +41,7 @@ class Market:
 
     async def journal(
         self, account: int, command: JsonDict, held: tuple[Reservation, int] | None = None
-    ) -> Entry:
+    ) -> LedgerEntry:
         """Match one command and append it to the journal with the reservation held for
         it and the shard epoch it was held under (`held`); return the entry."""
         seq = self.seq + 1
@@ -61,8 +61,13 @@ class Market:
         self.seq = seq
         return self.seq, events, reservation
 
-
-Entry = tuple[int, list[JsonDict], JsonDict | None]
+    async def place(self, held: Reservation, shard_epoch: int) -> LedgerEntry:
+        """Journal the limit order a reservation was held for (its account, id, side, price
+        and quantity), with that hold's shard epoch; return the entry."""
+        price, qty = held.limit_price_ticks, held.qty_lots
+        assert price is not None and qty is not None
+        new = _new(held.order_id, held.side, price, qty)
+        return await self.journal(held.account_id, new, (held, shard_epoch))
 
 
 def _reservation(account: int, oid: str, side: str, price: int, qty: int) -> Reservation:
@@ -189,8 +194,7 @@ async def test_trades_survive_a_crash_and_apply_exactly_once(
     epoch, flags = await shard.reserve.remote([sell, buy], market.epoch)
     assert flags == [True, True]
     assert await _balances(shard, buyer) == {"LQ": (100_000 - 10_030, 10_030)}  # held
-    entries = [await market.journal(seller, _new("s1", "sell", 90, 5), (sell, epoch)),
-               await market.journal(buyer, _new("b1", "buy", 100, 10), (buy, epoch))]  # fmt: skip
+    entries = [await market.place(sell, epoch), await market.place(buy, epoch)]
     await shard.apply.remote(SPEC.symbol, entries)
     # 5 lots at 90 (4,500 + taker fee 14); 5 open lots at 100 keep 5,000 + 15 locked.
     expected = {"LB": (50, 0), "LQ": (100_000 - 4_514 - 5_015, 5_015)}
@@ -220,13 +224,13 @@ async def test_gaps_and_restarts_catch_up_from_the_journal(
     epoch, flags = await shard.reserve.remote([s2, b2, b3], market.epoch)
     assert flags == [True, True, True]
     # Never sent to the shard: the gap before the next entry comes from the journal.
-    await market.journal(seller, _new("s2", "sell", 100, 5), (s2, epoch))
-    last = await market.journal(buyer, _new("b2", "buy", 100, 2), (b2, epoch))
+    await market.place(s2, epoch)
+    last = await market.place(b2, epoch)
     await shard.apply.remote(SPEC.symbol, [last])
     assert await _balances(shard, seller) == {"LB": (50, 30), "LQ": (2_000 - 2, 0)}
     # Only in the journal, journaled before the crash: recovery takes its reservation from
     # the journal, although the hold died with the old incarnation.
-    await market.journal(buyer, _new("b3", "buy", 100, 1), (b3, epoch))
+    await market.place(b3, epoch)
     await _restart(shard)
     assert await _balances(shard, seller) == {"LB": (50, 20), "LQ": (3_000 - 3, 0)}
     assert await _balances(shard, buyer) == {"LB": (30, 0), "LQ": (10_000 - 3_009, 0)}
@@ -245,13 +249,13 @@ async def test_a_hold_lost_in_a_restart_cannot_be_journaled(
     await _restart(shard)  # the hold is gone; the shard's epoch moved on
     assert await _balances(shard, buyer) == {"LQ": (1_000, 0)}
     with pytest.raises(asyncpg.PostgresError, match="hold of ledger shard 0") as caught:
-        await market.journal(buyer, _new("lost", "buy", 50, 1), (r, epoch))
+        await market.place(r, epoch)
     assert caught.value.sqlstate == "CL003"
     new_epoch, flags = await shard.reserve.remote([r], market.epoch)  # the market retries
     assert flags == [True] and new_epoch == epoch + 1
     market.engine.submit(command_from_dict({"type": "cancel", "id": "lost", "owner": str(buyer),
                                             "ts": market.seq}))  # fmt: skip
-    entry = await market.journal(buyer, _new("lost", "buy", 50, 1), (r, new_epoch))
+    entry = await market.place(r, new_epoch)
     await shard.apply.remote(SPEC.symbol, [entry])
     assert await _balances(shard, buyer) == {"LQ": (1_000 - 502, 502)}
     await _assert_conserved(shard, db[1])
@@ -289,10 +293,7 @@ async def test_a_failed_background_write_rebuilds_the_shard_from_the_journal(
     save = "clob_ledger_save_json(integer, integer, json, json, json, json, json, json)"
     await db[1].execute(f"ALTER FUNCTION {save} RENAME TO clob_ledger_save_gone")
     try:  # the next background write fails
-        entries = [
-            await market.journal(seller, _new("ws", "sell", 77, 3), (sell, epoch)),
-            await market.journal(buyer, _new("wb", "buy", 77, 2), (buy, epoch)),
-        ]
+        entries = [await market.place(sell, epoch), await market.place(buy, epoch)]
         await shard.apply.remote(SPEC.symbol, entries)
         await asyncio.sleep(0.5)
     finally:
@@ -314,7 +315,7 @@ async def test_holds_of_dead_market_incarnations_are_released(
     held = [_reservation(account, oid, "buy", 10, 5) for oid in ("x1", "x2", "live")]
     epoch, flags = await shard.reserve.remote(held, market.epoch)
     assert flags == [True, True, True]
-    entry = await market.journal(account, _new("live", "buy", 10, 5), (held[2], epoch))
+    entry = await market.place(held[2], epoch)
     await shard.apply.remote(SPEC.symbol, [entry])
     # The market restarts as epoch + 1: x1 and x2 never reached the journal.
     live = [o.id for o in market.engine.l3()]
