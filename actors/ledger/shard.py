@@ -17,7 +17,6 @@ state is thrown away and rebuilt on the next call (a new epoch: the holds are go
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +26,7 @@ import asyncpg
 
 from actors.contracts import BalanceView, LedgerEntry, Reservation, StaleMarketEpochError
 from actors.engine import MarketSpec
+from actors.infra.ray_env import start_in_constructor
 from actors.ledger import store
 from actors.ledger.core import LedgerCore, shard_of
 from actors.ledger.rules import LedgerRequestError
@@ -76,12 +76,8 @@ class LedgerShard:
         self._flusher: asyncio.Task[None] | None = None
         self._dirty = False
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
-        self._eager: asyncio.Task[int] | None = None
-        with contextlib.suppress(RuntimeError):  # no running loop: recover on first call
-            # Ray runs an async actor's constructor on its event loop: recover now, so the
-            # epoch moves at once and the first reserve after a restart does not wait.
-            self._eager = asyncio.get_running_loop().create_task(self.ping())
-            self._eager.add_done_callback(_log_failure)
+        # Recover now: the epoch moves at once and the first reserve does not wait.
+        self._eager = start_in_constructor(self.ping, log)
 
     # -- public interface ------------------------------------------------------------------
 
@@ -307,9 +303,3 @@ def _apply_entry(core: LedgerCore, spec: MarketSpec, market: str, entry: LedgerE
 
 async def _done(value: _T) -> _T:
     return value
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    """Log an eager recovery's failure (the next call retries and raises it to its caller)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("eager recovery failed: %r", task.exception())

@@ -14,7 +14,6 @@ the database, so the process exits and Ray restarts it (crash-only). A fenced in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import gc
 import logging
@@ -28,6 +27,7 @@ from actors.contracts import OrderRequest, OrderResult
 from actors.engine import AccountId, OrderId
 from actors.engine.engine import GC_THRESHOLDS
 from actors.engine.views import OrderView
+from actors.infra.ray_env import start_in_constructor
 from actors.market.core import JournalWriteError, MarketCore
 from actors.market.journal import FencedError
 from actors.market.ledger_client import LedgerClient
@@ -123,13 +123,7 @@ class MarketActor:
         self._answering: set[asyncio.Task[None]] = set()
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
-        self._eager: asyncio.Task[MarketCore] | None = None
-        with contextlib.suppress(RuntimeError):  # no running loop: recover on first call
-            # Ray runs an async actor's constructor on its event loop. Recover now rather
-            # than on the first call: after a restart, callers learn the new incarnation's
-            # address only a second or so later, and recovery overlaps that wait.
-            self._eager = asyncio.get_running_loop().create_task(self._ready())
-            self._eager.add_done_callback(_log_failure)
+        self._eager = start_in_constructor(self._ready, log)
 
     async def _ready(self) -> MarketCore:
         if self._core is not None:
@@ -310,12 +304,6 @@ class MarketActor:
 
         seq: int = await self._guarded(run)
         return seq
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    """Log an eager recovery's failure (the next call retries and raises it to its caller)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("eager recovery failed: %r", task.exception())
 
 
 def _fail(
