@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application
 
-from serve_app import probes
+from serve_app import lean, probes
 from serve_app.errors import install_error_handlers
 from serve_app.probes import ComponentStatus
 from serve_app.routes import include_routes
@@ -60,13 +59,14 @@ class SystemStatus(BaseModel):
     components: list[ComponentStatus]
 
 
-api = FastAPI(
+api = lean.ExchangeAPI(
     title="clob exchange API",
     version="0.1.0",
     description="Off-chain central limit order book on Ray, durable in PostgreSQL.",
 )
 install_error_handlers(api)
 include_routes(api, API_PREFIX)
+api.lean_routes[("POST", f"{API_PREFIX}/orders")] = lean.post_orders
 
 
 @serve.deployment(

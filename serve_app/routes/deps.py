@@ -35,6 +35,11 @@ _admin_token = APIKeyHeader(
 
 async def get_core() -> GatewayCore:
     """Return the `GatewayCore` of the replica serving this request."""
+    return replica_core()
+
+
+def replica_core() -> GatewayCore:
+    """Return the `GatewayCore` of this Serve replica."""
     servable: Any = serve.get_replica_context().servable_object
     core: GatewayCore = servable.core
     return core
@@ -46,7 +51,12 @@ Core = Annotated[GatewayCore, Depends(get_core)]
 async def get_principal(
     core: Core, raw_key: Annotated[str | None, Security(_api_key)] = None
 ) -> Principal:
-    """Authenticate the request's API key and count it against the rate limit.
+    """Authenticate the request's API key and count it against the rate limit."""
+    return await authorize(core, raw_key)
+
+
+async def authorize(core: GatewayCore, raw_key: str | None) -> Principal:
+    """Authenticate an API key and count it against the rate limit.
 
     Raises:
         ApiError: 401 `unauthorized`, 403 `forbidden` or 429 `rate_limited`.

@@ -78,6 +78,19 @@ async def _existing(core: GatewayCore, caller: Principal, client_order_id: str) 
 )
 async def place_order(body: OrderCreate, core: Core, caller: Caller, response: Response) -> Any:
     """Place an order of any kind; answer 201 with it (200 with the original on a retry)."""
+    response.status_code, view = await place(core, caller, body)
+    return view
+
+
+async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tuple[int, OrderView]:
+    """Place an order; return the HTTP status (201 placed, 200 a retry) and the order.
+
+    `POST /orders` runs this from FastAPI's route or from the lean ASGI route
+    (`serve_app.lean`), which answers well-formed requests without FastAPI's machinery.
+
+    Raises:
+        ApiError: The order was refused (nothing changed) or its market is unavailable.
+    """
     require_scope(caller, "trade")
     record = await core.registry.market(await core.pool(), body.market)
     order_id = new_order_id()
@@ -85,8 +98,7 @@ async def place_order(body: OrderCreate, core: Core, caller: Caller, response: R
     if body.client_order_id is not None:
         existing = await _existing(core, caller, body.client_order_id)
         if existing is not None:
-            response.status_code = 200
-            return await _view(core, await _own_order(core, caller, existing["order_id"]), [])
+            return 200, await _view(core, await _own_order(core, caller, existing["order_id"]), [])
     request = OrderRequest(
         request_id=body.client_order_id or order_id,
         account_id=caller.account_id,
@@ -95,11 +107,10 @@ async def place_order(body: OrderCreate, core: Core, caller: Caller, response: R
     )
     result = await core.submit_one(record.spec.symbol, request)
     if result.duplicate and result.order_id:
-        response.status_code = 200
-        return await _view(core, await _own_order(core, caller, result.order_id), [])
+        return 200, await _view(core, await _own_order(core, caller, result.order_id), [])
     if not result.ok:
         raise _rejected(result)
-    return views.placed_order(record.spec, command, body.client_order_id, result.events)
+    return 201, views.placed_order(record.spec, command, body.client_order_id, result.events)
 
 
 @router.get("/orders", response_model=OrderPage, summary="List your orders")
