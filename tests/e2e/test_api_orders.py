@@ -9,6 +9,7 @@ cumulative notional.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,3 +234,31 @@ async def test_many_concurrent_orders_are_all_answered(
     assert seller.balances()["ORD"] == ("8.900000000", "0.300000000")
     seller.http.delete("/api/v1/orders", params={"market": market})
     assert seller.balances()["ORD"] == ("9.200000000", "0.000000000")
+
+
+def test_the_lean_route_and_fastapis_route_answer_alike(exchange: Exchange, market: str) -> None:
+    """`application/json` takes the lean route (`serve_app/lean.py`); a `+json` media type
+    takes FastAPI's route. Both place alike, and a retry through one finds the other's."""
+    trader = exchange.trader(USDC="100")
+    body = {"market": market, "side": "buy", "price": "1", "qty": "1", "client_order_id": "l-1"}
+    vendor_json = {"Content-Type": "application/vnd.clob+json"}
+
+    def via_fastapi(order: dict[str, Any]) -> httpx.Response:
+        return trader.http.post("/api/v1/orders", content=json.dumps(order), headers=vendor_json)
+
+    lean = trader.http.post("/api/v1/orders", json=body)
+    full = via_fastapi({**body, "client_order_id": "f-1"})
+    assert (lean.status_code, full.status_code) == (201, 201), (lean.text, full.text)
+    ids = {"order_id", "client_order_id"}
+    assert {k: v for k, v in lean.json().items() if k not in ids} == {
+        k: v for k, v in full.json().items() if k not in ids
+    }
+    retried_full = trader.http.post("/api/v1/orders", json={**body, "client_order_id": "f-1"})
+    retried_lean = via_fastapi(body)
+    assert (retried_full.status_code, retried_lean.status_code) == (200, 200)
+    assert retried_full.json()["order_id"] == full.json()["order_id"]
+    assert retried_lean.json()["order_id"] == lean.json()["order_id"]
+    level = {"price": "1.000000", "qty": "2.000000000", "count": 2}
+    assert trader.book(market)["bids"][-1] == level
+    trader.http.delete("/api/v1/orders")
+    trader.http.close()
