@@ -592,11 +592,11 @@ def measure(
         return asyncio.run(throughput(port, name, requests, args.concurrency, args.duration))
 
     label = f"c={args.concurrency} {args.duration:.0f}s"
-    results = [
-        asyncio.run(sequential(port, "GET /health  1 client", health * args.sequential)),
-        asyncio.run(sequential(port, "POST /orders 1 client", single)),
-        load(f"GET /health  {label}", health),
-    ]
+    results = [asyncio.run(sequential(port, "GET /health  1 client", health * args.sequential))]
+    stages = market_stages(exchange)
+    results.append(asyncio.run(sequential(port, "POST /orders 1 client", single)))
+    print_stages("single client, ms per order", stages, market_stages(exchange), len(single))
+    results.append(load(f"GET /health  {label}", health))
     procs = server_processes(exchange)
     before = cpu_snapshot(procs)
     seq = asyncio.run(journal_batches(exchange, None))[0]
@@ -612,13 +612,20 @@ def measure(
             f"{statistics.fmean(sizes):.1f}, median {statistics.median(sizes):.0f}, "
             f"max {max(sizes)}"
         )
-    if sizes and stages and stages_after:
-        spent = {k: stages_after[k] - stages.get(k, 0.0) for k in stages_after}
-        print(
-            "market pipeline during the load, ms per batch: "
-            + ", ".join(f"{k} {1000 * v / len(sizes):.1f}" for k, v in spent.items())
-        )
+    if sizes:
+        print_stages("during the load, ms per batch", stages, stages_after, len(sizes))
     return results, cpu
+
+
+def print_stages(
+    what: str, before: dict[str, float] | None, after: dict[str, float] | None, count: int
+) -> None:
+    """Print the market pipeline's stage times between two `market_stages`, per `count`."""
+    if before is None or after is None or count == 0:
+        return
+    spent = {k: after[k] - before.get(k, 0.0) for k in after}
+    times = ", ".join(f"{k} {1000 * v / count:.1f}" for k, v in spent.items())
+    print(f"market pipeline {what}: {times}")
 
 
 def market_stages(exchange: Exchange) -> dict[str, float] | None:
