@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import ray
+from ray.exceptions import RayTaskError
 
 from actors.controller import Controller, controller_options
 
@@ -15,10 +16,19 @@ def start_core(database_url: str, shard_count: int, namespace: str = "clob") -> 
     """Get or create the controller and wait until every shard and market actor is up.
 
     Call after `ray.init`. Returns the controller's actor handle.
+
+    Raises:
+        Exception: What stopped the controller from starting (e.g. `LedgerLayoutError`),
+            unwrapped from Ray's `RayTaskError` so that its message reaches the operator.
     """
     cls: Any = ray.remote(Controller)
     handle = cls.options(**controller_options(namespace)).remote(
         database_url, shard_count, namespace
     )
-    ray.get(handle.ready.remote(), timeout=READY_TIMEOUT_S)
+    try:
+        ray.get(handle.ready.remote(), timeout=READY_TIMEOUT_S)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, Exception):
+            raise exc.cause from exc
+        raise
     return handle

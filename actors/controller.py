@@ -16,6 +16,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.engine import MarketSpec
+from actors.ledger import store as ledger_store
 from actors.ledger.shard import LedgerShard, ledger_shard_options
 from actors.market.actor import MarketActor, market_actor_options
 from actors.market.journal import connect
@@ -87,16 +88,17 @@ class Controller:
         await asyncio.shield(self._init)
 
     async def _start(self) -> None:
+        conn = await connect(self._url)
+        try:
+            await ledger_store.claim_shard_count(conn, self._shard_count)
+            records = await load_markets(conn)
+        finally:
+            await conn.close()
         self._shards = [
             _start_shard(i, self._url, self._shard_count, self._namespace)
             for i in range(self._shard_count)
         ]
         await asyncio.gather(*(s.ping.remote() for s in self._shards))
-        conn = await connect(self._url)
-        try:
-            records = await load_markets(conn)
-        finally:
-            await conn.close()
         for symbol in records:
             self._markets[symbol] = self._start_market(symbol)
         statuses = await asyncio.gather(*(h.status.remote() for h in self._markets.values()))

@@ -210,6 +210,31 @@ async def acquire_epoch(conn: asyncpg.Connection, shard_id: int) -> int:
     return epoch
 
 
+class LedgerLayoutError(Exception):
+    """The ledger's state is partitioned over another number of shards."""
+
+
+async def claim_shard_count(conn: asyncpg.Connection, shard_count: int) -> None:
+    """Record the number of ledger shards on first start; refuse another one later.
+
+    Raises:
+        LedgerLayoutError: The ledger was laid out over another number of shards (its
+            accounts, marks and epochs belong to those shards; see migration 0012).
+    """
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO ledger_layout (shard_count) VALUES ($1) ON CONFLICT DO NOTHING",
+            shard_count,
+        )
+        recorded: int = await conn.fetchval("SELECT shard_count FROM ledger_layout")
+    if recorded != shard_count:
+        raise LedgerLayoutError(
+            f"the ledger is partitioned over {recorded} shards and cannot start with "
+            f"{shard_count}: set ledger_shards = {recorded} (CLOB_LEDGER_SHARDS); changing "
+            "the count needs the ledger state moved between shards, which is not supported"
+        )
+
+
 async def check_account(conn: asyncpg.Connection, account_id: int) -> None:
     """Raise `UnknownAccountError` unless the account exists."""
     if not await conn.fetchval(

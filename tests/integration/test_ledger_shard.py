@@ -20,6 +20,7 @@ from actors.contracts import BalanceView, JsonDict, LedgerEntry, Reservation
 from actors.engine import MarketSpec, MatchingEngine
 from actors.engine.codec import command_from_dict, event_to_dict
 from actors.infra.migrate import apply_migrations
+from actors.ledger import store
 from actors.ledger.rules import required_reservation
 from actors.ledger.shard import LedgerShard, ledger_shard_options
 from actors.markets_repo import create_market
@@ -329,3 +330,15 @@ async def test_holds_of_dead_market_incarnations_are_released(
     assert await _balances(shard, account) == {"LQ": (10_000 - 2 * 502, 2 * 502)}
     assert await shard.release_orphans.remote(SPEC.symbol, live, market.epoch + 2) == 1
     await _assert_conserved(shard, db[1])
+
+
+async def test_the_shard_count_is_recorded_once_and_another_refused(
+    db: tuple[str, asyncpg.Connection],
+) -> None:
+    _, conn = db
+    await conn.execute("DELETE FROM ledger_layout")
+    await store.claim_shard_count(conn, 3)
+    await store.claim_shard_count(conn, 3)
+    with pytest.raises(store.LedgerLayoutError, match="partitioned over 3 shards"):
+        await store.claim_shard_count(conn, 4)
+    assert await conn.fetchval("SELECT shard_count FROM ledger_layout") == 3

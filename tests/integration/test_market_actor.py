@@ -16,6 +16,7 @@ import ray
 
 from actors.bootstrap import start_core
 from actors.contracts import OrderRequest
+from actors.ledger.store import LedgerLayoutError
 from actors.market.actor import MarketActor
 from actors.market.journal import FencedError
 from actors.market.ledger_client import INLINE_APPLY_ENTRIES
@@ -378,3 +379,21 @@ async def test_a_retry_after_a_restart_gets_the_original_answer(
     [again] = await market.submit.remote([request])
     assert first.ok and again.duplicate and (again.seq, again.events) == (first.seq, first.events)
     assert (await market.status.remote())["seq"] == 2
+
+
+async def test_a_core_with_another_shard_count_is_refused_and_starts_nothing(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    # Accounts, marks and epochs belong to the SHARDS shards this ledger started with.
+    url, _ = core
+    other = f"{namespace}-resharded"
+    with pytest.raises(LedgerLayoutError, match=f"partitioned over {SHARDS} shards"):
+        await asyncio.to_thread(start_core, url, SHARDS + 1, other)
+    with pytest.raises(ValueError):
+        ray.get_actor("ledger:0", namespace=other)
+    ray.kill(ray.get_actor("controller", namespace=other))
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT shard_count FROM ledger_layout") == SHARDS
+    finally:
+        await conn.close()

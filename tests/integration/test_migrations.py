@@ -207,3 +207,21 @@ async def test_migration_directory_may_be_copied(conn: asyncpg.Connection, tmp_p
             shutil.copy(path, copy / path.name)
     assert await apply_migrations(conn, copy) == SHIPPED
     assert await pending_migrations(conn) == []
+
+
+@pytest.mark.parametrize(("shards_started", "recorded"), [((0, 1, 2), [(3,)]), ((), [])])
+async def test_the_ledger_layout_is_recorded_from_the_shards_that_ran(
+    conn: asyncpg.Connection, tmp_path: Path, shards_started: tuple[int, ...], recorded: list[Any]
+) -> None:
+    # A ledger that ran before 0012 has an epoch row per shard it started.
+    before = tmp_path / "before"
+    before.mkdir()
+    for name in SHIPPED[: SHIPPED.index("0012_ledger_layout")]:
+        source = importlib.resources.files("migrations").joinpath(f"{name}.sql")
+        with importlib.resources.as_file(source) as path:
+            shutil.copy(path, before / path.name)
+    await apply_migrations(conn, before)
+    for shard in shards_started:
+        await conn.execute("SELECT clob_acquire_ledger_epoch($1)", shard)
+    assert await apply_migrations(conn) == SHIPPED[SHIPPED.index("0012_ledger_layout") :]
+    assert [tuple(r) for r in await conn.fetch("SELECT shard_count FROM ledger_layout")] == recorded
