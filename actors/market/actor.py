@@ -153,8 +153,8 @@ class MarketActor:
         async with self._lock:
             try:
                 return await run(core)
-            except JournalWriteError:
-                log.exception("market %s: journal write failed; restarting", self._symbol)
+            except JournalWriteError:  # PassFailedError included
+                log.exception("market %s: a pass was not journaled; restarting", self._symbol)
                 os._exit(1)
 
     async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:

@@ -59,6 +59,13 @@ class JournalWriteError(RuntimeError):
     """The journal write failed for another reason than fencing: the state is unusable."""
 
 
+class PassFailedError(JournalWriteError):
+    """A pass failed before its journal commit for another reason than fencing (a shard
+    out of reach past the deadline, a bug): its holds, and the engine's state if it
+    matched, changed without a journal entry. Like a failed journal write, only a restart
+    from the journal brings the market back in line (and releases the holds)."""
+
+
 def now_ms() -> int:
     """Return the wall clock in milliseconds (the actor's only clock)."""
     return time.time_ns() // 1_000_000
@@ -162,9 +169,23 @@ class MarketCore:
         return answers
 
     async def run(self, items: list[Item]) -> None:
-        """Reserve, match, journal and apply `items`; set each item's result."""
+        """Reserve, match, journal and apply `items`; set each item's result.
+
+        Raises:
+            FencedError: A newer incarnation took the market over.
+            JournalWriteError: The pass failed otherwise (`PassFailedError` before its
+                journal commit): the market must restart from its journal.
+        """
         if self.fenced:
             raise FencedError(f"market {self.spec.symbol} was taken over by a newer epoch")
+        try:
+            await self._run(items)
+        except (FencedError, JournalWriteError):
+            raise
+        except Exception as exc:
+            raise PassFailedError(f"pass failed before its journal commit: {exc!r}") from exc
+
+    async def _run(self, items: list[Item]) -> None:
         ts = max(self.last_ts, self._clock())
         segment: list[Item] = []
         touched: set[str] = set()

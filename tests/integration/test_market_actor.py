@@ -17,7 +17,7 @@ import ray
 from actors.bootstrap import start_core
 from actors.contracts import OrderRequest
 from actors.ledger.store import LedgerLayoutError
-from actors.market.actor import MarketActor
+from actors.market.actor import MarketActor, market_actor_options
 from actors.market.journal import FencedError
 from actors.market.ledger_client import INLINE_APPLY_ENTRIES
 from tests.support.market_kit import (
@@ -397,3 +397,55 @@ async def test_a_core_with_another_shard_count_is_refused_and_starts_nothing(
         assert await conn.fetchval("SELECT shard_count FROM ledger_layout") == SHARDS
     finally:
         await conn.close()
+
+
+async def test_a_pass_that_fails_after_matching_restarts_the_market_from_its_journal(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    """The engine raised halfway through a pass: the orders it had matched are in no
+    journal entry, so the market restarts from its journal instead of trading on with
+    them, and the pass's holds are released."""
+
+    # Defined here, not at module level, so that Ray ships them by value to the worker.
+    class BoomEngine:
+        """The market's engine, except that it raises on the order `boom` (a stand-in for a
+        bug in the middle of a pass, after earlier orders of the pass were matched)."""
+
+        def __init__(self, engine: Any) -> None:
+            self._engine = engine
+
+        def submit(self, command: Any) -> Any:
+            if getattr(command, "id", None) == "boom":
+                raise RuntimeError("engine bug")
+            return self._engine.submit(command)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._engine, name)
+
+    class BoomMarket(MarketActor):
+        async def _ready(self) -> Any:
+            core = await super()._ready()
+            if not isinstance(core.engine, BoomEngine):
+                core.engine = BoomEngine(core.engine)
+            return core
+
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    base, quote = symbol.split("-")
+    seller, buyer = await new_accounts(url, 2)
+    await credit(namespace, SHARDS, seller, base, 100)
+    await credit(namespace, SHARDS, buyer, quote, 10_000)
+    ray.kill(market, no_restart=True)
+    await asyncio.sleep(0.5)  # the name is released once the actor is gone
+    boom: Any = ray.remote(BoomMarket).options(**market_actor_options(symbol, namespace))
+    market = boom.remote(symbol, url, SHARDS, namespace)
+    pid = (await market.status.remote())["pid"]
+    sell = limit(seller, "s", "sell", 100, 5)
+    with pytest.raises(ray.exceptions.RayActorError):
+        await market.submit.remote([sell, limit(buyer, "boom", "buy", 50, 2)])
+    [sold] = await submit_until_acked(lambda: market, [sell])
+    assert sold.ok and not sold.duplicate and sold.seq == 1
+    status = await market.status.remote()
+    assert status["pid"] != pid and status["orders"] == 1
+    assert await balances(namespace, SHARDS, seller) == {base: (95, 5)}
+    assert await balances(namespace, SHARDS, buyer) == {quote: (10_000, 0)}
