@@ -46,7 +46,11 @@ _JSON = b"application/json"
 
 
 class ExchangeAPI(FastAPI):
-    """FastAPI with lean routes, keyed by (method, path), tried before its router."""
+    """FastAPI with lean routes, keyed by (method, path), tried before its router.
+
+    A lean route runs before the whole middleware stack: middleware added to the app
+    (`add_middleware`, `@app.middleware`) does not see its requests.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
