@@ -66,15 +66,25 @@ async def _market_and_seller(
     return symbol, market, account
 
 
+async def _traders(
+    url: str, namespace: str, symbol: str, base_atoms: int, quote_atoms: int
+) -> tuple[int, int]:
+    """A seller credited `base_atoms` of the market's base and a buyer `quote_atoms` of its
+    quote."""
+    base, quote = symbol.split("-")
+    seller, buyer = await new_accounts(url, 2)
+    await credit(namespace, SHARDS, seller, base, base_atoms)
+    await credit(namespace, SHARDS, buyer, quote, quote_atoms)
+    return seller, buyer
+
+
 async def test_place_match_amend_cancel_moves_exact_balances(
     core: tuple[str, Any], namespace: str
 ) -> None:
     url, controller = core
     symbol, market = await _market(controller, namespace, taker_fee_bps=10)
     base, quote = symbol.split("-")
-    seller, buyer = await new_accounts(url, 2)
-    await credit(namespace, SHARDS, seller, base, 100)
-    await credit(namespace, SHARDS, buyer, quote, 10_000)
+    seller, buyer = await _traders(url, namespace, symbol, 100, 10_000)
     [sell] = await market.submit.remote([limit(seller, "s1", "sell", 100, 10)])
     assert sell.ok and sell.seq == 1
     [buy] = await market.submit.remote([limit(buyer, "b1", "buy", 100, 4)])
@@ -101,9 +111,7 @@ async def test_large_and_small_applies_both_reach_the_shards(
     url, controller = core
     symbol, market = await _market(controller, namespace)
     base, quote = symbol.split("-")
-    seller, buyer = await new_accounts(url, 2)
-    await credit(namespace, SHARDS, seller, base, 1_000)
-    await credit(namespace, SHARDS, buyer, quote, 100_000)
+    seller, buyer = await _traders(url, namespace, symbol, 1_000, 100_000)
     many = INLINE_APPLY_ENTRIES + 16
     sells = [limit(seller, f"s{i}", "sell", 100 + i % 3, 1) for i in range(many)]
     assert all(r.ok for r in await market.submit.remote(sells))
@@ -266,10 +274,8 @@ async def test_a_batch_whose_ledger_hold_died_is_not_journaled_and_its_retry_is_
     url, controller = core
     symbol, market = await _market(controller, namespace)
     base, quote = symbol.split("-")
-    seller, buyer = await new_accounts(url, 2)
+    seller, buyer = await _traders(url, namespace, symbol, 100, 10_000)
     assert seller % SHARDS != buyer % SHARDS
-    await credit(namespace, SHARDS, seller, base, 100)
-    await credit(namespace, SHARDS, buyer, quote, 10_000)
     [warm] = await market.submit.remote([limit(seller, "w", "sell", 100, 1)])
     assert warm.ok
     pid = (await market.status.remote())["pid"]
@@ -432,9 +438,7 @@ async def test_a_pass_that_fails_after_matching_restarts_the_market_from_its_jou
     url, controller = core
     symbol, market = await _market(controller, namespace)
     base, quote = symbol.split("-")
-    seller, buyer = await new_accounts(url, 2)
-    await credit(namespace, SHARDS, seller, base, 100)
-    await credit(namespace, SHARDS, buyer, quote, 10_000)
+    seller, buyer = await _traders(url, namespace, symbol, 100, 10_000)
     ray.kill(market, no_restart=True)
     await asyncio.sleep(0.5)  # the name is released once the actor is gone
     boom: Any = ray.remote(BoomMarket).options(**market_actor_options(symbol, namespace))
