@@ -12,10 +12,11 @@ from actors.controller import Controller, controller_options
 READY_TIMEOUT_S = 300.0
 
 
-def start_core(database_url: str, shard_count: int, namespace: str = "clob") -> Any:
+def start_core(database_url: str, shard_count: int | None, namespace: str = "clob") -> Any:
     """Get or create the controller and wait until every shard and market actor is up.
 
-    Call after `ray.init`. Returns the controller's actor handle.
+    Call after `ray.init`. `shard_count` None: the number the ledger recorded (a new
+    ledger: `actors.ledger.store.DEFAULT_SHARD_COUNT`). Returns the controller's handle.
 
     Raises:
         Exception: What stopped the controller from starting (e.g. `LedgerLayoutError`),

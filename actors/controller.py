@@ -69,13 +69,16 @@ class Controller:
 
     Args:
         database_url: PostgreSQL URL.
-        shard_count: Number of ledger shards.
+        shard_count: Number of ledger shards; None: the number the ledger recorded (or
+            `DEFAULT_SHARD_COUNT` for a new ledger). Another number than the recorded one
+            is refused (`LedgerLayoutError`).
         namespace: Ray namespace of every actor of the exchange.
     """
 
-    def __init__(self, database_url: str, shard_count: int, namespace: str = "clob") -> None:
+    def __init__(self, database_url: str, shard_count: int | None, namespace: str = "clob") -> None:
         self._url = database_url
-        self._shard_count = shard_count
+        self._configured_shards = shard_count
+        self._shard_count = 0  # the ledger's, known once started
         self._namespace = namespace
         self._markets: dict[str, Any] = {}
         self._placed: dict[str, str] = {}  # symbol -> node id, to spread new markets
@@ -90,7 +93,7 @@ class Controller:
     async def _start(self) -> None:
         conn = await connect(self._url)
         try:
-            await ledger_store.claim_shard_count(conn, self._shard_count)
+            self._shard_count = await ledger_store.claim_shard_count(conn, self._configured_shards)
             records = await load_markets(conn)
         finally:
             await conn.close()
@@ -125,6 +128,7 @@ class Controller:
 
     async def shard_count(self) -> int:
         """Return the number of ledger shards."""
+        await self._ready()
         return self._shard_count
 
     async def create_market(self, spec: dict[str, Any]) -> dict[str, Any]:

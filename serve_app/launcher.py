@@ -161,10 +161,15 @@ class Exchange:
             f"migrations: {len(applied)} applied" if applied else "migrations: up to date"
         )
         ray_address = self._start_ray()
-        self.progress(f"starting the trading core ({settings.ledger_shards} ledger shards)")
+        self.progress("starting the trading core")
+        import ray
+
         from actors.bootstrap import start_core
 
-        start_core(services.database_url, settings.ledger_shards, settings.ray.namespace)
+        controller = start_core(
+            services.database_url, settings.ledger_shards, settings.ray.namespace
+        )
+        self.progress(f"trading core up ({ray.get(controller.shard_count.remote())} ledger shards)")
         http_url = self._deploy(services.database_url, services.redis_url)
         state = RunState(
             os.getpid(), http_url, ray_address, services.database_url, services.redis_url,

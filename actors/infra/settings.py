@@ -116,7 +116,13 @@ class Settings(BaseSettings):
         description="Ray cluster address; unset starts a local Ray.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
-    ledger_shards: int = Field(default=4, ge=1, le=1024, description="Number of ledger shards.")
+    ledger_shards: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Number of ledger shards, fixed once the ledger has started; unset: the "
+        "recorded number, or 2 for a new ledger.",
+    )
     admin_token: str | None = Field(
         default=None,
         min_length=16,

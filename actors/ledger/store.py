@@ -214,25 +214,33 @@ class LedgerLayoutError(Exception):
     """The ledger's state is partitioned over another number of shards."""
 
 
-async def claim_shard_count(conn: asyncpg.Connection, shard_count: int) -> None:
-    """Record the number of ledger shards on first start; refuse another one later.
+DEFAULT_SHARD_COUNT = 2
+"""Shards of a new ledger when none is configured (two Ray calls per shard and market pass
+make more shards cost CPU on a small machine; a cluster sets its own)."""
+
+
+async def claim_shard_count(conn: asyncpg.Connection, shard_count: int | None) -> int:
+    """Return the ledger's number of shards: the one recorded, else record and return
+    `shard_count` (`DEFAULT_SHARD_COUNT` if None).
 
     Raises:
-        LedgerLayoutError: The ledger was laid out over another number of shards (its
-            accounts, marks and epochs belong to those shards; see migration 0012).
+        LedgerLayoutError: `shard_count` is not the recorded number (the accounts, marks
+            and epochs belong to those shards; see migration 0012).
     """
     async with conn.transaction():
         await conn.execute(
             "INSERT INTO ledger_layout (shard_count) VALUES ($1) ON CONFLICT DO NOTHING",
-            shard_count,
+            shard_count or DEFAULT_SHARD_COUNT,
         )
         recorded: int = await conn.fetchval("SELECT shard_count FROM ledger_layout")
-    if recorded != shard_count:
+    if shard_count is not None and recorded != shard_count:
         raise LedgerLayoutError(
             f"the ledger is partitioned over {recorded} shards and cannot start with "
-            f"{shard_count}: set ledger_shards = {recorded} (CLOB_LEDGER_SHARDS); changing "
-            "the count needs the ledger state moved between shards, which is not supported"
+            f"{shard_count}: set ledger_shards = {recorded} (CLOB_LEDGER_SHARDS) or leave it "
+            "unset; changing the count needs the ledger state moved between shards, which "
+            "is not supported"
         )
+    return recorded
 
 
 async def check_account(conn: asyncpg.Connection, account_id: int) -> None:

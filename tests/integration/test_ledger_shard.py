@@ -337,8 +337,12 @@ async def test_the_shard_count_is_recorded_once_and_another_refused(
 ) -> None:
     _, conn = db
     await conn.execute("DELETE FROM ledger_layout")
-    await store.claim_shard_count(conn, 3)
-    await store.claim_shard_count(conn, 3)
+    assert await store.claim_shard_count(conn, 3) == 3
+    assert await store.claim_shard_count(conn, 3) == 3
+    assert await store.claim_shard_count(conn, None) == 3  # unset: the recorded count
     with pytest.raises(store.LedgerLayoutError, match="partitioned over 3 shards"):
         await store.claim_shard_count(conn, 4)
     assert await conn.fetchval("SELECT shard_count FROM ledger_layout") == 3
+    await conn.execute("DELETE FROM ledger_layout")
+    assert await store.claim_shard_count(conn, None) == store.DEFAULT_SHARD_COUNT
+    assert await conn.fetchval("SELECT shard_count FROM ledger_layout") == 2

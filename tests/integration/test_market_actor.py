@@ -16,6 +16,7 @@ import ray
 
 from actors.bootstrap import start_core
 from actors.contracts import OrderRequest
+from actors.ledger import store as ledger_store
 from actors.ledger.store import LedgerLayoutError
 from actors.market.actor import MarketActor, market_actor_options
 from actors.market.journal import FencedError
@@ -385,6 +386,31 @@ async def test_a_retry_after_a_restart_gets_the_original_answer(
     [again] = await market.submit.remote([request])
     assert first.ok and again.duplicate and (again.seq, again.events) == (first.seq, first.events)
     assert (await market.status.remote())["seq"] == 2
+
+
+@pytest.mark.parametrize("recorded", [None, 3])
+async def test_a_core_without_a_shard_count_takes_the_ledgers_or_the_default(
+    pg_dsn: str, namespace: str, recorded: int | None
+) -> None:
+    url = await create_database(pg_dsn, "layout")
+    other = f"{namespace}-{uuid.uuid4().hex[:6]}"
+    try:
+        if recorded is not None:  # a ledger that started before with `recorded` shards
+            conn = await asyncpg.connect(url)
+            try:
+                await ledger_store.claim_shard_count(conn, recorded)
+            finally:
+                await conn.close()
+        controller = await asyncio.to_thread(start_core, url, None, other)
+        expected = recorded or ledger_store.DEFAULT_SHARD_COUNT
+        assert await controller.shard_count.remote() == expected
+        shards = [ray.get_actor(f"ledger:{i}", namespace=other) for i in range(expected)]
+        with pytest.raises(ValueError):
+            ray.get_actor(f"ledger:{expected}", namespace=other)
+        for actor in [controller, *shards]:
+            ray.kill(actor)
+    finally:
+        await drop_database(pg_dsn, url)
 
 
 async def test_a_core_with_another_shard_count_is_refused_and_starts_nothing(

@@ -27,6 +27,7 @@ def test_defaults_apply_without_a_file(config_file: Path) -> None:
     settings = load_settings()
     assert settings.serve.port == 8000
     assert settings.database_url is None, "no URL means the embedded PostgreSQL"
+    assert settings.ledger_shards is None, "no count means the ledger's recorded one"
 
 
 def test_generated_file_is_valid_toml_and_loads_to_the_defaults(config_file: Path) -> None:
