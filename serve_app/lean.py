@@ -71,7 +71,7 @@ async def post_orders(scope: Scope, receive: Receive, send: Send, fallback: App)
     body, complete = await _read_body(receive)
     if body is None:  # the client went away
         return
-    headers = dict(scope["headers"])
+    headers = _headers(scope, (_API_KEY, _CONTENT_TYPE))
     if not complete or not _is_json(headers.get(_CONTENT_TYPE)):
         await fallback(scope, _replay(body, complete, receive), send)
         return
@@ -89,6 +89,16 @@ async def post_orders(scope: Scope, receive: Receive, send: Send, fallback: App)
         await _answer(send, exc.status, jsonx.dumpb(error_body(exc.code, exc.message, exc.details)))
         return
     await _answer(send, status, view.model_dump_json(by_alias=True).encode())
+
+
+def _headers(scope: Scope, names: tuple[bytes, ...]) -> dict[bytes, bytes]:
+    """Return the first value of each of `names` that the request has (as Starlette's
+    `Headers.get` does; ASGI header names are lower case)."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in names and name not in found:
+            found[name] = value
+    return found
 
 
 def _is_json(content_type: bytes | None) -> bool:

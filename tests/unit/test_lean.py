@@ -105,6 +105,14 @@ def test_a_valid_order_is_placed_and_answered_as_fastapi_would(recorder: Recorde
     assert recorder.fallback_bodies == []
 
 
+def test_a_repeated_header_counts_with_its_first_value_as_in_fastapi(
+    recorder: Recorder,
+) -> None:
+    headers = [(b"x-api-key", b"first"), (b"x-api-key", b"second")]
+    assert _post(recorder, [json.dumps(ORDER).encode()], headers)[0] == 201
+    assert recorder.keys == ["first"]
+
+
 def test_a_body_in_several_chunks_and_no_content_type_is_read_whole(recorder: Recorder) -> None:
     raw = json.dumps(ORDER).encode()
     status, _ = _post(recorder, [raw[:10], raw[10:25], raw[25:]], headers=[])
