@@ -8,6 +8,7 @@ then stops what it started. Its pid and addresses are kept in `<data_dir>/state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -128,6 +129,34 @@ def haproxy_home(settings: Settings) -> Path:
     """
     digest = hashlib.sha1(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
     return Path(tempfile.gettempdir()) / f"clob-hap-{digest}"
+
+
+def stop_stray_haproxy(home: Path, timeout_s: float = 5.0) -> list[int]:
+    """Stop HAProxy processes still serving from `home` after the local Ray has stopped;
+    return their pids.
+
+    Serve's HAProxy manager restarts HAProxy (`-sf <old pid>`) when its configuration
+    changes, and a process restarted that way was once seen outliving `ray.shutdown()`,
+    an orphan still holding the API port. The directory is private to the data directory,
+    so only this exchange's HAProxy matches.
+    """
+    import psutil
+
+    marker = str(home)
+    strays: list[Any] = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "haproxy" and any(marker in part for part in cmdline):
+            strays.append(proc)
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(strays, timeout=timeout_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=timeout_s)
+    return [proc.pid for proc in strays]
 
 
 class Exchange:
@@ -253,6 +282,8 @@ class Exchange:
                     serve.delete(APP_NAME)
             finally:
                 ray.shutdown()
+            if not self.settings.ray_address:
+                stop_stray_haproxy(haproxy_home(self.settings))
             self.ray_started = False
         if self.started_services:
             self.progress("stopping embedded services")

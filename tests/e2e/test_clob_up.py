@@ -16,6 +16,8 @@ import psutil
 import pytest
 
 from actors.infra.embedded import free_port
+from actors.infra.settings import Settings
+from serve_app.launcher import haproxy_home
 
 CLOB = str(Path(sys.executable).parent / "clob")
 STARTUP_TIMEOUT_S = 240.0
@@ -206,6 +208,16 @@ def test_a_trade_through_clob_up_settles_to_the_atom(
     assert balances(seller_key) == {"E2E": ("8.000000", zero), "USDE": ("199.800000", zero)}
 
 
+def _haproxy_pids(data_dir: Path) -> list[int]:
+    """Pids of the processes that use the HAProxy directory of `data_dir`."""
+    home = str(haproxy_home(Settings.model_construct(data_dir=data_dir)))
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if any(home in part for part in p.info["cmdline"] or [])
+    ]
+
+
 def test_ctrl_c_stops_everything_and_leaves_no_process(
     running: tuple[subprocess.Popen[str], str, dict[str, str]],
 ) -> None:
@@ -216,6 +228,7 @@ def test_ctrl_c_stops_everything_and_leaves_no_process(
     redis_pid = int((data_dir / "redis" / "redis.pid").read_text().strip())
     watched = [*tree, postmaster, redis_pid]
     assert len(tree) > 3, "clob up should run Ray's processes as its children"
+    assert _haproxy_pids(data_dir), "clob up should serve through HAProxy"
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=90) == 0
@@ -229,6 +242,8 @@ def test_ctrl_c_stops_everything_and_leaves_no_process(
         ]
         time.sleep(0.2)
     assert alive == [], [psutil.Process(p).cmdline() for p in alive]
+    # Nor an HAProxy that Serve restarted outside the process tree (it was seen once).
+    assert _haproxy_pids(data_dir) == []
     assert not (data_dir / "state.json").exists()
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/health", timeout=2)
