@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,26 @@ def haproxy_home(settings: Settings) -> Path:
     return Path(tempfile.gettempdir()) / f"clob-hap-{digest}"
 
 
+@contextlib.contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM inside the block (the main thread only; elsewhere they
+    cannot be handled anyway), then restore the handlers.
+
+    Stopping takes seconds; an interrupt in the middle of it (the second Ctrl-C of an
+    impatient user during start-up) would leave embedded servers running.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def stop_stray_haproxy(home: Path, timeout_s: float = 5.0) -> list[int]:
     """Stop HAProxy processes still serving from `home` after the local Ray has stopped;
     return their pids.
@@ -178,7 +198,8 @@ class Exchange:
         try:
             return self._start(settings)
         except BaseException:
-            self.stop()
+            with stop_signals_deferred():  # a second Ctrl-C must not cut the clean-up short
+                self.stop()
             raise
 
     def _start(self, settings: Settings) -> RunState:
