@@ -41,7 +41,7 @@ from actors.market.journal import (
     TradeRow,
     trade_dict,
 )
-from actors.market.ledger_client import LedgerClient, shard_of
+from actors.market.ledger_client import LedgerClient
 from actors.market.projection import Projection
 from actors.market.state import SNAPSHOT_FORMAT, Indexes, encode_snapshot, result_of
 
@@ -215,18 +215,17 @@ class MarketCore:
         started = time.perf_counter()
         reservations = [r for _, r in wanted]
         try:
-            epochs = await self.ledger.reserve(reservations, self.epoch) if wanted else []
+            holds = await self.ledger.reserve(reservations, self.epoch) if wanted else []
         except StaleMarketEpochError as exc:  # a newer incarnation released our holds
             self.fenced = True
             raise FencedError(f"market {self.spec.symbol} was taken over: {exc}") from exc
         reserved = time.perf_counter()
-        count = self.ledger.shard_count
-        for (item, r), shard_epoch in zip(wanted, epochs, strict=True):
-            if shard_epoch is None:
+        for (item, r), hold in zip(wanted, holds, strict=True):
+            if hold is None:
                 item.result = OrderResult(item.request_id, ok=False, code="insufficient_funds")
             else:
                 item.reservation = r
-                item.hold = (shard_of(r.account_id, count), shard_epoch)
+                item.hold = hold
         engine = self.engine
         for item in segment:
             if item.result is None:

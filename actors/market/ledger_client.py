@@ -18,6 +18,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from actors.contracts import LedgerEntry, Reservation
+from actors.ledger.rules import shard_of
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -30,11 +31,6 @@ class _NotFoundError(Exception):
 
 
 RETRYABLE = (RayActorError, ActorUnavailableError, _NotFoundError)
-
-
-def shard_of(account_id: int, shard_count: int) -> int:
-    """Return the ledger shard owning `account_id`."""
-    return account_id % shard_count
 
 
 class LedgerClient:
@@ -94,12 +90,14 @@ class LedgerClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
-    async def reserve(self, reservations: list[Reservation], market_epoch: int) -> list[int | None]:
+    async def reserve(
+        self, reservations: list[Reservation], market_epoch: int
+    ) -> list[tuple[int, int] | None]:
         """Hold funds on every shard concerned, in parallel.
 
         Returns:
-            Per reservation, the epoch of the shard holding it, or None if it was refused
-            (short of funds).
+            Per reservation, its hold: (the shard holding it, that shard's epoch), or None
+            if it was refused (short of funds).
         """
         by_shard: dict[int, list[int]] = {}
         for i, r in enumerate(reservations):
@@ -114,10 +112,10 @@ class LedgerClient:
 
         shards = list(by_shard)
         answers = await asyncio.gather(*(one(s, by_shard[s]) for s in shards))
-        out: list[int | None] = [None] * len(reservations)
+        out: list[tuple[int, int] | None] = [None] * len(reservations)
         for shard, (epoch, flags) in zip(shards, answers, strict=True):
             for i, ok in zip(by_shard[shard], flags, strict=True):
-                out[i] = epoch if ok else None
+                out[i] = (shard, epoch) if ok else None
         return out
 
     def start_apply(self, market: str, entries: list[LedgerEntry]) -> asyncio.Task[None]:
