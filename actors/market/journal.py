@@ -144,8 +144,12 @@ async def connect(database_url: str) -> asyncpg.Connection:
     return conn
 
 
+def _sqlstate(exc: asyncpg.PostgresError) -> str | None:
+    return getattr(exc, "sqlstate", None)
+
+
 def _fenced(exc: asyncpg.PostgresError) -> bool:
-    return getattr(exc, "sqlstate", None) == STALE_EPOCH_SQLSTATE
+    return _sqlstate(exc) == STALE_EPOCH_SQLSTATE
 
 
 class Journal:
@@ -197,7 +201,7 @@ class Journal:
         except asyncpg.PostgresError as exc:
             if _fenced(exc):
                 raise FencedError(str(exc)) from exc
-            if getattr(exc, "sqlstate", None) == LOST_HOLD_SQLSTATE:
+            if _sqlstate(exc) == LOST_HOLD_SQLSTATE:
                 raise LostHoldError(str(exc)) from exc
             raise
 
