@@ -106,8 +106,8 @@ class LedgerCore(LedgerState):
         return True
 
     def reserve(self, r: Reservation) -> bool:
-        """Lock `r.amount_atoms` for an order at once if the account has them available
-        (no hold: for callers that journal nothing, such as tests and tools).
+        """Hold `r.amount_atoms` and make the reservation durable at once, as its journal
+        entry would (`apply_events`): for callers that journal nothing, such as tests.
 
         Idempotent like `hold`. A further reservation of an existing order with other
         terms (an amend that raises the requirement) is held as pending until its `amended`
@@ -117,13 +117,9 @@ class LedgerCore(LedgerState):
             False (changing nothing) if the funds are short or the order belongs to another
             account; True otherwise.
         """
-        terms = terms_key(r)
-        refused = self._refuses(r, terms)
-        if refused is not None:
-            return not refused
-        if self.balance(r.account_id, r.asset)[0] < r.amount_atoms:
+        if not self.hold(r):
             return False
-        self._lock(r, terms)
+        self._commit(r)
         return True
 
     def _refuses(self, r: Reservation, terms: str) -> bool | None:
