@@ -204,6 +204,14 @@ class LedgerCore(LedgerState):
         self._dirty_marks.add(market)
         return self._moves
 
+    def advance(self, market: str, journal_seq: int) -> None:
+        """Raise the market's mark to `journal_seq`: the entries up to it that were not
+        applied here concern none of this shard's orders (a routed apply vouches for
+        that, see `actors.market.routing`). A lower `journal_seq` changes nothing."""
+        if journal_seq > self.mark(market):
+            self._marks[market] = journal_seq
+            self._dirty_marks.add(market)
+
     # -- event handlers --------------------------------------------------------------------
 
     def _record(self, market: str, order_id: object) -> OrderReservation | None:

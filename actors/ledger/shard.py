@@ -112,15 +112,33 @@ class LedgerShard:
 
         return await self._locked(run)
 
-    async def apply(self, market: str, entries: Sequence[LedgerEntry]) -> None:
+    async def apply(
+        self,
+        market: str,
+        entries: Sequence[LedgerEntry],
+        since: int | None = None,
+        through: int | None = None,
+    ) -> None:
         """Apply journal entries `(seq, events, reservation)` of a market, in ascending seq.
 
-        Entries at or below the shard's mark are skipped; a gap before an entry is first
-        filled from the journal table. In memory; written to PostgreSQL in the background.
+        The caller vouches that `entries` hold every entry in `(since, through]` that
+        concerns this shard (a routed apply, `actors.market.routing`; by default
+        `entries` is every entry from its first to its last). If the shard's mark is below
+        `since`, the entries up to `since` are first read from the journal table; entries
+        at or below the mark are skipped; then the mark moves to `through`. In memory;
+        written to PostgreSQL in the background.
         """
+        if not entries and (since is None or through is None):
+            raise LedgerRequestError("an apply without entries needs since and through")
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> None:
-            await self._apply(conn, core, market, entries)
+            spec = await self._registry.spec(conn, market)
+            first = entries[0][0] - 1 if since is None else since
+            if core.mark(market) < first:
+                await self._catch_up(conn, core, market, first + 1)
+            for entry in entries:
+                _apply_entry(core, spec, market, entry)  # skipped at or below the mark
+            core.advance(market, entries[-1][0] if through is None else through)
 
         await self._mutate(run)
 
@@ -128,7 +146,7 @@ class LedgerShard:
         """Catch a market up from the journal; return the shard's mark of it."""
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> int:
-            await self._apply(conn, core, market, [])
+            await self._catch_up(conn, core, market, None)
             return core.mark(market)
 
         return await self._mutate(run)
@@ -146,7 +164,7 @@ class LedgerShard:
         live = set(live_order_ids)
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> int:
-            await self._apply(conn, core, market, [])
+            await self._catch_up(conn, core, market, None)
             orphans = [oid for oid in core.order_ids(market) if oid not in live]
             for order_id in orphans:
                 core.release(market, order_id)
@@ -200,27 +218,12 @@ class LedgerShard:
 
     # -- the shell -------------------------------------------------------------------------
 
-    async def _apply(
-        self,
-        conn: asyncpg.Connection,
-        core: LedgerCore,
-        market: str,
-        entries: Sequence[LedgerEntry],
+    async def _catch_up(
+        self, conn: asyncpg.Connection, core: LedgerCore, market: str, before: int | None
     ) -> None:
+        """Apply the market's journal entries after the mark (and before `before`)."""
         spec = await self._registry.spec(conn, market)
         market_id = self._registry.market_ids[market]
-        for entry in entries:
-            if entry[0] > core.mark(market) + 1:
-                await self._catch_up(conn, core, market, market_id, entry[0])
-            _apply_entry(core, spec, market, entry)
-        if not entries:
-            await self._catch_up(conn, core, market, market_id, None)
-
-    async def _catch_up(
-        self, conn: asyncpg.Connection, core: LedgerCore, market: str, market_id: int,
-        before: int | None,
-    ) -> None:  # fmt: skip
-        spec = await self._registry.spec(conn, market)
         for entry in await store.journal_entries(conn, market_id, core.mark(market), before):
             _apply_entry(core, spec, market, entry)
 
@@ -288,7 +291,7 @@ class LedgerShard:
             core.replaying = True
             async with conn.transaction():
                 for market in sorted(self._registry.market_ids):
-                    await self._apply(conn, core, market, [])
+                    await self._catch_up(conn, core, market, None)
                 core.check_balances()
                 await store.save(conn, self._registry, core, core.take_changes())
             core.replaying = False

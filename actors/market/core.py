@@ -32,6 +32,7 @@ from actors.engine.codec import command_from_dict, event_to_dict
 from actors.engine.events import Event
 from actors.engine.validation import amend_malformed, new_order_malformed, new_order_param_error
 from actors.market import reservations as resv
+from actors.market import routing
 from actors.market.journal import (
     FencedError,
     Journal,
@@ -86,6 +87,8 @@ class Item:
     hold: tuple[int, int] | None = None
     # `cmd` decoded by the early checks, when it did not change after (else None).
     command: Command | None = None
+    # Owners of the orders the command names, read from the engine before it ran.
+    known: dict[str, int] = field(default_factory=dict)
 
 
 class MarketCore:
@@ -230,6 +233,7 @@ class MarketCore:
         for item in segment:
             if item.result is None:
                 command = item.command or command_from_dict(item.cmd)
+                item.known = routing.owners_before(engine, item.cmd)
                 item.events = engine.submit(command)
         self.stage_s["reserve"] += reserved - started
         self.stage_s["match"] += time.perf_counter() - reserved
@@ -296,6 +300,7 @@ class MarketCore:
         projection = Projection(self.spec, self.cum)
         rows: list[JournalRow] = []
         entries: list[LedgerEntry] = []
+        concerned: list[set[int] | None] = []
         seq = self.seq
         for item in items:
             seq += 1
@@ -313,6 +318,7 @@ class MarketCore:
                 payload["reservation"] = held
             rows.append(JournalRow(seq, str(item.cmd.get("type")), payload, item.hold))
             entries.append((seq, events, held))
+            concerned.append(routing.entry_accounts(events, item.reservation, item.known))
             item.result = result_of(item.request_id, seq, item.cmd, events)
         updates = projection.finish(self.engine)
         encoded = time.perf_counter()
@@ -321,7 +327,7 @@ class MarketCore:
         self.stage_s["encode"] += encoded - started
         self.stage_s["journal"] += journaled - encoded
         self.seq = seq
-        applied = self.ledger.start_apply(self.spec.symbol, entries)
+        applied = self.ledger.start_apply(self.spec.symbol, entries, concerned)
         for item in items:
             assert item.result is not None
             self.indexes.remember(item.account_id, item.client_order_id, item.result)

@@ -24,6 +24,7 @@ _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 1.0
 INLINE_APPLY_ENTRIES = 64  # larger apply batches go through the object store once
+MARK_LAG_ENTRIES = 4_096  # a shard's mark of the market moves at least this often
 
 
 class _NotFoundError(Exception):
@@ -47,6 +48,9 @@ class LedgerClient:
         self.shard_count = shard_count
         self._deadline_s = deadline_s
         self._handles: dict[int, Any] = {}
+        # Per shard, the journal seq through which it was sent (or has read) every entry
+        # of this client's market that concerns it: the next routed apply's `since`.
+        self._complete: dict[int, int] = {}
 
     def _handle(self, shard: int) -> Any:
         handle = self._handles.get(shard)
@@ -118,35 +122,56 @@ class LedgerClient:
                 out[i] = (shard, epoch) if ok else None
         return out
 
-    def start_apply(self, market: str, entries: list[LedgerEntry]) -> asyncio.Task[None]:
-        """Send a batch's (non-empty) journal entries to every shard now (each keeps its own
-        accounts); return the wait for them.
+    def start_apply(
+        self,
+        market: str,
+        entries: list[LedgerEntry],
+        accounts: Sequence[set[int] | None],
+    ) -> asyncio.Task[None]:
+        """Send a batch's (non-empty) journal entries now, each to the shards of the
+        accounts it concerns (`accounts[i]`, None: every shard; see `plan_apply` and
+        `actors.market.routing`); return the wait for them.
 
         The calls leave before this returns, so a shard receives them ahead of anything
         this market sends it later (the next batch's reservations), while the caller goes
         on without waiting. Awaiting the result retries a shard that was restarting.
         """
-        # A large batch is serialised once into the object store and fetched by every
-        # shard; a small one rides inline in each call (a `ray.put` costs more than it saves).
-        ref: Any = ray.put(entries) if len(entries) > INLINE_APPLY_ENTRIES else entries
+        plan = plan_apply(entries, accounts, self.shard_count, self._complete)
+        # A large batch that goes whole to several shards is serialised once into the
+        # object store and fetched by each; otherwise a batch rides inline in its call (a
+        # `ray.put` costs more than it saves).
+        whole = sum(len(batch) == len(entries) for _, batch, _, _ in plan) > 1
+        ref: Any = ray.put(entries) if whole and len(entries) > INLINE_APPLY_ENTRIES else None
+        sent: list[tuple[int, Callable[[Any], Awaitable[None]], Awaitable[None] | None]] = []
+        for shard, batch, since, through in plan:
+            payload: Any = ref if ref is not None and len(batch) == len(entries) else batch
 
-        def call(h: Any) -> Awaitable[None]:
-            return h.apply.remote(market, ref)  # type: ignore[no-any-return]
+            def call(
+                h: Any, payload: Any = payload, since: int = since, through: int = through
+            ) -> Awaitable[None]:
+                return h.apply.remote(market, payload, since, through)  # type: ignore[no-any-return]
 
-        sent = [(s, self._submit(s, call)) for s in range(self.shard_count)]
+            sent.append((shard, call, self._submit(shard, call)))
 
         async def wait() -> None:
-            await asyncio.gather(*(self._call(s, call, first) for s, first in sent))
+            await asyncio.gather(*(self._call(s, call, first) for s, call, first in sent))
 
         return asyncio.ensure_future(wait())
 
+    def shard_of(self, account_id: int) -> int:
+        """Return the shard that owns an account."""
+        return shard_of(account_id, self.shard_count)
+
     async def sync_all(self, market: str) -> list[int]:
-        """Make every shard catch up with the market's journal; return their high-water marks."""
-        return list(
+        """Make every shard catch up with the market's journal; return their high-water
+        marks (from which routed applies go on: this client serves one market)."""
+        marks = list(
             await asyncio.gather(
                 *(self._call(s, lambda h: h.sync.remote(market)) for s in range(self.shard_count))
             )
         )
+        self._complete = dict(enumerate(marks))
+        return marks
 
     async def release_orphans(
         self, market: str, live_order_ids: Sequence[str], market_epoch: int
@@ -161,3 +186,37 @@ class LedgerClient:
             )
         )
         return int(sum(counts))
+
+
+def plan_apply(
+    entries: Sequence[LedgerEntry],
+    accounts: Sequence[set[int] | None],
+    shard_count: int,
+    complete: dict[int, int],
+) -> list[tuple[int, list[LedgerEntry], int, int]]:
+    """Plan the routed apply of a batch's journal entries: `(shard, entries, since,
+    through)` per shard to call, and move `complete` (per shard, the seq through which it
+    was sent every entry that concerns it) on to the batch's last seq for each.
+
+    An entry goes to the shards of the accounts it concerns (`accounts[i]`, None: every
+    shard). Each call holds every entry in `(since, through]` that concerns its shard,
+    `since` being the `through` of the call before (before the first, unknown: `since =
+    through`, and the shard reads the journal itself). A shard concerned by no entry is not
+    called, unless its mark would lag `MARK_LAG_ENTRIES` behind: then an empty call moves
+    it, so that a restarting shard never re-reads a long stretch of journal that is not its.
+    """
+    through = entries[-1][0]
+    routed: list[list[LedgerEntry]] = [[] for _ in range(shard_count)]
+    everyone = range(shard_count)
+    for entry, concerned in zip(entries, accounts, strict=True):
+        shards = everyone if concerned is None else {shard_of(a, shard_count) for a in concerned}
+        for shard in shards:
+            routed[shard].append(entry)
+    plan: list[tuple[int, list[LedgerEntry], int, int]] = []
+    for shard, batch in enumerate(routed):
+        since = complete.get(shard, through)
+        if not batch and through - since < MARK_LAG_ENTRIES:
+            continue
+        complete[shard] = through
+        plan.append((shard, batch, since, through))
+    return plan

@@ -239,6 +239,43 @@ async def test_gaps_and_restarts_catch_up_from_the_journal(
     await _assert_conserved(shard, db[1])
 
 
+async def test_a_routed_apply_reads_what_it_does_not_vouch_for_and_moves_the_mark(
+    shard: Any, db: tuple[str, asyncpg.Connection], market: Market
+) -> None:
+    """`since`/`through` (routed applies): below `since` the shard reads the journal
+    itself; it takes the entries of `(since, through]` from the call; an empty call only
+    moves the mark, and the mark is what is persisted."""
+    seller, buyer = await _accounts(db[1], 2)
+    await shard.credit.remote(seller, "LB", 100, f"r-{seller}")
+    await shard.credit.remote(buyer, "LQ", 10_000, f"r-{buyer}")
+    # At 61: no order of the earlier tests rests there.
+    sell, buy = _reservation(seller, "rs", "sell", 61, 3), _reservation(buyer, "rb", "buy", 61, 2)
+    epoch, flags = await shard.reserve.remote([sell, buy], market.epoch)
+    assert flags == [True, True]
+    first = await market.place(sell, epoch)  # not sent: below the next call's `since`
+    second = await market.place(buy, epoch)
+    await shard.apply.remote(SPEC.symbol, [second], first[0], second[0])
+    # 2 lots at 61: 1,220 + taker fee 4 (30 bps, rounded up); the maker pays 2 (10 bps).
+    assert await _balances(shard, buyer) == {"LB": (20, 0), "LQ": (10_000 - 1_224, 0)}
+    assert await _balances(shard, seller) == {"LB": (70, 10), "LQ": (1_220 - 2, 0)}
+    # An entry that concerns no order of the shard (a cancel of an unknown order), and an
+    # empty call vouching for it: the mark moves past it and is written.
+    stray = await market.journal(seller, {"type": "cancel", "id": "no-such-order"})
+    await shard.apply.remote(SPEC.symbol, [], second[0], stray[0])
+    await shard.flush.remote()
+    mark = await db[1].fetchval(
+        "SELECT applied_journal_seq FROM ledger_shard_marks WHERE shard_id = 0 AND market_id = $1",
+        market.market_id,
+    )
+    assert mark == stray[0] == await shard.sync.remote(SPEC.symbol)
+    with pytest.raises(Exception, match="needs since and through"):
+        await shard.apply.remote(SPEC.symbol, [])
+    cancel = await market.journal(seller, {"type": "cancel", "id": "rs"})  # leave no book
+    await shard.apply.remote(SPEC.symbol, [cancel])
+    assert await _balances(shard, seller) == {"LB": (80, 0), "LQ": (1_220 - 2, 0)}
+    await _assert_conserved(shard, db[1])
+
+
 async def test_a_hold_lost_in_a_restart_cannot_be_journaled(
     shard: Any, db: tuple[str, asyncpg.Connection], market: Market
 ) -> None:

@@ -1,7 +1,9 @@
 """A desk that plays the market actor's part: hold, match with the real engine, apply.
 
 Each command is one journal entry; its reservation (held before matching) and its events
-go to every shard as codec dicts, the way the market actor sends them.
+go as codec dicts to every shard, or (`routed=True`) only to the shards of the accounts the
+entry concerns, the way the market actor routes them (`actors.market.routing`): the other
+shards just move their mark past it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from actors.engine import Command, MarketSpec, MatchingEngine, OrderId
 from actors.engine.codec import command_from_dict, event_to_dict
 from actors.ledger.core import LedgerCore, Moves, shard_of
 from actors.ledger.rules import amend_reservation, required_reservation
+from actors.market.routing import entry_accounts, owners_before
 
 SPEC = MarketSpec(
     symbol="B-Q", base_asset="B", quote_asset="Q", base_decimals=0, quote_decimals=0,
@@ -23,8 +26,11 @@ SPEC = MarketSpec(
 class Desk:
     """A market with its engine and `shard_count` ledger shards."""
 
-    def __init__(self, spec: MarketSpec = SPEC, shard_count: int = 1) -> None:
+    def __init__(self, spec: MarketSpec = SPEC, shard_count: int = 1, routed: bool = False) -> None:
         self.spec = spec
+        self.routed = routed
+        # Shards each entry went to (routed desks): per entry, their number.
+        self.reached: list[int] = []
         self.engine = MatchingEngine(spec)
         self.shards = [LedgerCore(i, shard_count) for i in range(shard_count)]
         self.journal_seq = 0
@@ -96,12 +102,23 @@ class Desk:
         shard."""
         self.ts += 1
         decoded: Command = command_from_dict({**command, "ts": self.ts})
+        known = owners_before(self.engine, command)
         events = [event_to_dict(e) for e in self.engine.submit(decoded)]
         self.journal_seq += 1
         self.moves = []
         seq = self.journal_seq
+        shards = self.shards
+        if self.routed:
+            accounts = entry_accounts(events, reservation, known)
+            if accounts is not None:
+                count = len(self.shards)
+                shards = [self.shards[i] for i in sorted({shard_of(a, count) for a in accounts})]
+            self.reached.append(len(shards))
+        symbol = self.spec.symbol
+        for shard in shards:
+            self.moves += shard.apply_events(self.spec, symbol, seq, events, reservation)
         for shard in self.shards:
-            self.moves += shard.apply_events(self.spec, self.spec.symbol, seq, events, reservation)
+            shard.advance(symbol, seq)
         self.events = events
         self.journal.append((seq, events, reservation))
         return events

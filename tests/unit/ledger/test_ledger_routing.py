@@ -1,0 +1,183 @@
+"""Routed applies (`actors.market.routing`): an entry sent only to the shards of the
+accounts it concerns leaves every shard exactly as sending it to every shard does.
+
+The property runs one random order flow through two desks with three shards each: one
+sends every entry to every shard, the other routes them. The flow has what makes routing
+hard: GTD orders that expire inside other accounts' commands, ticks, stops, self-trade
+prevention, cancel-all, and cancels and amends naming other accounts' orders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ledger_harness import Desk
+
+from actors.contracts import Reservation
+from actors.engine import MarketSpec
+from actors.market.ledger_client import MARK_LAG_ENTRIES, plan_apply
+from actors.market.routing import entry_accounts
+
+OWNERS = (0, 1, 2, 3, 4)
+SHARDS = 3
+SPEC = MarketSpec(
+    symbol="R-Q", base_asset="R", quote_asset="Q", base_decimals=1, tick_size=5, lot_size=2,
+    maker_fee_bps=-3, taker_fee_bps=25,
+)  # fmt: skip
+
+_price = st.integers(98, 102)
+_qty = st.integers(1, 6)
+_side = st.sampled_from(["buy", "sell"])
+_limit = st.fixed_dictionaries(
+    {"side": _side, "price": _price, "qty": _qty},
+    optional={
+        "tif": st.sampled_from(["gtc", "ioc", "fok", "gtd"]),
+        "stp": st.sampled_from(["cancel_newest", "cancel_oldest", "cancel_both",
+                                "decrement_and_cancel"]),
+        "display_qty": st.just(1),
+        "post_only": st.sampled_from(["reject", "slide"]),
+    },
+)  # fmt: skip
+_market = st.one_of(
+    st.fixed_dictionaries({"side": st.just("buy"), "kind": st.just("market"),
+                           "quote_qty": st.integers(50, 2_000)}),
+    st.fixed_dictionaries({"side": st.just("sell"), "kind": st.just("market"), "qty": _qty}),
+)  # fmt: skip
+_stop = st.fixed_dictionaries(
+    {"side": _side, "kind": st.sampled_from(["stop_limit", "stop_market"]), "price": _price,
+     "stop_price": _price, "qty": _qty}
+)  # fmt: skip
+_owner = st.sampled_from(OWNERS)
+_pick = st.integers(0, 1_000)
+_op = st.one_of(
+    st.tuples(st.just("new"), _owner, st.one_of(_limit, _limit, _limit, _market, _stop)),
+    st.tuples(st.just("cancel"), _owner, _pick),  # the owner may not be the order's
+    st.tuples(st.just("amend"), _owner, st.tuples(_pick, _price, _qty)),
+    st.tuples(st.just("cancel_all"), _owner, st.none()),
+    st.tuples(st.just("tick"), st.just(0), st.integers(1, 4)),
+)
+
+
+def _run(desk: Desk, op: tuple[str, int, Any], n: int) -> None:
+    kind, owner, arg = op
+    if kind == "new":
+        fields = dict(arg)
+        if fields.get("kind") == "stop_market":
+            if fields["side"] == "buy":  # needs a protection budget the desk does not make
+                fields["kind"] = "stop_limit"
+            else:
+                fields.pop("price")
+        if fields.get("tif") == "gtd":
+            fields["expire_at"] = desk.ts + 1 + n % 4
+        desk.place(owner, f"o{n}", **fields)
+    elif kind == "cancel_all":
+        desk.submit({"type": "cancel_all", "owner": str(owner)})
+    elif kind == "tick":
+        desk.ts += arg
+        desk.submit({"type": "tick"})
+    else:
+        live = desk.engine.l3() + desk.engine.stops()
+        oid = live[(arg if kind == "cancel" else arg[0]) % len(live)].id if live else f"o{n}"
+        if kind == "cancel":
+            desk.cancel(owner, oid)
+        else:
+            desk.amend(owner, oid, arg[1], arg[2])
+
+
+def _state(desk: Desk) -> list[Any]:
+    out = []
+    for shard in desk.shards:
+        records = sorted(shard.records(), key=lambda r: (r.market, r.order_id))
+        balances = [shard.balances(a) for a in OWNERS if shard.owns(a)]
+        out.append((records, shard.totals(), balances, shard.mark(SPEC.symbol)))
+    return out
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ops=st.lists(_op, min_size=20, max_size=80),
+    funds=st.lists(st.integers(0, 30_000), min_size=10, max_size=10),
+)
+def test_routed_applies_leave_every_shard_as_broadcast_ones_do(
+    ops: list[tuple[str, int, Any]], funds: list[int]
+) -> None:
+    broadcast = Desk(SPEC, shard_count=SHARDS)
+    routed = Desk(SPEC, shard_count=SHARDS, routed=True)
+    for desk in (broadcast, routed):
+        for owner in OWNERS:
+            for asset, amount in zip(("R", "Q"), funds[2 * owner : 2 * owner + 2], strict=True):
+                if amount:
+                    desk.fund(owner, asset, amount)
+    for n, op in enumerate(ops):
+        for desk in (broadcast, routed):
+            _run(desk, op, n)
+        assert broadcast.events == routed.events
+        assert _state(routed) == _state(broadcast), (n, op, broadcast.events)
+    for owner in OWNERS:
+        for desk in (broadcast, routed):
+            desk.submit({"type": "cancel_all", "owner": str(owner)})
+        assert _state(routed) == _state(broadcast)
+
+
+def test_routing_reaches_only_the_shards_concerned() -> None:
+    desk = Desk(SPEC, shard_count=SHARDS, routed=True)
+    for owner in (0, 1):
+        desk.fund(owner, "Q", 10_000)
+        desk.fund(owner, "R", 1_000)
+    desk.place(0, "a", "sell", price=100, qty=3)  # rests: its owner's shard only
+    desk.place(1, "b", "buy", price=100, qty=1)  # fills owner 0's order: both shards
+    desk.cancel(0, "a")  # the target's owner was read before the cancel: one shard
+    desk.place(0, "g", "sell", price=101, qty=1, tif="gtd", expire_at=desk.ts + 2)
+    desk.ts += 5
+    desk.submit({"type": "tick"})  # expiry of an order no event gives the owner of: all
+    assert desk.reached == [1, 2, 1, 1, SHARDS]
+    assert all(shard.mark(SPEC.symbol) == desk.journal_seq for shard in desk.shards)
+
+
+def _fill(maker: str, taker: str, maker_owner: str, taker_owner: str) -> dict[str, Any]:
+    return {"type": "fill", "seq": 2, "maker_id": maker, "taker_id": taker,
+            "maker_owner": maker_owner, "taker_owner": taker_owner, "price": 100, "qty": 1,
+            "taker_side": "buy"}  # fmt: skip
+
+
+def test_entry_accounts_learns_owners_from_the_entry_and_gives_up_on_strangers() -> None:
+    reservation = Reservation("R-Q", "t", 7, "Q", 100, "buy", 100, 2)
+    accepted = {"type": "accepted", "seq": 1, "id": "t", "owner": "7", "side": "buy",
+                "kind": "limit"}  # fmt: skip
+    # The taker's IOC remainder: its owner comes from the fill, the maker's too.
+    remainder = {"type": "cancelled", "seq": 3, "id": "t", "reason": "ioc", "remaining_qty": 1}
+    events = [accepted, _fill("m", "t", "9", "7"), remainder]
+    assert entry_accounts(events, reservation, {}) == {7, 9}
+    # A cancel whose target the engine showed before the command ran.
+    cancel = [{"type": "cancelled", "seq": 4, "id": "x", "reason": "user", "remaining_qty": 1}]
+    assert entry_accounts(cancel, None, {"x": 3}) == {3}
+    # The same cancel with no known owner (an expiry on the way): every account.
+    assert entry_accounts(cancel, None, {}) is None
+    # An event type routing does not know, or an owner that is not an account id.
+    assert entry_accounts([{"type": "novel", "seq": 5, "id": "x"}], None, {"x": 3}) is None
+    assert entry_accounts([_fill("m", "t", "mm", "7")], None, {}) is None
+    # A command rejected before naming any order, and a halt: nobody.
+    invalid = {"type": "rejected", "seq": 6, "id": None, "reason": "invalid_command"}
+    assert entry_accounts([invalid], None, {}) == set()
+    assert entry_accounts([{"type": "halted", "seq": 7}], None, {}) == set()
+
+
+def test_plan_apply_vouches_for_each_shards_range_and_moves_lagging_marks() -> None:
+    entry = lambda seq: (seq, [], None)  # noqa: E731
+    complete = {0: 10, 1: 10, 2: 10}
+    plan = plan_apply([entry(11), entry(12)], [{0}, None], 3, complete)
+    assert [(s, [e[0] for e in b], since, through) for s, b, since, through in plan] == [
+        (0, [11, 12], 10, 12), (1, [12], 10, 12), (2, [12], 10, 12),
+    ]  # fmt: skip
+    plan = plan_apply([entry(13)], [{1}], 3, complete)
+    assert [(s, since, through) for s, _, since, through in plan] == [(1, 12, 13)]
+    assert complete == {0: 12, 1: 13, 2: 12}
+    # Shards that no entry concerned for long get an empty call that moves their mark.
+    far = 12 + MARK_LAG_ENTRIES
+    plan = plan_apply([entry(far)], [{1}], 3, complete)
+    assert [(s, len(b), since) for s, b, since, _ in plan] == [(0, 0, 12), (1, 1, 13), (2, 0, 12)]
+    # Before the shards' marks are known (no sync yet), a call vouches for nothing.
+    plan = plan_apply([entry(5)], [{0}], 3, {})
+    assert [(s, since, through) for s, _, since, through in plan] == [(0, 5, 5)]
