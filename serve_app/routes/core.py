@@ -33,6 +33,12 @@ BATCH_WAIT_TIMEOUT_S = 0.002
 MAX_CONCURRENT_BATCHES = 16
 
 
+def next_batch_wait(batch_size: int) -> float:
+    """Return how long the next order batch waits for more requests, in seconds: none
+    after a batch of one request, `BATCH_WAIT_TIMEOUT_S` after a larger one."""
+    return 0.0 if batch_size <= 1 else BATCH_WAIT_TIMEOUT_S
+
+
 class Submission(NamedTuple):
     """One command for one market's actor."""
 
@@ -138,6 +144,11 @@ class GatewayCore:
         max_concurrent_batches=MAX_CONCURRENT_BATCHES,
     )
     async def _submit_batch(self, items: list[Submission]) -> list[OrderResult | BaseException]:
+        # The wait gathers requests that come together (a burst of clients); after a batch
+        # of one, the next lone request would wait for company that is not coming, so it
+        # goes at once. Serve reads the wait when a batch's first request arrives.
+        wait = next_batch_wait(len(items))
+        GatewayCore._submit_batch.set_batch_wait_timeout_s(wait)  # type: ignore[attr-defined]
         by_market: dict[str, list[int]] = defaultdict(list)
         for index, item in enumerate(items):
             by_market[item.market].append(index)
