@@ -1,5 +1,7 @@
 """Chaos: kill the market actor and ledger shards at random moments during a long order
-stream; nothing acknowledged is lost, nothing is applied twice, every asset is conserved.
+stream; nothing acknowledged is lost, nothing is applied twice, every asset is conserved,
+and every account's balance is what the journal, applied whole to one ledger, gives (so no
+routed apply missed a shard, and no kill left a hold behind).
 
 The oracle is a plain in-process `MatchingEngine` fed the same stream in the same order
 (the test retries a batch, with the same request ids, until it is acknowledged, so the
@@ -19,9 +21,11 @@ import pytest_asyncio
 import ray
 
 from actors.bootstrap import start_core
-from actors.contracts import OrderRequest, OrderResult
+from actors.contracts import BalanceView, OrderRequest, OrderResult, Reservation
 from actors.engine import MarketSpec, MatchingEngine
 from actors.engine.codec import command_from_dict
+from actors.ledger import store
+from actors.ledger.core import LedgerCore
 from tests.support.market_kit import (
     create_database,
     credit,
@@ -128,6 +132,7 @@ async def test_kills_lose_nothing_and_conserve_every_asset(db_url: str, namespac
     await _check_book(market, oracle)
     await _check_orders_and_trades(db_url, acked, oracle)
     await _check_conservation(namespace)
+    await _check_balances_match_the_journal(db_url, namespace, spec, owners)
 
 
 async def _check_book(market: Any, oracle: MatchingEngine) -> None:
@@ -173,6 +178,41 @@ async def _check_conservation(namespace: str) -> None:
         parts = [t[asset] for t in totals if asset in t]
         held = sum(p["available"] + p["locked"] + p["fees"] for p in parts)
         assert held == sum(p["credited"] for p in parts), asset
+
+
+async def _check_balances_match_the_journal(
+    url: str, namespace: str, spec: MarketSpec, owners: list[int]
+) -> None:
+    """Apply the credits and the whole journal to one in-process ledger that owns every
+    account; each live shard must show the same balances (no holds left) and fees."""
+    reference = LedgerCore(0, 1)
+    conn = await asyncpg.connect(url)
+    try:
+        credits = await conn.fetch(
+            "SELECT c.reference, c.account_id, a.symbol, c.amount_atoms "
+            "FROM ledger_credits c JOIN assets a USING (asset_id) ORDER BY c.created_at"
+        )
+        market_id = await conn.fetchval(
+            "SELECT market_id FROM markets WHERE symbol = $1", spec.symbol
+        )
+        entries = await store.journal_entries(conn, market_id, 0)
+    finally:
+        await conn.close()
+    for c in credits:
+        reference.credit(int(c["account_id"]), c["symbol"], int(c["amount_atoms"]), c["reference"])
+    for seq, events, raw in entries:
+        held = None if raw is None else Reservation.from_dict(spec.symbol, raw)
+        reference.apply_events(spec, spec.symbol, seq, events, held)
+    shards = [ray.get_actor(f"ledger:{i}", namespace=namespace) for i in range(SHARDS)]
+    for owner in owners:
+        views: list[BalanceView] = await eventually(
+            lambda owner=owner: shards[owner % SHARDS].balances.remote(owner)
+        )
+        assert views == reference.balances(owner), owner
+    totals = await asyncio.gather(*(s.totals.remote() for s in shards))
+    for asset in ("CHAOS", "USD"):
+        fees = sum(t[asset]["fees"] for t in totals if asset in t)
+        assert fees == reference.fees(asset), asset
 
 
 pytestmark = pytest.mark.timeout(170)
