@@ -107,24 +107,70 @@ async def test_place_match_amend_cancel_moves_exact_balances(
 async def test_large_and_small_applies_both_reach_the_shards(
     core: tuple[str, Any], namespace: str
 ) -> None:
-    """A batch with more entries than ride inline goes through the object store once; a
-    small one is sent inline to each shard. Both are applied exactly."""
+    """Applies are routed: a batch of resting sells concerns the seller's shard only and
+    rides inline; a batch of more entries than ride inline that all concern both shards
+    (each buy fills a sell) goes through the object store once; a small one rides inline
+    to each shard. All are applied exactly."""
     url, controller = core
     symbol, market = await _market(controller, namespace)
     base, quote = symbol.split("-")
-    seller, buyer = await _traders(url, namespace, symbol, 1_000, 100_000)
+    seller, buyer = await _traders(url, namespace, symbol, 1_000, 1_000_000)
+    assert seller % SHARDS != buyer % SHARDS
     many = INLINE_APPLY_ENTRIES + 16
-    sells = [limit(seller, f"s{i}", "sell", 100 + i % 3, 1) for i in range(many)]
+    sells = [limit(seller, f"s{i}", "sell", 100 + i % 3, 1) for i in range(many + 3)]
     assert all(r.ok for r in await market.submit.remote(sells))
-    assert await balances(namespace, SHARDS, seller) == {base: (1_000 - many, many)}
-    [buy] = await market.submit.remote([limit(buyer, "b", "buy", 100, 3)])
-    assert buy.ok
-    fills = [e for e in buy.events if e["type"] == "fill"]
-    assert sum(f["qty"] for f in fills) == 3
+    assert await balances(namespace, SHARDS, seller) == {base: (997 - many, many + 3)}
+    buys = [limit(buyer, f"b{i}", "buy", 102, 1) for i in range(many)]
+    assert all(r.ok for r in await market.submit.remote(buys))
+    paid = sum(sorted(100 + i % 3 for i in range(many + 3))[:many])  # best asks first
+    assert await balances(namespace, SHARDS, seller) == {base: (997 - many, 3), quote: (paid, 0)}
+    assert await balances(namespace, SHARDS, buyer) == {base: (many, 0), quote: (10**6 - paid, 0)}
+    [buy] = await market.submit.remote([limit(buyer, "b", "buy", 102, 3)])
+    assert buy.ok and sum(e["qty"] for e in buy.events if e["type"] == "fill") == 3
+    rest = 3 * 102  # the three dearest asks were left
     assert await balances(namespace, SHARDS, seller) == {
-        base: (1_000 - many, many - 3), quote: (300, 0),
+        base: (997 - many, 0), quote: (paid + rest, 0),
     }  # fmt: skip
-    assert await balances(namespace, SHARDS, buyer) == {base: (3, 0), quote: (99_700, 0)}
+    assert await balances(namespace, SHARDS, buyer) == {
+        base: (many + 3, 0), quote: (10**6 - paid - rest, 0),
+    }  # fmt: skip
+
+
+async def test_an_apply_reaches_only_the_shards_of_the_accounts_it_concerns(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    """A resting order concerns its owner's shard only: the other shard gets no call, so
+    its written mark of the market stays put; a fill concerns both, and both marks move."""
+    url, controller = core
+    symbol, market = await _market(controller, namespace)
+    seller, buyer = await _traders(url, namespace, symbol, 100, 10_000)
+    assert seller % SHARDS != buyer % SHARDS
+
+    async def marks() -> dict[int, int]:
+        for shard in range(SHARDS):
+            await ray.get_actor(f"ledger:{shard}", namespace=namespace).flush.remote()
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT shard_id, applied_journal_seq FROM ledger_shard_marks m "
+                "JOIN markets USING (market_id) WHERE symbol = $1",
+                symbol,
+            )
+        finally:
+            await conn.close()
+        return {r["shard_id"]: r["applied_journal_seq"] for r in rows}
+
+    before = await marks()
+    assert all(before.get(s, 0) == 0 for s in range(SHARDS))
+    [sell] = await market.submit.remote([limit(seller, "s", "sell", 100, 5)])
+    assert sell.ok and sell.seq == 1
+    after = await marks()
+    assert after[seller % SHARDS] == 1 and after.get(buyer % SHARDS, 0) == 0
+    [buy] = await market.submit.remote([limit(buyer, "b", "buy", 100, 2)])
+    assert buy.ok and [e["type"] for e in buy.events] == ["accepted", "fill"]
+    assert await marks() == {seller % SHARDS: 2, buyer % SHARDS: 2}
+    base, quote = symbol.split("-")
+    assert await balances(namespace, SHARDS, buyer) == {base: (2, 0), quote: (9_800, 0)}
 
 
 async def test_same_request_twice_gives_one_order_and_a_duplicate_answer(
