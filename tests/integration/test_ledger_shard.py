@@ -77,6 +77,25 @@ def _reservation(account: int, oid: str, side: str, price: int, qty: int) -> Res
     return Reservation(SPEC.symbol, oid, account, asset, amount, side, price, qty)
 
 
+async def _held_pair(
+    shard: Any, conn: asyncpg.Connection, market: Market, tag: str,
+    sell: tuple[int, int], buy: tuple[int, int], funds: tuple[int, int] = (100, 10_000),
+) -> tuple[int, int, Reservation, Reservation, int]:  # fmt: skip
+    """A seller credited `funds[0]` LB and a buyer `funds[1]` LQ, both new, and a limit
+    sell and a limit buy (price, qty) held for them (ids `{tag}s` and `{tag}b`); return
+    (seller, buyer, sell, buy, the shard epoch of the holds)."""
+    seller, buyer = await _accounts(conn, 2)
+    await shard.credit.remote(seller, "LB", funds[0], f"{tag}-{seller}")
+    await shard.credit.remote(buyer, "LQ", funds[1], f"{tag}-{buyer}")
+    held = [
+        _reservation(seller, f"{tag}s", "sell", *sell),
+        _reservation(buyer, f"{tag}b", "buy", *buy),
+    ]
+    epoch, flags = await shard.reserve.remote(held, market.epoch)
+    assert flags == [True, True]
+    return seller, buyer, held[0], held[1], epoch
+
+
 def _new(oid: str, side: str, price: int, qty: int) -> JsonDict:
     return {"type": "new", "id": oid, "side": side, "kind": "limit", "price": price, "qty": qty}
 
@@ -188,12 +207,9 @@ async def test_credit_is_idempotent_and_needs_a_known_account(
 async def test_trades_survive_a_crash_and_apply_exactly_once(
     shard: Any, db: tuple[str, asyncpg.Connection], market: Market
 ) -> None:
-    seller, buyer = await _accounts(db[1], 2)
-    await shard.credit.remote(seller, "LB", 1_000, f"s-{seller}")
-    await shard.credit.remote(buyer, "LQ", 100_000, f"b-{buyer}")
-    sell, buy = _reservation(seller, "s1", "sell", 90, 5), _reservation(buyer, "b1", "buy", 100, 10)
-    epoch, flags = await shard.reserve.remote([sell, buy], market.epoch)
-    assert flags == [True, True]
+    seller, buyer, sell, buy, epoch = await _held_pair(
+        shard, db[1], market, "t", (90, 5), (100, 10), (1_000, 100_000)
+    )
     assert await _balances(shard, buyer) == {"LQ": (100_000 - 10_030, 10_030)}  # held
     entries = [await market.place(sell, epoch), await market.place(buy, epoch)]
     await shard.apply.remote(SPEC.symbol, entries)
@@ -207,7 +223,7 @@ async def test_trades_survive_a_crash_and_apply_exactly_once(
     assert await _balances(shard, buyer) == expected
     assert await shard.totals.remote() == before
     # The reservation survived the crash: cancelling releases exactly what is left.
-    cancel = await market.journal(buyer, {"type": "cancel", "id": "b1"})
+    cancel = await market.journal(buyer, {"type": "cancel", "id": "tb"})
     await shard.apply.remote(SPEC.symbol, [cancel])
     assert await _balances(shard, buyer) == {"LB": (50, 0), "LQ": (100_000 - 4_514, 0)}
     assert await _balances(shard, seller) == {"LB": (950, 0), "LQ": (4_500 - 5, 0)}
@@ -245,13 +261,8 @@ async def test_a_routed_apply_reads_what_it_does_not_vouch_for_and_moves_the_mar
     """`since`/`through` (routed applies): below `since` the shard reads the journal
     itself; it takes the entries of `(since, through]` from the call; an empty call only
     moves the mark, and the mark is what is persisted."""
-    seller, buyer = await _accounts(db[1], 2)
-    await shard.credit.remote(seller, "LB", 100, f"r-{seller}")
-    await shard.credit.remote(buyer, "LQ", 10_000, f"r-{buyer}")
     # At 61: no order of the earlier tests rests there.
-    sell, buy = _reservation(seller, "rs", "sell", 61, 3), _reservation(buyer, "rb", "buy", 61, 2)
-    epoch, flags = await shard.reserve.remote([sell, buy], market.epoch)
-    assert flags == [True, True]
+    seller, buyer, sell, buy, epoch = await _held_pair(shard, db[1], market, "r", (61, 3), (61, 2))
     first = await market.place(sell, epoch)  # not sent: below the next call's `since`
     second = await market.place(buy, epoch)
     await shard.apply.remote(SPEC.symbol, [second], first[0], second[0])
@@ -321,13 +332,8 @@ async def test_a_failed_background_write_rebuilds_the_shard_from_the_journal(
 ) -> None:
     """The tables lag the shard's memory; if a write fails, the shard throws its memory
     away and rebuilds it (new epoch) from the tables and the journal: nothing is lost."""
-    seller, buyer = await _accounts(db[1], 2)
-    await shard.credit.remote(seller, "LB", 100, f"w-{seller}")
-    await shard.credit.remote(buyer, "LQ", 10_000, f"w-{buyer}")
     # At 77: no order of the earlier tests rests there.
-    sell, buy = _reservation(seller, "ws", "sell", 77, 3), _reservation(buyer, "wb", "buy", 77, 2)
-    epoch, flags = await shard.reserve.remote([sell, buy], market.epoch)
-    assert flags == [True, True]
+    seller, buyer, sell, buy, epoch = await _held_pair(shard, db[1], market, "w", (77, 3), (77, 2))
     save = "clob_ledger_save_json(integer, integer, json, json, json, json, json, json)"
     await db[1].execute(f"ALTER FUNCTION {save} RENAME TO clob_ledger_save_gone")
     try:  # the next background write fails

@@ -8,7 +8,10 @@ shards just move their mark past it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from hypothesis import strategies as st
 
 from actors.contracts import JsonDict, Reservation
 from actors.engine import Command, MarketSpec, MatchingEngine, OrderId
@@ -21,6 +24,34 @@ SPEC = MarketSpec(
     symbol="B-Q", base_asset="B", quote_asset="Q", base_decimals=0, quote_decimals=0,
     tick_size=1, lot_size=10, maker_fee_bps=10, taker_fee_bps=30,
 )  # fmt: skip
+
+
+# The property tests' market: a maker rebate, a taker fee, odd tick and lot sizes.
+FLOW_SPEC = MarketSpec(
+    symbol="P-Q", base_asset="P", quote_asset="Q", base_decimals=1, tick_size=5, lot_size=2,
+    maker_fee_bps=-3, taker_fee_bps=25,
+)  # fmt: skip
+PRICES = st.integers(98, 102)
+QUANTITIES = st.integers(1, 6)
+SIDES = st.sampled_from(["buy", "sell"])
+MARKET_ORDERS = st.one_of(
+    st.fixed_dictionaries({"side": st.just("buy"), "kind": st.just("market"),
+                           "quote_qty": st.integers(50, 2_000)}),
+    st.fixed_dictionaries({"side": st.just("sell"), "kind": st.just("market"),
+                           "qty": QUANTITIES}),
+)  # fmt: skip
+
+
+def limit_orders(tifs: Sequence[str], **optional: Any) -> st.SearchStrategy[dict[str, Any]]:
+    """Limit orders around 100 with any of `tifs`, self-trade prevention, icebergs and
+    the `optional` fields' strategies."""
+    stp = st.sampled_from(["cancel_newest", "cancel_oldest", "cancel_both",
+                           "decrement_and_cancel"])  # fmt: skip
+    return st.fixed_dictionaries(
+        {"side": SIDES, "price": PRICES, "qty": QUANTITIES},
+        optional={"tif": st.sampled_from(list(tifs)), "stp": stp, "display_qty": st.just(1),
+                  **optional},
+    )  # fmt: skip
 
 
 class Desk:

@@ -12,41 +12,23 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_harness import Desk
+from ledger_harness import FLOW_SPEC, MARKET_ORDERS, PRICES, QUANTITIES, SIDES, Desk, limit_orders
 
-from actors.engine import MarketSpec
 from actors.ledger.rules import required_now
 
 OWNERS = (0, 1, 2, 3)
-SPEC = MarketSpec(
-    symbol="P-Q", base_asset="P", quote_asset="Q", base_decimals=1, tick_size=5, lot_size=2,
-    maker_fee_bps=-3, taker_fee_bps=25,
-)  # fmt: skip
+SPEC = FLOW_SPEC
 
-_price = st.integers(98, 102)
-_qty = st.integers(1, 6)
 _owner = st.sampled_from(OWNERS)
-_limit = st.fixed_dictionaries(
-    {"side": st.sampled_from(["buy", "sell"]), "price": _price, "qty": _qty},
-    optional={
-        "tif": st.sampled_from(["gtc", "ioc", "fok"]),
-        "stp": st.sampled_from(["cancel_newest", "cancel_oldest", "cancel_both",
-                                "decrement_and_cancel"]),
-        "display_qty": st.just(1),
-    },
-)  # fmt: skip
+_limit = limit_orders(["gtc", "ioc", "fok"])
 _post_only = st.fixed_dictionaries(
-    {"side": st.sampled_from(["buy", "sell"]), "price": _price, "qty": _qty,
+    {"side": SIDES, "price": PRICES, "qty": QUANTITIES,
      "post_only": st.sampled_from(["reject", "slide"])}
 )  # fmt: skip
-_market = st.one_of(
-    st.fixed_dictionaries({"side": st.just("buy"), "kind": st.just("market"),
-                           "quote_qty": st.integers(50, 2_000)}),
-    st.fixed_dictionaries({"side": st.just("sell"), "kind": st.just("market"), "qty": _qty}),
-)  # fmt: skip
+_market = MARKET_ORDERS
 _stop = st.fixed_dictionaries(
-    {"side": st.sampled_from(["buy", "sell"]), "kind": st.just("stop_limit"), "price": _price,
-     "stop_price": _price, "qty": _qty}
+    {"side": SIDES, "kind": st.just("stop_limit"), "price": PRICES,
+     "stop_price": PRICES, "qty": QUANTITIES}
 )  # fmt: skip
 _new = st.tuples(st.just("new"), _owner, st.one_of(_limit, _limit, _post_only, _market, _stop))
 _op = st.one_of(
@@ -54,7 +36,7 @@ _op = st.one_of(
     _new,
     _new,
     st.tuples(st.just("cancel"), st.just(0), st.integers(0, 1_000)),
-    st.tuples(st.just("amend"), st.just(0), st.tuples(st.integers(0, 1_000), _price, _qty)),
+    st.tuples(st.just("amend"), st.just(0), st.tuples(st.integers(0, 1_000), PRICES, QUANTITIES)),
 )
 
 

@@ -13,48 +13,27 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_harness import Desk
+from ledger_harness import FLOW_SPEC, MARKET_ORDERS, PRICES, QUANTITIES, SIDES, Desk, limit_orders
 
 from actors.contracts import Reservation
-from actors.engine import MarketSpec
 from actors.market.ledger_client import MARK_LAG_ENTRIES, plan_apply
 from actors.market.routing import entry_accounts
 
 OWNERS = (0, 1, 2, 3, 4)
 SHARDS = 3
-SPEC = MarketSpec(
-    symbol="R-Q", base_asset="R", quote_asset="Q", base_decimals=1, tick_size=5, lot_size=2,
-    maker_fee_bps=-3, taker_fee_bps=25,
-)  # fmt: skip
+SPEC = FLOW_SPEC
 
-_price = st.integers(98, 102)
-_qty = st.integers(1, 6)
-_side = st.sampled_from(["buy", "sell"])
-_limit = st.fixed_dictionaries(
-    {"side": _side, "price": _price, "qty": _qty},
-    optional={
-        "tif": st.sampled_from(["gtc", "ioc", "fok", "gtd"]),
-        "stp": st.sampled_from(["cancel_newest", "cancel_oldest", "cancel_both",
-                                "decrement_and_cancel"]),
-        "display_qty": st.just(1),
-        "post_only": st.sampled_from(["reject", "slide"]),
-    },
-)  # fmt: skip
-_market = st.one_of(
-    st.fixed_dictionaries({"side": st.just("buy"), "kind": st.just("market"),
-                           "quote_qty": st.integers(50, 2_000)}),
-    st.fixed_dictionaries({"side": st.just("sell"), "kind": st.just("market"), "qty": _qty}),
-)  # fmt: skip
+_limit = limit_orders(["gtc", "ioc", "fok", "gtd"], post_only=st.sampled_from(["reject", "slide"]))
 _stop = st.fixed_dictionaries(
-    {"side": _side, "kind": st.sampled_from(["stop_limit", "stop_market"]), "price": _price,
-     "stop_price": _price, "qty": _qty}
+    {"side": SIDES, "kind": st.sampled_from(["stop_limit", "stop_market"]), "price": PRICES,
+     "stop_price": PRICES, "qty": QUANTITIES}
 )  # fmt: skip
 _owner = st.sampled_from(OWNERS)
 _pick = st.integers(0, 1_000)
 _op = st.one_of(
-    st.tuples(st.just("new"), _owner, st.one_of(_limit, _limit, _limit, _market, _stop)),
+    st.tuples(st.just("new"), _owner, st.one_of(_limit, _limit, _limit, MARKET_ORDERS, _stop)),
     st.tuples(st.just("cancel"), _owner, _pick),  # the owner may not be the order's
-    st.tuples(st.just("amend"), _owner, st.tuples(_pick, _price, _qty)),
+    st.tuples(st.just("amend"), _owner, st.tuples(_pick, PRICES, QUANTITIES)),
     st.tuples(st.just("cancel_all"), _owner, st.none()),
     st.tuples(st.just("tick"), st.just(0), st.integers(1, 4)),
 )
@@ -107,7 +86,7 @@ def test_routed_applies_leave_every_shard_as_broadcast_ones_do(
     routed = Desk(SPEC, shard_count=SHARDS, routed=True)
     for desk in (broadcast, routed):
         for owner in OWNERS:
-            for asset, amount in zip(("R", "Q"), funds[2 * owner : 2 * owner + 2], strict=True):
+            for asset, amount in zip(("P", "Q"), funds[2 * owner : 2 * owner + 2], strict=True):
                 if amount:
                     desk.fund(owner, asset, amount)
     for n, op in enumerate(ops):
@@ -125,7 +104,7 @@ def test_routing_reaches_only_the_shards_concerned() -> None:
     desk = Desk(SPEC, shard_count=SHARDS, routed=True)
     for owner in (0, 1):
         desk.fund(owner, "Q", 10_000)
-        desk.fund(owner, "R", 1_000)
+        desk.fund(owner, "P", 1_000)
     desk.place(0, "a", "sell", price=100, qty=3)  # rests: its owner's shard only
     desk.place(1, "b", "buy", price=100, qty=1)  # fills owner 0's order: both shards
     desk.cancel(0, "a")  # the target's owner was read before the cancel: one shard
@@ -143,7 +122,7 @@ def _fill(maker: str, taker: str, maker_owner: str, taker_owner: str) -> dict[st
 
 
 def test_entry_accounts_learns_owners_from_the_entry_and_gives_up_on_strangers() -> None:
-    reservation = Reservation("R-Q", "t", 7, "Q", 100, "buy", 100, 2)
+    reservation = Reservation("P-Q", "t", 7, "Q", 100, "buy", 100, 2)
     accepted = {"type": "accepted", "seq": 1, "id": "t", "owner": "7", "side": "buy",
                 "kind": "limit"}  # fmt: skip
     # The taker's IOC remainder: its owner comes from the fill, the maker's too.
