@@ -78,7 +78,7 @@ def _reservation(account: int, oid: str, side: str, price: int, qty: int) -> Res
 
 
 async def _held_pair(
-    shard: Any, conn: asyncpg.Connection, market: Market, tag: str,
+    shard: Any, conn: asyncpg.Connection, market: Market, tag: str, *,
     sell: tuple[int, int], buy: tuple[int, int], funds: tuple[int, int] = (100, 10_000),
 ) -> tuple[int, int, Reservation, Reservation, int]:  # fmt: skip
     """A seller credited `funds[0]` LB and a buyer `funds[1]` LQ, both new, and a limit
@@ -208,7 +208,7 @@ async def test_trades_survive_a_crash_and_apply_exactly_once(
     shard: Any, db: tuple[str, asyncpg.Connection], market: Market
 ) -> None:
     seller, buyer, sell, buy, epoch = await _held_pair(
-        shard, db[1], market, "t", (90, 5), (100, 10), (1_000, 100_000)
+        shard, db[1], market, "t", sell=(90, 5), buy=(100, 10), funds=(1_000, 100_000)
     )
     assert await _balances(shard, buyer) == {"LQ": (100_000 - 10_030, 10_030)}  # held
     entries = [await market.place(sell, epoch), await market.place(buy, epoch)]
@@ -262,7 +262,9 @@ async def test_a_routed_apply_reads_what_it_does_not_vouch_for_and_moves_the_mar
     itself; it takes the entries of `(since, through]` from the call; an empty call only
     moves the mark, and the mark is what is persisted."""
     # At 61: no order of the earlier tests rests there.
-    seller, buyer, sell, buy, epoch = await _held_pair(shard, db[1], market, "r", (61, 3), (61, 2))
+    seller, buyer, sell, buy, epoch = await _held_pair(
+        shard, db[1], market, "r", sell=(61, 3), buy=(61, 2)
+    )
     first = await market.place(sell, epoch)  # not sent: below the next call's `since`
     second = await market.place(buy, epoch)
     await shard.apply.remote(SPEC.symbol, [second], first[0], second[0])
@@ -333,7 +335,9 @@ async def test_a_failed_background_write_rebuilds_the_shard_from_the_journal(
     """The tables lag the shard's memory; if a write fails, the shard throws its memory
     away and rebuilds it (new epoch) from the tables and the journal: nothing is lost."""
     # At 77: no order of the earlier tests rests there.
-    seller, buyer, sell, buy, epoch = await _held_pair(shard, db[1], market, "w", (77, 3), (77, 2))
+    seller, buyer, sell, buy, epoch = await _held_pair(
+        shard, db[1], market, "w", sell=(77, 3), buy=(77, 2)
+    )
     save = "clob_ledger_save_json(integer, integer, json, json, json, json, json, json)"
     await db[1].execute(f"ALTER FUNCTION {save} RENAME TO clob_ledger_save_gone")
     try:  # the next background write fails
