@@ -42,8 +42,11 @@ _ORDER_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def _account(owner: object) -> int | None:
-    """Return the account id of an engine owner (`str(account_id)`), else None."""
-    return int(owner) if isinstance(owner, str) and owner.isdigit() else None
+    """Return the account id of an engine owner (`str(account_id)`), else None (only
+    ASCII digits: `int` also reads other scripts' digits, which no account id is)."""
+    if isinstance(owner, str) and owner.isascii() and owner.isdigit():
+        return int(owner)
+    return None
 
 
 def owners_before(engine: MatchingEngine, cmd: Mapping[str, Any]) -> dict[str, int]:

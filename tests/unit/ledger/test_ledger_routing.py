@@ -137,6 +137,7 @@ def test_entry_accounts_learns_owners_from_the_entry_and_gives_up_on_strangers()
     # An event type routing does not know, or an owner that is not an account id.
     assert entry_accounts([{"type": "novel", "seq": 5, "id": "x"}], None, {"x": 3}) is None
     assert entry_accounts([_fill("m", "t", "mm", "7")], None, {}) is None
+    assert entry_accounts([_fill("m", "t", "\u0663", "7")], None, {}) is None  # an Arabic 3
     # A command rejected before naming any order, and a halt: nobody.
     invalid = {"type": "rejected", "seq": 6, "id": None, "reason": "invalid_command"}
     assert entry_accounts([invalid], None, {}) == set()
