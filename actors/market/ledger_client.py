@@ -158,10 +158,6 @@ class LedgerClient:
 
         return asyncio.ensure_future(wait())
 
-    def shard_of(self, account_id: int) -> int:
-        """Return the shard that owns an account."""
-        return shard_of(account_id, self.shard_count)
-
     async def sync_all(self, market: str) -> list[int]:
         """Make every shard catch up with the market's journal; return their high-water
         marks (from which routed applies go on: this client serves one market)."""
