@@ -18,11 +18,12 @@ reachable definition of the endpoint. Nothing is placed before the hand-over is 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors import jsonx
 from serve_app.errors import ApiError, error_body
@@ -30,12 +31,7 @@ from serve_app.routes import orders
 from serve_app.routes.deps import authorize, replica_core
 from serve_app.routes.models import OrderCreate
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
-LeanRoute = Callable[[Scope, Receive, Send, App], Awaitable[None]]
+LeanRoute = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
 
 MAX_BODY_BYTES = 64 * 1024
 """A larger body is handed to FastAPI (no valid order comes near it)."""
@@ -66,7 +62,7 @@ class ExchangeAPI(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-async def post_orders(scope: Scope, receive: Receive, send: Send, fallback: App) -> None:
+async def post_orders(scope: Scope, receive: Receive, send: Send, fallback: ASGIApp) -> None:
     """`POST /api/v1/orders` for a JSON body that validates; anything else to `fallback`."""
     body, complete = await _read_body(receive)
     if body is None:  # the client went away

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from starlette.types import Receive, Send
 
 from serve_app import lean
 from serve_app.auth import Principal
@@ -46,7 +47,7 @@ class Recorder:
             raise self.outcome
         return self.outcome
 
-    async def fallback(self, scope: Any, receive: lean.Receive, send: lean.Send) -> None:
+    async def fallback(self, scope: Any, receive: Receive, send: Send) -> None:
         body = b""
         while True:
             message = await receive()
