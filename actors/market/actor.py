@@ -121,6 +121,7 @@ class MarketActor:
         self._queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._answering: set[asyncio.Task[None]] = set()
+        self._watched: asyncio.Task[None] | None = None  # the last tail `_on_tail` watches
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
         self._eager = start_in_constructor(self._ready, log)
@@ -183,23 +184,38 @@ class MarketActor:
                 _fail(group, exc)
                 continue
             # The pass is journaled; its ledger apply and projection finish in the
-            # background while the next pass runs. Its callers are answered after that.
-            assert self._core is not None
-            task = asyncio.create_task(self._answer(self._core.tail, group, answers))
+            # background while the next pass runs. Its callers are answered after the apply;
+            # a projection that fails restarts the market (recovery projects the journal).
+            core = self._core
+            assert core is not None
+            if core.tail is not None and core.tail is not self._watched:
+                self._watched = core.tail
+                core.tail.add_done_callback(self._on_tail)
+            task = asyncio.create_task(self._answer(core.applied, group, answers))
             self._answering.add(task)  # asyncio keeps only weak references to tasks
             task.add_done_callback(self._answering.discard)
 
+    def _on_tail(self, tail: asyncio.Task[None]) -> None:
+        exc = None if tail.cancelled() else tail.exception()
+        if isinstance(exc, JournalWriteError):
+            log.error(
+                "market %s: ledger apply or projection failed; restarting",
+                self._symbol,
+                exc_info=exc,
+            )
+            os._exit(1)
+
     async def _answer(
         self,
-        tail: asyncio.Task[None] | None,
+        applied: asyncio.Task[None] | None,
         group: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]],
         answers: list[OrderResult],
     ) -> None:
         try:
-            if tail is not None:
-                await tail
+            if applied is not None:
+                await applied
         except JournalWriteError:
-            log.exception("market %s: ledger apply or projection failed; restarting", self._symbol)
+            log.exception("market %s: ledger apply failed; restarting", self._symbol)
             os._exit(1)
         except BaseException as exc:
             _fail(group, exc)
@@ -290,6 +306,14 @@ class MarketActor:
             "stage_seconds": {k: round(v, 3) for k, v in core.stage_s.items()},
             "startup_seconds": self._startup,
         }
+
+    async def settled(self) -> int:
+        """Wait until every pass journaled so far is applied to the ledger and projected to
+        the orders and trades tables; return the journal seq it covers (tests, operators)."""
+        core = await self._ready()
+        seq = core.seq
+        await core.settled()
+        return seq
 
     async def snapshot_now(self) -> int:
         """Take a snapshot now and wait for it; return its journal seq (tests, operators)."""

@@ -3,8 +3,10 @@
 Pipeline of a batch (ARCHITECTURE.md, Trading core): dedupe and early rejects, reserve
 per ledger shard in parallel (holds in the shards' memory), match, journal with each
 command's reservation and hold epoch (one COPY: the commit point), then in the background
-(`tail`, chained in journal order) the ledger apply per shard and the orders/trades
-projection; callers are answered once the tail is done. A batch is cut
+(each chained in journal order) the ledger apply per shard and the orders/trades
+projection; callers are answered once the apply is done (the projection catches up behind
+them: readers of the orders and trades tables wait for it, `serve_app.routes.db.projected`).
+A batch is cut
 into segments where a command refers to an order an earlier command of the same segment
 touched (its reservation depends on the state after that command). It is built by
 `actors.market.recovery.recover`, the recovery path.
@@ -13,6 +15,7 @@ touched (its reservation depends on the state after that command). It is built b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -51,8 +54,10 @@ log = logging.getLogger(__name__)
 RECENT_TRADES = 1_000
 
 
-# Wall seconds per pipeline stage; `tail` (apply and projection, in parallel) overlaps the
-# next batch; `tail_apply` and `tail_project` are its two parts, each from the tail's start.
+# Wall seconds per pipeline stage. The ledger apply and the projection of a batch run in the
+# background, overlapping the next batch, each chained to the batch before in its own chain:
+# `tail_apply` and `tail_project` each count from the end of that batch before (or from the
+# journal commit, if later); `tail` counts from the end of the batch before's tail to both.
 _STAGES = ("reserve", "match", "encode", "journal", "tail", "tail_apply", "tail_project")
 
 
@@ -133,7 +138,11 @@ class MarketCore:
         self._snapshot_task: asyncio.Task[None] | None = None
         self.snapshot_journal: Journal | None = None
         self.projection_journal: Journal | None = None
-        # The background completion of the last journaled batch (chained to the earlier).
+        # The background completion of the last journaled batch, each chained to the batch
+        # before: `applied` its ledger apply (callers are answered after it), `projected` its
+        # orders/trades projection, `tail` both (`settled`).
+        self.applied: asyncio.Task[None] | None = None
+        self.projected: asyncio.Task[None] | None = None
         self.tail: asyncio.Task[None] | None = None
         # Wall seconds spent in each pipeline stage since start (reported by `status`).
         self.stage_s: dict[str, float] = dict.fromkeys(_STAGES, 0.0)
@@ -142,7 +151,8 @@ class MarketCore:
 
     async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
         """Run a batch of trader requests through the pipeline; return each one's answer
-        once the batch is journaled. Release them after `settled()` (read-your-writes)."""
+        once the batch is journaled. Release them once `applied` is done (read-your-writes
+        of balances; reads of the orders and trades tables wait for `projected`)."""
         items: list[Item] = []
         first: dict[tuple[int, str], int] = {}
         out: list[OrderResult | int] = []
@@ -291,8 +301,9 @@ class MarketCore:
 
         The journal commit is the acknowledgement point. The ledger apply is sent to the
         shards right after it, so they see it before this market's next reservations; the
-        apply and the orders/trades projection then complete in the background (`tail`),
-        overlapped with the next batch, in journal order. Answers wait for `settled()`.
+        apply (`applied`) and the orders/trades projection (`projected`) then complete in
+        the background, overlapped with the next batch, each in journal order. Answers wait
+        for `applied` only.
         """
         if not items:
             return
@@ -333,45 +344,58 @@ class MarketCore:
             self.indexes.remember(item.account_id, item.client_order_id, item.result)
         for t in projection.trades:
             self.trades.append(trade_dict(_trade_map(t)))
-        self.tail = asyncio.create_task(
-            self._finish(self.tail, seq, updates, projection.trades, applied)
+        self.applied = asyncio.create_task(self._apply(self.applied, applied))
+        self.projected = asyncio.create_task(
+            self._project(self.projected, seq, updates, projection.trades)
         )
+        self.tail = asyncio.create_task(self._settle(self.tail, self.applied, self.projected))
         self.maybe_snapshot()
 
-    async def _finish(
+    async def _apply(self, previous: asyncio.Task[None] | None, applied: Awaitable[None]) -> None:
+        """Wait for a journaled batch's ledger apply, after the batch before's."""
+        if previous is not None:
+            await previous
+        started = time.perf_counter()
+        try:
+            await applied
+        except Exception as exc:
+            # A shard that missed entries must catch up from the journal before it sees
+            # later ones: restart, and recovery makes every shard `sync`.
+            raise JournalWriteError(f"ledger apply failed: {exc!r}") from exc
+        self.stage_s["tail_apply"] += time.perf_counter() - started
+
+    async def _project(
         self,
         previous: asyncio.Task[None] | None,
         seq: int,
         updates: list[NewOrderRow | OrderUpdate],
         trades: list[TradeRow],
-        applied: Awaitable[None],
     ) -> None:
-        """Complete a journaled batch: ledger apply and projection, after the batch before."""
+        """Write a journaled batch's orders/trades projection, after the batch before's."""
         if previous is not None:
             await previous
         started = time.perf_counter()
         journal = self.projection_journal or self.journal
+        try:
+            await journal.project(self.epoch, seq, updates, trades)
+        except FencedError:
+            self.fenced = True
+            raise
+        except Exception as exc:
+            raise JournalWriteError(f"projection write failed: {exc!r}") from exc
+        self.stage_s["tail_project"] += time.perf_counter() - started
 
-        async def apply() -> None:
-            try:
-                await applied
-                self.stage_s["tail_apply"] += time.perf_counter() - started
-            except Exception as exc:
-                # A shard that missed entries must catch up from the journal before it sees
-                # later ones: restart, and recovery makes every shard `sync`.
-                raise JournalWriteError(f"ledger apply failed: {exc!r}") from exc
-
-        async def project() -> None:
-            try:
-                await journal.project(self.epoch, seq, updates, trades)
-                self.stage_s["tail_project"] += time.perf_counter() - started
-            except FencedError:
-                self.fenced = True
-                raise
-            except Exception as exc:
-                raise JournalWriteError(f"projection write failed: {exc!r}") from exc
-
-        await asyncio.gather(apply(), project())
+    async def _settle(
+        self,
+        previous: asyncio.Task[None] | None,
+        applied: asyncio.Task[None],
+        projected: asyncio.Task[None],
+    ) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):  # it failed: so do `applied` or `projected`
+                await previous
+        started = time.perf_counter()
+        await asyncio.gather(applied, projected)
         self.stage_s["tail"] += time.perf_counter() - started
 
     async def settled(self) -> None:

@@ -8,9 +8,12 @@ Pages are keyset-paginated; a cursor is an opaque string encoding the last row's
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,13 +30,81 @@ _ORDER_COLUMNS = """order_id, market_id, client_order_id, side, kind, tif, post_
     updated_at"""
 
 
+@dataclass(frozen=True, slots=True)
+class Markets:
+    """The markets whose orders/trades projection a read waits for (see `projected`):
+    every market, `only` one, or every market `besides` one."""
+
+    only: int | None = None
+    besides: int | None = None
+
+
+EVERY_MARKET = Markets()
+PROJECTION_WAIT_S = 5.0  # longer than a market's restart: then 503, retry
+_POLL_S = (0.001, 0.002, 0.004, 0.008)  # then every 10 ms
+
+_LAGGING = """
+SELECT m.market_id, j.seq
+  FROM markets m
+ CROSS JOIN LATERAL (SELECT seq FROM journal WHERE journal.market_id = m.market_id
+                      ORDER BY seq DESC LIMIT 1) j
+  LEFT JOIN market_projection_marks p ON p.market_id = m.market_id
+ WHERE j.seq > coalesce(p.projected_seq, 0)
+   AND ($1::int IS NULL OR m.market_id = $1) AND ($2::int IS NULL OR m.market_id <> $2)
+"""
+
+
+async def projected(
+    conn: asyncpg.Connection, markets: Markets = EVERY_MARKET, timeout_s: float = PROJECTION_WAIT_S
+) -> None:
+    """Wait until the orders and trades tables reflect every journal row committed so far.
+
+    A market answers its callers once a pass is journaled and applied to the ledger; the
+    pass's orders/trades projection is written behind (docs/ARCHITECTURE.md, "Projection
+    behind the answer"). A read of those tables calls this first, so it sees every command
+    acknowledged before it started (read-your-writes). It runs outside `SET ROLE`: the
+    journal and the marks are system tables.
+
+    Raises:
+        ApiError: 503 `unavailable` when a market's projection does not catch up within
+            `timeout_s` (its actor is restarting: recovery projects the journal).
+    """
+    rows = await conn.fetch(_LAGGING, markets.only, markets.besides)
+    heads = {int(r["market_id"]): int(r["seq"]) for r in rows}
+    give_up = time.monotonic() + timeout_s
+    polls = 0
+    while heads:
+        if time.monotonic() > give_up:
+            raise api_error(
+                "unavailable",
+                "a market's orders and trades are catching up (it is restarting); retry",
+                market_ids=sorted(heads),
+            )
+        await asyncio.sleep(_POLL_S[polls] if polls < len(_POLL_S) else 0.01)
+        polls += 1
+        marks = await conn.fetch(
+            "SELECT market_id, projected_seq FROM market_projection_marks "
+            "WHERE market_id = ANY($1::int[])",
+            list(heads),
+        )
+        for r in marks:
+            if int(r["projected_seq"]) >= heads[int(r["market_id"])]:
+                del heads[int(r["market_id"])]
+
+
 @asynccontextmanager
-async def acting_as(pool: asyncpg.Pool, account_id: int) -> AsyncIterator[asyncpg.Connection]:
-    """Yield a connection in a transaction as `clob_api`, acting for one account."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL ROLE clob_api")
-        await conn.execute("SELECT set_config('clob.account_id', $1, true)", str(account_id))
-        yield conn
+async def acting_as(
+    pool: asyncpg.Pool, account_id: int, projection: Markets | None = EVERY_MARKET
+) -> AsyncIterator[asyncpg.Connection]:
+    """Yield a connection in a transaction as `clob_api`, acting for one account, once
+    the `projection` of those markets caught up with their journals (None: no wait)."""
+    async with pool.acquire() as conn:
+        if projection is not None:
+            await projected(conn, projection)
+        async with conn.transaction():
+            await conn.execute("SET LOCAL ROLE clob_api")
+            await conn.execute("SELECT set_config('clob.account_id', $1, true)", str(account_id))
+            yield conn
 
 
 def encode_cursor(at: datetime, key: str | int) -> str:
@@ -173,7 +244,7 @@ async def market_stats(pool: asyncpg.Pool) -> dict[int, Any]:
 
 async def account_exists(pool: asyncpg.Pool, account_id: int) -> bool:
     """Return whether an account exists (read through RLS as that account)."""
-    async with acting_as(pool, account_id) as conn:
+    async with acting_as(pool, account_id, projection=None) as conn:
         found: bool = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = $1)", account_id
         )

@@ -62,8 +62,13 @@ async def _view(core: GatewayCore, row: Any, events: list[dict[str, Any]]) -> Or
     return views.order_from_row(record.spec, row, fills)
 
 
-async def _existing(core: GatewayCore, caller: Principal, client_order_id: str) -> Any:
-    async with db.acting_as(await core.pool(), caller.account_id) as conn:
+async def _existing(
+    core: GatewayCore, caller: Principal, client_order_id: str, market_id: int
+) -> Any:
+    # The order's own market remembers its recent client order ids (a retry there is
+    # answered as a duplicate), so only the other markets' projections need to catch up.
+    projection = db.Markets(besides=market_id)
+    async with db.acting_as(await core.pool(), caller.account_id, projection) as conn:
         return await conn.fetchrow(
             "SELECT order_id FROM orders WHERE client_order_id = $1", client_order_id
         )
@@ -96,7 +101,7 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
     order_id = new_order_id()
     command = new_order_command(record.spec, body, order_id)
     if body.client_order_id is not None:
-        existing = await _existing(core, caller, body.client_order_id)
+        existing = await _existing(core, caller, body.client_order_id, record.market_id)
         if existing is not None:
             return 200, await _view(core, await _own_order(core, caller, existing["order_id"]), [])
     request = OrderRequest(
@@ -129,7 +134,8 @@ async def list_orders(  # noqa: PLR0917 (FastAPI query parameters)
     pool = await core.pool()
     market_id = (await core.registry.market(pool, market)).market_id if market else None
     statuses = _statuses(status)
-    async with db.acting_as(pool, caller.account_id) as conn:
+    projection = db.EVERY_MARKET if market_id is None else db.Markets(only=market_id)
+    async with db.acting_as(pool, caller.account_id, projection) as conn:
         rows = await db.list_orders(conn, market_id, statuses, limit, cursor)
     orders = [await _view(core, row, []) for row in rows]
     last = rows[-1] if len(rows) == limit else None

@@ -130,6 +130,7 @@ async def test_kills_lose_nothing_and_conserve_every_asset(db_url: str, namespac
     kills = await chaos
     assert kills >= 3
     await _check_book(market, oracle)
+    await eventually(lambda: market().settled.remote())  # noqa: PLW0108 (fresh handle)
     await _check_orders_and_trades(db_url, acked, oracle)
     await _check_conservation(namespace)
     await _check_balances_match_the_journal(db_url, namespace, spec, owners)

@@ -186,6 +186,44 @@ async def test_same_request_twice_gives_one_order_and_a_duplicate_answer(
     assert (await market.status.remote())["seq"] == 1
 
 
+async def test_callers_are_answered_after_the_apply_without_waiting_for_the_projection(
+    core: tuple[str, Any], namespace: str
+) -> None:
+    """An answer waits for the journal commit and the ledger apply; the orders/trades
+    projection is written behind it. With the projection blocked (its mark's row locked),
+    an order is still answered with its funds held; its row appears once the lock goes."""
+    url = core[0]
+    symbol, market, seller = await _market_and_seller(core, namespace, 100)
+    base = symbol.split("-")[0]
+    first, second_id = (f"{name}-{uuid.uuid4().hex}" for name in ("first", "second"))
+    await market.submit.remote([limit(seller, first, "sell", 100, 10)])
+    assert await market.settled.remote() == 1  # projected: the mark's row exists
+    lock, reader = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        market_id = await reader.fetchval("SELECT market_id FROM markets WHERE symbol = $1", symbol)
+        count = "SELECT count(*) FROM orders WHERE market_id = $1"
+        blocking = lock.transaction()
+        await blocking.start()
+        await lock.execute(
+            "SELECT FROM market_projection_marks WHERE market_id = $1 FOR UPDATE", market_id
+        )
+        [second] = await asyncio.wait_for(
+            market.submit.remote([limit(seller, second_id, "sell", 101, 10)]), timeout=30
+        )
+        assert second.ok and second.seq == 2
+        assert await balances(namespace, SHARDS, seller) == {base: (80, 20)}
+        settled = asyncio.ensure_future(market.settled.remote())
+        await asyncio.sleep(0.3)
+        assert not settled.done()
+        assert await reader.fetchval(count, market_id) == 1
+        await blocking.rollback()
+        assert await asyncio.wait_for(settled, timeout=30) == 2
+        assert await reader.fetchval(count, market_id) == 2
+    finally:
+        await lock.close()
+        await reader.close()
+
+
 async def test_concurrent_submits_share_passes_and_each_gets_its_own_answers(
     core: tuple[str, Any], namespace: str
 ) -> None:
@@ -375,6 +413,7 @@ async def test_rows_journaled_but_not_projected_are_projected_at_recovery(
     await credit(namespace, SHARDS, a, base, 10_000)
     await credit(namespace, SHARDS, b, quote, 10_000_000)
     await market.submit.remote([limit(a, f"s{i}", "sell", 100 + i % 3, 5) for i in range(10)])
+    assert await market.settled.remote() == 10  # answered: applied; settled: projected too
     conn = await asyncpg.connect(url)
     try:
         market_id = await conn.fetchval("SELECT market_id FROM markets WHERE symbol = $1", symbol)
