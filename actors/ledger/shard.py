@@ -108,7 +108,15 @@ class LedgerShard:
                 await self._registry.asset_id(conn, r.asset)
                 await self._registry.spec(conn, r.market)
                 core.holds.check_epoch(r.market, market_epoch)
-            return self.epoch, [core.hold(r, market_epoch) for r in reservations]
+            held = [core.hold(r, market_epoch) for r in reservations]
+            if not all(held) and await self._catch_up_all(conn, core):
+                # Funds an account was answered about (a fill, a cancel in another market)
+                # may still be on their way here: applied now from the journal, they can
+                # only add to what is available.
+                self._write_behind()
+                again = zip(held, reservations, strict=True)
+                held = [ok or core.hold(r, market_epoch) for ok, r in again]
+            return self.epoch, held
 
         return await self._locked(run)
 
@@ -200,21 +208,25 @@ class LedgerShard:
         await self._write()
 
     async def balances(self, account_id: int) -> list[BalanceView]:
-        """Return every balance of an account of this shard."""
+        """Return every balance of an account of this shard, with every journal entry
+        committed before the call applied (see `_catch_up_all`)."""
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> list[BalanceView]:
             core.check_owner(account_id)
+            await self._catch_up_all(conn, core)
             return core.balances(account_id)
 
-        return await self._locked(run)
+        return await self._mutate(run)
 
     async def totals(self) -> dict[str, dict[str, int]]:
-        """Return per asset the shard's sums: available, locked, fees, credited (atoms)."""
+        """Return per asset the shard's sums: available, locked, fees, credited (atoms),
+        with every journal entry committed before the call applied."""
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> dict[str, dict[str, int]]:
+            await self._catch_up_all(conn, core)
             return {asset: t._asdict() for asset, t in core.totals().items()}
 
-        return await self._locked(run)
+        return await self._mutate(run)
 
     # -- the shell -------------------------------------------------------------------------
 
@@ -227,13 +239,36 @@ class LedgerShard:
         for entry in await store.journal_entries(conn, market_id, core.mark(market), before):
             _apply_entry(core, spec, market, entry)
 
+    async def _catch_up_all(self, conn: asyncpg.Connection, core: LedgerCore) -> bool:
+        """Apply, from the journal table, every market's entries after the shard's mark up
+        to the journal's head as it is now; return whether any market was behind.
+
+        A market answers its callers once their commands are journaled; the applies it
+        sends the shards may still be on their way (docs/ARCHITECTURE.md, "Answers at the
+        journal commit"). Reads call this first, so they see every command answered before
+        they began; an apply that arrives afterwards skips what is at or below the mark.
+        """
+        behind = False
+        for market_id, head in (await store.journal_heads(conn)).items():
+            if market_id not in self._registry.market_symbols:
+                await self._registry.refresh(conn)
+            market = self._registry.market_symbols[market_id]
+            if core.mark(market) < head:
+                behind = True
+                await self._catch_up(conn, core, market, head + 1)
+                core.advance(market, head)
+        return behind
+
     async def _mutate(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
         """Run a call that changes the durable state, then start writing it behind."""
         result = await self._locked(run)
+        self._write_behind()
+        return result
+
+    def _write_behind(self) -> None:
         self._dirty = True
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_behind())
-        return result
 
     async def _flush_behind(self) -> None:
         """Write changes while there are any (each write takes all of them so far)."""

@@ -198,6 +198,15 @@ async def journal_entries(
     ]
 
 
+async def journal_heads(conn: asyncpg.Connection) -> dict[int, int]:
+    """Return the last journal seq of every market that has journaled anything."""
+    rows = await conn.fetch(
+        "SELECT m.market_id, j.seq FROM markets m CROSS JOIN LATERAL (SELECT seq FROM journal "
+        "WHERE journal.market_id = m.market_id ORDER BY seq DESC LIMIT 1) j"
+    )
+    return {int(r["market_id"]): int(r["seq"]) for r in rows}
+
+
 def _reservation(raw: str | None) -> JsonDict | None:
     value = jsonx.loads(raw) if raw else None
     return value if isinstance(value, dict) else None

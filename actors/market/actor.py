@@ -120,7 +120,6 @@ class MarketActor:
         # together in the next pipeline pass (one reserve, journal and apply for all).
         self._queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]] = []
         self._drainer: asyncio.Task[None] | None = None
-        self._answering: set[asyncio.Task[None]] = set()
         self._watched: asyncio.Task[None] | None = None  # the last tail `_on_tail` watches
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
@@ -183,17 +182,19 @@ class MarketActor:
             except BaseException as exc:  # every caller of the pass gets the failure
                 _fail(group, exc)
                 continue
-            # The pass is journaled; its ledger apply and projection finish in the
-            # background while the next pass runs. Its callers are answered after the apply;
-            # a projection that fails restarts the market (recovery projects the journal).
+            # The pass is journaled: its callers are answered now. Its ledger apply and
+            # projection finish in the background while the next pass runs; one that fails
+            # restarts the market (the shards and the projection catch up from the journal).
             core = self._core
             assert core is not None
             if core.tail is not None and core.tail is not self._watched:
                 self._watched = core.tail
                 core.tail.add_done_callback(self._on_tail)
-            task = asyncio.create_task(self._answer(core.applied, group, answers))
-            self._answering.add(task)  # asyncio keeps only weak references to tasks
-            task.add_done_callback(self._answering.discard)
+            start = 0
+            for requests, future in group:
+                if not future.done():
+                    future.set_result(answers[start : start + len(requests)])
+                start += len(requests)
 
     def _on_tail(self, tail: asyncio.Task[None]) -> None:
         exc = None if tail.cancelled() else tail.exception()
@@ -204,27 +205,6 @@ class MarketActor:
                 exc_info=exc,
             )
             os._exit(1)
-
-    async def _answer(
-        self,
-        applied: asyncio.Task[None] | None,
-        group: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]],
-        answers: list[OrderResult],
-    ) -> None:
-        try:
-            if applied is not None:
-                await applied
-        except JournalWriteError:
-            log.exception("market %s: ledger apply failed; restarting", self._symbol)
-            os._exit(1)
-        except BaseException as exc:
-            _fail(group, exc)
-            return
-        start = 0
-        for requests, future in group:
-            if not future.done():
-                future.set_result(answers[start : start + len(requests)])
-            start += len(requests)
 
     async def halt(self) -> OrderResult:
         """Halt the market (journaled)."""

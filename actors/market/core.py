@@ -4,9 +4,9 @@ Pipeline of a batch (ARCHITECTURE.md, Trading core): dedupe and early rejects, r
 per ledger shard in parallel (holds in the shards' memory), match, journal with each
 command's reservation and hold epoch (one COPY: the commit point), then in the background
 (each chained in journal order) the ledger apply per shard and the orders/trades
-projection; callers are answered once the apply is done (the projection catches up behind
-them: readers of the orders and trades tables wait for it, `serve_app.routes.db.projected`).
-A batch is cut
+projection. Callers are answered at the journal commit; readers of balances and of the
+orders and trades tables wait for what was journaled before them (`LedgerShard.balances`,
+`serve_app.routes.db.projected`). A batch is cut
 into segments where a command refers to an order an earlier command of the same segment
 touched (its reservation depends on the state after that command). It is built by
 `actors.market.recovery.recover`, the recovery path.
@@ -52,6 +52,8 @@ from actors.market.state import SNAPSHOT_FORMAT, Indexes, encode_snapshot, resul
 JsonDict = dict[str, Any]
 log = logging.getLogger(__name__)
 RECENT_TRADES = 1_000
+# Passes whose apply or projection may still be running when the next one starts matching.
+MAX_TAILS_BEHIND = 2
 
 
 # Wall seconds per pipeline stage. The ledger apply and the projection of a batch run in the
@@ -144,6 +146,7 @@ class MarketCore:
         self.applied: asyncio.Task[None] | None = None
         self.projected: asyncio.Task[None] | None = None
         self.tail: asyncio.Task[None] | None = None
+        self.tails: deque[asyncio.Task[None]] = deque()  # the passes not known settled
         # Wall seconds spent in each pipeline stage since start (reported by `status`).
         self.stage_s: dict[str, float] = dict.fromkeys(_STAGES, 0.0)
 
@@ -151,8 +154,8 @@ class MarketCore:
 
     async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
         """Run a batch of trader requests through the pipeline; return each one's answer
-        once the batch is journaled. Release them once `applied` is done (read-your-writes
-        of balances; reads of the orders and trades tables wait for `projected`)."""
+        once the batch is journaled (the acknowledgement: the ledger apply and the
+        projection follow, and readers wait for them)."""
         items: list[Item] = []
         first: dict[tuple[int, str], int] = {}
         out: list[OrderResult | int] = []
@@ -199,6 +202,13 @@ class MarketCore:
             raise PassFailedError(f"pass failed before its journal commit: {exc!r}") from exc
 
     async def _run(self, items: list[Item]) -> None:
+        while self.tails and self.tails[0].done():
+            self.tails.popleft().result()  # a failed pass raises here
+        if len(self.tails) >= MAX_TAILS_BEHIND:
+            # Overloaded: the applies or projections fall behind the journal. Wait for the
+            # oldest before matching more, so the background work and the readers' waits
+            # stay bounded (a failure raises here, before anything changed).
+            await self.tails.popleft()
         ts = max(self.last_ts, self._clock())
         segment: list[Item] = []
         touched: set[str] = set()
@@ -302,8 +312,7 @@ class MarketCore:
         The journal commit is the acknowledgement point. The ledger apply is sent to the
         shards right after it, so they see it before this market's next reservations; the
         apply (`applied`) and the orders/trades projection (`projected`) then complete in
-        the background, overlapped with the next batch, each in journal order. Answers wait
-        for `applied` only.
+        the background, overlapped with the next batch, each in journal order.
         """
         if not items:
             return
@@ -349,6 +358,7 @@ class MarketCore:
             self._project(self.projected, seq, updates, projection.trades)
         )
         self.tail = asyncio.create_task(self._settle(self.tail, self.applied, self.projected))
+        self.tails.append(self.tail)
         self.maybe_snapshot()
 
     async def _apply(self, previous: asyncio.Task[None] | None, applied: Awaitable[None]) -> None:

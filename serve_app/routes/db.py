@@ -43,16 +43,6 @@ EVERY_MARKET = Markets()
 PROJECTION_WAIT_S = 5.0  # longer than a market's restart: then 503, retry
 _POLL_S = (0.001, 0.002, 0.004, 0.008)  # then every 10 ms
 
-_LAGGING = """
-SELECT m.market_id, j.seq
-  FROM markets m
- CROSS JOIN LATERAL (SELECT seq FROM journal WHERE journal.market_id = m.market_id
-                      ORDER BY seq DESC LIMIT 1) j
-  LEFT JOIN market_projection_marks p ON p.market_id = m.market_id
- WHERE j.seq > coalesce(p.projected_seq, 0)
-   AND ($1::int IS NULL OR m.market_id = $1) AND ($2::int IS NULL OR m.market_id <> $2)
-"""
-
 
 async def projected(
     conn: asyncpg.Connection, markets: Markets = EVERY_MARKET, timeout_s: float = PROJECTION_WAIT_S
@@ -62,15 +52,17 @@ async def projected(
     A market answers its callers once a pass is journaled and applied to the ledger; the
     pass's orders/trades projection is written behind (docs/ARCHITECTURE.md, "Projection
     behind the answer"). A read of those tables calls this first, so it sees every command
-    acknowledged before it started (read-your-writes). It runs outside `SET ROLE`: the
-    journal and the marks are system tables.
+    acknowledged before it started (read-your-writes). `clob_api` reads neither the
+    journal nor the marks: two functions of migration 0013 answer how far they lag.
 
     Raises:
         ApiError: 503 `unavailable` when a market's projection does not catch up within
             `timeout_s` (its actor is restarting: recovery projects the journal).
     """
-    rows = await conn.fetch(_LAGGING, markets.only, markets.besides)
-    heads = {int(r["market_id"]): int(r["seq"]) for r in rows}
+    rows = await conn.fetch(
+        "SELECT * FROM clob_projection_lag($1, $2)", markets.only, markets.besides
+    )
+    heads = {int(r["market_id"]): int(r["head"]) for r in rows}
     give_up = time.monotonic() + timeout_s
     polls = 0
     while heads:
@@ -82,11 +74,7 @@ async def projected(
             )
         await asyncio.sleep(_POLL_S[polls] if polls < len(_POLL_S) else 0.01)
         polls += 1
-        marks = await conn.fetch(
-            "SELECT market_id, projected_seq FROM market_projection_marks "
-            "WHERE market_id = ANY($1::int[])",
-            list(heads),
-        )
+        marks = await conn.fetch("SELECT * FROM clob_projection_marks($1)", list(heads))
         for r in marks:
             if int(r["projected_seq"]) >= heads[int(r["market_id"])]:
                 del heads[int(r["market_id"])]
@@ -98,13 +86,12 @@ async def acting_as(
 ) -> AsyncIterator[asyncpg.Connection]:
     """Yield a connection in a transaction as `clob_api`, acting for one account, once
     the `projection` of those markets caught up with their journals (None: no wait)."""
-    async with pool.acquire() as conn:
-        if projection is not None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE clob_api")
+        if projection is not None:  # READ COMMITTED: the read after it sees what it waited for
             await projected(conn, projection)
-        async with conn.transaction():
-            await conn.execute("SET LOCAL ROLE clob_api")
-            await conn.execute("SELECT set_config('clob.account_id', $1, true)", str(account_id))
-            yield conn
+        await conn.execute("SELECT set_config('clob.account_id', $1, true)", str(account_id))
+        yield conn
 
 
 def encode_cursor(at: datetime, key: str | int) -> str:

@@ -289,6 +289,56 @@ async def test_a_routed_apply_reads_what_it_does_not_vouch_for_and_moves_the_mar
     await _assert_conserved(shard, db[1])
 
 
+async def _resting_sell(
+    shard: Any, conn: asyncpg.Connection, market: Market, oid: str, qty: int
+) -> int:
+    """A new seller credited 100 LB with a sell of `qty` lots resting at 500 (held,
+    journaled and applied: no buy rests that high); return the seller."""
+    [seller] = await _accounts(conn, 1)
+    await shard.credit.remote(seller, "LB", 100, f"{oid}-{seller}")
+    sell = _reservation(seller, oid, "sell", 500, qty)
+    epoch, flags = await shard.reserve.remote([sell], market.epoch)
+    assert flags == [True]
+    since = await shard.sync.remote(SPEC.symbol)
+    entry = await market.place(sell, epoch)
+    await shard.apply.remote(SPEC.symbol, [entry], since, entry[0])
+    return seller
+
+
+async def test_a_balance_read_first_applies_what_was_journaled_before_it(
+    shard: Any, db: tuple[str, asyncpg.Connection], market: Market
+) -> None:
+    """A market answers at its journal commit, and its apply may still be on its way: a
+    balance read first applies from the journal what was journaled before it, and the
+    apply that lands afterwards changes nothing."""
+    seller = await _resting_sell(shard, db[1], market, "rd", 3)
+    assert await _balances(shard, seller) == {"LB": (70, 30)}
+    cancel = await market.journal(seller, {"type": "cancel", "id": "rd"})  # not sent
+    assert await _balances(shard, seller) == {"LB": (100, 0)}
+    await shard.apply.remote(SPEC.symbol, [cancel], cancel[0] - 1, cancel[0])  # late
+    assert await _balances(shard, seller) == {"LB": (100, 0)}
+    await _assert_conserved(shard, db[1])
+
+
+async def test_a_reservation_short_of_funds_first_applies_what_was_journaled(
+    shard: Any, db: tuple[str, asyncpg.Connection], market: Market
+) -> None:
+    """Funds a cancel released are the account's as soon as the cancel is answered, even
+    while its apply is on its way (an order in another market may need them): a
+    reservation that comes up short first applies the journal, then holds."""
+    seller = await _resting_sell(shard, db[1], market, "rf", 10)  # all 100 LB locked
+    await market.journal(seller, {"type": "cancel", "id": "rf"})  # not sent
+    again = _reservation(seller, "rf2", "sell", 500, 10)
+    epoch, flags = await shard.reserve.remote([again], market.epoch)
+    assert flags == [True]
+    short = _reservation(seller, "rf3", "sell", 500, 1)
+    assert (await shard.reserve.remote([short], market.epoch))[1] == [False]
+    await market.place(again, epoch)
+    await market.journal(seller, {"type": "cancel", "id": "rf2"})
+    assert await _balances(shard, seller) == {"LB": (100, 0)}
+    await _assert_conserved(shard, db[1])
+
+
 async def test_a_hold_lost_in_a_restart_cannot_be_journaled(
     shard: Any, db: tuple[str, asyncpg.Connection], market: Market
 ) -> None:

@@ -147,6 +147,7 @@ async def test_an_apply_reaches_only_the_shards_of_the_accounts_it_concerns(
     assert seller % SHARDS != buyer % SHARDS
 
     async def marks() -> dict[int, int]:
+        await market.settled.remote()  # the applies reached the shards
         for shard in range(SHARDS):
             await ray.get_actor(f"ledger:{shard}", namespace=namespace).flush.remote()
         conn = await asyncpg.connect(url)
@@ -186,12 +187,12 @@ async def test_same_request_twice_gives_one_order_and_a_duplicate_answer(
     assert (await market.status.remote())["seq"] == 1
 
 
-async def test_callers_are_answered_after_the_apply_without_waiting_for_the_projection(
+async def test_callers_are_answered_at_the_journal_commit_without_waiting_for_the_projection(
     core: tuple[str, Any], namespace: str
 ) -> None:
-    """An answer waits for the journal commit and the ledger apply; the orders/trades
-    projection is written behind it. With the projection blocked (its mark's row locked),
-    an order is still answered with its funds held; its row appears once the lock goes."""
+    """An answer waits for the journal commit only; the ledger apply and the orders/trades
+    projection follow. With the projection blocked (its mark's row locked), an order is
+    still answered, and its funds read as held; its row appears once the lock goes."""
     url = core[0]
     symbol, market, seller = await _market_and_seller(core, namespace, 100)
     base = symbol.split("-")[0]

@@ -78,8 +78,10 @@ def _order(oid: str, account: int, seq: int) -> NewOrderRow:
 
 
 async def _waits(pool: asyncpg.Pool, markets: db.Markets) -> bool:
-    """Return whether the barrier over `markets` is still waiting after 150 ms."""
-    async with pool.acquire() as conn:
+    """Return whether the barrier over `markets`, run as the API runs it (`clob_api`), is
+    still waiting after 150 ms."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE clob_api")
         waiting = asyncio.ensure_future(db.projected(conn, markets))
         done, _ = await asyncio.wait([waiting], timeout=0.15)
         if done:
@@ -137,7 +139,8 @@ async def test_a_projection_that_does_not_catch_up_answers_503_unavailable(
 ) -> None:
     (journal, epoch), _ = journals
     await journal.append(epoch, [_row(1)])  # the market "crashed" before projecting it
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE clob_api")
         with pytest.raises(ApiError) as caught:
             await db.projected(conn, db.Markets(only=journal.market_id), timeout_s=0.05)
     assert caught.value.status == 503
