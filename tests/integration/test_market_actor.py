@@ -192,11 +192,14 @@ async def test_callers_are_answered_at_the_journal_commit_without_waiting_for_th
 ) -> None:
     """An answer waits for the journal commit only; the ledger apply and the orders/trades
     projection follow. With the projection blocked (its mark's row locked), an order is
-    still answered, and its funds read as held; its row appears once the lock goes."""
+    still answered, and its funds read as held; its row appears once the lock goes. The
+    lag is bounded: with two passes' projections pending, the next pass waits."""
     url = core[0]
     symbol, market, seller = await _market_and_seller(core, namespace, 100)
     base = symbol.split("-")[0]
-    first, second_id = (f"{name}-{uuid.uuid4().hex}" for name in ("first", "second"))
+    first, second_id, third, fourth = (
+        f"{name}-{uuid.uuid4().hex}" for name in ("first", "second", "third", "fourth")
+    )
     await market.submit.remote([limit(seller, first, "sell", 100, 10)])
     assert await market.settled.remote() == 1  # projected: the mark's row exists
     lock, reader = await asyncpg.connect(url), await asyncpg.connect(url)
@@ -214,12 +217,22 @@ async def test_callers_are_answered_at_the_journal_commit_without_waiting_for_th
         assert second.ok and second.seq == 2
         assert await balances(namespace, SHARDS, seller) == {base: (80, 20)}
         settled = asyncio.ensure_future(market.settled.remote())
+        [answer] = await asyncio.wait_for(
+            market.submit.remote([limit(seller, third, "sell", 102, 10)]), timeout=30
+        )
+        assert answer.ok and answer.seq == 3  # a second pass behind the projection
+        waiting = asyncio.ensure_future(
+            market.submit.remote([limit(seller, fourth, "sell", 103, 10)])
+        )
         await asyncio.sleep(0.3)
-        assert not settled.done()
+        assert not settled.done() and not waiting.done()  # the third pass behind waits
         assert await reader.fetchval(count, market_id) == 1
         await blocking.rollback()
         assert await asyncio.wait_for(settled, timeout=30) == 2
-        assert await reader.fetchval(count, market_id) == 2
+        [answer] = await asyncio.wait_for(waiting, timeout=30)
+        assert answer.ok and answer.seq == 4
+        assert await market.settled.remote() == 4
+        assert await reader.fetchval(count, market_id) == 4
     finally:
         await lock.close()
         await reader.close()
