@@ -16,14 +16,12 @@ from actors.engine import MarketSpec
 from actors.market.journal import (
     FencedError,
     Journal,
-    JournalRow,
     LostHoldError,
-    NewOrderRow,
     OrderUpdate,
     TradeRow,
 )
 from actors.markets_repo import create_market
-from tests.support.market_kit import create_database, drop_database
+from tests.support.market_kit import create_database, drop_database, resting_sell_row, tick_row
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -52,21 +50,6 @@ async def _market(conn: asyncpg.Connection) -> int:
     return (await create_market(conn, spec)).market_id
 
 
-def _row(seq: int) -> JournalRow:
-    cmd = {"type": "tick", "ts": seq}
-    return JournalRow(seq, "tick", {"request_id": f"r{seq}", "account_id": None,
-                                    "command": cmd, "events": []})  # fmt: skip
-
-
-def _order(oid: str, account: int, seq: int) -> NewOrderRow:
-    return NewOrderRow(
-        order_id=oid, account_id=account, client_order_id=None, side="sell", kind="limit",
-        tif="gtc", post_only=None, stp="none", price_ticks=10, stop_price_ticks=None,
-        qty_lots=5, quote_qty_tick_lots=None, display_qty_lots=None, expire_at_ms=None,
-        open_qty_lots=5, status="open", event_seq=seq,
-    )  # fmt: skip
-
-
 async def test_append_journals_and_project_writes_orders_trades_and_the_mark(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
@@ -82,10 +65,10 @@ async def test_append_journals_and_project_writes_orders_trades_and_the_mark(
             quote_qty_atoms=20, maker_fee_atoms=-1, taker_fee_atoms=1, executed_at_ms=1_000,
         )  # fmt: skip
         update = OrderUpdate(maker, 3, 2, 20, -1, None, "open", None, 3)
-        await journal.append(epoch, [_row(1), _row(2)])
+        await journal.append(epoch, [tick_row(1), tick_row(2)])
         assert await journal.high_water() == 2
         assert await journal.projection_mark() == 0
-        await journal.project(epoch, 2, [_order(maker, acc, 1), update], [trade])
+        await journal.project(epoch, 2, [resting_sell_row(maker, acc, 1), update], [trade])
         assert await journal.projection_mark() == 2
         row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", maker)
         assert (row["status"], row["open_qty_lots"], row["filled_qty_lots"]) == (
@@ -95,9 +78,9 @@ async def test_append_journals_and_project_writes_orders_trades_and_the_mark(
         stored = await conn.fetchrow("SELECT * FROM trades WHERE market_id = $1", market_id)
         assert (stored["seq"], stored["quote_qty_atoms"], stored["maker_fee_atoms"]) == (3, 20, -1)
         with pytest.raises(asyncpg.UniqueViolationError):
-            await journal.append(epoch, [_row(2), _row(3)])
+            await journal.append(epoch, [tick_row(2), tick_row(3)])
         assert await journal.high_water() == 2  # The failed batch left nothing behind.
-        bad = dataclasses.replace(_order(f"b-{uuid.uuid4().hex}", acc, 4), price_ticks=-1)
+        bad = dataclasses.replace(resting_sell_row(f"b-{uuid.uuid4().hex}", acc, 4), price_ticks=-1)
         with pytest.raises(asyncpg.CheckViolationError):
             await journal.project(epoch, 3, [bad], [dataclasses.replace(trade, seq=4)])
         assert await journal.projection_mark() == 2  # ... and neither did this one.
@@ -123,17 +106,17 @@ async def test_stale_epoch_cannot_append_or_snapshot(db_url: str, conn: asyncpg.
     old, new = await Journal.open(db_url, market_id), await Journal.open(db_url, market_id)
     try:
         old_epoch = await old.acquire_epoch("old")
-        await old.append(old_epoch, [_row(1)])
+        await old.append(old_epoch, [tick_row(1)])
         await old.project(old_epoch, 1, [], [])
         new_epoch = await new.acquire_epoch("new")
         assert new_epoch == old_epoch + 1
         with pytest.raises(FencedError):
-            await old.append(old_epoch, [_row(2)])
+            await old.append(old_epoch, [tick_row(2)])
         with pytest.raises(FencedError):
             await old.project(old_epoch, 1, [], [])
         with pytest.raises(FencedError):
             await old.save_snapshot(old_epoch, 1, 0, b"x")
-        await new.append(new_epoch, [_row(2)])
+        await new.append(new_epoch, [tick_row(2)])
         assert [r.seq async for chunk in new.load_tail(0) for r in chunk] == [1, 2]
     finally:
         await old.close()
@@ -149,13 +132,19 @@ async def test_a_batch_relying_on_a_lost_ledger_hold_is_not_journaled(
     journal = await Journal.open(db_url, market_id)
     try:
         epoch = await journal.acquire_epoch("test")
-        await journal.append(epoch, [_row(1), dataclasses.replace(_row(2), hold=(shard, held))])
+        await journal.append(
+            epoch, [tick_row(1), dataclasses.replace(tick_row(2), hold=(shard, held))]
+        )
         assert await conn.fetchval("SELECT clob_acquire_ledger_epoch($1)", shard) == held + 1
         with pytest.raises(LostHoldError, match=f"ledger shard {shard} epoch {held}"):
-            await journal.append(epoch, [_row(3), dataclasses.replace(_row(4), hold=(shard, held))])
+            await journal.append(
+                epoch, [tick_row(3), dataclasses.replace(tick_row(4), hold=(shard, held))]
+            )
         with pytest.raises(LostHoldError, match="current epoch none"):
-            await journal.append(epoch, [dataclasses.replace(_row(3), hold=(shard + 1, 1))])
-        await journal.append(epoch, [_row(3), dataclasses.replace(_row(4), hold=(shard, held + 1))])
+            await journal.append(epoch, [dataclasses.replace(tick_row(3), hold=(shard + 1, 1))])
+        await journal.append(
+            epoch, [tick_row(3), dataclasses.replace(tick_row(4), hold=(shard, held + 1))]
+        )
         rows = await conn.fetch(
             "SELECT seq, ledger_shard, ledger_epoch FROM journal WHERE market_id = $1 ORDER BY seq",
             market_id,
@@ -192,7 +181,7 @@ async def test_tail_streams_in_seq_order_in_chunks(db_url: str, conn: asyncpg.Co
     try:
         epoch = await journal.acquire_epoch("tail")
         for start in range(1, 20_001, 5_000):
-            await journal.append(epoch, [_row(s) for s in range(start, start + 5_000)])
+            await journal.append(epoch, [tick_row(s) for s in range(start, start + 5_000)])
         chunks = [chunk async for chunk in journal.load_tail(1_234, chunk_rows=3_000)]
         seqs = [r.seq for chunk in chunks for r in chunk]
         assert seqs == list(range(1_235, 20_001))
@@ -214,7 +203,7 @@ async def test_leaving_the_tail_early_leaves_the_connection_usable(
     journal = await Journal.open(db_url, market_id)
     try:
         epoch = await journal.acquire_epoch("early")
-        await journal.append(epoch, [_row(s) for s in range(1, 101)])
+        await journal.append(epoch, [tick_row(s) for s in range(1, 101)])
         async with contextlib.aclosing(journal.load_tail(0, chunk_rows=10)) as tail:
             async for chunk in tail:
                 assert [r.seq for r in chunk] == list(range(1, 11))
@@ -239,8 +228,8 @@ async def test_a_client_order_id_used_on_another_market_does_not_block_the_proje
         journal = await Journal.open(db_url, market_id)
         try:
             epoch = await journal.acquire_epoch("coid")
-            await journal.append(epoch, [_row(1)])
-            row = dataclasses.replace(_order(oid, acc, 1), client_order_id="same")
+            await journal.append(epoch, [tick_row(1)])
+            row = dataclasses.replace(resting_sell_row(oid, acc, 1), client_order_id="same")
             await journal.project(epoch, 1, [row], [])
             assert await journal.projection_mark() == 1
         finally:

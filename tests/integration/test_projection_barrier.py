@@ -17,11 +17,11 @@ import pytest
 import pytest_asyncio
 
 from actors.engine import MarketSpec
-from actors.market.journal import Journal, JournalRow, NewOrderRow
+from actors.market.journal import Journal
 from actors.markets_repo import create_market
 from serve_app.errors import ApiError
 from serve_app.routes import db
-from tests.support.market_kit import create_database, drop_database
+from tests.support.market_kit import create_database, drop_database, resting_sell_row, tick_row
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -62,21 +62,6 @@ async def journals(db_url: str, pool: asyncpg.Pool) -> AsyncIterator[list[tuple[
             await journal.close()
 
 
-def _row(seq: int) -> JournalRow:
-    cmd = {"type": "tick", "ts": seq}
-    return JournalRow(seq, "tick", {"request_id": f"r{seq}", "account_id": None,
-                                    "command": cmd, "events": []})  # fmt: skip
-
-
-def _order(oid: str, account: int, seq: int) -> NewOrderRow:
-    return NewOrderRow(
-        order_id=oid, account_id=account, client_order_id=None, side="sell", kind="limit",
-        tif="gtc", post_only=None, stp="none", price_ticks=10, stop_price_ticks=None,
-        qty_lots=5, quote_qty_tick_lots=None, display_qty_lots=None, expire_at_ms=None,
-        open_qty_lots=5, status="open", event_seq=seq,
-    )  # fmt: skip
-
-
 async def _waits(pool: asyncpg.Pool, markets: db.Markets) -> bool:
     """Return whether the barrier over `markets`, run as the API runs it (`clob_api`), is
     still waiting after 150 ms."""
@@ -96,8 +81,8 @@ async def test_a_read_waits_for_the_projection_of_what_was_journaled_before_it(
     pool: asyncpg.Pool, journals: list[tuple[Journal, int]]
 ) -> None:
     (first, epoch), (other, other_epoch) = journals
-    await first.append(epoch, [_row(1), _row(2)])
-    await other.append(other_epoch, [_row(1)])
+    await first.append(epoch, [tick_row(1), tick_row(2)])
+    await other.append(other_epoch, [tick_row(1)])
     await other.project(other_epoch, 1, [], [])
     assert await _waits(pool, db.EVERY_MARKET)
     assert await _waits(pool, db.Markets(only=first.market_id))
@@ -119,13 +104,13 @@ async def test_acting_as_reads_an_order_projected_after_the_read_began(
     async with pool.acquire() as conn:
         account = await conn.fetchval("INSERT INTO accounts DEFAULT VALUES RETURNING account_id")
     oid = f"o-{uuid.uuid4().hex}"
-    await journal.append(epoch, [_row(1)])  # acknowledged: journaled, not yet projected
+    await journal.append(epoch, [tick_row(1)])  # acknowledged: journaled, not yet projected
     async with db.acting_as(pool, account, projection=None) as conn:
         assert await db.get_order(conn, oid) is None  # a read that does not wait misses it
 
     async def project_later() -> None:
         await asyncio.sleep(0.1)
-        await journal.project(epoch, 1, [_order(oid, account, 1)], [])
+        await journal.project(epoch, 1, [resting_sell_row(oid, account, 1)], [])
 
     later = asyncio.create_task(project_later())
     async with db.acting_as(pool, account) as conn:
@@ -138,7 +123,7 @@ async def test_a_projection_that_does_not_catch_up_answers_503_unavailable(
     pool: asyncpg.Pool, journals: list[tuple[Journal, int]]
 ) -> None:
     (journal, epoch), _ = journals
-    await journal.append(epoch, [_row(1)])  # the market "crashed" before projecting it
+    await journal.append(epoch, [tick_row(1)])  # the market "crashed" before projecting it
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL ROLE clob_api")
         with pytest.raises(ApiError) as caught:

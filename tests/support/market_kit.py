@@ -1,5 +1,6 @@
 """Test kit of the market actor tests (nautilus `test_kit` style): databases, accounts,
-credits, order requests, retrying submits. Used by tests/integration and bench/market_bench.py."""
+credits, order requests, retrying submits, journal and projection rows. Used by
+tests/integration and bench/market_bench.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import ray
 
 from actors.contracts import OrderRequest, OrderResult
 from actors.infra.migrate import apply_migrations
+from actors.market.journal import JournalRow, NewOrderRow
 
 
 async def create_database(pg_dsn: str, prefix: str, *, migrate: bool = True) -> str:
@@ -121,3 +123,20 @@ async def kill_and_wait(handle: Any, timeout_s: float = 60.0) -> dict[str, Any]:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("the actor did not restart")
         await asyncio.sleep(0.1)
+
+
+def tick_row(seq: int) -> JournalRow:
+    """A journal row of a `tick` that did nothing."""
+    cmd = {"type": "tick", "ts": seq}
+    return JournalRow(seq, "tick", {"request_id": f"r{seq}", "account_id": None,
+                                    "command": cmd, "events": []})  # fmt: skip
+
+
+def resting_sell_row(oid: str, account: int, seq: int) -> NewOrderRow:
+    """The projection row of a new limit sell of 5 lots at 10, resting."""
+    return NewOrderRow(
+        order_id=oid, account_id=account, client_order_id=None, side="sell", kind="limit",
+        tif="gtc", post_only=None, stp="none", price_ticks=10, stop_price_ticks=None,
+        qty_lots=5, quote_qty_tick_lots=None, display_qty_lots=None, expire_at_ms=None,
+        open_qty_lots=5, status="open", event_seq=seq,
+    )  # fmt: skip
