@@ -140,9 +140,9 @@ class MarketCore:
         self._snapshot_task: asyncio.Task[None] | None = None
         self.snapshot_journal: Journal | None = None
         self.projection_journal: Journal | None = None
-        # The background completion of the last journaled batch, each chained to the batch
-        # before: `applied` its ledger apply (callers are answered after it), `projected` its
-        # orders/trades projection, `tail` both (`settled`).
+        # The background completion of the last journaled batch (its callers are answered
+        # at its journal commit), each chained to the batch before: `applied` its ledger
+        # apply, `projected` its orders/trades projection, `tail` both (`settled`).
         self.applied: asyncio.Task[None] | None = None
         self.projected: asyncio.Task[None] | None = None
         self.tail: asyncio.Task[None] | None = None
