@@ -11,7 +11,7 @@ from serve_app.routes import db, views
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Core, Reader
 from serve_app.routes.models import Balances, OwnTradePage
-from serve_app.routes.rejects import api_error
+from serve_app.routes.rejects import READ_CATCHING_UP, api_error
 
 router = APIRouter(tags=["account"])
 
@@ -29,7 +29,9 @@ async def balances_of(core: GatewayCore, account_id: int) -> Balances:
     return Balances(account_id=account_id, balances=out)
 
 
-@router.get("/balances", response_model=Balances, summary="Your balances")
+@router.get(
+    "/balances", response_model=Balances, summary="Your balances", responses=READ_CATCHING_UP
+)
 async def balances(core: Core, caller: Reader) -> Balances:
     """Return the available and locked amount of every asset you hold."""
     return await balances_of(core, caller.account_id)
@@ -39,7 +41,7 @@ async def balances(core: Core, caller: Reader) -> Balances:
     "/users/{account_id}/balance",
     response_model=Balances,
     summary="An account's balances (your own only)",
-    responses={403: {"description": "Not your account"}},
+    responses={403: {"description": "Not your account"}, **READ_CATCHING_UP},
 )
 async def user_balance(account_id: int, core: Core, caller: Reader) -> Balances:
     """Return your balances; any other account id answers 403 `forbidden`."""
@@ -48,7 +50,9 @@ async def user_balance(account_id: int, core: Core, caller: Reader) -> Balances:
     return await balances_of(core, account_id)
 
 
-@router.get("/trades", response_model=OwnTradePage, summary="Your fills")
+@router.get(
+    "/trades", response_model=OwnTradePage, summary="Your fills", responses=READ_CATCHING_UP
+)
 async def own_trades(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
     caller: Reader,

@@ -28,7 +28,7 @@ from serve_app.routes.models import (
     OrderStatus,
     OrderView,
 )
-from serve_app.routes.rejects import api_error
+from serve_app.routes.rejects import READ_CATCHING_UP, api_error
 
 router = APIRouter(tags=["orders"])
 
@@ -118,7 +118,9 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
     return 201, views.placed_order(record.spec, command, body.client_order_id, result.events)
 
 
-@router.get("/orders", response_model=OrderPage, summary="List your orders")
+@router.get(
+    "/orders", response_model=OrderPage, summary="List your orders", responses=READ_CATCHING_UP
+)
 async def list_orders(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
     caller: Reader,
@@ -151,7 +153,12 @@ def _statuses(status: str | None) -> tuple[str, ...] | None:
     return None if status is None else (status,)
 
 
-@router.get("/orders/{order_id}", response_model=OrderView, summary="Get one of your orders")
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderView,
+    summary="Get one of your orders",
+    responses=READ_CATCHING_UP,
+)
 async def get_order(order_id: str, core: Core, caller: Reader) -> OrderView:
     """Return one of your orders (404 `unknown_order` for any other id)."""
     return await _view(core, await _own_order(core, caller, order_id), [])
@@ -191,7 +198,12 @@ async def cancel_order(order_id: str, core: Core, caller: Caller) -> OrderView:
     return await _command_on(core, caller, row, {"type": "cancel", "id": order_id})
 
 
-@router.delete("/orders", response_model=CancelAllResult, summary="Cancel all your orders")
+@router.delete(
+    "/orders",
+    response_model=CancelAllResult,
+    summary="Cancel all your orders",
+    responses={503: _ERRORS[503]},
+)
 async def cancel_all(
     core: Core,
     caller: Caller,

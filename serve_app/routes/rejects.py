@@ -88,6 +88,13 @@ def status_of(code: str) -> int:
     return STATUS_OF_CODE.get(_ALIASES.get(code, code), DEFAULT_REJECT_STATUS)
 
 
+# Reads of your orders, fills and balances first wait for what was journaled before them
+# (docs/ARCHITECTURE.md, "Answers at the journal commit").
+READ_CATCHING_UP: dict[int | str, dict[str, Any]] = {
+    503: {"description": "A market or ledger shard is catching up after a restart; retry"}
+}
+
+
 def api_error(code: str, message: str | None = None, **details: Any) -> ApiError:
     """Return the API error of a code, with its status from the table."""
     code = _ALIASES.get(code, code)
