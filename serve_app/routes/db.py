@@ -49,10 +49,10 @@ async def projected(
 ) -> None:
     """Wait until the orders and trades tables reflect every journal row committed so far.
 
-    A market answers its callers once a pass is journaled and applied to the ledger; the
-    pass's orders/trades projection is written behind (docs/ARCHITECTURE.md, "Projection
-    behind the answer"). A read of those tables calls this first, so it sees every command
-    acknowledged before it started (read-your-writes). `clob_api` reads neither the
+    A market answers its callers once a pass is journaled; the pass's orders/trades
+    projection is written behind (docs/ARCHITECTURE.md, "Answers at the journal commit"
+    and "Projection barrier"). A read of those tables calls this first, so it sees every
+    command acknowledged before it started (read-your-writes). `clob_api` reads neither the
     journal nor the marks: two functions of migration 0013 answer how far they lag.
 
     Raises:

@@ -1,9 +1,9 @@
 """The read barrier of the API (`serve_app.routes.db.projected`) against a real PostgreSQL.
 
-A market answers once a pass is journaled and applied to the ledger; the orders/trades
-projection follows. A read of those tables must still see every command acknowledged
-before it started: it waits until each market's projection mark reaches the journal's
-head as it was when the read began.
+A market answers once a pass is journaled; the orders/trades projection follows. A read
+of those tables must still see every command acknowledged before it started: it waits
+until each market's projection mark reaches the journal's head as it was when the read
+began.
 """
 
 from __future__ import annotations
