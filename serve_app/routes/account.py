@@ -65,8 +65,7 @@ async def own_trades(  # noqa: PLR0917 (FastAPI query parameters)
     """Return your fills as maker or taker, newest first."""
     pool = await core.pool()
     market_id = (await core.registry.market(pool, market)).market_id if market else None
-    projection = db.EVERY_MARKET if market_id is None else db.Markets(only=market_id)
-    async with db.acting_as(pool, caller.account_id, projection) as conn:
+    async with db.acting_as(pool, caller.account_id, db.Markets(only=market_id)) as conn:
         rows = await db.own_trades(conn, caller.account_id, market_id, start, end, limit, cursor)
     trades = [views.own_trade((await core.registry.by_id(pool, int(r["market_id"]))).spec, r)
               for r in rows]  # fmt: skip

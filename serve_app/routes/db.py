@@ -33,7 +33,7 @@ _ORDER_COLUMNS = """order_id, market_id, client_order_id, side, kind, tif, post_
 @dataclass(frozen=True, slots=True)
 class Markets:
     """The markets whose orders/trades projection a read waits for (see `projected`):
-    every market, `only` one, or every market `besides` one."""
+    every market, `only` one (None: every market), or every market `besides` one."""
 
     only: int | None = None
     besides: int | None = None

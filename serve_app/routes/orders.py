@@ -136,8 +136,7 @@ async def list_orders(  # noqa: PLR0917 (FastAPI query parameters)
     pool = await core.pool()
     market_id = (await core.registry.market(pool, market)).market_id if market else None
     statuses = _statuses(status)
-    projection = db.EVERY_MARKET if market_id is None else db.Markets(only=market_id)
-    async with db.acting_as(pool, caller.account_id, projection) as conn:
+    async with db.acting_as(pool, caller.account_id, db.Markets(only=market_id)) as conn:
         rows = await db.list_orders(conn, market_id, statuses, limit, cursor)
     orders = [await _view(core, row, []) for row in rows]
     last = rows[-1] if len(rows) == limit else None
