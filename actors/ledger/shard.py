@@ -113,7 +113,6 @@ class LedgerShard:
                 # Funds an account was answered about (a fill, a cancel in another market)
                 # may still be on their way here: applied now from the journal, they can
                 # only add to what is available.
-                self._write_behind()
                 again = zip(held, reservations, strict=True)
                 held = [ok or core.hold(r, market_epoch) for ok, r in again]
             return self.epoch, held
@@ -216,7 +215,7 @@ class LedgerShard:
             await self._catch_up_all(conn, core)
             return core.balances(account_id)
 
-        return await self._mutate(run)
+        return await self._locked(run)
 
     async def totals(self) -> dict[str, dict[str, int]]:
         """Return per asset the shard's sums: available, locked, fees, credited (atoms),
@@ -226,7 +225,7 @@ class LedgerShard:
             await self._catch_up_all(conn, core)
             return {asset: t._asdict() for asset, t in core.totals().items()}
 
-        return await self._mutate(run)
+        return await self._locked(run)
 
     # -- the shell -------------------------------------------------------------------------
 
@@ -241,7 +240,8 @@ class LedgerShard:
 
     async def _catch_up_all(self, conn: asyncpg.Connection, core: LedgerCore) -> bool:
         """Apply, from the journal table, every market's entries after the shard's mark up
-        to the journal's head as it is now; return whether any market was behind.
+        to the journal's head as it is now, and start writing them behind; return whether
+        any market was behind.
 
         A market answers its callers once their commands are journaled; the applies it
         sends the shards may still be on their way (docs/ARCHITECTURE.md, "Answers at the
@@ -257,6 +257,8 @@ class LedgerShard:
                 behind = True
                 await self._catch_up(conn, core, market, head + 1)
                 core.advance(market, head)
+        if behind:
+            self._write_behind()
         return behind
 
     async def _mutate(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
