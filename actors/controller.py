@@ -18,12 +18,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from actors.engine import MarketSpec
 from actors.ledger import store as ledger_store
 from actors.ledger.shard import LedgerShard, ledger_shard_options
-from actors.market.actor import MarketActor, market_actor_options
+from actors.market.actor import MarketActor, market_actor_name, market_actor_options
 from actors.market.journal import connect
 from actors.markets_repo import create_market, load_markets, set_market_status
 
 log = logging.getLogger(__name__)
 CONTROLLER_NAME = "controller"
+# Pauses before placing a new market again when it landed off its target node.
+PLACEMENT_RETRY_S = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 def controller_options(namespace: str) -> dict[str, Any]:
@@ -102,22 +104,52 @@ class Controller:
             for i in range(self._shard_count)
         ]
         await asyncio.gather(*(s.ping.remote() for s in self._shards))
-        for symbol in records:
-            self._markets[symbol] = self._start_market(symbol)
-        statuses = await asyncio.gather(*(h.status.remote() for h in self._markets.values()))
+        running = {s: h for s in records if (h := self._running(s)) is not None}
+        statuses = await asyncio.gather(*(h.status.remote() for h in running.values()))
         self._placed = {st["symbol"]: st["node_id"] for st in statuses}
+        missing = [s for s in records if s not in running]
+        placed = await asyncio.gather(*(self._place(s) for s in missing))
+        self._markets = {**running, **dict(zip(missing, placed, strict=True))}
 
-    def _start_market(self, symbol: str) -> Any:
-        """Get or start a market's actor, placed on the alive node with the fewest markets.
+    def _running(self, symbol: str) -> Any | None:
+        """Return the actor of a market that Ray already runs (or restarts), else None."""
+        try:
+            return ray.get_actor(market_actor_name(symbol), namespace=self._namespace)
+        except ValueError:
+            return None
+
+    async def _place(self, symbol: str) -> Any:
+        """Start a market's actor on the alive node with the fewest markets; return its handle.
 
         The affinity is soft: when that node is gone (at a restart too), Ray places the
-        actor on another node.
+        actor on another node. Ray's placement is made by one raylet with its own view of
+        the cluster, which can lag the GCS's list of alive nodes (a node that has just
+        joined); the actor then lands on another node. A new actor found off its target
+        while the target is still alive has not traded: it is killed and started again
+        after a pause (`PLACEMENT_RETRY_S`), then left where it lands.
         """
+        for pause in (*PLACEMENT_RETRY_S, None):
+            others = {s: n for s, n in self._placed.items() if s != symbol}
+            target = least_loaded_node(_alive_nodes(), others)
+            if target is not None:
+                self._placed[symbol] = (
+                    target  # claimed while starting: concurrent placements spread
+                )
+            handle = self._start_market(symbol, target)
+            node = (await handle.status.remote())["node_id"]
+            self._placed[symbol] = node
+            if target is None or node == target or pause is None or target not in _alive_nodes():
+                break
+            log.warning("market %s landed on %s, not %s; placing it again", symbol, node, target)
+            ray.kill(handle, no_restart=True)
+            await asyncio.sleep(pause)
+        return handle
+
+    def _start_market(self, symbol: str, node: str | None) -> Any:
+        """Get or start a market's actor, with a soft affinity to `node` (None: Ray chooses)."""
         options = dict(market_actor_options(symbol), namespace=self._namespace, get_if_exists=True)
-        node = least_loaded_node(_alive_nodes(), self._placed)
         if node is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
-            self._placed[symbol] = node
         cls: Any = ray.remote(MarketActor)
         return cls.options(**options).remote(symbol, self._url, self._shard_count, self._namespace)
 
@@ -145,9 +177,7 @@ class Controller:
             record = await create_market(conn, market)
         finally:
             await conn.close()
-        handle = self._start_market(market.symbol)
-        self._markets[market.symbol] = handle
-        self._placed[market.symbol] = (await handle.status.remote())["node_id"]
+        self._markets[market.symbol] = await self._place(market.symbol)
         return {"market_id": record.market_id, **record.spec.to_dict()}
 
     async def list_markets(self) -> list[dict[str, Any]]:

@@ -14,8 +14,10 @@ import pytest
 import pytest_asyncio
 import ray
 
+from actors import controller as controller_module
 from actors.bootstrap import start_core
 from actors.contracts import OrderRequest
+from actors.controller import Controller
 from actors.ledger import store as ledger_store
 from actors.ledger.store import LedgerLayoutError
 from actors.market.actor import MarketActor, market_actor_options
@@ -34,6 +36,7 @@ from tests.support.market_kit import (
 )
 
 SHARDS = 2
+PLACEMENT_RETRY = (0.0, 0.05, 0.1)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -528,6 +531,52 @@ async def test_a_core_with_another_shard_count_is_refused_and_starts_nothing(
         assert await conn.fetchval("SELECT shard_count FROM ledger_layout") == SHARDS
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("unseen_views", "starts"),
+    [(1, 2), (99, 1 + len(PLACEMENT_RETRY)), (0, 1)],
+    ids=["seen-after-one-retry", "never-seen", "seen-at-once"],
+)
+async def test_a_new_market_placed_off_its_target_node_is_started_again(
+    core: tuple[str, Any],
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+    unseen_views: int,
+    starts: int,
+) -> None:
+    """The controller's list of alive nodes names a node Ray's placement does not know yet
+    (one that has just joined), so the actor lands elsewhere: a new market is started again
+    until it lands on its target, at most `PLACEMENT_RETRY_S` times, then stays put."""
+    url, _ = core
+    here = ray.get_runtime_context().get_node_id()
+    joining = "ab" * 28  # a node id no raylet knows
+    controller = Controller(url, SHARDS, namespace)  # in this process, to steer what it sees
+    await controller.ready()
+    calls = 0
+
+    def alive() -> list[str]:
+        # Two calls per placement: choosing the target, then checking it is still alive.
+        nonlocal calls
+        calls += 1
+        return [joining] if calls <= 2 * unseen_views else [here]
+
+    monkeypatch.setattr(controller_module, "_alive_nodes", alive)
+    monkeypatch.setattr(controller_module, "PLACEMENT_RETRY_S", PLACEMENT_RETRY)
+    tag = uuid.uuid4().hex[:6].upper()
+    symbol = f"P{tag}-Q{tag}"
+    await controller.create_market(
+        {"symbol": symbol, "base_asset": f"P{tag}", "quote_asset": f"Q{tag}"}
+    )
+    market = ray.get_actor(f"market:{symbol}", namespace=namespace)
+    status = await market.status.remote()
+    assert status["node_id"] == here
+    assert status["epoch"] == starts  # one epoch per incarnation
+    assert (await controller.market_nodes())[symbol] == here
+    [account] = await new_accounts(url, 1)
+    await credit(namespace, SHARDS, account, f"P{tag}", 5)
+    [ack] = await market.submit.remote([limit(account, f"p-{tag}", "sell", 10, 5)])
+    assert ack.ok
 
 
 async def test_a_pass_that_fails_after_matching_restarts_the_market_from_its_journal(
