@@ -25,13 +25,18 @@ from typing import Any, TypeVar
 import asyncpg
 
 from actors.contracts import BalanceView, LedgerEntry, Reservation, StaleMarketEpochError
+from actors.direct import DirectServer, Endpoint
 from actors.engine import MarketSpec
 from actors.infra.ray_env import start_in_constructor
 from actors.ledger import store
 from actors.ledger.core import LedgerCore, shard_of
 from actors.ledger.rules import LedgerRequestError
 
-__all__ = ["LedgerShard", "ledger_shard_options", "shard_of"]
+__all__ = ["DIRECT_METHODS", "LedgerShard", "ledger_shard_options", "shard_of"]
+
+# What the market actors (and, for `balances`, the gateway) call on a shard's direct channel
+# (`actors.direct`); the rest goes by Ray.
+DIRECT_METHODS = ("reserve", "apply", "sync", "release_orphans", "balances")
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -76,10 +81,16 @@ class LedgerShard:
         self._flusher: asyncio.Task[None] | None = None
         self._dirty = False
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
+        self._direct = DirectServer(self, DIRECT_METHODS)
         # Recover now: the epoch moves at once and the first reserve does not wait.
         self._eager = start_in_constructor(self.ping, log)
 
     # -- public interface ------------------------------------------------------------------
+
+    async def direct_endpoint(self) -> Endpoint:
+        """Return where this incarnation serves `DIRECT_METHODS` (listening from the first
+        call; see `actors.direct`)."""
+        return await self._direct.endpoint()
 
     async def ping(self) -> int:
         """Recover if needed, then return the shard id."""

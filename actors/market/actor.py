@@ -24,6 +24,7 @@ from typing import Any
 import ray
 
 from actors.contracts import OrderRequest, OrderResult
+from actors.direct import DirectServer, Endpoint
 from actors.engine import AccountId, OrderId
 from actors.engine.engine import GC_THRESHOLDS
 from actors.engine.views import OrderView
@@ -66,6 +67,9 @@ def _view_dict(view: OrderView) -> dict[str, Any]:
         out[key] = getattr(value, "value", value)
     return out
 
+
+# What the gateway calls on a market's direct channel (`actors.direct`); the rest goes by Ray.
+DIRECT_METHODS = ("submit", "l2", "recent_trades")
 
 # Largest pipeline pass built from queued submit calls (a single larger call runs whole).
 MAX_PASS_REQUESTS = 4096
@@ -123,6 +127,7 @@ class MarketActor:
         self._watched: asyncio.Task[None] | None = None  # the last tail `_on_tail` watches
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
+        self._direct = DirectServer(self, DIRECT_METHODS)
         self._eager = start_in_constructor(self._ready, log)
 
     async def _ready(self) -> MarketCore:
@@ -156,6 +161,11 @@ class MarketActor:
             except JournalWriteError:  # PassFailedError included
                 log.exception("market %s: a pass was not journaled; restarting", self._symbol)
                 os._exit(1)
+
+    async def direct_endpoint(self) -> Endpoint:
+        """Return where this incarnation serves `DIRECT_METHODS` (listening from the first
+        call; see `actors.direct`)."""
+        return await self._direct.endpoint()
 
     async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
         """Run a batch through the pipeline; answer each request after it is journaled.

@@ -1,7 +1,9 @@
-"""Calls from a market actor to the ledger shards: one call per shard, in parallel.
+"""Calls from a market actor to the ledger shards: one call per shard, in parallel, over
+each shard's direct channel (`actors.direct`; its endpoint comes through Ray).
 
-A shard that is restarting answers `RayActorError` (or `ActorUnavailableError`); the calls
-here retry with backoff. `apply`, `sync` and `release_orphans` are idempotent; so is
+A shard that is restarting breaks its channel (`ChannelClosedError`) and answers the
+endpoint's Ray call with `RayActorError` (or `ActorUnavailableError`); the calls here retry
+with backoff. `apply`, `sync` and `release_orphans` are idempotent; so is
 `reserve` within one shard incarnation (a hold is keyed by its order and terms), and a
 retry that reaches a new incarnation gets that incarnation's epoch, which the journal
 checks (see docs/ARCHITECTURE.md, "Reservations in memory").
@@ -18,12 +20,12 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from actors.contracts import LedgerEntry, Reservation
+from actors.direct import ChannelClosedError, DirectClient, Endpoint
 from actors.ledger.rules import shard_of
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 1.0
-INLINE_APPLY_ENTRIES = 64  # larger apply batches go through the object store once
 MARK_LAG_ENTRIES = 4_096  # a shard's mark of the market moves at least this often
 
 
@@ -31,7 +33,7 @@ class _NotFoundError(Exception):
     """The named shard actor is not registered (yet)."""
 
 
-RETRYABLE = (RayActorError, ActorUnavailableError, _NotFoundError)
+RETRYABLE = (RayActorError, ActorUnavailableError, _NotFoundError, ChannelClosedError)
 
 
 class LedgerClient:
@@ -47,22 +49,34 @@ class LedgerClient:
         self._namespace = namespace
         self.shard_count = shard_count
         self._deadline_s = deadline_s
-        self._handles: dict[int, Any] = {}
+        self._handles: dict[int, DirectClient] = {}
         # Per shard, the journal seq through which it was sent (or has read) every entry
         # of this client's market that concerns it: the next routed apply's `since`.
         self._complete: dict[int, int] = {}
 
-    def _handle(self, shard: int) -> Any:
+    def _handle(self, shard: int) -> DirectClient:
         handle = self._handles.get(shard)
         if handle is None:
             try:
-                handle = ray.get_actor(f"ledger:{shard}", namespace=self._namespace)
+                actor: Any = ray.get_actor(f"ledger:{shard}", namespace=self._namespace)
             except ValueError as exc:
                 raise _NotFoundError(str(exc)) from exc
-            self._handles[shard] = handle
+
+            async def resolve() -> Endpoint:
+                endpoint: Endpoint = await actor.direct_endpoint.remote()
+                return endpoint
+
+            handle = self._handles[shard] = DirectClient(resolve)
         return handle
 
-    def _submit(self, shard: int, call: Callable[[Any], Awaitable[_T]]) -> Awaitable[_T] | None:
+    def _forget(self, shard: int) -> None:
+        handle = self._handles.pop(shard, None)
+        if handle is not None:
+            handle.close()
+
+    def _submit(
+        self, shard: int, call: Callable[[DirectClient], Awaitable[_T]]
+    ) -> Awaitable[_T] | None:
         """Send a call to a shard now (None if its handle is not found: `_call` retries)."""
         try:
             return call(self._handle(shard))
@@ -72,7 +86,7 @@ class LedgerClient:
     async def _call(
         self,
         shard: int,
-        call: Callable[[Any], Awaitable[_T]],
+        call: Callable[[DirectClient], Awaitable[_T]],
         first: Awaitable[_T] | None = None,
     ) -> _T:
         """Call one shard, retrying while it restarts (or is not registered yet).
@@ -90,7 +104,7 @@ class LedgerClient:
                 if loop.time() > give_up:
                     raise
                 log.info("ledger shard %d unavailable (%s); retrying", shard, type(exc).__name__)
-                self._handles.pop(shard, None)
+                self._forget(shard)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
@@ -110,7 +124,7 @@ class LedgerClient:
         async def one(shard: int, idx: list[int]) -> tuple[int, list[bool]]:
             batch = [reservations[i] for i in idx]
             answer: tuple[int, list[bool]] = await self._call(
-                shard, lambda h: h.reserve.remote(batch, market_epoch)
+                shard, lambda h: h.call("reserve", batch, market_epoch)
             )
             return answer
 
@@ -137,19 +151,17 @@ class LedgerClient:
         on without waiting. Awaiting the result retries a shard that was restarting.
         """
         plan = plan_apply(entries, accounts, self.shard_count, self._complete)
-        # A large batch that goes whole to several shards is serialised once into the
-        # object store and fetched by each; otherwise a batch rides inline in its call (a
-        # `ray.put` costs more than it saves).
-        whole = sum(len(batch) == len(entries) for _, batch, _, _ in plan) > 1
-        ref: Any = ray.put(entries) if whole and len(entries) > INLINE_APPLY_ENTRIES else None
-        sent: list[tuple[int, Callable[[Any], Awaitable[None]], Awaitable[None] | None]] = []
+        sent: list[tuple[int, Callable[[DirectClient], Awaitable[None]], Awaitable[None] | None]]
+        sent = []
         for shard, batch, since, through in plan:
-            payload: Any = ref if ref is not None and len(batch) == len(entries) else batch
 
             def call(
-                h: Any, payload: Any = payload, since: int = since, through: int = through
+                h: DirectClient,
+                batch: list[LedgerEntry] = batch,
+                since: int = since,
+                through: int = through,
             ) -> Awaitable[None]:
-                return h.apply.remote(market, payload, since, through)  # type: ignore[no-any-return]
+                return h.call("apply", market, batch, since, through)
 
             sent.append((shard, call, self._submit(shard, call)))
 
@@ -163,7 +175,7 @@ class LedgerClient:
         marks (from which routed applies go on: this client serves one market)."""
         marks = list(
             await asyncio.gather(
-                *(self._call(s, lambda h: h.sync.remote(market)) for s in range(self.shard_count))
+                *(self._call(s, lambda h: h.call("sync", market)) for s in range(self.shard_count))
             )
         )
         self._complete = dict(enumerate(marks))
@@ -174,10 +186,10 @@ class LedgerClient:
     ) -> int:
         """Release, on every shard, reservations of the market's orders that are not live
         and holds of its incarnations before `market_epoch`."""
-        ref = ray.put(live_order_ids)
+        live = list(live_order_ids)
         counts = await asyncio.gather(
             *(
-                self._call(s, lambda h: h.release_orphans.remote(market, ref, market_epoch))
+                self._call(s, lambda h: h.call("release_orphans", market, live, market_epoch))
                 for s in range(self.shard_count)
             )
         )

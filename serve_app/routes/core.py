@@ -21,6 +21,9 @@ from ray import serve
 from ray.exceptions import RayError, RayTaskError
 
 from actors.contracts import OrderRequest, OrderResult
+from actors.direct import ChannelClosedError, DirectClient, Endpoint
+from actors.ledger.shard import DIRECT_METHODS as LEDGER_DIRECT_METHODS
+from actors.market.actor import DIRECT_METHODS as MARKET_DIRECT_METHODS
 from serve_app.auth import Authenticator
 from serve_app.errors import ApiError
 from serve_app.routes.registry import MarketRegistry
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from serve_app.app import AppArgs
 
 MAX_BATCH_SIZE = 256
+# Methods called over an actor's direct channel (`actors.direct`), by the actor name's prefix.
+DIRECT = {"market": frozenset(MARKET_DIRECT_METHODS), "ledger": frozenset(LEDGER_DIRECT_METHODS)}
 BATCH_WAIT_TIMEOUT_S = 0.002
 MAX_CONCURRENT_BATCHES = 16
 
@@ -63,6 +68,7 @@ class GatewayCore:
         self._redis: aioredis.Redis | None = None
         self._init_lock = asyncio.Lock()
         self._handles: dict[str, Any] = {}
+        self._direct: dict[str, DirectClient] = {}
         self._shard_count: int | None = None
 
     async def connections(self) -> tuple[asyncpg.Pool, aioredis.Redis]:
@@ -102,18 +108,41 @@ class GatewayCore:
         return handle
 
     async def call(self, name: str, method: str, *args: Any) -> Any:
-        """Call a method of a named actor and await its answer.
+        """Call a method of a named actor and await its answer: over the actor's direct
+        channel when it serves the method there (`DIRECT`), else through Ray.
 
         Raises:
             ApiError: 503 `unavailable` when the actor is dead or unreachable.
-            RayTaskError: The method itself raised.
+            RayTaskError: The method itself raised (a Ray call).
+            Exception: The method itself raised (a direct call: its own exception).
         """
+        if method in DIRECT.get(name.split(":", 1)[0], ()):
+            return await self._call_direct(name, method, *args)
         handle = self.actor(name)
         try:
             return await getattr(handle, method).remote(*args)
         except RayTaskError:  # the method raised: the caller decides what that means
             raise
         except RayError as exc:
+            self._handles.pop(name, None)
+            raise unavailable(name, exc) from None
+
+    async def _call_direct(self, name: str, method: str, *args: Any) -> Any:
+        client = self._direct.get(name)
+        if client is None:
+            handle = self.actor(name)
+
+            async def resolve() -> Endpoint:
+                endpoint: Endpoint = await handle.direct_endpoint.remote()
+                return endpoint
+
+            client = self._direct[name] = DirectClient(resolve)
+        try:
+            return await client.call(method, *args)
+        except (ChannelClosedError, RayError) as exc:  # the connection, or finding the actor
+            if self._direct.get(name) is client:
+                del self._direct[name]
+                client.close()
             self._handles.pop(name, None)
             raise unavailable(name, exc) from None
 

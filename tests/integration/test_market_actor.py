@@ -22,7 +22,6 @@ from actors.ledger import store as ledger_store
 from actors.ledger.store import LedgerLayoutError
 from actors.market.actor import MarketActor, market_actor_options
 from actors.market.journal import FencedError
-from actors.market.ledger_client import INLINE_APPLY_ENTRIES
 from tests.support.market_kit import (
     balances,
     cancel,
@@ -110,16 +109,15 @@ async def test_place_match_amend_cancel_moves_exact_balances(
 async def test_large_and_small_applies_both_reach_the_shards(
     core: tuple[str, Any], namespace: str
 ) -> None:
-    """Applies are routed: a batch of resting sells concerns the seller's shard only and
-    rides inline; a batch of more entries than ride inline that all concern both shards
-    (each buy fills a sell) goes through the object store once; a small one rides inline
-    to each shard. All are applied exactly."""
+    """Applies are routed: a batch of resting sells concerns the seller's shard only; a
+    large batch whose entries all concern both shards (each buy fills a sell) goes whole to
+    each; so does a small one. All are applied exactly."""
     url, controller = core
     symbol, market = await _market(controller, namespace)
     base, quote = symbol.split("-")
     seller, buyer = await _traders(url, namespace, symbol, 1_000, 1_000_000)
     assert seller % SHARDS != buyer % SHARDS
-    many = INLINE_APPLY_ENTRIES + 16
+    many = 80
     sells = [limit(seller, f"s{i}", "sell", 100 + i % 3, 1) for i in range(many + 3)]
     assert all(r.ok for r in await market.submit.remote(sells))
     assert await balances(namespace, SHARDS, seller) == {base: (997 - many, many + 3)}
