@@ -46,6 +46,7 @@ BENCH_ARGS ?= --batches 30 --events 200000
 bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/engine_bench.py --gc actor --resting 1000
+	$(BIN)/python bench/hop_bench.py
 	$(BIN)/python bench/market_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/rest_bench.py
 
