@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 1 << 30
 _LENGTH = 4
+_TOKEN_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +60,9 @@ def _frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(_LENGTH, "big") + payload
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+async def _read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME_BYTES) -> bytes:
     size = int.from_bytes(await reader.readexactly(_LENGTH), "big")
-    if size > MAX_FRAME_BYTES:
+    if size > limit:
         raise ChannelClosedError(f"frame of {size} bytes")
     return await reader.readexactly(size)
 
@@ -101,7 +102,7 @@ class DirectServer:
         self._target = target
         self._methods = frozenset(methods)
         self._host = host
-        self._token = secrets.token_bytes(16)
+        self._token = secrets.token_bytes(_TOKEN_BYTES)
         self._endpoint: Endpoint | None = None
         self._start_lock = asyncio.Lock()
         self._server: asyncio.Server | None = None
@@ -120,7 +121,8 @@ class DirectServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         _keepalive(writer)
         try:
-            if not hmac.compare_digest(await _read_frame(reader), self._token):
+            # Nothing of an unauthenticated peer is read beyond a token's length.
+            if not hmac.compare_digest(await _read_frame(reader, _TOKEN_BYTES), self._token):
                 log.warning("direct channel: a connection with a wrong token, closed")
                 return
             while True:
@@ -129,7 +131,9 @@ class DirectServer:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the caller went away
+            pass  # the caller went away (or sent a token of another length)
+        except Exception:  # a frame that does not unpickle: a broken caller
+            log.exception("direct channel: a malformed request; connection closed")
         finally:
             writer.close()
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import ray
 
 # The repo root is not on sys.path under pytest (see tests/unit/engine/test_properties.py).
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -262,3 +264,30 @@ def test_the_lean_route_and_fastapis_route_answer_alike(exchange: Exchange, mark
     assert trader.book(market)["bids"][-1] == level
     trader.http.delete("/api/v1/orders")
     trader.http.close()
+
+
+def test_a_restarted_market_answers_unavailable_then_trades_on(exchange: Exchange) -> None:
+    """A market actor dies and Ray restarts it: the gateway's connection to it breaks, a
+    request in between is answered 503 `unavailable` (never 500), and the next ones reach
+    the new incarnation, which recovered the book."""
+    symbol = exchange.create_market("RST")
+    seller = exchange.trader(RST="10")
+    first = seller.place(market=symbol, side="sell", price="5", qty="1")
+    ray.kill(ray.get_actor(f"market:{symbol}", namespace="clob"), no_restart=False)
+    body = {"market": symbol, "side": "sell", "price": "6", "qty": "1", "client_order_id": "k"}
+    statuses: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = seller.http.post("/api/v1/orders", json=body)
+        statuses.append(response.status_code)
+        if response.status_code in (200, 201):
+            break
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "unavailable"
+        time.sleep(0.05)
+    assert statuses[-1] in (200, 201), statuses
+    asks = seller.book(symbol)["asks"]
+    assert [a["price"] for a in asks] == ["5.000000", "6.000000"]
+    assert seller.balances()["RST"] == ("8.000000000", "2.000000000")
+    seller.http.delete(f"/api/v1/orders/{first['order_id']}")
+    seller.http.close()
