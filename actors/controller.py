@@ -131,10 +131,8 @@ class Controller:
         for pause in (*PLACEMENT_RETRY_S, None):
             others = {s: n for s, n in self._placed.items() if s != symbol}
             target = least_loaded_node(_alive_nodes(), others)
-            if target is not None:
-                self._placed[symbol] = (
-                    target  # claimed while starting: concurrent placements spread
-                )
+            if target is not None:  # claimed while starting, so concurrent placements spread
+                self._placed[symbol] = target
             handle = self._start_market(symbol, target)
             node = (await handle.status.remote())["node_id"]
             self._placed[symbol] = node

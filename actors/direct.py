@@ -184,6 +184,9 @@ class _Connection:
                     answer.set_exception(pickle.loads(value))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             error = ChannelClosedError(f"the connection broke: {type(exc).__name__}")
+        except Exception as exc:  # an answer that does not unpickle: close, fail the rest
+            log.exception("direct channel: a malformed answer; connection closed")
+            error = ChannelClosedError(f"a malformed answer: {type(exc).__name__}")
         finally:
             self.writer.close()
             pending, self.pending = self.pending, {}
@@ -247,6 +250,9 @@ class DirectClient:
             except OSError as exc:
                 where = f"{endpoint.host}:{endpoint.port}"
                 raise ChannelClosedError(f"cannot connect to {where}: {exc}") from exc
+            if self._closed:  # closed while connecting
+                writer.close()
+                raise ChannelClosedError("this client was closed")
             _keepalive(writer)
             writer.write(_frame(endpoint.token))
             conn = _Connection(writer)

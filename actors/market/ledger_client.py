@@ -33,6 +33,8 @@ class _NotFoundError(Exception):
     """The named shard actor is not registered (yet)."""
 
 
+_Sent = tuple[DirectClient, Awaitable[_T]] | None  # a call sent now, and its client
+
 RETRYABLE = (RayActorError, ActorUnavailableError, _NotFoundError, ChannelClosedError)
 
 
@@ -69,42 +71,48 @@ class LedgerClient:
             handle = self._handles[shard] = DirectClient(resolve)
         return handle
 
-    def _forget(self, shard: int) -> None:
-        handle = self._handles.pop(shard, None)
-        if handle is not None:
+    def _forget(self, shard: int, handle: DirectClient | None) -> None:
+        """Drop a shard's client after a call on it failed (unless it was replaced)."""
+        if handle is not None and self._handles.get(shard) is handle:
+            del self._handles[shard]
             handle.close()
 
-    def _submit(
-        self, shard: int, call: Callable[[DirectClient], Awaitable[_T]]
-    ) -> Awaitable[_T] | None:
+    def _submit(self, shard: int, call: Callable[[DirectClient], Awaitable[_T]]) -> _Sent[_T]:
         """Send a call to a shard now (None if its handle is not found: `_call` retries)."""
         try:
-            return call(self._handle(shard))
+            handle = self._handle(shard)
         except _NotFoundError:
             return None
+        return handle, call(handle)
 
     async def _call(
         self,
         shard: int,
         call: Callable[[DirectClient], Awaitable[_T]],
-        first: Awaitable[_T] | None = None,
+        first: _Sent[_T] = None,
     ) -> _T:
         """Call one shard, retrying while it restarts (or is not registered yet).
 
-        `first`: the first attempt, when it was already sent (see `start_apply`).
+        `first`: the first attempt and its client, when it was already sent (see
+        `start_apply`).
         """
         delay = 0.02
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._deadline_s
         while True:
+            used: DirectClient | None = None
             try:
-                attempt, first = first, None
-                return await (attempt if attempt is not None else call(self._handle(shard)))
+                if first is not None:
+                    (used, attempt), first = first, None
+                else:
+                    used = self._handle(shard)
+                    attempt = call(used)
+                return await attempt
             except RETRYABLE as exc:
                 if loop.time() > give_up:
                     raise
                 log.info("ledger shard %d unavailable (%s); retrying", shard, type(exc).__name__)
-                self._forget(shard)
+                self._forget(shard, used)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
@@ -151,8 +159,7 @@ class LedgerClient:
         on without waiting. Awaiting the result retries a shard that was restarting.
         """
         plan = plan_apply(entries, accounts, self.shard_count, self._complete)
-        sent: list[tuple[int, Callable[[DirectClient], Awaitable[None]], Awaitable[None] | None]]
-        sent = []
+        sent: list[tuple[int, Callable[[DirectClient], Awaitable[None]], _Sent[None]]] = []
         for shard, batch, since, through in plan:
 
             def call(
