@@ -23,9 +23,11 @@ connects again, after asking Ray for the endpoint of the actor's new incarnation
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import itertools
 import logging
+import os
 import pickle
 import secrets
 import socket
@@ -34,6 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+
+from actors.infra.settings import DIRECT_PORTS_ENV, port_range
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +113,33 @@ class DirectServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def endpoint(self) -> Endpoint:
-        """Start listening (once) and return where callers connect."""
+        """Start listening (once) and return where callers connect.
+
+        The port is any free one, or the first free one of the range in
+        `CLOB_RAY__DIRECT_PORTS` (`FIRST-LAST`) when this process's environment has it.
+
+        Raises:
+            OSError: No port of that range is free.
+        """
         async with self._start_lock:
             if self._endpoint is None:
                 host = self._host or _node_ip()
-                self._server = await asyncio.start_server(self._serve, host, 0)
+                self._server = await self._listen(host)
                 port = self._server.sockets[0].getsockname()[1]
                 self._endpoint = Endpoint(host, port, self._token)
         return self._endpoint
+
+    async def _listen(self, host: str) -> asyncio.Server:
+        configured = os.environ.get(DIRECT_PORTS_ENV, "").strip()
+        if not configured:
+            return await asyncio.start_server(self._serve, host, 0)
+        for port in port_range(configured):
+            try:
+                return await asyncio.start_server(self._serve, host, port)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE, f"no free port in {DIRECT_PORTS_ENV}={configured}")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         _keepalive(writer)

@@ -34,7 +34,7 @@ from actors.infra.services import (
     ensure_services,
     stop_embedded,
 )
-from actors.infra.settings import Settings
+from actors.infra.settings import DIRECT_PORTS_ENV, Settings
 
 Progress = Callable[[str], None]
 APP_NAME = "clob"
@@ -234,6 +234,8 @@ class Exchange:
 
     def _start_ray(self) -> str:
         os.environ.update(serve_environment(self.settings))
+        if self.settings.ray.direct_ports:  # the actors read it from their environment
+            os.environ[DIRECT_PORTS_ENV] = self.settings.ray.direct_ports
         prefer_exchange_workers()
         import ray
 

@@ -73,6 +73,24 @@ class ServeSettings(BaseModel):
     )
 
 
+DIRECT_PORTS_ENV = "CLOB_RAY__DIRECT_PORTS"
+
+
+def port_range(text: str) -> range:
+    """Parse `FIRST-LAST` (inclusive, 1-65535, FIRST <= LAST) into a range of ports.
+
+    Raises:
+        ValueError: Not such a range.
+    """
+    first_text, dash, last_text = text.strip().partition("-")
+    if not (dash and first_text.isdigit() and last_text.isdigit()):
+        raise ValueError(f"a port range is FIRST-LAST, got {text!r}")
+    first, last = int(first_text), int(last_text)
+    if not 1 <= first <= last <= 65535:
+        raise ValueError(f"ports {first}-{last}: need 1 <= FIRST <= LAST <= 65535")
+    return range(first, last + 1)
+
+
 class RaySettings(BaseModel):
     """The local Ray started when `RAY_ADDRESS` is unset."""
 
@@ -80,6 +98,19 @@ class RaySettings(BaseModel):
 
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs for a local Ray.")
     namespace: str = Field(default="clob", min_length=1, description="Ray namespace.")
+    direct_ports: str = Field(
+        default="",
+        description="Port range FIRST-LAST the actors' direct channels listen in (the first "
+        "free one); empty: any free port. Read by the actors from CLOB_RAY__DIRECT_PORTS in "
+        "their environment: on a cluster, export it before `ray start` on every node.",
+    )
+
+    @field_validator("direct_ports")
+    @classmethod
+    def _a_port_range(cls, value: str) -> str:
+        if value.strip():
+            port_range(value)  # raises ValueError, reported as the setting's problem
+        return value.strip()
 
 
 class Settings(BaseSettings):

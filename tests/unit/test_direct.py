@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from actors.direct import ChannelClosedError, DirectClient, DirectServer, Endpoint, _frame
+from actors.infra.settings import DIRECT_PORTS_ENV
 
 
 class ShardLikeError(ValueError):
@@ -191,3 +193,24 @@ async def test_a_failing_resolve_reaches_the_caller_and_the_next_call_resolves_a
     assert await client.call("echo", 3) == 3
     assert target.started == [3]
     client.close()
+
+
+async def test_a_configured_port_range_gives_the_first_free_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    monkeypatch.setenv(DIRECT_PORTS_ENV, f"{busy}-{busy + 1}")
+    try:
+        try:
+            _, endpoint = await _server(Target())
+        except OSError:  # the next port happens to be taken too: nothing to conclude
+            pytest.skip(f"port {busy + 1} is in use")
+        assert endpoint.port == busy + 1
+        monkeypatch.setenv(DIRECT_PORTS_ENV, f"{busy}-{busy}")
+        with pytest.raises(OSError, match="no free port"):
+            await _server(Target())
+    finally:
+        taken.close()

@@ -169,3 +169,20 @@ def test_serve_access_log_reaches_the_gateway_deployment(
     args = AppArgs(database_url="postgresql://h/db", redis_url="redis://h", access_log=expected)
     deployment = app_builder(args)._bound_deployment
     assert deployment._deployment_config.logging_config["enable_access_log"] is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("", True), ("20000-20010", True), (" 30000-30000 ", True), ("20010-20000", False),
+     ("0-10", False), ("20000-70000", False), ("20000", False), ("a-b", False)],
+)  # fmt: skip
+def test_the_direct_channel_port_range_is_first_dash_last(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, value: str, ok: bool
+) -> None:
+    monkeypatch.setenv("CLOB_RAY__DIRECT_PORTS", value)
+    if ok:
+        assert load_settings().ray.direct_ports == value.strip()
+        return
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert [k for k, _ in error.value.problems] == ["ray.direct_ports"]
