@@ -1,19 +1,36 @@
-"""Fixtures of the integration tests that need Ray."""
+"""Fixtures of the integration tests: a Ray and a database of each module's own."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 import ray
+
+from tests.support.market_kit import create_database, drop_database
+
+
+def _module(request: pytest.FixtureRequest) -> str:
+    """The requesting module's short name (`test_chaos` -> `chaos`)."""
+    return str(request.module.__name__).rsplit(".", 1)[-1].removeprefix("test_")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def db_url(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[str]:
+    """A migrated database of the requesting module's own, dropped after it."""
+    url = await create_database(pg_dsn, _module(request))
+    try:
+        yield url
+    finally:
+        await drop_database(pg_dsn, url)
 
 
 @pytest.fixture(scope="module")
 def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
     """Start one local Ray for the requesting module; yield a namespace of its own."""
-    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    ns = f"{module}-{uuid.uuid4().hex[:8]}"
+    ns = f"{_module(request)}-{uuid.uuid4().hex[:8]}"
     ray.init(num_cpus=4, include_dashboard=False, namespace=ns, log_to_driver=False)
     try:
         yield ns

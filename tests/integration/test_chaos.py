@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-import pytest_asyncio
 import ray
 
 from actors.bootstrap import start_core
@@ -27,9 +25,7 @@ from actors.engine.codec import command_from_dict
 from actors.ledger import store
 from actors.ledger.core import LedgerCore
 from tests.support.market_kit import (
-    create_database,
     credit,
-    drop_database,
     eventually,
     new_accounts,
     submit_until_acked,
@@ -42,16 +38,6 @@ BATCH = 25
 OWNERS = 6
 KILLS = 10
 BATCHES_PER_KILL = 15  # at least 4 kills during the stream
-
-
-@pytest_asyncio.fixture(scope="module")
-async def db_url(pg_dsn: str) -> AsyncIterator[str]:
-    """A migrated database of this module's own."""
-    url = await create_database(pg_dsn, "chaos")
-    try:
-        yield url
-    finally:
-        await drop_database(pg_dsn, url)
 
 
 def _stream(rng: random.Random, owners: list[int]) -> list[list[OrderRequest]]:

@@ -6,19 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import ray
 from ray.cluster_utils import Cluster
 
 from actors.bootstrap import start_core
 from tests.support.market_kit import (
-    create_database,
     credit,
-    drop_database,
     eventually,
     limit,
     new_accounts,
@@ -51,16 +48,6 @@ def cluster() -> Iterator[tuple[Cluster, str]]:
         ray.shutdown()
         del workers
         c.shutdown()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def db_url(pg_dsn: str) -> AsyncIterator[str]:
-    """A migrated database of this module's own."""
-    url = await create_database(pg_dsn, "multi")
-    try:
-        yield url
-    finally:
-        await drop_database(pg_dsn, url)
 
 
 async def test_market_on_a_removed_node_recovers_elsewhere(

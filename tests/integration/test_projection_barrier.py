@@ -14,24 +14,13 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
 from actors.engine import MarketSpec
 from actors.market.journal import Journal
 from actors.markets_repo import create_market
 from serve_app.errors import ApiError
 from serve_app.routes import db
-from tests.support.market_kit import create_database, drop_database, resting_sell_row, tick_row
-
-
-@pytest_asyncio.fixture(scope="module")
-async def db_url(pg_dsn: str) -> AsyncIterator[str]:
-    """A database of this module's own, migrated once."""
-    url = await create_database(pg_dsn, "barrier")
-    try:
-        yield url
-    finally:
-        await drop_database(pg_dsn, url)
+from tests.support.market_kit import resting_sell_row, tick_row
 
 
 @pytest.fixture
