@@ -290,3 +290,14 @@ class DirectClient:
         self._closed = True
         if self._conn is not None:
             self._conn.writer.close()
+
+
+def client_of(actor: Any) -> DirectClient:
+    """Return a `DirectClient` of a Ray actor that serves `direct_endpoint()`; it asks the
+    actor for its endpoint through Ray on first use and after each broken connection."""
+
+    async def resolve() -> Endpoint:
+        endpoint: Endpoint = await actor.direct_endpoint.remote()
+        return endpoint
+
+    return DirectClient(resolve)

@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from actors.direct import DirectClient, DirectServer, Endpoint
+from actors.direct import DirectServer, Endpoint, client_of
 from actors.infra.ray_env import prefer_exchange_workers
 
 PAYLOAD = [[i, 123_456, "USD", "SOL-USD", 10_000_000] for i in range(5)]
@@ -53,7 +53,7 @@ class Client:
         """Return (seconds per call, this process's CPU seconds per call)."""
         client = None
         if how == "direct":
-            client = DirectClient(self._server.direct_endpoint.remote)
+            client = client_of(self._server)
             await client.call("echo", PAYLOAD)  # connect outside the timing
         cpu, began = _cpu_s(), time.perf_counter()
         for _ in range(calls):

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from actors.contracts import LedgerEntry, Reservation
-from actors.direct import ChannelClosedError, DirectClient, Endpoint
+from actors.direct import ChannelClosedError, DirectClient, client_of
 from actors.ledger.rules import shard_of
 
 _T = TypeVar("_T")
@@ -60,15 +60,10 @@ class LedgerClient:
         handle = self._handles.get(shard)
         if handle is None:
             try:
-                actor: Any = ray.get_actor(f"ledger:{shard}", namespace=self._namespace)
+                actor = ray.get_actor(f"ledger:{shard}", namespace=self._namespace)
             except ValueError as exc:
                 raise _NotFoundError(str(exc)) from exc
-
-            async def resolve() -> Endpoint:
-                endpoint: Endpoint = await actor.direct_endpoint.remote()
-                return endpoint
-
-            handle = self._handles[shard] = DirectClient(resolve)
+            handle = self._handles[shard] = client_of(actor)
         return handle
 
     def _forget(self, shard: int, handle: DirectClient | None) -> None:

@@ -21,7 +21,7 @@ from ray import serve
 from ray.exceptions import RayError, RayTaskError
 
 from actors.contracts import OrderRequest, OrderResult
-from actors.direct import ChannelClosedError, DirectClient, Endpoint
+from actors.direct import ChannelClosedError, DirectClient, client_of
 from actors.ledger.shard import DIRECT_METHODS as LEDGER_DIRECT_METHODS
 from actors.market.actor import DIRECT_METHODS as MARKET_DIRECT_METHODS
 from serve_app.auth import Authenticator
@@ -130,13 +130,7 @@ class GatewayCore:
     async def _call_direct(self, name: str, method: str, *args: Any) -> Any:
         client = self._direct.get(name)
         if client is None:
-            handle = self.actor(name)
-
-            async def resolve() -> Endpoint:
-                endpoint: Endpoint = await handle.direct_endpoint.remote()
-                return endpoint
-
-            client = self._direct[name] = DirectClient(resolve)
+            client = self._direct[name] = client_of(self.actor(name))
         try:
             return await client.call(method, *args)
         except (ChannelClosedError, RayError) as exc:  # the connection, or finding the actor
