@@ -404,6 +404,84 @@ async def throughput(
     return result
 
 
+async def open_loop(
+    port: int, name: str, requests: Sequence[bytes], *, rate: float, duration_s: float,
+    connections: int,
+) -> Result:  # fmt: skip
+    """Send requests at a fixed `rate` for `duration_s`, whatever the answers' pace.
+
+    Request i is due at ``t0 + i / rate`` and goes out on an idle connection of a pool of
+    `connections` (opened beforehand); its latency runs from when it was due, not from when
+    it was sent, so a request that waited for a free connection or for the generator itself
+    counts that wait (no coordinated omission, as in wrk2). With a closed loop of N
+    connections, latency is just N / throughput (Little's law); this phase shows the
+    latency at a given offered rate instead.
+    """
+    result = Result(name)
+    source: Iterator[bytes] = itertools.cycle(requests)
+    pool = [Connection(port) for _ in range(connections)]
+    await asyncio.gather(*(c.open() for c in pool))
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for conn in pool:
+        idle.put_nowait(conn)
+    in_flight: set[asyncio.Task[None]] = set()
+    late_ns: list[int] = []
+
+    async def one(raw: bytes, due_ns: int) -> None:
+        conn = await idle.get()
+        late_ns.append(time.perf_counter_ns() - due_ns)
+        try:
+            status, body = await conn.request(raw)
+        except (ConnectionClosedError, OSError):
+            result.statuses["conn_error"] += 1
+            await conn.close()
+            return
+        finally:
+            idle.put_nowait(conn)
+        result.latencies_ns.append(time.perf_counter_ns() - due_ns)
+        _note(result, status, body)
+
+    interval_ns = round(1e9 / rate)
+    cpu0, t0 = time.process_time(), time.perf_counter_ns()
+    end_ns = t0 + round(duration_s * 1e9)
+    sent = 0
+    try:
+        while True:
+            now = time.perf_counter_ns()
+            due = t0 + sent * interval_ns
+            if due >= end_ns:
+                break
+            if due > now:
+                await asyncio.sleep((due - now) / 1e9)
+                continue
+            while due <= now and due < end_ns:  # everything due by now, late ones included
+                task = asyncio.create_task(one(next(source), due))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                sent += 1
+                due = t0 + sent * interval_ns
+        if in_flight:
+            await asyncio.wait(set(in_flight), timeout=30)
+    finally:
+        result.wall_s = (time.perf_counter_ns() - t0) / 1e9
+        result.client_cpu_s = time.process_time() - cpu0
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*(c.close() for c in pool))
+    result.generator = "open"
+    unanswered = sent - len(result.latencies_ns) - result.statuses["conn_error"]
+    if unanswered:
+        result.statuses["unanswered"] += unanswered
+    late = sorted(late_ns)
+    if late:
+        p50, p99 = late[len(late) // 2] / 1e6, late[int(0.99 * (len(late) - 1))] / 1e6
+        print(
+            f"{name}: {sent} sent at {rate:.0f}/s; start lateness p50 {p50:.2f} ms, p99 "
+            f"{p99:.2f} ms (waiting for the generator or a free connection, counted in latency)"
+        )
+    return result
+
+
 # -- wrk --------------------------------------------------------------------------------------
 
 _WRK_LUA = r"""
@@ -614,6 +692,29 @@ def measure(
         )
     if sizes:
         print_stages("during the load, ms per batch", stages, stages_after, len(sizes))
+    if args.rate > 0:
+        before = cpu_snapshot(procs)
+        seq = asyncio.run(journal_batches(exchange, None))[0]
+        stages = market_stages(exchange)
+        name = f"POST /orders {args.rate:.0f}/s open"
+        fixed_rate = open_loop(
+            port, name, orders, rate=args.rate, duration_s=args.duration,
+            connections=args.rate_connections,
+        )  # fmt: skip
+        results.append(asyncio.run(fixed_rate))
+        open_cpu = cpu_delta(before, cpu_snapshot(procs))
+        stages_after = market_stages(exchange)
+        _, sizes = asyncio.run(journal_batches(exchange, seq))
+        if sizes:
+            print(
+                f"market batches at {args.rate:.0f}/s: {len(sizes)}, orders per batch: mean "
+                f"{statistics.fmean(sizes):.1f}, median {statistics.median(sizes):.0f}, "
+                f"max {max(sizes)}"
+            )
+            print_stages("at the fixed rate, ms per batch", stages, stages_after, len(sizes))
+        wall, ok = results[-1].wall_s, max(results[-1].ok, 1)
+        print(f"server CPU at {args.rate:.0f}/s ({wall:.0f} s; % of one core, per order):")
+        print("\n".join(cpu_report(open_cpu, wall, ok, "order")))
     return results, cpu
 
 
@@ -695,6 +796,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--generator", choices=("auto", "python", "wrk"), default="auto",
         help="load generator of the throughput phases (auto: wrk, installed if missing, "
         "else python)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rate", type=float, default=1000.0,
+        help="orders/s offered in the open-loop phase (0: skip it)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rate-connections", type=int, default=128,
+        help="connections the open-loop phase may use at once",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
