@@ -131,6 +131,55 @@ async def _timed_recovery(market: Any) -> str:
         await asyncio.sleep(0.02)
 
 
+async def _track_functions(url: str) -> None:
+    """Make every later session of the database count its functions' calls and time."""
+    conn = await asyncpg.connect(url)
+    try:
+        name = url.rpartition("/")[2]
+        await conn.execute(f"ALTER DATABASE \"{name}\" SET track_functions = 'all'")
+    finally:
+        await conn.close()
+
+
+async def _db_counters(url: str) -> dict[str, float]:
+    """Return the database's committed transactions and each function's calls and time."""
+    conn = await asyncpg.connect(url)
+    try:
+        out: dict[str, float] = {
+            "transactions": float(
+                await conn.fetchval(
+                    "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+                )
+            )
+        }
+        for r in await conn.fetch("SELECT funcname, calls, total_time FROM pg_stat_user_functions"):
+            out[f"{r['funcname']} calls"] = float(r["calls"])
+            out[f"{r['funcname']} ms"] = float(r["total_time"])
+        out["passes"] = float(
+            await conn.fetchval("SELECT count(DISTINCT (market_id, created_at)) FROM journal")
+        )
+        return out
+    finally:
+        await conn.close()
+
+
+def _print_db_work(before: dict[str, float], after: dict[str, float], orders: int) -> None:
+    """Print what the database did per market pass between two `_db_counters`."""
+    passes = after["passes"] - before["passes"]
+    if passes <= 0:
+        return
+    # Statistics reach the views when a backend's transaction ends (and at most every
+    # second or so): figures are approximate.
+    parts = [f"{passes:.0f} passes ({orders / passes:.1f} orders each)"]
+    for key in sorted(after):
+        if key == "passes":
+            continue
+        delta = after[key] - before.get(key, 0.0)
+        if delta:
+            parts.append(f"{key} {delta / passes:.2f}")
+    print("database work per pass: " + ", ".join(parts))
+
+
 async def run(args: argparse.Namespace, url: str) -> None:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     prefer_exchange_workers()
@@ -146,6 +195,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
         async with window:
             await market.submit.remote(batch)
 
+    db0 = await _db_counters(url)
     t0, orders = time.perf_counter(), args.batch * args.batches
     cpu0 = cpu_snapshot()
     await asyncio.gather(*(send(b) for b in batches))
@@ -160,6 +210,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
         f"{k} {v:.2f} ({v / elapsed:.0%})" for k, v in stages.items()))  # fmt: skip
     print("CPU of every process on the machine in that phase (% of one core, per order):")
     print("\n".join(cpu_report(cpu, elapsed, orders, "order")))
+    await asyncio.sleep(1.0)  # statistics reach the views at most every second or so
+    _print_db_work(db0, await _db_counters(url), orders)
     b, live = args.batches, [r for batch in batches for r in batch]
     while status["event_seq"] < args.events:
         batch = _batch(rng, accounts, args.batch, f"r{b}")
@@ -229,6 +281,7 @@ def main() -> None:
     services = ensure_services(settings)
     try:
         url = asyncio.run(create_database(services.database_url, "bench"))
+        asyncio.run(_track_functions(url))
         asyncio.run(run(args, url))
     finally:
         if services.started:
