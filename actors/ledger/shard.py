@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +41,13 @@ DIRECT_METHODS = ("reserve", "apply", "sync", "release_orphans", "balances")
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
+
+WRITE_BEHIND_INTERVAL_S = 0.05
+"""Least time between the starts of two background writes, in seconds. The writes only
+shorten a restart's catch-up (the journals are the record, and nothing reads the tables
+while the shard runs), but each costs PostgreSQL a transaction: under a stream of small
+passes one write now carries the changes of many. A write after a quiet spell starts at
+once."""
 
 
 def ledger_shard_options(shard_id: int) -> dict[str, Any]:
@@ -80,6 +88,7 @@ class LedgerShard:
         self._flush_conn: asyncpg.Connection | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._dirty = False
+        self._last_write = 0.0  # `time.monotonic()` at the start of the last background write
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
         self._direct = DirectServer(self, DIRECT_METHODS)
         # Recover now: the epoch moves at once and the first reserve does not wait.
@@ -284,8 +293,13 @@ class LedgerShard:
             self._flusher = asyncio.create_task(self._flush_behind())
 
     async def _flush_behind(self) -> None:
-        """Write changes while there are any (each write takes all of them so far)."""
+        """Write changes while there are any (each write takes all of them so far), at
+        most one write per `WRITE_BEHIND_INTERVAL_S`."""
         while self._dirty:
+            wait = self._last_write + WRITE_BEHIND_INTERVAL_S - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_write = time.monotonic()
             try:
                 await self._write()
             except Exception:
