@@ -284,9 +284,6 @@ class MarketCore:
     def _new_reject(self, command: object) -> str | None:
         if not isinstance(command, NewOrder) or new_order_malformed(command):
             return "invalid_command"
-        if command.kind.value == "stop_market" and command.qty is None:
-            # The orders table keeps a budget without qty for market buys only.
-            return "unsupported_order_type"
         if self.engine.halted:
             return "market_halted"
         if self.engine.get_order(command.id) is not None:

@@ -51,8 +51,8 @@ class OrderCreate(_Request):
     qty: Amount | None = Field(default=None, description="Quantity, base units.")
     quote_qty: Amount | None = Field(
         default=None,
-        description="Market buy only: spend at most this much quote (rounded down to the "
-        "market's notional unit) instead of giving qty.",
+        description="Market or stop-market buy only: spend at most this much quote (rounded "
+        "down to the market's notional unit) instead of giving qty.",
     )
     display_qty: Amount | None = Field(default=None, description="Iceberg visible slice.")
     tif: Tif = "gtc"

@@ -53,7 +53,6 @@ STATUS_OF_CODE: dict[str, int] = {
     "qty_above_maximum": 422,
     "notional_below_minimum": 422,
     "insufficient_funds": 422,
-    "unsupported_order_type": 422,
     # 429 / 503
     "rate_limited": 429,
     "unavailable": 503,

@@ -291,3 +291,48 @@ def test_a_restarted_market_answers_unavailable_then_trades_on(exchange: Exchang
     assert seller.balances()["RST"] == ("8.000000000", "2.000000000")
     seller.http.delete(f"/api/v1/orders/{first['order_id']}")
     seller.http.close()
+
+
+def test_a_stop_market_buy_with_a_budget_locks_it_then_spends_it_when_triggered(
+    exchange: Exchange,
+) -> None:
+    """A stop-market buy may give `quote_qty` instead of `qty`: it locks the budget and the
+    highest fee on it while it waits, releases all of it when cancelled, and once a trade
+    triggers it buys what the budget affords, paying the taker fee on what it spent and
+    getting the rest back."""
+    symbol = exchange.create_market("STB")
+    buyer = exchange.trader(USDC="1000")
+    seller = exchange.trader(STB="10")
+    trigger = exchange.trader(USDC="100")
+    # Cancelled while waiting: 10 USDC + 20 bps locked, then all of it back.
+    waiting = buyer.place(
+        market=symbol, side="buy", kind="stop_market", stop_price="200", quote_qty="10"
+    )
+    assert waiting["status"] == "untriggered"
+    assert (waiting["quote_qty"], waiting["qty"]) == ("10.000000", None)
+    assert buyer.balances()["USDC"] == ("989.980000", "10.020000")
+    cancelled = buyer.http.delete(f"/api/v1/orders/{waiting['order_id']}")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    assert buyer.balances()["USDC"] == ("1000.000000", "0.000000")
+
+    stop = buyer.place(
+        market=symbol, side="buy", kind="stop_market", stop_price="100", quote_qty="50"
+    )
+    assert buyer.balances()["USDC"] == ("949.900000", "50.100000")
+    seller.place(market=symbol, side="sell", price="100", qty="0.1")
+    seller.place(market=symbol, side="sell", price="101", qty="5")
+    # A trade at 100 triggers the stop, which then takes the ask at 101 with its budget:
+    # 50 USDC buys floor(50 / 0.0101) = 495 lots (0.495 STB) for 49.995 USDC, plus the
+    # 20 bps taker fee of 0.09999; the other 0.005 USDC and the fee lock come back.
+    trigger.place(market=symbol, side="buy", kind="market", qty="0.1")
+    assert buyer.balances() == {"USDC": ("949.905010", "0.000000"),
+                                "STB": ("0.495000000", "0.000000000")}  # fmt: skip
+    done = buyer.http.get(f"/api/v1/orders/{stop['order_id']}").json()
+    assert (done["filled_qty"], done["filled_quote"], done["fee"], done["open_qty"]) == (
+        "0.495000000", "49.995000", "0.099990", "0.000000000")  # fmt: skip
+    # Seller: 0.1 at 100 and 0.495 at 101, less the 10 bps maker fees (0.01 and 0.049995).
+    assert seller.balances() == {"USDC": ("59.935005", "0.000000"),
+                                 "STB": ("4.900000000", "4.505000000")}  # fmt: skip
+    for trader in (buyer, seller, trigger):
+        trader.http.delete("/api/v1/orders")
+        trader.http.close()
