@@ -17,7 +17,8 @@ from actors.contracts import JsonDict, Reservation
 from actors.engine import Command, MarketSpec, MatchingEngine, OrderId
 from actors.engine.codec import command_from_dict, event_to_dict
 from actors.ledger.core import LedgerCore, Moves, shard_of
-from actors.ledger.rules import amend_reservation, required_reservation
+from actors.ledger.rules import required_reservation
+from actors.market.reservations import for_amend
 from actors.market.routing import entry_accounts, owners_before
 
 SPEC = MarketSpec(
@@ -112,19 +113,14 @@ class Desk:
         """Pre-reserve an amend when it needs more, then submit it; False if short."""
         view = self.engine.get_order(OrderId(oid))
         record = self.shard(account).reservation(self.spec.symbol, oid)
+        command = {"type": "amend", "id": oid, "owner": str(account), "price": price, "qty": qty}
         reservation = None
         if view is not None and record is not None:
-            old = (view.price, view.remaining_qty)
-            new = (price if price is not None else view.price, qty)
-            extra = amend_reservation(self.spec, view.side, view.kind, old, new)
-            reservation = Reservation(
-                self.spec.symbol, oid, account, record.asset, extra, view.side, new[0], new[1]
-            )
-            if not extra:
-                reservation = None
-            elif not self.shard(account).hold(reservation):
+            # What the market actor reserves for an amend (nothing for a stop-market buy,
+            # which its budget bounds).
+            reservation = for_amend(self.spec, account, command, view, 0)
+            if reservation is not None and not self.shard(account).hold(reservation):
                 return False
-        command = {"type": "amend", "id": oid, "owner": str(account), "price": price, "qty": qty}
         self.submit(command, reservation)
         return True
 

@@ -26,9 +26,15 @@ _post_only = st.fixed_dictionaries(
      "post_only": st.sampled_from(["reject", "slide"])}
 )  # fmt: skip
 _market = MARKET_ORDERS
-_stop = st.fixed_dictionaries(
-    {"side": SIDES, "kind": st.just("stop_limit"), "price": PRICES,
-     "stop_price": PRICES, "qty": QUANTITIES}
+_stop = st.one_of(
+    st.fixed_dictionaries({"side": SIDES, "kind": st.just("stop_limit"), "price": PRICES,
+                           "stop_price": PRICES, "qty": QUANTITIES}),
+    # Stop-market buys by quote budget (a stop-market buy by quantity needs the protection
+    # budget the market actor computes), stop-market sells by quantity.
+    st.fixed_dictionaries({"side": st.just("buy"), "kind": st.just("stop_market"),
+                           "stop_price": PRICES, "quote_qty": st.integers(50, 2_000)}),
+    st.fixed_dictionaries({"side": st.just("sell"), "kind": st.just("stop_market"),
+                           "stop_price": PRICES, "qty": QUANTITIES}),
 )  # fmt: skip
 _new = st.tuples(st.just("new"), _owner, st.one_of(_limit, _limit, _post_only, _market, _stop))
 _op = st.one_of(

@@ -44,10 +44,10 @@ def _run(desk: Desk, op: tuple[str, int, Any], n: int) -> None:
     if kind == "new":
         fields = dict(arg)
         if fields.get("kind") == "stop_market":
-            if fields["side"] == "buy":  # needs a protection budget the desk does not make
-                fields["kind"] = "stop_limit"
-            else:
-                fields.pop("price")
+            fields.pop("price")
+            if fields["side"] == "buy":  # by quantity it needs a protection budget the desk
+                # does not make: a budget buy (as the API allows) instead
+                fields["quote_qty"] = fields.pop("qty") * fields["stop_price"]
         if fields.get("tif") == "gtd":
             fields["expire_at"] = desk.ts + 1 + n % 4
         desk.place(owner, f"o{n}", **fields)
