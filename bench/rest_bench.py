@@ -347,6 +347,20 @@ def _note(result: Result, status: int, body: bytes) -> None:
         result.samples.append(f"{status} {body[:200].decode(errors='replace')}")
 
 
+async def _send(conn: Connection, raw: bytes, result: Result, since_ns: int) -> bool:
+    """Send one request and record it in `result`, its latency counted from `since_ns`;
+    return False when the connection failed (it is closed then, and counted)."""
+    try:
+        status, body = await conn.request(raw)
+    except (ConnectionClosedError, OSError):
+        result.statuses["conn_error"] += 1
+        await conn.close()
+        return False
+    result.latencies_ns.append(time.perf_counter_ns() - since_ns)
+    _note(result, status, body)
+    return True
+
+
 async def sequential(port: int, name: str, requests: Sequence[bytes]) -> Result:
     """Send the requests one at a time on one connection; time each one."""
     result = Result(name)
@@ -355,15 +369,7 @@ async def sequential(port: int, name: str, requests: Sequence[bytes]) -> Result:
     cpu0, t0 = time.process_time(), time.perf_counter()
     try:
         for raw in requests:
-            start = time.perf_counter_ns()
-            try:
-                status, body = await conn.request(raw)
-            except (ConnectionClosedError, OSError):
-                result.statuses["conn_error"] += 1
-                await conn.close()
-                continue
-            result.latencies_ns.append(time.perf_counter_ns() - start)
-            _note(result, status, body)
+            await _send(conn, raw, result, time.perf_counter_ns())
     finally:
         result.wall_s = time.perf_counter() - t0
         result.client_cpu_s = time.process_time() - cpu0
@@ -382,17 +388,8 @@ async def throughput(
 
     async def worker(conn: Connection, deadline: float) -> None:
         while time.perf_counter() < deadline:
-            raw = next(source)
-            start = time.perf_counter_ns()
-            try:
-                status, body = await conn.request(raw)
-            except (ConnectionClosedError, OSError):
-                result.statuses["conn_error"] += 1
-                await conn.close()
+            if not await _send(conn, next(source), result, time.perf_counter_ns()):
                 await asyncio.sleep(0.01)
-                continue
-            result.latencies_ns.append(time.perf_counter_ns() - start)
-            _note(result, status, body)
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     try:
@@ -431,15 +428,9 @@ async def open_loop(
         conn = await idle.get()
         late_ns.append(time.perf_counter_ns() - due_ns)
         try:
-            status, body = await conn.request(raw)
-        except (ConnectionClosedError, OSError):
-            result.statuses["conn_error"] += 1
-            await conn.close()
-            return
+            await _send(conn, raw, result, due_ns)
         finally:
-            idle.put_nowait(conn)
-        result.latencies_ns.append(time.perf_counter_ns() - due_ns)
-        _note(result, status, body)
+            idle.put_nowait(conn)  # closed after an error: it reconnects on its next request
 
     interval_ns = round(1e9 / rate)
     cpu0, t0 = time.process_time(), time.perf_counter_ns()
@@ -684,14 +675,7 @@ def measure(
     stages_after = market_stages(exchange)
     print_book(exchange)
     _, sizes = asyncio.run(journal_batches(exchange, seq))
-    if sizes:
-        print(
-            f"market batches during the load: {len(sizes)}, orders per batch: mean "
-            f"{statistics.fmean(sizes):.1f}, median {statistics.median(sizes):.0f}, "
-            f"max {max(sizes)}"
-        )
-    if sizes:
-        print_stages("during the load, ms per batch", stages, stages_after, len(sizes))
+    print_batches("during the load", sizes, stages, stages_after)
     if args.rate > 0:
         before = cpu_snapshot(procs)
         seq = asyncio.run(journal_batches(exchange, None))[0]
@@ -705,17 +689,27 @@ def measure(
         open_cpu = cpu_delta(before, cpu_snapshot(procs))
         stages_after = market_stages(exchange)
         _, sizes = asyncio.run(journal_batches(exchange, seq))
-        if sizes:
-            print(
-                f"market batches at {args.rate:.0f}/s: {len(sizes)}, orders per batch: mean "
-                f"{statistics.fmean(sizes):.1f}, median {statistics.median(sizes):.0f}, "
-                f"max {max(sizes)}"
-            )
-            print_stages("at the fixed rate, ms per batch", stages, stages_after, len(sizes))
+        print_batches(f"at {args.rate:.0f}/s", sizes, stages, stages_after)
         wall, ok = results[-1].wall_s, max(results[-1].ok, 1)
         print(f"server CPU at {args.rate:.0f}/s ({wall:.0f} s; % of one core, per order):")
         print("\n".join(cpu_report(open_cpu, wall, ok, "order")))
     return results, cpu
+
+
+def print_batches(
+    when: str,
+    sizes: list[int],
+    before: dict[str, float] | None,
+    after: dict[str, float] | None,
+) -> None:
+    """Print how many orders the market's passes held in a phase, and its stage times."""
+    if not sizes:
+        return
+    print(
+        f"market batches {when}: {len(sizes)}, orders per batch: mean "
+        f"{statistics.fmean(sizes):.1f}, median {statistics.median(sizes):.0f}, max {max(sizes)}"
+    )
+    print_stages(f"{when}, ms per batch", before, after, len(sizes))
 
 
 def print_stages(
