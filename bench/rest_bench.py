@@ -50,7 +50,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -667,33 +667,41 @@ def measure(
     print_stages("single client, ms per order", stages, market_stages(exchange), len(single))
     results.append(load(f"GET /health  {label}", health))
     procs = server_processes(exchange)
-    before = cpu_snapshot(procs)
-    seq = asyncio.run(journal_batches(exchange, None))[0]
-    stages = market_stages(exchange)
-    results.append(load(f"POST /orders {label}", orders))
-    cpu = cpu_delta(before, cpu_snapshot(procs))
-    stages_after = market_stages(exchange)
+    closed, cpu = order_phase(
+        exchange, procs, "during the load", lambda: load(f"POST /orders {label}", orders)
+    )
+    results.append(closed)
     print_book(exchange)
-    _, sizes = asyncio.run(journal_batches(exchange, seq))
-    print_batches("during the load", sizes, stages, stages_after)
     if args.rate > 0:
-        before = cpu_snapshot(procs)
-        seq = asyncio.run(journal_batches(exchange, None))[0]
-        stages = market_stages(exchange)
         name = f"POST /orders {args.rate:.0f}/s open"
         fixed_rate = open_loop(
             port, name, orders, rate=args.rate, duration_s=args.duration,
             connections=args.rate_connections,
         )  # fmt: skip
-        results.append(asyncio.run(fixed_rate))
-        open_cpu = cpu_delta(before, cpu_snapshot(procs))
-        stages_after = market_stages(exchange)
-        _, sizes = asyncio.run(journal_batches(exchange, seq))
-        print_batches(f"at {args.rate:.0f}/s", sizes, stages, stages_after)
-        wall, ok = results[-1].wall_s, max(results[-1].ok, 1)
+        opened, open_cpu = order_phase(
+            exchange, procs, f"at {args.rate:.0f}/s", lambda: asyncio.run(fixed_rate)
+        )
+        results.append(opened)
+        wall, ok = opened.wall_s, max(opened.ok, 1)
         print(f"server CPU at {args.rate:.0f}/s ({wall:.0f} s; % of one core, per order):")
         print("\n".join(cpu_report(open_cpu, wall, ok, "order")))
     return results, cpu
+
+
+def order_phase(
+    exchange: Exchange, procs: list[psutil.Process], when: str, run: Callable[[], Result]
+) -> tuple[Result, dict[str, float]]:
+    """Run one order load phase; print the market's passes in it and their stage times;
+    return its result and the server CPU it used per component."""
+    before = cpu_snapshot(procs)
+    seq = asyncio.run(journal_batches(exchange, None))[0]
+    stages = market_stages(exchange)
+    result = run()
+    cpu = cpu_delta(before, cpu_snapshot(procs))
+    stages_after = market_stages(exchange)
+    _, sizes = asyncio.run(journal_batches(exchange, seq))
+    print_batches(when, sizes, stages, stages_after)
+    return result, cpu
 
 
 def print_batches(
