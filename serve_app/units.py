@@ -15,7 +15,7 @@ import re
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from actors.engine import MarketSpec
-from actors.engine.types import MAX_INT64_EXCLUSIVE
+from actors.engine.types import MAX_ATOMS, MAX_INT64_EXCLUSIVE
 
 MAX_DIGITS = 40
 """Longest accepted decimal string, in digits (keeps every conversion cheap and exact)."""
@@ -123,13 +123,15 @@ def amount_to_atoms(text: str, decimals: int, field: str = "amount") -> int:
 
     Raises:
         UnitError: `invalid_decimal` when not a decimal string or finer than one atom;
-            `invalid_amount` when zero.
+            `invalid_amount` when zero; `amount_too_large` above `MAX_ATOMS` (a u64).
     """
     atoms = _scaled_int(parse_decimal(text, field), decimals)
     if atoms != atoms.to_integral_value():
         raise UnitError("invalid_decimal", field, f"{field} has more than {decimals} decimals")
     if atoms <= 0:
         raise UnitError("invalid_amount", field, f"{field} must be greater than zero")
+    if atoms > MAX_ATOMS:
+        raise UnitError("amount_too_large", field, f"{field} is more than {MAX_ATOMS} atoms")
     return int(atoms)
 
 

@@ -29,6 +29,11 @@ Millis = NewType("Millis", int)
 MAX_INT64_EXCLUSIVE = 2**63
 """Quantities, prices and budgets must be strictly below this (they fit a signed 64-bit int)."""
 
+MAX_ATOMS = 2**64 - 1
+"""The largest amount of one asset, in atoms, that the exchange holds or moves: an SPL token
+amount is a u64, so no balance, total, notional, fee or reservation may exceed it (the
+trading core refuses, before journaling, any command that could; docs/api.md)."""
+
 
 class Side(StrEnum):
     """Side of an order."""

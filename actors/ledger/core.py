@@ -35,6 +35,7 @@ from actors.ledger.rules import (
     Moves,
     OrderReservation,
     Totals,
+    check_credit,
     fill_fee_atoms,
     required_now,
     shard_of,
@@ -63,7 +64,8 @@ class LedgerCore(LedgerState):
 
         Raises:
             LedgerRequestError: The amount is not positive or the account is another
-                shard's.
+                shard's; `AmountBoundError` when the shard's total of the asset would pass
+                `MAX_ATOMS` (the shard actor also checks every shard's total first).
         """
         if amount_atoms <= 0:
             raise LedgerRequestError(f"credit amount must be positive, got {amount_atoms}")
@@ -71,6 +73,7 @@ class LedgerCore(LedgerState):
         self._moves = []
         if reference in self._references:
             return False
+        check_credit(amount_atoms, self._credited.get(asset, 0))
         self._references.add(reference)
         self._move(account_id, asset, amount_atoms, 0)
         self._credited[asset] = self._credited.get(asset, 0) + amount_atoms

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from actors.engine import MarketSpec, OrderKind, Side, fee_quote_atoms, notional_quote_atoms
 from actors.engine.spec import BPS_DENOMINATOR, tick_lots_to_quote_atoms
+from actors.engine.types import MAX_ATOMS, MAX_INT64_EXCLUSIVE
 
 
 class LedgerInvariantError(RuntimeError):
@@ -29,6 +30,18 @@ class LedgerInvariantError(RuntimeError):
 
 class LedgerRequestError(ValueError):
     """A request was refused before it changed anything (bad amount, wrong shard, ...)."""
+
+
+class AmountBoundError(LedgerRequestError):
+    """A credit would take an amount past `MAX_ATOMS` (`code`: `amount_too_large` for the
+    amount itself, `total_too_large` for the asset's total); nothing changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self) -> tuple[type[AmountBoundError], tuple[str, str]]:
+        return type(self), (self.code, str(self))  # it crosses Ray and direct channels
 
 
 @dataclass(slots=True)
@@ -179,6 +192,63 @@ def required_reservation(  # noqa: PLR0917 (the market actor calls it positional
     else:
         raise ValueError("a market buy needs quote_budget_tick_lots (a protection budget)")
     return notional + int(fee_quote_atoms(spec, notional, max_fee_bps(spec)))
+
+
+def check_credit(amount_atoms: int, total_atoms: int) -> None:
+    """Refuse a credit that would take the asset's credited total past `MAX_ATOMS`.
+
+    Args:
+        amount_atoms: The credit (> 0).
+        total_atoms: The asset's credited total before it.
+
+    Raises:
+        AmountBoundError: `amount_too_large` (the amount alone exceeds the bound) or
+            `total_too_large` (the total would).
+    """
+    if amount_atoms > MAX_ATOMS:
+        raise AmountBoundError(
+            "amount_too_large", f"a credit is at most {MAX_ATOMS} atoms, got {amount_atoms}"
+        )
+    if total_atoms + amount_atoms > MAX_ATOMS:
+        raise AmountBoundError(
+            "total_too_large",
+            f"the asset's total would pass {MAX_ATOMS} atoms ({total_atoms} credited so far)",
+        )
+
+
+def exceeds_amount_bounds(  # noqa: PLR0917 (same order as `required_reservation`)
+    spec: MarketSpec,
+    side: str,
+    kind: str,
+    price_ticks: int | None,
+    qty_lots: int | None,
+    quote_budget_tick_lots: int | None = None,
+) -> bool:
+    """Return whether an order's terms could move more than `MAX_ATOMS` of an asset.
+
+    Checked before an order or an amend is matched (and so before it is journaled): its
+    base quantity in atoms, its full notional at its limit price (plus the fee on it for
+    a buy: what a buy locks) and its quote budget (plus its fee) must each fit, and a
+    budget in tick-lots must fit the signed 64-bit column that stores it. Every amount a
+    fill then moves is at most one of these, and every balance at most the asset's total,
+    which credits keep within `MAX_ATOMS`.
+    """
+    if quote_budget_tick_lots is not None:
+        if quote_budget_tick_lots >= MAX_INT64_EXCLUSIVE:
+            return True
+        locked = required_reservation(spec, side, kind, None, None, quote_budget_tick_lots)
+        if locked > MAX_ATOMS:
+            return True
+    if qty_lots is None:
+        return False
+    if qty_lots * spec.lot_size > MAX_ATOMS:
+        return True
+    if price_ticks is None:
+        return False
+    notional = int(notional_quote_atoms(spec, price_ticks, qty_lots))
+    if Side(side) is Side.BUY:
+        notional += int(fee_quote_atoms(spec, notional, max_fee_bps(spec)))
+    return notional > MAX_ATOMS
 
 
 def amend_reservation(

@@ -31,7 +31,7 @@ from actors.engine import MarketSpec
 from actors.infra.ray_env import start_in_constructor
 from actors.ledger import store
 from actors.ledger.core import LedgerCore, shard_of
-from actors.ledger.rules import LedgerRequestError
+from actors.ledger.rules import AmountBoundError, LedgerRequestError, check_credit
 
 __all__ = ["DIRECT_METHODS", "LedgerShard", "ledger_shard_options", "shard_of"]
 
@@ -206,19 +206,29 @@ class LedgerShard:
 
         Raises:
             LedgerRequestError: Not positive, account of another shard, unknown account or
-                asset.
+                asset; `AmountBoundError` when the asset's total over every shard would
+                pass `MAX_ATOMS` (nothing is credited).
         """
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> BalanceView:
             core.check_owner(account_id)
             await store.check_account(conn, account_id)
-            await self._registry.asset_id(conn, asset)
+            asset_id = await self._registry.asset_id(conn, asset)
             if not await store.credit_applied(conn, reference):
+                check_credit(amount_atoms, await store.credited_total(conn, asset_id))
                 core.credit(account_id, asset, amount_atoms, reference)
             return BalanceView(asset, *core.balance(account_id, asset))
 
         view = await self._mutate(run)
-        await self.flush()  # a credit is in no journal: written before it is answered
+        try:
+            await self.flush()  # a credit is in no journal: written before it is answered
+        except asyncpg.CheckViolationError as exc:
+            # Another shard credited the same asset at the same moment and the total's
+            # CHECK refused this write: the state in memory was thrown away, and the
+            # next call rebuilds it without this credit.
+            if exc.constraint_name != store.SUPPLY_BOUND_CONSTRAINT:
+                raise
+            raise AmountBoundError("total_too_large", f"the total of {asset} is full") from None
         return view
 
     async def flush(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from actors.contracts import BalanceView
 from actors.engine import MarketSpec
+from actors.engine.types import MAX_ATOMS
 from actors.ledger.holds import Holds
 from actors.ledger.rules import (
     Changes,
@@ -144,12 +145,13 @@ class LedgerState:
         return iter(self._records.values())
 
     def check_balances(self) -> None:
-        """Raise `LedgerInvariantError` if a balance is negative (after a catch-up)."""
+        """Raise `LedgerInvariantError` if a balance is negative or above `MAX_ATOMS`
+        (after a catch-up, which may pass through such values on the way)."""
         for (account, asset), (available, locked) in self._balances.items():
-            if available < 0 or locked < 0:
+            if not (0 <= available <= MAX_ATOMS and 0 <= locked <= MAX_ATOMS):
                 raise LedgerInvariantError(
-                    f"balance of account {account} in {asset} is negative after the journal "
-                    f"catch-up: ({available}, {locked})"
+                    f"balance of account {account} in {asset} is out of [0, {MAX_ATOMS}] "
+                    f"after the journal catch-up: ({available}, {locked})"
                 )
 
     def take_changes(self) -> Changes:
@@ -213,9 +215,12 @@ class LedgerState:
 
     def _move(self, account_id: int, asset: str, d_available: int, d_locked: int) -> None:
         value = self._balances.setdefault((account_id, asset), [0, 0])
-        if (value[0] + d_available < 0 or value[1] + d_locked < 0) and not self.replaying:
+        available, locked = value[0] + d_available, value[1] + d_locked
+        if not (0 <= available <= MAX_ATOMS and 0 <= locked <= MAX_ATOMS) and not self.replaying:
+            # Neither can happen: reservations cover every payment, and the amount bounds
+            # (`exceeds_amount_bounds`, the credit checks) keep every total within MAX_ATOMS.
             raise LedgerInvariantError(
-                f"balance of account {account_id} in {asset} would go negative: "
+                f"balance of account {account_id} in {asset} would leave [0, {MAX_ATOMS}]: "
                 f"{value} + ({d_available}, {d_locked})"
             )
         value[0] += d_available

@@ -266,3 +266,15 @@ async def credit_applied(conn: asyncpg.Connection, reference: str) -> bool:
         "SELECT EXISTS (SELECT FROM ledger_credits WHERE reference = $1)", reference
     )
     return found
+
+
+SUPPLY_BOUND_CONSTRAINT = "ledger_supply_u64"
+"""The CHECK of migration 0015 that keeps an asset's credited total within a u64."""
+
+
+async def credited_total(conn: asyncpg.Connection, asset_id: int) -> int:
+    """Return the total credited of an asset over every shard, in atoms (migration 0015)."""
+    total = await conn.fetchval(
+        "SELECT credited_atoms FROM ledger_supply WHERE asset_id = $1", asset_id
+    )
+    return 0 if total is None else int(total)

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 RECENT_TRADES = 1_000
 # Passes whose apply or projection may still be running when the next one starts matching.
 MAX_TAILS_BEHIND = 2
+# The early reject of an order or amend that could move more than `MAX_ATOMS` of an asset.
+AMOUNT_TOO_LARGE = "amount_too_large"
 
 
 # Wall seconds per pipeline stage. The ledger apply and the projection of a batch run in the
@@ -265,16 +267,17 @@ class MarketCore:
         if item.account_id is None or kind not in ("new", "amend"):
             return None
         if kind == "amend":
-            return self._amend_reservation(item.account_id, cmd)
+            return self._amend_reservation(item, item.account_id)
         command = command_from_dict(cmd)
         code = self._new_reject(command)
+        budget = None
+        if code is None:
+            budget = resv.budget_of(cmd, self.engine.best_ask(), self._slippage)
+            if resv.new_order_too_large(self.spec, cmd, budget):
+                code = AMOUNT_TOO_LARGE
         if code is not None:
-            oid = cmd.get("id")
-            item.result = OrderResult(
-                item.request_id, ok=False, code=code, order_id=oid if isinstance(oid, str) else None
-            )
+            _refuse(item, code)
             return None
-        budget = resv.budget_of(cmd, self.engine.best_ask(), self._slippage)
         if budget is not None and cmd.get("quote_qty") is None:
             cmd["quote_qty"] = budget  # The engine stops at qty or budget, first to bind.
         else:
@@ -291,15 +294,19 @@ class MarketCore:
         reason = new_order_param_error(command, self.spec)
         return None if reason is None else reason.value
 
-    def _amend_reservation(self, account_id: int, cmd: JsonDict) -> Reservation | None:
+    def _amend_reservation(self, item: Item, account_id: int) -> Reservation | None:
+        cmd = item.cmd
         command = command_from_dict(cmd)
         oid = cmd.get("id")
         if not isinstance(oid, str) or not isinstance(command, Amend):
             return None
         if amend_malformed(command):
-            return None
+            return None  # the engine rejects it, with its own code
         view = self.engine.get_order(OrderId(oid))
         if view is None or view.owner != str(account_id):
+            return None
+        if resv.amend_too_large(self.spec, cmd, view):
+            _refuse(item, AMOUNT_TOO_LARGE)
             return None
         return resv.for_amend(self.spec, account_id, cmd, view, self._slippage)
 
@@ -499,6 +506,14 @@ def _deps(cmd: JsonDict) -> list[str]:
     if kind == "amend" and isinstance(oid, str):
         return [oid, f"owner:{cmd.get('owner')}"]
     return []
+
+
+def _refuse(item: Item, code: str) -> None:
+    """Answer an item with an early reject: it changes nothing and is not journaled."""
+    oid = item.cmd.get("id")
+    item.result = OrderResult(
+        item.request_id, ok=False, code=code, order_id=oid if isinstance(oid, str) else None
+    )
 
 
 def _as_duplicate(result: OrderResult) -> OrderResult:

@@ -92,6 +92,24 @@ def for_new(spec: MarketSpec, account_id: int, cmd: JsonDict, budget: int | None
     )  # fmt: skip
 
 
+def new_order_too_large(spec: MarketSpec, cmd: JsonDict, budget: int | None) -> bool:
+    """Return whether a new order's terms (`budget`: see `budget_of`) exceed the amount
+    bounds (`actors.ledger.rules.exceeds_amount_bounds`): refused `amount_too_large`."""
+    return ledger_rules.exceeds_amount_bounds(
+        spec, str(cmd["side"]), str(cmd["kind"]), cmd.get("price"), cmd.get("qty"), budget
+    )
+
+
+def amend_too_large(spec: MarketSpec, cmd: JsonDict, view: OrderView) -> bool:
+    """Return whether an amend's new terms exceed the amount bounds (a stop-market buy's
+    budget, which an amend cannot change, was checked when it was placed)."""
+    qty = int(cmd["qty"]) if cmd.get("qty") is not None else int(view.remaining_qty)
+    price = cmd.get("price") if cmd.get("price") is not None else view.price
+    return ledger_rules.exceeds_amount_bounds(
+        spec, view.side.value, view.kind.value, price, qty, None
+    )
+
+
 def for_amend(
     spec: MarketSpec, account_id: int, cmd: JsonDict, view: OrderView, max_slippage_bps: int
 ) -> Reservation | None:

@@ -10,6 +10,8 @@ from ray.exceptions import RayTaskError
 
 from actors.engine import MarketSpec
 from actors.engine.spec import InvalidMarketSpecError
+from actors.engine.types import MAX_INT64_EXCLUSIVE
+from actors.ledger.rules import AmountBoundError
 from serve_app import units
 from serve_app.routes import db, views
 from serve_app.routes.account import balances_of
@@ -49,7 +51,15 @@ def _spec(body: MarketCreate) -> MarketSpec:
     )  # fmt: skip
     notional = _lots(body.min_notional, body.quote_decimals, spec.quote_atoms_per_tick_lot,
                      "min_notional")  # fmt: skip
-    return MarketSpec.from_dict({**spec.to_dict(), "min_notional": notional})
+    spec = MarketSpec.from_dict({**spec.to_dict(), "min_notional": notional})
+    for field in _BIGINT_FIELDS:  # stored as BIGINT (the engine itself takes any size)
+        value = getattr(spec, field)
+        if value is not None and value >= MAX_INT64_EXCLUSIVE:
+            raise InvalidMarketSpecError(field, "is too large (at most 2^63 - 1 in its unit)")
+    return spec
+
+
+_BIGINT_FIELDS = ("tick_size", "lot_size", "min_qty", "max_qty", "min_notional")
 
 
 async def _market_view(core: GatewayCore, symbol: str) -> MarketView:
@@ -117,7 +127,12 @@ async def credit(body: Credit, core: Core) -> Any:
         raise api_error("unknown_account", account_id=body.account_id)
     reference = body.reference or f"api-credit:{uuid.uuid4()}"
     shard = await core.ledger_of(body.account_id)
-    await core.call(shard, "credit", body.account_id, body.asset, atoms, reference)
+    try:
+        await core.call(shard, "credit", body.account_id, body.asset, atoms, reference)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, AmountBoundError):  # over the bound: nothing was credited
+            raise api_error(exc.cause.code, str(exc.cause), field="amount") from None
+        raise
     after = await balances_of(core, body.account_id)
     mine = next(b for b in after.balances if b.asset == body.asset)
     return CreditResult(account_id=body.account_id, balance=mine)

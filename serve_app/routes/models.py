@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from actors.engine.types import MAX_INT64_EXCLUSIVE
 from serve_app.units import DECIMAL_PATTERN
 
 Amount = Annotated[
@@ -272,9 +273,9 @@ class MarketCreate(_Request):
 class Credit(_Request):
     """A test credit (admin, embedded mode only, until custody lands)."""
 
-    account_id: int = Field(gt=0)
+    account_id: int = Field(gt=0, lt=MAX_INT64_EXCLUSIVE)
     asset: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,16}$")]
-    amount: Amount
+    amount: Amount = Field(description="Decimal string in whole units; at most 2^64 - 1 atoms.")
     reference: str | None = Field(
         default=None, max_length=128, description="Idempotency key of the credit."
     )

@@ -53,6 +53,8 @@ STATUS_OF_CODE: dict[str, int] = {
     "qty_above_maximum": 422,
     "notional_below_minimum": 422,
     "insufficient_funds": 422,
+    "amount_too_large": 422,
+    "total_too_large": 422,
     # 429 / 503
     "rate_limited": 429,
     "unavailable": 503,
@@ -68,6 +70,7 @@ _MESSAGES = {
     "unknown_market": "no such market",
     "market_halted": "the market is halted: only cancels are accepted",
     "insufficient_funds": "not enough available balance for this order",
+    "amount_too_large": "an amount of this order could pass 2^64 - 1 atoms of an asset",
     "duplicate_id": "an order with this id is live",
     "invalid_qty": "the quantity is out of the market's bounds",
     "invalid_price": "the price is out of range",

@@ -14,14 +14,15 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import ray
-from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.contracts import BalanceView, JsonDict, LedgerEntry, Reservation
 from actors.engine import MarketSpec, MatchingEngine
 from actors.engine.codec import command_from_dict, event_to_dict
+from actors.engine.types import MAX_ATOMS
 from actors.infra.migrate import apply_migrations
 from actors.ledger import store
-from actors.ledger.rules import required_reservation
+from actors.ledger.rules import AmountBoundError, required_reservation
 from actors.ledger.shard import LedgerShard, ledger_shard_options
 from actors.markets_repo import create_market
 
@@ -194,14 +195,37 @@ async def test_credit_is_idempotent_and_needs_a_known_account(
     with pytest.raises(Exception, match="unknown account"):
         await shard.credit.remote(10**12, "LQ", 5, "dep-nobody")
     assert await _balances(shard, account) == {"LQ": (500, 0)}
-    # Beyond 64 bits (an 18-decimal asset): exact in memory and in the table.
-    huge = 10**30 + 1
-    await shard.credit.remote(account, "LB", huge, f"whale-{account}")
+
+
+async def test_an_assets_credits_fill_a_u64_exactly_and_no_more(
+    shard: Any, db: tuple[str, asyncpg.Connection]
+) -> None:
+    [account] = await _accounts(db[1], 1)
+    await db[1].execute("INSERT INTO assets (symbol, decimals) VALUES ('LW', 18)")
+    for amount, reference, code in ((MAX_ATOMS + 1, "w0", "amount_too_large"),
+                                    (MAX_ATOMS - 1, "w1", None), (2, "w2", "total_too_large"),
+                                    (1, "w3", None), (1, "w4", "total_too_large")):  # fmt: skip
+        call = shard.credit.remote(account, "LW", amount, f"{reference}-{account}")
+        if code is None:
+            await call
+            continue
+        with pytest.raises(RayTaskError) as refused:
+            await call
+        assert isinstance(refused.value.cause, AmountBoundError)
+        assert refused.value.cause.code == code
+    # Exact in memory and in the table (NUMERIC: beyond a BIGINT), once.
     stored = await db[1].fetchval(
         "SELECT available_atoms FROM balances b JOIN assets a USING (asset_id) "
-        "WHERE b.account_id = $1 AND a.symbol = 'LB'", account,
+        "WHERE b.account_id = $1 AND a.symbol = 'LW'", account,
     )  # fmt: skip
-    assert (await _balances(shard, account))["LB"] == (huge, 0) and stored == huge
+    assert (await _balances(shard, account))["LW"] == (MAX_ATOMS, 0) and stored == MAX_ATOMS
+    # The table's own bound holds whatever a shard's check saw (two shards racing).
+    with pytest.raises(asyncpg.CheckViolationError) as refused_by_table:
+        await db[1].execute(
+            "INSERT INTO ledger_credits (reference, account_id, asset_id, amount_atoms) "
+            "SELECT 'race', $1, asset_id, 1 FROM assets WHERE symbol = 'LW'", account,
+        )  # fmt: skip
+    assert refused_by_table.value.constraint_name == store.SUPPLY_BOUND_CONSTRAINT
 
 
 async def test_trades_survive_a_crash_and_apply_exactly_once(

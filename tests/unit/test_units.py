@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.engine import MarketSpec
+from actors.engine.types import MAX_ATOMS
 from serve_app import units
 from serve_app.units import UnitError
 
@@ -117,9 +118,16 @@ def test_lots_round_trip_through_the_qty_string(lots: int) -> None:
     assert units.qty_to_lots(SPEC, units.lots_to_qty(SPEC, lots)) == lots
 
 
-@given(st.integers(min_value=1, max_value=10**30), st.integers(min_value=0, max_value=18))
+@given(st.integers(min_value=1, max_value=MAX_ATOMS), st.integers(min_value=0, max_value=18))
 def test_atoms_round_trip_through_the_amount_string(atoms: int, decimals: int) -> None:
     assert units.amount_to_atoms(units.atoms_to_decimal(atoms, decimals), decimals) == atoms
+
+
+@given(st.integers(min_value=MAX_ATOMS + 1, max_value=10**39), st.integers(0, 18))
+def test_an_amount_above_a_u64_of_atoms_is_refused(atoms: int, decimals: int) -> None:
+    with pytest.raises(units.UnitError) as refused:
+        units.amount_to_atoms(units.atoms_to_decimal(atoms, decimals), decimals)
+    assert refused.value.code == "amount_too_large"
 
 
 @given(
