@@ -29,6 +29,13 @@ class StaleMarketEpochError(RuntimeError):
     """A ledger shard refused a market actor's incarnation: a newer one took over."""
 
 
+class UnavailableError(RuntimeError):
+    """An actor is running but cannot serve this call now: a market that failed to recover,
+    a market whose journal a ledger shard set aside, a shard that cannot load its state.
+    Nothing changed; the gateway answers 503 `unavailable` and `/health` says down until an
+    operator recovers it (docs/operations.md, "When a market or shard fails")."""
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """One trader command for a market actor.

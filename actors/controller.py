@@ -62,6 +62,18 @@ def least_loaded_node(alive: list[str], placed: dict[str, str]) -> str | None:
     return min(alive, key=load.__getitem__)
 
 
+HEALTH_TIMEOUT_S = 2.0
+
+
+async def _health(name: str, handle: Any) -> dict[str, Any]:
+    """Return an actor's `health()`, or `down` with the reason when it does not answer."""
+    try:
+        answer: dict[str, Any] = await asyncio.wait_for(handle.health.remote(), HEALTH_TIMEOUT_S)
+    except Exception as exc:  # dead, restarting or stuck: all mean down right now
+        return {"name": name, "status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return answer
+
+
 def _alive_nodes() -> list[str]:
     return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))  # type: ignore[no-untyped-call]
 
@@ -103,7 +115,15 @@ class Controller:
             _start_shard(i, self._url, self._shard_count, self._namespace)
             for i in range(self._shard_count)
         ]
-        await asyncio.gather(*(s.ping.remote() for s in self._shards))
+        # A shard that cannot load its state stops nothing else: it reports it in `health`
+        # and tries again on its next call (docs/operations.md, "When a market or shard
+        # fails"); the markets whose recovery needs it report themselves failed.
+        pings = await asyncio.gather(
+            *(s.ping.remote() for s in self._shards), return_exceptions=True
+        )
+        for i, ping in enumerate(pings):
+            if isinstance(ping, BaseException):
+                log.error("ledger shard %d did not start: %s", i, ping)
         running = {s: h for s in records if (h := self._running(s)) is not None}
         statuses = await asyncio.gather(*(h.status.remote() for h in running.values()))
         self._placed = {st["symbol"]: st["node_id"] for st in statuses}
@@ -215,6 +235,35 @@ class Controller:
         await self._markets[symbol].resume.remote()
         await self._set_status(symbol, "active")
         return dict(await self._markets[symbol].status.remote())
+
+    async def health(self) -> dict[str, list[dict[str, Any]]]:
+        """Return the state of every market actor and ledger shard, without waiting for a
+        recovery: `status` is `up`, `recovering`, `degraded` (a shard with markets set
+        aside), `failed` or `down` (no answer within `HEALTH_TIMEOUT_S`)."""
+        await self._ready()
+        markets = [(f"market:{s}", h) for s, h in self._markets.items()]
+        shards = [(f"ledger:{i}", h) for i, h in enumerate(self._shards)]
+        market_health, shard_health = await asyncio.gather(
+            asyncio.gather(*(_health(name, h) for name, h in markets)),
+            asyncio.gather(*(_health(name, h) for name, h in shards)),
+        )
+        return {"markets": list(market_health), "ledger_shards": list(shard_health)}
+
+    async def retry(self, symbol: str) -> dict[str, list[dict[str, Any]]]:
+        """Recover a market again after an operator fixed why it failed: every shard takes
+        its journal back (`readmit`), then the market retries its recovery now.
+
+        Returns:
+            The market's and every shard's `health()` afterwards, shaped as `health`'s.
+
+        Raises:
+            KeyError: No such market.
+        """
+        await self._ready()
+        market = self._markets[symbol]
+        shards = await asyncio.gather(*(s.readmit.remote(symbol) for s in self._shards))
+        await market.retry.remote()
+        return {"markets": [await _health(f"market:{symbol}", market)], "ledger_shards": shards}
 
     async def market_nodes(self) -> dict[str, str]:
         """Return the node id each market actor runs on."""

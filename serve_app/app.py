@@ -8,8 +8,10 @@ add routes to `api` and actor handles to `AppArgs`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
+from fastapi import Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application
@@ -19,6 +21,7 @@ from serve_app.errors import install_error_handlers
 from serve_app.probes import ComponentStatus
 from serve_app.routes import include_routes
 from serve_app.routes.core import GatewayCore
+from serve_app.routes.deps import require_admin
 
 API_PREFIX = "/api/v1"
 
@@ -59,6 +62,16 @@ class SystemStatus(BaseModel):
     components: list[ComponentStatus]
 
 
+class Health(BaseModel):
+    """Public health: up when everything trading needs answers."""
+
+    status: Literal["up", "down"]
+
+
+HEALTH_TTL_S = 1.0
+"""How long a gateway replica reuses its public health answer, seconds."""
+
+
 api = lean.ExchangeAPI(
     title="clob exchange API",
     version="0.1.0",
@@ -81,19 +94,45 @@ class Gateway:
     def __init__(self, args: AppArgs) -> None:
         self._args = args
         self.core = GatewayCore(args)
+        self._health = probes.CachedProbe(self._trading_up, HEALTH_TTL_S)
 
-    @api.get("/health", tags=["system"], summary="Liveness")
-    async def health(self) -> dict[str, str]:
-        """Answer 200 while the gateway process serves requests."""
-        return {"status": "ok"}
+    @api.get(
+        "/health",
+        tags=["system"],
+        summary="Health: up or down",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "Something trading needs is down"}},
+    )
+    async def health(self) -> JSONResponse:
+        """Answer 200 `up` when PostgreSQL, every market actor and every ledger shard are
+        up, else 503 `down` (details: `/api/v1/system/status`, admin). Probed at most once
+        per second per gateway replica."""
+        up = await self._health.get()
+        return JSONResponse({"status": "up" if up else "down"}, status_code=200 if up else 503)
 
-    @api.get(f"{API_PREFIX}/system/status", tags=["system"], response_model=SystemStatus)
+    @api.get(
+        f"{API_PREFIX}/system/status",
+        tags=["system"],
+        response_model=SystemStatus,
+        dependencies=[Depends(require_admin)],
+        responses={403: {"description": "Missing or wrong X-Admin-Token"}},
+    )
     async def system_status(self) -> SystemStatus:
-        """Report each component's state and version."""
-        stores = await asyncio.gather(self._postgres_status(), self._redis_status())
-        components = [*stores, probes.ray_cluster(), probes.serve_apps()]
+        """Report each component's state, version and address, and every market actor's
+        and ledger shard's state (admin: it names internal addresses)."""
+        pg, redis, actors = await asyncio.gather(
+            self._postgres_status(), self._redis_status(), self._actors_status()
+        )
+        components = [pg, redis, probes.ray_cluster(), probes.serve_apps(), *actors]
         overall = "up" if all(c.status == "up" for c in components) else "degraded"
         return SystemStatus(status=overall, components=components)
+
+    async def _trading_up(self) -> bool:
+        pg, actors = await asyncio.gather(self._postgres_status(), self._actors_status())
+        return all(c.status == "up" for c in (pg, *actors))
+
+    async def _actors_status(self) -> list[ComponentStatus]:
+        return await probes.trading_core(lambda: self.core.call("controller", "health"))
 
     async def _postgres_status(self) -> ComponentStatus:
         try:

@@ -114,8 +114,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             version, address = row.get("version") or "-", row.get("address") or "-"
-            _echo(f"{row['name']:<11} {row['status']:<10} {version:<10} {address}")
+            error = f"  {row['error']}" if row.get("error") else ""
+            _echo(f"{row['name']:<20} {row['status']:<10} {version:<10} {address}{error}")
     return EXIT_OK if all(r["status"] in ("up", "configured") for r in rows) else EXIT_DOWN
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Retry a failed market's recovery; print the market's and shards' rows."""
+    from serve_app.launcher import recover_market
+
+    rows = recover_market(load_settings(), args.market)
+    for row in rows:
+        _echo(f"{row['name']:<20} {row['status']:<10} {row.get('error') or ''}")
+    return EXIT_OK if all(r["status"] == "up" for r in rows) else EXIT_DOWN
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -190,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show each component's state")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
+    recover = sub.add_parser("recover", help="retry a failed market's recovery now")
+    recover.add_argument("market", help="market symbol, e.g. SOL-USDC")
+    recover.set_defaults(func=cmd_recover)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     init = sub.add_parser("init-config", help="write clob.toml with the defaults")
     init.add_argument("path", nargs="?", help="where to write (default: clob.toml)")

@@ -19,6 +19,8 @@ import signal
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -286,7 +288,9 @@ class Exchange:
         serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
         http_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         self.progress("waiting for the API to answer")
-        wait_for_http(f"{http_url}/health", _READY_TIMEOUT_S)
+        if not wait_for_http(f"{http_url}/health", _READY_TIMEOUT_S, down_ok=True):
+            # A market or shard that failed to recover stops nothing else: say so, go on.
+            self.progress("health is DOWN: something failed to recover; see `clob status`")
         return http_url
 
     def stop(self) -> None:
@@ -316,15 +320,23 @@ class Exchange:
         state_file(self.settings).unlink(missing_ok=True)
 
 
-def wait_for_http(url: str, timeout_s: float) -> None:
-    """Poll `url` until it answers 200, or raise LaunchError."""
+def wait_for_http(url: str, timeout_s: float, down_ok: bool = False) -> bool:
+    """Poll `url` until it answers 200 (or, with `down_ok`, 503); return whether it was 200.
+
+    Raises:
+        LaunchError: No such answer within `timeout_s`.
+    """
     deadline = time.monotonic() + timeout_s
     last_error = "no answer"
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
-                    return
+                    return True
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503 and down_ok:
+                return False
+            last_error = str(exc)
         except OSError as exc:
             last_error = str(exc)
         time.sleep(0.25)
@@ -383,7 +395,7 @@ def status(settings: Settings) -> list[dict[str, Any]]:
         rows.append({"name": "ray", "status": "down", "version": None, "address": None})
         rows.append({"name": "serve", "status": "down", "version": None, "address": None})
         return rows
-    rows.extend(_api_rows(state))
+    rows.extend(_api_rows(state, admin_token(settings)))
     return rows
 
 
@@ -401,10 +413,43 @@ def _store_row(
     }
 
 
-def _api_rows(state: RunState) -> list[dict[str, Any]]:
+def _api_rows(state: RunState, token: str) -> list[dict[str, Any]]:
+    """Return Ray's, Serve's, and every market actor's and ledger shard's rows, from the
+    running exchange's admin status."""
     try:
-        with urllib.request.urlopen(f"{state.http_url}/api/v1/system/status", timeout=5) as r:
-            body = json.loads(r.read())
+        body = admin_request(state.http_url, token, "GET", "/api/v1/system/status")
     except OSError as exc:
         return [{"name": "serve", "status": "down", "version": None, "address": str(exc)}]
-    return [c for c in body["components"] if c["name"] in ("ray", "serve")]
+    return [c for c in body["components"] if c["name"] not in ("postgresql", "redis")]
+
+
+def admin_request(http_url: str, token: str, method: str, path: str) -> Any:
+    """Call an admin endpoint of the running exchange; return its JSON answer.
+
+    Raises:
+        OSError: It did not answer 2xx (`urllib.error.HTTPError` carries the status).
+    """
+    request = urllib.request.Request(
+        f"{http_url}{path}", method=method, headers={"X-Admin-Token": token}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def recover_market(settings: Settings, symbol: str) -> list[dict[str, Any]]:
+    """Ask the running exchange to recover a failed market now (`clob recover`).
+
+    Raises:
+        LaunchError: Nothing runs, or the exchange refused (e.g. no such market).
+    """
+    state = read_state(settings)
+    if state is None:
+        raise LaunchError("the exchange is not running (no `clob up` in this data directory)")
+    path = f"/api/v1/admin/markets/{urllib.parse.quote(symbol, safe='')}/recover"
+    try:
+        rows: list[dict[str, Any]] = admin_request(
+            state.http_url, admin_token(settings), "POST", path
+        )
+    except urllib.error.HTTPError as exc:
+        raise LaunchError(f"recover {symbol}: {exc.code} {exc.read().decode()[:300]}") from None
+    return rows

@@ -7,6 +7,8 @@ reaches through this module object are imported in the replica rather than copie
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -22,10 +24,16 @@ class ComponentStatus(BaseModel):
     """One component's state as reported by `/api/v1/system/status`."""
 
     name: str
-    status: str = Field(description='"up" or "down".')
+    status: str = Field(
+        description='"up"; else "down", or for a market "recovering" or "failed", for a '
+        'ledger shard "degraded" (markets set aside, in details) or "down".'
+    )
     version: str | None = None
     address: str | None = None
     error: str | None = None
+    details: dict[str, Any] | None = Field(
+        default=None, description="More about a market or shard: attempts, markets set aside."
+    )
 
 
 def down(name: str, url: str | None, exc: BaseException) -> ComponentStatus:
@@ -79,6 +87,59 @@ def serve_apps() -> ComponentStatus:
     return ComponentStatus(
         name="serve", status="up" if up else "down", version=ray.__version__, address=detail
     )
+
+
+async def trading_core(
+    health: Callable[[], Awaitable[dict[str, list[dict[str, Any]]]]],
+) -> list[ComponentStatus]:
+    """Probe every market actor and ledger shard through the controller's `health`."""
+    try:
+        answer = await asyncio.wait_for(health(), 2 * TIMEOUT_S)
+    except Exception as exc:  # a probe reports any failure as "down"
+        return [down("controller", None, exc)]
+    return actor_statuses(answer)
+
+
+def actor_statuses(health: dict[str, list[dict[str, Any]]]) -> list[ComponentStatus]:
+    """Return the components of the controller's `health` (or `retry`) answer."""
+    out = []
+    for actor in (*health["markets"], *health["ledger_shards"]):
+        extra = {k: v for k, v in actor.items() if k not in ("name", "status", "error")}
+        out.append(
+            ComponentStatus(
+                name=actor["name"],
+                status=actor["status"],
+                error=actor.get("error"),
+                details={k: v for k, v in extra.items() if v} or None,
+            )
+        )
+    return out
+
+
+class CachedProbe:
+    """A yes/no probe run at most once per `ttl_s`; concurrent callers share one run.
+
+    Args:
+        probe: The probe.
+        ttl_s: How long an answer is reused, seconds.
+    """
+
+    def __init__(self, probe: Callable[[], Awaitable[bool]], ttl_s: float) -> None:
+        self._probe = probe
+        self._ttl_s = ttl_s
+        self._answer = False
+        self._until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> bool:
+        """Return the probe's answer, probing again when the last one is too old."""
+        if time.monotonic() < self._until:
+            return self._answer
+        async with self._lock:
+            if time.monotonic() >= self._until:
+                self._answer = await self._probe()
+                self._until = time.monotonic() + self._ttl_s
+        return self._answer
 
 
 def redact(url: str) -> str:

@@ -17,6 +17,7 @@ state is thrown away and rebuilt on the next call (a new epoch: the holds are go
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -25,7 +26,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from actors.contracts import BalanceView, LedgerEntry, Reservation, StaleMarketEpochError
+from actors.contracts import (
+    BalanceView,
+    LedgerEntry,
+    Reservation,
+    StaleMarketEpochError,
+    UnavailableError,
+)
 from actors.direct import DirectServer, Endpoint
 from actors.engine import MarketSpec
 from actors.infra.ray_env import start_in_constructor
@@ -33,7 +40,14 @@ from actors.ledger import store
 from actors.ledger.core import LedgerCore, shard_of
 from actors.ledger.rules import AmountBoundError, LedgerRequestError, check_credit
 
-__all__ = ["DIRECT_METHODS", "LedgerShard", "ledger_shard_options", "shard_of"]
+__all__ = [
+    "DIRECT_METHODS",
+    "LedgerShard",
+    "MarketSetAsideError",
+    "ShardUnavailableError",
+    "ledger_shard_options",
+    "shard_of",
+]
 
 # What the market actors (and, for `balances`, the gateway) call on a shard's direct channel
 # (`actors.direct`); the rest goes by Ray.
@@ -48,6 +62,24 @@ shorten a restart's catch-up (the journals are the record, and nothing reads the
 while the shard runs), but each costs PostgreSQL a transaction: under a stream of small
 passes one write now carries the changes of many. A write after a quiet spell starts at
 once."""
+
+
+class EntryApplyError(RuntimeError):
+    """Applying one journal entry failed: the shard sets its market aside (in-process)."""
+
+    def __init__(self, market: str, seq: int, cause: BaseException) -> None:
+        super().__init__(f"{market} journal seq {seq}: {type(cause).__name__}: {cause}")
+        self.market = market
+        self.seq = seq
+
+
+class MarketSetAsideError(LedgerRequestError, UnavailableError):
+    """The shard set this market's journal aside (an entry it cannot apply): it refuses the
+    market's calls, changing nothing, until an operator readmits it."""
+
+
+class ShardUnavailableError(UnavailableError):
+    """The shard cannot load or rebuild its state (the cause is attached and in `health`)."""
 
 
 def ledger_shard_options(shard_id: int) -> dict[str, Any]:
@@ -90,6 +122,12 @@ class LedgerShard:
         self._dirty = False
         self._last_write = 0.0  # `time.monotonic()` at the start of the last background write
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
+        # Markets whose journal this shard set aside: {symbol: (first seq not applied, why)}.
+        # Their entries from that seq on are not applied (the others' go on); the market's
+        # own calls are refused until `readmit`. In memory: a restarted shard finds the
+        # same entry again on its way up.
+        self.set_aside: dict[str, tuple[int, str]] = {}
+        self._failure: str | None = None  # why the last recovery failed, until one succeeds
         self._direct = DirectServer(self, DIRECT_METHODS)
         # Recover now: the epoch moves at once and the first reserve does not wait.
         self._eager = start_in_constructor(self.ping, log)
@@ -122,6 +160,7 @@ class LedgerShard:
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> tuple[int, list[bool]]:
             for r in reservations:  # validate all first: a refusal changes nothing
+                self._check_admitted(r.market)
                 core.check_owner(r.account_id)
                 if r.amount_atoms < 0:
                     raise LedgerRequestError(f"negative reservation {r.amount_atoms}")
@@ -159,6 +198,7 @@ class LedgerShard:
             raise LedgerRequestError("an apply without entries needs since and through")
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> None:
+            self._check_admitted(market)
             spec = await self._registry.spec(conn, market)
             first = entries[0][0] - 1 if since is None else since
             if core.mark(market) < first:
@@ -173,6 +213,7 @@ class LedgerShard:
         """Catch a market up from the journal; return the shard's mark of it."""
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> int:
+            self._check_admitted(market)
             await self._catch_up(conn, core, market, None)
             return core.mark(market)
 
@@ -191,6 +232,7 @@ class LedgerShard:
         live = set(live_order_ids)
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> int:
+            self._check_admitted(market)
             await self._catch_up(conn, core, market, None)
             orphans = [oid for oid in core.order_ids(market) if oid not in live]
             for order_id in orphans:
@@ -257,12 +299,54 @@ class LedgerShard:
 
         return await self._locked(run)
 
+    async def health(self) -> dict[str, Any]:
+        """Return the shard's state without waiting for it: `up`, `degraded` (markets set
+        aside, each with the first seq not applied and why) or `down` (its state cannot be
+        loaded: `error`)."""
+        state = "down" if self._failure is not None else "degraded" if self.set_aside else "up"
+        return {
+            "name": f"ledger:{self._shard_id}",
+            "status": state,
+            "epoch": self.epoch,
+            "pid": self.pid,
+            "error": self._failure,
+            "set_aside": {
+                m: {"seq": seq, "error": why} for m, (seq, why) in self.set_aside.items()
+            },
+        }
+
+    async def readmit(self, market: str) -> dict[str, Any]:
+        """Take a market back after an operator fixed why its journal was set aside: the
+        state is rebuilt, applying its entries again (set aside again if they still fail).
+
+        Returns:
+            `health()` after the rebuild.
+        """
+        async with self._lock:
+            self.set_aside.pop(market, None)
+            self._core = None
+        with contextlib.suppress(UnavailableError):
+            await self.ping()  # rebuild now; a failure shows in the health below
+        return await self.health()
+
+    def _check_admitted(self, market: str) -> None:
+        if market in self.set_aside:
+            seq, why = self.set_aside[market]
+            raise MarketSetAsideError(
+                f"ledger shard {self._shard_id} set market {market} aside at journal seq "
+                f"{seq} ({why}); see `clob status`"
+            )
+
     # -- the shell -------------------------------------------------------------------------
 
     async def _catch_up(
         self, conn: asyncpg.Connection, core: LedgerCore, market: str, before: int | None
     ) -> None:
-        """Apply the market's journal entries after the mark (and before `before`)."""
+        """Apply the market's journal entries after the mark (and before `before`, and
+        before the seq it was set aside at)."""
+        if market in self.set_aside:
+            stop = self.set_aside[market][0]
+            before = stop if before is None else min(before, stop)
         spec = await self._registry.spec(conn, market)
         market_id = self._registry.market_ids[market]
         for entry in await store.journal_entries(conn, market_id, core.mark(market), before):
@@ -279,10 +363,13 @@ class LedgerShard:
         they began; an apply that arrives afterwards skips what is at or below the mark.
         """
         behind = False
-        for market_id, head in (await store.journal_heads(conn)).items():
+        for market_id, journal_head in (await store.journal_heads(conn)).items():
             if market_id not in self._registry.market_symbols:
                 await self._registry.refresh(conn)
             market = self._registry.market_symbols[market_id]
+            head = journal_head
+            if market in self.set_aside:  # not past the entry it could not apply
+                head = min(head, self.set_aside[market][0] - 1)
             if core.mark(market) < head:
                 behind = True
                 await self._catch_up(conn, core, market, head + 1)
@@ -338,21 +425,49 @@ class LedgerShard:
                 raise
 
     async def _locked(self, run: Callable[[asyncpg.Connection, LedgerCore], Awaitable[_T]]) -> _T:
+        """Run a call under the lock on a recovered state. An entry that cannot be applied
+        sets its market aside and the call runs again on a state rebuilt without it (each
+        market at most once, so this ends)."""
         async with self._lock:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await store.connect(self._url)
-            conn = self._conn
-            try:
-                if self._core is None:
-                    self._core = await self._recover(conn)
-                return await run(conn, self._core)
-            except (LedgerRequestError, StaleMarketEpochError):
-                raise  # refused before anything changed: the state stays
-            except BaseException:
-                self._core = None  # reload from PostgreSQL on the next call
-                self._conn = None  # and on a fresh connection
-                conn.terminate()
-                raise
+            while True:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await store.connect(self._url)
+                conn = self._conn
+                try:
+                    if self._core is None:
+                        self._core = await self._recover_or_report(conn)
+                    return await run(conn, self._core)
+                except (LedgerRequestError, StaleMarketEpochError):
+                    raise  # refused before anything changed: the state stays
+                except EntryApplyError as exc:
+                    self._drop_state(conn)
+                    if exc.market in self.set_aside:
+                        raise  # not this entry's fault after all: a bug to look at
+                    log.error("ledger shard %d sets market %s aside: %s", self._shard_id,
+                              exc.market, exc)  # fmt: skip
+                    self.set_aside[exc.market] = (exc.seq, str(exc))
+                except BaseException:
+                    self._drop_state(conn)
+                    raise
+
+    def _drop_state(self, conn: asyncpg.Connection) -> None:
+        self._core = None  # reload from PostgreSQL on the next call
+        self._conn = None  # and on a fresh connection
+        conn.terminate()
+
+    async def _recover_or_report(self, conn: asyncpg.Connection) -> LedgerCore:
+        try:
+            core = await self._recover(conn)
+        except EntryApplyError:
+            raise  # `_locked` sets the market aside and rebuilds
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("ledger shard %d cannot recover: %s", self._shard_id, self._failure)
+            raise ShardUnavailableError(
+                f"ledger shard {self._shard_id} cannot load its state: {self._failure}"
+            ) from exc
+        self._failure = None
+        return core
 
     async def _recover(self, conn: asyncpg.Connection) -> LedgerCore:
         # The epoch first: appends that rely on the old incarnation's holds are committed
@@ -372,8 +487,11 @@ class LedgerShard:
 
 def _apply_entry(core: LedgerCore, spec: MarketSpec, market: str, entry: LedgerEntry) -> None:
     seq, events, raw = entry
-    reservation = None if raw is None else Reservation.from_dict(market, raw)
-    core.apply_events(spec, market, seq, events, reservation)
+    try:
+        reservation = None if raw is None else Reservation.from_dict(market, raw)
+        core.apply_events(spec, market, seq, events, reservation)
+    except Exception as exc:  # a journaled entry this shard cannot apply: contain it
+        raise EntryApplyError(market, seq, exc) from exc
 
 
 async def _done(value: _T) -> _T:

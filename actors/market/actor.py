@@ -23,7 +23,7 @@ from typing import Any
 
 import ray
 
-from actors.contracts import OrderRequest, OrderResult
+from actors.contracts import OrderRequest, OrderResult, UnavailableError
 from actors.direct import DirectServer, Endpoint
 from actors.engine import AccountId, OrderId
 from actors.engine.engine import GC_THRESHOLDS
@@ -36,8 +36,23 @@ from actors.market.recovery import recover
 
 log = logging.getLogger(__name__)
 TICK_INTERVAL_S = 1.0
+# After a failed recovery, calls are refused at once until the next attempt is due; the
+# pause doubles from the first to the last (an operator's `retry` tries at once).
+RECOVERY_RETRY_S = (1.0, 60.0)
 
-__all__ = ["FencedError", "MarketActor", "market_actor_name", "market_actor_options"]
+
+class MarketUnavailableError(UnavailableError):
+    """The market's recovery failed (its journal cannot be replayed, or a ledger shard set
+    the market aside): every call is refused, changing nothing, until a recovery succeeds."""
+
+
+__all__ = [
+    "FencedError",
+    "MarketActor",
+    "MarketUnavailableError",
+    "market_actor_name",
+    "market_actor_options",
+]
 
 
 def market_actor_name(symbol: str) -> str:
@@ -127,6 +142,10 @@ class MarketActor:
         self._watched: asyncio.Task[None] | None = None  # the last tail `_on_tail` watches
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
+        # The last failed recovery (why, attempts so far, when the next may run), if any.
+        self._failure: str | None = None
+        self._attempts = 0
+        self._retry_at = 0.0
         self._direct = DirectServer(self, DIRECT_METHODS)
         self._eager = start_in_constructor(self._ready, log)
 
@@ -138,11 +157,7 @@ class MarketActor:
         async with self._init_lock:
             if self._core is None:
                 began = time.monotonic()
-                self._core = await recover(
-                    self._symbol, self._database_url, self._ledger,
-                    snapshot_every_events=self._snapshot_every,
-                    max_slippage_bps=self._slippage, holder=_holder(),
-                )  # fmt: skip
+                self._core = await self._recover_or_refuse(began)
                 done = time.monotonic()
                 self._startup = {
                     "recovery": round(done - began, 3),
@@ -151,6 +166,54 @@ class MarketActor:
                 self._lock = asyncio.Lock()
                 self._ticker = asyncio.create_task(self._tick_loop())
         return self._core
+
+    async def _recover_or_refuse(self, began: float) -> MarketCore:
+        """Recover, unless a failed attempt's pause is still running: refuse then."""
+        if self._failure is not None and began < self._retry_at:
+            raise MarketUnavailableError(
+                f"market {self._symbol} failed to recover: {self._failure}"
+            )
+        try:
+            core = await recover(
+                self._symbol, self._database_url, self._ledger,
+                snapshot_every_events=self._snapshot_every,
+                max_slippage_bps=self._slippage, holder=_holder(),
+            )  # fmt: skip
+        except Exception as exc:
+            self._attempts += 1
+            self._failure = f"{type(exc).__name__}: {exc}"[:500]
+            first, most = RECOVERY_RETRY_S
+            self._retry_at = time.monotonic() + min(most, first * 2 ** (self._attempts - 1))
+            log.error("market %s failed to recover (attempt %d): %s", self._symbol,
+                      self._attempts, self._failure)  # fmt: skip
+            raise MarketUnavailableError(
+                f"market {self._symbol} failed to recover: {self._failure}"
+            ) from exc
+        self._failure, self._attempts = None, 0
+        return core
+
+    async def health(self) -> dict[str, Any]:
+        """Return the market's state without waiting for its recovery: `up`, `recovering`,
+        `failed` (with the `error` and the attempts so far) or `down` (fenced: a newer
+        incarnation took over)."""
+        core = self._core
+        if core is not None:
+            status = "down" if core.fenced else "up"
+        else:
+            status = "recovering" if self._failure is None else "failed"
+        return {
+            "name": market_actor_name(self._symbol),
+            "status": status,
+            "error": self._failure if core is None else None,
+            "attempts": self._attempts,
+            "pid": os.getpid(),
+        }
+
+    async def retry(self) -> dict[str, Any]:
+        """Try a failed recovery again now (operators, after fixing its cause); return
+        `status()`."""
+        self._retry_at = 0.0
+        return await self.status()
 
     async def _guarded(self, run: Any) -> Any:
         core = await self._ready()
@@ -280,10 +343,23 @@ class MarketActor:
         return list(reversed(core.trades))[:limit]
 
     async def status(self) -> dict[str, Any]:
-        """Return the market's identity, epoch, sequence numbers and size."""
-        core = await self._ready()
+        """Return the market's identity, epoch, sequence numbers and size; for a market
+        whose recovery failed, its `status` `failed`, the `error` and the attempts."""
+        try:
+            core = await self._ready()
+        except MarketUnavailableError:
+            return {
+                "symbol": self._symbol,
+                "status": "failed",
+                "error": self._failure,
+                "attempts": self._attempts,
+                "retry_in_s": round(max(0.0, self._retry_at - time.monotonic()), 1),
+                "node_id": ray.get_runtime_context().get_node_id(),
+                "pid": os.getpid(),
+            }
         return {
             "symbol": self._symbol,
+            "status": "up",
             "epoch": core.epoch,
             "seq": core.seq,
             "event_seq": core.engine.seq,

@@ -50,11 +50,32 @@ async def recover(
     holder: str,
     idempotency_window: int = 20_000,
 ) -> MarketCore:
-    """Build a market's core from the database; see the module docstring for the steps."""
+    """Build a market's core from the database; see the module docstring for the steps.
+
+    A failure closes what it opened and raises: the actor refuses calls and retries later
+    (`MarketActor`), while the other markets go on.
+    """
     journal = await Journal.open(database_url, 0)
+    try:
+        return await _recover(journal, symbol, database_url, ledger, snapshot_every_events,
+                              max_slippage_bps, holder, idempotency_window)  # fmt: skip
+    except BaseException:
+        journal.conn.terminate()
+        raise
+
+
+async def _recover(  # noqa: PLR0917 (the arguments of `recover`, passed on)
+    journal: Journal,
+    symbol: str,
+    database_url: str,
+    ledger: LedgerClient,
+    snapshot_every_events: int,
+    max_slippage_bps: int,
+    holder: str,
+    idempotency_window: int,
+) -> MarketCore:
     record = await load_market(journal.conn, symbol)
     if record is None:
-        await journal.close()
         raise UnknownMarketError(symbol)
     journal.market_id = record.market_id
     epoch = await journal.acquire_epoch(holder)
@@ -86,10 +107,10 @@ async def recover(
     for (account, coid), order_id in (await journal.client_orders()).items():
         core.indexes.client_orders.setdefault((account, coid), (order_id, None))
     core.trades.extend(reversed(await journal.recent_trades(RECENT_TRADES)))
-    core.snapshot_journal = await Journal.open(database_url, record.market_id)
-    core.projection_journal = await Journal.open(database_url, record.market_id)
     await ledger.sync_all(symbol)
     released = await ledger.release_orphans(symbol, core.engine.live_order_ids(), epoch)
+    core.snapshot_journal = await Journal.open(database_url, record.market_id)
+    core.projection_journal = await Journal.open(database_url, record.market_id)
     log.info(
         "market %s recovered: epoch %d, seq %d, events %d, %d orphan reservations released",
         symbol, epoch, core.seq, core.engine.seq, released,

@@ -12,7 +12,8 @@ from actors.engine import MarketSpec
 from actors.engine.spec import InvalidMarketSpecError
 from actors.engine.types import MAX_INT64_EXCLUSIVE
 from actors.ledger.rules import AmountBoundError
-from serve_app import units
+from serve_app import probes, units
+from serve_app.probes import ComponentStatus
 from serve_app.routes import db, views
 from serve_app.routes.account import balances_of
 from serve_app.routes.core import GatewayCore
@@ -110,6 +111,20 @@ async def halt_market(symbol: str, core: Core) -> MarketView:
 async def resume_market(symbol: str, core: Core) -> MarketView:
     """Resume a halted market."""
     return await _set_halted(core, symbol, "resume")
+
+
+@router.post(
+    "/markets/{symbol:path}/recover",
+    response_model=list[ComponentStatus],
+    summary="Recover a failed market",
+)
+async def recover_market(symbol: str, core: Core) -> list[ComponentStatus]:
+    """Retry a market's recovery now, every ledger shard taking its journal back first
+    (after an operator fixed why it failed: docs/operations.md). Answers the market's
+    and the shards' state afterwards; a cause not fixed shows as failed again."""
+    record = await core.registry.market(await core.pool(), symbol)
+    health = await core.call("controller", "retry", record.spec.symbol)
+    return probes.actor_statuses(health)
 
 
 @router.post("/credits", response_model=CreditResult, summary="Credit a test balance")

@@ -10,6 +10,7 @@ are grouped by market and each market gets ONE `MarketActor.submit` call per bat
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -20,7 +21,7 @@ import redis.asyncio as aioredis
 from ray import serve
 from ray.exceptions import RayError, RayTaskError
 
-from actors.contracts import OrderRequest, OrderResult
+from actors.contracts import OrderRequest, OrderResult, UnavailableError
 from actors.direct import ChannelClosedError, DirectClient, client_of
 from actors.ledger.shard import DIRECT_METHODS as LEDGER_DIRECT_METHODS
 from actors.market.actor import DIRECT_METHODS as MARKET_DIRECT_METHODS
@@ -31,6 +32,7 @@ from serve_app.routes.registry import MarketRegistry
 if TYPE_CHECKING:
     from serve_app.app import AppArgs
 
+log = logging.getLogger(__name__)
 MAX_BATCH_SIZE = 256
 # Methods called over an actor's direct channel (`actors.direct`), by the actor name's prefix.
 DIRECT = {"market": frozenset(MARKET_DIRECT_METHODS), "ledger": frozenset(LEDGER_DIRECT_METHODS)}
@@ -121,7 +123,9 @@ class GatewayCore:
         handle = self.actor(name)
         try:
             return await getattr(handle, method).remote(*args)
-        except RayTaskError:  # the method raised: the caller decides what that means
+        except RayTaskError as exc:  # the method raised: the caller decides what that means
+            if isinstance(exc.cause, UnavailableError):
+                raise unavailable(name, exc.cause) from None
             raise
         except RayError as exc:
             self._handles.pop(name, None)
@@ -133,6 +137,8 @@ class GatewayCore:
             client = self._direct[name] = client_of(self.actor(name))
         try:
             return await client.call(method, *args)
+        except UnavailableError as exc:  # up, but it cannot serve (a failed recovery)
+            raise unavailable(name, exc) from None
         except (ChannelClosedError, RayError) as exc:  # the connection, or finding the actor
             if self._direct.get(name) is client:
                 del self._direct[name]
@@ -194,6 +200,9 @@ class GatewayCore:
             )
         except ApiError as exc:
             return [exc] * len(requests)
+        except Exception as exc:  # this market's failure must not fail another's requests
+            log.exception("market %s: submit failed", market)
+            return [unavailable(f"market:{market}", exc)] * len(requests)
         return results
 
 

@@ -86,23 +86,32 @@ def running(
         )
 
 
-def test_health_is_ok(running: tuple[subprocess.Popen[str], str, dict[str, str]]) -> None:
-    _, url, _ = running
-    response = httpx.get(f"{url}/health", timeout=5)
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
-
-
-def test_system_status_shows_every_component_up_with_version(
+def test_health_is_up_and_says_nothing_more(
     running: tuple[subprocess.Popen[str], str, dict[str, str]],
 ) -> None:
     _, url, _ = running
-    body = httpx.get(f"{url}/api/v1/system/status", timeout=10).json()
+    response = httpx.get(f"{url}/health", timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {"status": "up"}
+
+
+def test_system_status_is_for_admins_and_shows_every_component_up(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, url, env = running
+    refused = httpx.get(f"{url}/api/v1/system/status", timeout=10)
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert "postgres" not in refused.text
+    token = (Path(env["CLOB_DATA_DIR"]) / "admin_token").read_text().strip()
+    body = httpx.get(
+        f"{url}/api/v1/system/status", headers={"X-Admin-Token": token}, timeout=10
+    ).json()
     components = {c["name"]: c for c in body["components"]}
-    assert set(components) == {"postgresql", "redis", "ray", "serve"}
+    assert {"postgresql", "redis", "ray", "serve", "ledger:0", "ledger:1"} <= set(components)
     for name, component in components.items():
         assert component["status"] == "up", (name, component)
-        assert component["version"], name
+    for name in ("postgresql", "redis", "ray", "serve"):
+        assert components[name]["version"], name
     assert body["status"] == "up"
     assert components["ray"]["version"] == "2.60.0"
 
@@ -139,10 +148,10 @@ def test_cli_status_reports_every_component_up(
     )
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(
-        ("postgresql", "redis", "ray", "serve"), "up"
-    )
-    assert all(row["version"] for row in rows.values())
+    services = ("postgresql", "redis", "ray", "serve")
+    assert {*services, "ledger:0", "ledger:1"} <= set(rows)
+    assert all(row["status"] == "up" for row in rows.values()), rows
+    assert all(rows[name]["version"] for name in services)
 
 
 def test_second_up_on_the_same_data_dir_is_refused(
