@@ -37,6 +37,12 @@ from actors.direct import DirectServer, Endpoint
 from actors.engine import MarketSpec
 from actors.infra.ray_env import start_in_constructor
 from actors.ledger import store
+from actors.ledger.containment import (
+    EntryApplyError,
+    MarketSetAsideError,
+    SetAside,
+    ShardUnavailableError,
+)
 from actors.ledger.core import LedgerCore, shard_of
 from actors.ledger.rules import AmountBoundError, LedgerRequestError, check_credit
 
@@ -62,24 +68,6 @@ shorten a restart's catch-up (the journals are the record, and nothing reads the
 while the shard runs), but each costs PostgreSQL a transaction: under a stream of small
 passes one write now carries the changes of many. A write after a quiet spell starts at
 once."""
-
-
-class EntryApplyError(RuntimeError):
-    """Applying one journal entry failed: the shard sets its market aside (in-process)."""
-
-    def __init__(self, market: str, seq: int, cause: BaseException) -> None:
-        super().__init__(f"{market} journal seq {seq}: {type(cause).__name__}: {cause}")
-        self.market = market
-        self.seq = seq
-
-
-class MarketSetAsideError(LedgerRequestError, UnavailableError):
-    """The shard set this market's journal aside (an entry it cannot apply): it refuses the
-    market's calls, changing nothing, until an operator readmits it."""
-
-
-class ShardUnavailableError(UnavailableError):
-    """The shard cannot load or rebuild its state (the cause is attached and in `health`)."""
 
 
 def ledger_shard_options(shard_id: int) -> dict[str, Any]:
@@ -122,11 +110,7 @@ class LedgerShard:
         self._dirty = False
         self._last_write = 0.0  # `time.monotonic()` at the start of the last background write
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
-        # Markets whose journal this shard set aside: {symbol: (first seq not applied, why)}.
-        # Their entries from that seq on are not applied (the others' go on); the market's
-        # own calls are refused until `readmit`. In memory: a restarted shard finds the
-        # same entry again on its way up.
-        self.set_aside: dict[str, tuple[int, str]] = {}
+        self.set_aside = SetAside(shard_id)  # markets with an entry it cannot apply
         self._failure: str | None = None  # why the last recovery failed, until one succeeds
         self._direct = DirectServer(self, DIRECT_METHODS)
         # Recover now: the epoch moves at once and the first reserve does not wait.
@@ -160,7 +144,7 @@ class LedgerShard:
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> tuple[int, list[bool]]:
             for r in reservations:  # validate all first: a refusal changes nothing
-                self._check_admitted(r.market)
+                self.set_aside.check(r.market)
                 core.check_owner(r.account_id)
                 if r.amount_atoms < 0:
                     raise LedgerRequestError(f"negative reservation {r.amount_atoms}")
@@ -198,7 +182,7 @@ class LedgerShard:
             raise LedgerRequestError("an apply without entries needs since and through")
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> None:
-            self._check_admitted(market)
+            self.set_aside.check(market)
             spec = await self._registry.spec(conn, market)
             first = entries[0][0] - 1 if since is None else since
             if core.mark(market) < first:
@@ -213,7 +197,7 @@ class LedgerShard:
         """Catch a market up from the journal; return the shard's mark of it."""
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> int:
-            self._check_admitted(market)
+            self.set_aside.check(market)
             await self._catch_up(conn, core, market, None)
             return core.mark(market)
 
@@ -232,7 +216,7 @@ class LedgerShard:
         live = set(live_order_ids)
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> int:
-            self._check_admitted(market)
+            self.set_aside.check(market)
             await self._catch_up(conn, core, market, None)
             orphans = [oid for oid in core.order_ids(market) if oid not in live]
             for order_id in orphans:
@@ -310,9 +294,7 @@ class LedgerShard:
             "epoch": self.epoch,
             "pid": self.pid,
             "error": self._failure,
-            "set_aside": {
-                m: {"seq": seq, "error": why} for m, (seq, why) in self.set_aside.items()
-            },
+            "set_aside": self.set_aside.report(),
         }
 
     async def readmit(self, market: str) -> dict[str, Any]:
@@ -323,19 +305,11 @@ class LedgerShard:
             `health()` after the rebuild.
         """
         async with self._lock:
-            self.set_aside.pop(market, None)
+            self.set_aside.readmit(market)
             self._core = None
         with contextlib.suppress(UnavailableError):
             await self.ping()  # rebuild now; a failure shows in the health below
         return await self.health()
-
-    def _check_admitted(self, market: str) -> None:
-        if market in self.set_aside:
-            seq, why = self.set_aside[market]
-            raise MarketSetAsideError(
-                f"ledger shard {self._shard_id} set market {market} aside at journal seq "
-                f"{seq} ({why}); see `clob status`"
-            )
 
     # -- the shell -------------------------------------------------------------------------
 
@@ -344,9 +318,7 @@ class LedgerShard:
     ) -> None:
         """Apply the market's journal entries after the mark (and before `before`, and
         before the seq it was set aside at)."""
-        if market in self.set_aside:
-            stop = self.set_aside[market][0]
-            before = stop if before is None else min(before, stop)
+        before = self.set_aside.before(market, before)
         spec = await self._registry.spec(conn, market)
         market_id = self._registry.market_ids[market]
         for entry in await store.journal_entries(conn, market_id, core.mark(market), before):
@@ -367,9 +339,7 @@ class LedgerShard:
             if market_id not in self._registry.market_symbols:
                 await self._registry.refresh(conn)
             market = self._registry.market_symbols[market_id]
-            head = journal_head
-            if market in self.set_aside:  # not past the entry it could not apply
-                head = min(head, self.set_aside[market][0] - 1)
+            head = self.set_aside.head(market, journal_head)
             if core.mark(market) < head:
                 behind = True
                 await self._catch_up(conn, core, market, head + 1)
@@ -441,11 +411,9 @@ class LedgerShard:
                     raise  # refused before anything changed: the state stays
                 except EntryApplyError as exc:
                     self._drop_state(conn)
-                    if exc.market in self.set_aside:
-                        raise  # not this entry's fault after all: a bug to look at
-                    log.error("ledger shard %d sets market %s aside: %s", self._shard_id,
+                    self.set_aside.add(exc)  # then rebuild without it, and run the call again
+                    log.error("ledger shard %d set market %s aside: %s", self._shard_id,
                               exc.market, exc)  # fmt: skip
-                    self.set_aside[exc.market] = (exc.seq, str(exc))
                 except BaseException:
                     self._drop_state(conn)
                     raise

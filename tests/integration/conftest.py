@@ -31,7 +31,9 @@ async def db_url(request: pytest.FixtureRequest, pg_dsn: str) -> AsyncIterator[s
 def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
     """Start one local Ray for the requesting module; yield a namespace of its own."""
     ns = f"{_module(request)}-{uuid.uuid4().hex[:8]}"
-    ray.init(num_cpus=4, include_dashboard=False, namespace=ns, log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=4, include_dashboard=False, namespace=ns, log_to_driver=False
+    )
     try:
         yield ns
     finally:

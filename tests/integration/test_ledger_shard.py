@@ -120,7 +120,10 @@ async def db(pg_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
 @pytest.fixture(scope="module")
 def shard(db: tuple[str, asyncpg.Connection]) -> Iterator[Any]:
     """One Ray for the module and shard 0 of 1 in it."""
-    ray.init(num_cpus=2, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
+        log_to_driver=False,
+    )  # fmt: skip
     try:
         options = {**ledger_shard_options(0), "namespace": NAMESPACE}
         yield ray.remote(LedgerShard).options(**options).remote(0, 1, db[0])
