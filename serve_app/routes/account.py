@@ -70,5 +70,9 @@ async def own_trades(  # noqa: PLR0917 (FastAPI query parameters)
     trades = [views.own_trade((await core.registry.by_id(pool, int(r["market_id"]))).spec, r)
               for r in rows]  # fmt: skip
     last = rows[-1] if len(rows) == limit else None
-    next_cursor = db.encode_cursor(last["executed_at"], int(last["trade_id"])) if last else None
+    next_cursor = (
+        db.fill_cursor(last["executed_at"], int(last["trade_id"]), last["liquidity"])
+        if last
+        else None
+    )
     return OwnTradePage(trades=trades, next_cursor=next_cursor)
