@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Query
 from serve_app.routes import db, views
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Core, Reader
-from serve_app.routes.models import Balances, OwnTradePage
+from serve_app.routes.models import Balances, OwnTradePage, Rfc3339
 from serve_app.routes.rejects import READ_CATCHING_UP, api_error
 
 router = APIRouter(tags=["account"])
@@ -57,8 +56,8 @@ async def own_trades(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
     caller: Reader,
     market: Annotated[str | None, Query(description="Market symbol.")] = None,
-    start: Annotated[datetime | None, Query(description="From this time (inclusive).")] = None,
-    end: Annotated[datetime | None, Query(description="Before this time (exclusive).")] = None,
+    start: Annotated[Rfc3339 | None, Query(description="From this time (inclusive).")] = None,
+    end: Annotated[Rfc3339 | None, Query(description="Before this time (exclusive).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
 ) -> OwnTradePage:

@@ -17,7 +17,12 @@ from actors.contracts import OrderRequest, OrderResult
 from actors.markets_repo import MarketRecord
 from serve_app.auth import Principal, require_scope
 from serve_app.routes import db, views
-from serve_app.routes.commands import amend_command, new_order_command, new_order_id
+from serve_app.routes.commands import (
+    amend_command,
+    new_order_command,
+    new_order_id,
+    order_digest,
+)
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Caller, Core, Reader
 from serve_app.routes.models import (
@@ -70,8 +75,18 @@ async def _existing(
     projection = db.Markets(besides=market_id)
     async with db.acting_as(await core.pool(), caller.account_id, projection) as conn:
         return await conn.fetchrow(
-            "SELECT order_id FROM orders WHERE client_order_id = $1", client_order_id
+            "SELECT order_id, request_digest FROM orders WHERE client_order_id = $1",
+            client_order_id,
         )
+
+
+def _reused(client_order_id: str, order_id: str | None) -> Exception:
+    return api_error(
+        "duplicate_client_order_id",
+        "client_order_id is taken by an order with other terms: only an identical retry "
+        "returns it",
+        client_order_id=client_order_id, order_id=order_id,
+    )  # fmt: skip
 
 
 @router.post(
@@ -100,22 +115,27 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
     record = await core.registry.market(await core.pool(), body.market)
     order_id = new_order_id()
     command = new_order_command(record.spec, body, order_id)
-    if body.client_order_id is not None:
-        existing = await _existing(core, caller, body.client_order_id, record.market_id)
+    coid = body.client_order_id
+    digest = None if coid is None else order_digest(record.spec.symbol, command)
+    if coid is not None:
+        existing = await _existing(core, caller, coid, record.market_id)
         if existing is not None:
+            # NULL: an order from before digests were kept, taken as the same terms.
+            if existing["request_digest"] not in (None, digest):
+                raise _reused(coid, existing["order_id"])
             return 200, await _view(core, await _own_order(core, caller, existing["order_id"]), [])
     request = OrderRequest(
-        request_id=body.client_order_id or order_id,
-        account_id=caller.account_id,
-        command=command,
-        client_order_id=body.client_order_id,
-    )
+        request_id=coid or order_id, account_id=caller.account_id, command=command,
+        client_order_id=coid, digest=digest,
+    )  # fmt: skip
     result = await core.submit_one(record.spec.symbol, request)
-    if result.duplicate and result.order_id:
+    if result.code == "duplicate_client_order_id":
+        raise _reused(coid or "", result.order_id)
+    if result.duplicate and result.order_id and result.ok:
         return 200, await _view(core, await _own_order(core, caller, result.order_id), [])
-    if not result.ok:
+    if not result.ok:  # a retry of a refused order is refused alike
         raise _rejected(result)
-    return 201, views.placed_order(record.spec, command, body.client_order_id, result.events)
+    return 201, views.placed_order(record.spec, command, coid, result.events, result.ts_ms)
 
 
 @router.get(

@@ -31,6 +31,8 @@ STATUS_OF_CODE: dict[str, int] = {
     # 409: conflicts with the current state
     "conflict": 409,
     "duplicate_id": 409,
+    "duplicate_client_order_id": 409,
+    "duplicate_reference": 409,
     "market_halted": 409,
     "market_exists": 409,
     "order_not_open": 409,

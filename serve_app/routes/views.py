@@ -123,9 +123,10 @@ def _status(p: _Progress, kind: str) -> str:
 
 def placed_order(
     spec: MarketSpec, command: Mapping[str, Any], client_order_id: str | None,
-    events: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]], ts_ms: int | None,
 ) -> OrderView:  # fmt: skip
-    """Return the view of a just-placed order from its command (integers) and its events."""
+    """Return the view of a just-placed order from its command (integers), its events and
+    the market's clock when it was matched (`created_at`, as the orders table has it)."""
     order_id = str(command["id"])
     progress = _Progress(open_lots=int(command.get("qty") or 0))
     for event in events:
@@ -143,7 +144,7 @@ def placed_order(
         "expire_at": _ms_to_datetime(command.get("expire_at")), "reason": progress.reason,
         "open_qty_lots": progress.open_lots, "filled_qty_lots": progress.filled_lots,
         "filled_quote_atoms": progress.maker_atoms + progress.taker_atoms, "fee_atoms": fee,
-        "created_at": None, "updated_at": None,
+        "created_at": _ms_to_datetime(ts_ms), "updated_at": _ms_to_datetime(ts_ms),
     }  # fmt: skip
     return order_from_row(spec, row, fills_of(spec, order_id, events))
 
