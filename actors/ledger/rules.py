@@ -31,6 +31,10 @@ class LedgerRequestError(ValueError):
     """A request was refused before it changed anything (bad amount, wrong shard, ...)."""
 
 
+class CreditReferenceError(LedgerRequestError):
+    """A credit reference was used before for another account, asset or amount."""
+
+
 @dataclass(slots=True)
 class OrderReservation:
     """The funds a shard holds locked for one order, and what the order may still need.

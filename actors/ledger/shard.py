@@ -31,7 +31,7 @@ from actors.engine import MarketSpec
 from actors.infra.ray_env import start_in_constructor
 from actors.ledger import store
 from actors.ledger.core import LedgerCore, shard_of
-from actors.ledger.rules import LedgerRequestError
+from actors.ledger.rules import CreditReferenceError, LedgerRequestError
 
 __all__ = ["DIRECT_METHODS", "LedgerShard", "ledger_shard_options", "shard_of"]
 
@@ -207,14 +207,19 @@ class LedgerShard:
         Raises:
             LedgerRequestError: Not positive, account of another shard, unknown account or
                 asset.
+            CreditReferenceError: The reference was used for another account, asset or
+                amount (a repeat of the same credit changes nothing).
         """
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> BalanceView:
             core.check_owner(account_id)
             await store.check_account(conn, account_id)
             await self._registry.asset_id(conn, asset)
-            if not await store.credit_applied(conn, reference):
+            earlier = await store.credit_terms(conn, reference)
+            if earlier is None:
                 core.credit(account_id, asset, amount_atoms, reference)
+            elif earlier != (account_id, asset, amount_atoms):
+                raise CreditReferenceError(f"reference {reference!r} was used for another credit")
             return BalanceView(asset, *core.balance(account_id, asset))
 
         view = await self._mutate(run)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Depends
 from ray.exceptions import RayTaskError
 
 from actors.engine import MarketSpec
 from actors.engine.spec import InvalidMarketSpecError
+from actors.ledger.rules import CreditReferenceError
 from serve_app import units
-from serve_app.routes import db, views
+from serve_app.routes import db, stats_cache, views
 from serve_app.routes.account import balances_of
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Core, require_admin
@@ -57,7 +59,8 @@ async def _market_view(core: GatewayCore, symbol: str) -> MarketView:
     await core.registry.reload(pool)
     await invalidate_markets(core)
     record = await core.registry.market(pool, symbol)
-    return views.market_view(record, (await db.market_stats(pool)).get(record.market_id))
+    stats = await stats_cache.market_stats(core, [record])
+    return views.market_view(record, stats[record.spec.symbol])
 
 
 @router.post("/markets", response_model=MarketView, status_code=201, summary="Create a market")
@@ -79,9 +82,21 @@ async def create_market(body: MarketCreate, core: Core) -> MarketView:
     try:
         await core.call("controller", "create_market", spec.to_dict())
     except RayTaskError as exc:
-        cause = str(exc.cause if exc.cause is not None else exc).strip().splitlines()
-        raise api_error("invalid_market_spec", cause[-1][:300] if cause else "refused") from None
+        raise _refused_market(spec, exc) from None
     return await _market_view(core, spec.symbol)
+
+
+def _refused_market(spec: MarketSpec, exc: RayTaskError) -> Exception:
+    """Return the API error of a market the controller refused (the spec was checked)."""
+    cause = exc.cause
+    if isinstance(cause, asyncpg.UniqueViolationError):  # the symbol or the asset pair
+        return api_error(
+            "market_exists", f"a market {spec.symbol} or {spec.base_asset}/{spec.quote_asset} "
+            "exists", market=spec.symbol,
+        )  # fmt: skip
+    if isinstance(cause, ValueError):  # our own words: an asset's decimals differ, ...
+        return api_error("invalid_market_spec", str(cause).strip()[:300])
+    return exc  # not a reject of the request: a failure (500), never PostgreSQL's text
 
 
 async def _set_halted(core: GatewayCore, symbol: str, method: str) -> MarketView:
@@ -117,7 +132,17 @@ async def credit(body: Credit, core: Core) -> Any:
         raise api_error("unknown_account", account_id=body.account_id)
     reference = body.reference or f"api-credit:{uuid.uuid4()}"
     shard = await core.ledger_of(body.account_id)
-    await core.call(shard, "credit", body.account_id, body.asset, atoms, reference)
+    try:
+        await core.call(shard, "credit", body.account_id, body.asset, atoms, reference)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, CreditReferenceError):
+            raise api_error(
+                "duplicate_reference",
+                "reference was used for another credit (account, asset or amount): only "
+                "the same credit may repeat it",
+                reference=reference,
+            ) from None
+        raise
     after = await balances_of(core, body.account_id)
     mine = next(b for b in after.balances if b.asset == body.asset)
     return CreditResult(account_id=body.account_id, balance=mine)

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from serve_app.errors import ApiError
 from serve_app.routes.rejects import api_error
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -242,12 +243,28 @@ async def public_trades(
         )
 
 
-async def market_stats(pool: asyncpg.Pool) -> dict[int, Any]:
-    """Return every market's 24 h statistics by market id."""
+STATS_WAIT_S = 1.0  # a restarting market's stats are served as projected so far
+
+
+async def market_stats(
+    pool: asyncpg.Pool, market_ids: list[int] | None = None
+) -> tuple[dict[int, Any], bool]:
+    """Return 24 h statistics by market id (of every market, or of `market_ids`) once the
+    trades projection covers every trade acknowledged before the call, and whether it
+    did: False when a market was still catching up after `STATS_WAIT_S` (a restart)."""
+    only = market_ids[0] if market_ids is not None and len(market_ids) == 1 else None
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL ROLE clob_api")
-        rows = await conn.fetch("SELECT * FROM market_stats_24h")
-    return {int(r["market_id"]): r for r in rows}
+        complete = True
+        try:
+            await projected(conn, Markets(only=only), STATS_WAIT_S)
+        except ApiError:
+            complete = False
+        rows = await conn.fetch(
+            "SELECT * FROM market_stats_24h WHERE $1::int[] IS NULL OR market_id = ANY($1)",
+            market_ids,
+        )
+    return {int(r["market_id"]): r for r in rows}, complete
 
 
 async def account_exists(pool: asyncpg.Pool, account_id: int) -> bool:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Response
 from actors.contracts import OrderRequest, OrderResult
 from actors.markets_repo import MarketRecord
 from serve_app.auth import Principal, require_scope
-from serve_app.routes import db, views
+from serve_app.routes import db, stats_cache, views
 from serve_app.routes.commands import (
     amend_command,
     new_order_command,
@@ -135,6 +135,8 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
         return 200, await _view(core, await _own_order(core, caller, result.order_id), [])
     if not result.ok:  # a retry of a refused order is refused alike
         raise _rejected(result)
+    if stats_cache.has_fill(result.events):
+        await stats_cache.trade_landed(core, record.spec.symbol)
     return 201, views.placed_order(record.spec, command, coid, result.events, result.ts_ms)
 
 
@@ -193,6 +195,8 @@ async def _command_on(
     result = await core.submit_one(record.spec.symbol, request)
     if not result.ok:
         raise _rejected(result)
+    if stats_cache.has_fill(result.events):  # an amend that re-queues may trade
+        await stats_cache.trade_landed(core, record.spec.symbol)
     return await _view(core, await _own_order(core, caller, row["order_id"]), result.events)
 
 
@@ -205,6 +209,15 @@ async def amend_order(order_id: str, body: OrderAmend, core: Core, caller: Calle
     row = await _own_order(core, caller, order_id)
     record = await core.registry.by_id(await core.pool(), int(row["market_id"]))
     return await _command_on(core, caller, row, amend_command(record.spec, body, order_id))
+
+
+@router.put(
+    "/orders/{order_id}", response_model=OrderView, summary="Amend an order (alias of PATCH)",
+    responses=_ERRORS,
+)  # fmt: skip
+async def amend_order_put(order_id: str, body: OrderAmend, core: Core, caller: Caller) -> OrderView:
+    """Amend an order exactly as `PATCH /orders/{order_id}` does (the same body)."""
+    return await amend_order(order_id, body, core, caller)
 
 
 @router.delete(

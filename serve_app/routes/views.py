@@ -157,15 +157,27 @@ def _price(spec: MarketSpec, ticks: Any) -> str | None:
     return None if ticks is None else units.ticks_to_price(spec, int(ticks))
 
 
-def market_view(record: MarketRecord, stats: Mapping[str, Any] | None) -> MarketView:
-    """Return the view of a market with its 24 h stats row (or none)."""
-    spec = record.spec
-    s: Mapping[str, Any] = stats or {}
+def market_stats(spec: MarketSpec, row: Mapping[str, Any] | None) -> MarketStats:
+    """Return a market's 24 h stats from its `market_stats_24h` row (or none: no trades)."""
+    s: Mapping[str, Any] = row or {}
     last, first = s.get("last_price_ticks"), s.get("open_price_ticks")
     change = percent = None
     if last is not None and first is not None:
         change = units.ticks_to_price(spec, int(last) - int(first))
         percent = units.percent_change(int(first), int(last))
+    return MarketStats(
+        last_price=_price(spec, last), open_price=_price(spec, first),
+        high=_price(spec, s.get("high_price_ticks")), low=_price(spec, s.get("low_price_ticks")),
+        change=change, change_percent=percent,
+        volume=units.lots_to_qty(spec, int(s.get("volume_lots") or 0)),
+        quote_volume=units.quote_atoms_to_quote(spec, int(s.get("quote_volume_atoms") or 0)),
+        trade_count=int(s.get("trade_count") or 0),
+    )  # fmt: skip
+
+
+def market_view(record: MarketRecord, stats: MarketStats) -> MarketView:
+    """Return the view of a market with its 24 h stats."""
+    spec = record.spec
     return MarketView(
         symbol=spec.symbol, base_asset=spec.base_asset, quote_asset=spec.quote_asset,
         base_decimals=spec.base_decimals, quote_decimals=spec.quote_decimals,
@@ -174,16 +186,7 @@ def market_view(record: MarketRecord, stats: Mapping[str, Any] | None) -> Market
         max_qty=_opt(spec.max_qty, lambda q: units.lots_to_qty(spec, q)),
         min_notional=_opt(spec.min_notional, lambda n: units.tick_lots_to_quote(spec, n)),
         maker_fee_bps=spec.maker_fee_bps, taker_fee_bps=spec.taker_fee_bps,
-        status=spec.status.value,
-        stats=MarketStats(
-            last_price=_price(spec, last), open_price=_price(spec, first),
-            high=_price(spec, s.get("high_price_ticks")),
-            low=_price(spec, s.get("low_price_ticks")),
-            change=change, change_percent=percent,
-            volume=units.lots_to_qty(spec, int(s.get("volume_lots") or 0)),
-            quote_volume=units.quote_atoms_to_quote(spec, int(s.get("quote_volume_atoms") or 0)),
-            trade_count=int(s.get("trade_count") or 0),
-        ),
+        status=spec.status.value, stats=stats,
     )  # fmt: skip
 
 
