@@ -10,7 +10,7 @@ from serve_app.routes import db, views
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Core, Reader
 from serve_app.routes.models import Balances, OwnTradePage, Rfc3339
-from serve_app.routes.rejects import READ_CATCHING_UP, api_error
+from serve_app.routes.rejects import READ_CATCHING_UP, UNKNOWN_MARKET, api_error
 
 router = APIRouter(tags=["account"])
 
@@ -50,8 +50,9 @@ async def user_balance(account_id: int, core: Core, caller: Reader) -> Balances:
 
 
 @router.get(
-    "/trades", response_model=OwnTradePage, summary="Your fills", responses=READ_CATCHING_UP
-)
+    "/trades", response_model=OwnTradePage, summary="Your fills",
+    responses={**UNKNOWN_MARKET, **READ_CATCHING_UP},
+)  # fmt: skip
 async def own_trades(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
     caller: Reader,

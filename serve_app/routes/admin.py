@@ -19,7 +19,7 @@ from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Core, require_admin
 from serve_app.routes.market_data import invalidate_markets
 from serve_app.routes.models import Credit, CreditResult, MarketCreate, MarketView
-from serve_app.routes.rejects import api_error
+from serve_app.routes.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
 
 router = APIRouter(
     prefix="/admin",
@@ -63,7 +63,11 @@ async def _market_view(core: GatewayCore, symbol: str) -> MarketView:
     return views.market_view(record, stats[record.spec.symbol])
 
 
-@router.post("/markets", response_model=MarketView, status_code=201, summary="Create a market")
+@router.post(
+    "/markets", response_model=MarketView, status_code=201, summary="Create a market",
+    responses={409: {"description": "The symbol or the asset pair has a market "
+                     "(`market_exists`)"}, **UNAVAILABLE},
+)  # fmt: skip
 async def create_market(body: MarketCreate, core: Core) -> MarketView:
     """Create a market and start its actor."""
     try:
@@ -105,19 +109,35 @@ async def _set_halted(core: GatewayCore, symbol: str, method: str) -> MarketView
     return await _market_view(core, record.spec.symbol)
 
 
-@router.post("/markets/{symbol:path}/halt", response_model=MarketView, summary="Halt a market")
+@router.post(
+    "/markets/{symbol:path}/halt", response_model=MarketView, summary="Halt a market",
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
+)  # fmt: skip
 async def halt_market(symbol: str, core: Core) -> MarketView:
     """Halt a market: new orders and amends are refused, cancels still work."""
     return await _set_halted(core, symbol, "halt")
 
 
-@router.post("/markets/{symbol:path}/resume", response_model=MarketView, summary="Resume")
+@router.post(
+    "/markets/{symbol:path}/resume", response_model=MarketView, summary="Resume",
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
+)  # fmt: skip
 async def resume_market(symbol: str, core: Core) -> MarketView:
     """Resume a halted market."""
     return await _set_halted(core, symbol, "resume")
 
 
-@router.post("/credits", response_model=CreditResult, summary="Credit a test balance")
+@router.post(
+    "/credits", response_model=CreditResult, summary="Credit a test balance",
+    responses={
+        403: {"description": "Missing or wrong X-Admin-Token, or test credits are off "
+              "(`test_credits_disabled`)"},
+        404: {"description": "Unknown asset or account (`unknown_asset`, `unknown_account`)"},
+        409: {"description": "The reference was used for another credit "
+              "(`duplicate_reference`)"},
+        **UNAVAILABLE,
+    },
+)  # fmt: skip
 async def credit(body: Credit, core: Core) -> Any:
     """Credit an account (embedded mode only, until custody lands)."""
     if not core.args.test_credits:

@@ -27,7 +27,7 @@ from serve_app.routes.models import (
     PublicTrade,
     PublicTradePage,
 )
-from serve_app.routes.rejects import api_error
+from serve_app.routes.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
 
 router = APIRouter(tags=["market data"])
 
@@ -35,7 +35,6 @@ MARKETS_CACHE_KEY = "markets:all"
 MARKETS_CACHE_TTL_S = 300
 ORDERBOOK_CACHE_TTL_MS = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown market"}}
 _NO_STATS = MarketStats(
     last_price=None,
     open_price=None,
@@ -106,7 +105,8 @@ async def list_markets(core: Core) -> list[dict[str, Any]]:
 # Declared before `/markets/{symbol:path}`, which would take `SOL-USDC/orderbook` as a symbol.
 @router.get(
     "/markets/{symbol:path}/orderbook", response_model=OrderBook,
-    summary="Order book (L2), alias of /orderbook/{market}", responses=_NOT_FOUND,
+    summary="Order book (L2), alias of /orderbook/{market}",
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
 )  # fmt: skip
 async def market_orderbook(
     symbol: Annotated[str, Path(description="Market symbol.")],
@@ -119,7 +119,7 @@ async def market_orderbook(
 
 @router.get(
     "/markets/{symbol:path}/trades", response_model=PublicTradePage,
-    summary="Recent trades, alias of /trades/{market}", responses=_NOT_FOUND,
+    summary="Recent trades, alias of /trades/{market}", responses=UNKNOWN_MARKET,
 )  # fmt: skip
 async def market_recent_trades(
     symbol: Annotated[str, Path(description="Market symbol.")],
@@ -133,7 +133,7 @@ async def market_recent_trades(
 
 @router.get(
     "/markets/{symbol:path}", response_model=MarketView, summary="Get a market",
-    responses=_NOT_FOUND,
+    responses=UNKNOWN_MARKET,
 )  # fmt: skip
 async def get_market(symbol: str, core: Core) -> dict[str, Any]:
     """Return one market (cached with the list)."""
@@ -148,7 +148,7 @@ async def get_market(symbol: str, core: Core) -> dict[str, Any]:
 
 @router.get(
     "/orderbook/{market:path}", response_model=OrderBook, summary="Order book (L2)",
-    responses=_NOT_FOUND,
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
 )  # fmt: skip
 async def orderbook(
     market: Annotated[str, Path(description="Market symbol.")],
@@ -176,7 +176,7 @@ async def orderbook(
 
 @router.get(
     "/trades/{market:path}", response_model=PublicTradePage, summary="Recent trades",
-    responses=_NOT_FOUND,
+    responses=UNKNOWN_MARKET,
 )  # fmt: skip
 async def market_trades(
     market: Annotated[str, Path(description="Market symbol.")],

@@ -56,6 +56,16 @@ def _rfc3339(value: Any) -> Any:
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
+class ErrorBody(BaseModel):
+    """The shape of every error answer."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_tick.")
+    message: str = Field(description="What went wrong, for people.")
+    details: dict[str, Any] = Field(
+        description="Structured context, e.g. the offending fields (`errors`)."
+    )
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -33,7 +33,7 @@ from serve_app.routes.models import (
     OrderStatus,
     OrderView,
 )
-from serve_app.routes.rejects import READ_CATCHING_UP, api_error
+from serve_app.routes.rejects import READ_CATCHING_UP, UNKNOWN_MARKET, api_error
 
 router = APIRouter(tags=["orders"])
 
@@ -141,8 +141,9 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
 
 
 @router.get(
-    "/orders", response_model=OrderPage, summary="List your orders", responses=READ_CATCHING_UP
-)
+    "/orders", response_model=OrderPage, summary="List your orders",
+    responses={**UNKNOWN_MARKET, **READ_CATCHING_UP},
+)  # fmt: skip
 async def list_orders(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
     caller: Reader,
@@ -178,7 +179,10 @@ def _statuses(status: str | None) -> tuple[str, ...] | None:
     "/orders/{order_id}",
     response_model=OrderView,
     summary="Get one of your orders",
-    responses=READ_CATCHING_UP,
+    responses={
+        404: {"description": "No such order of yours (`unknown_order`)"},
+        **READ_CATCHING_UP,
+    },
 )
 async def get_order(order_id: str, core: Core, caller: Reader) -> OrderView:
     """Return one of your orders (404 `unknown_order` for any other id)."""
@@ -234,7 +238,7 @@ async def cancel_order(order_id: str, core: Core, caller: Caller) -> OrderView:
     "/orders",
     response_model=CancelAllResult,
     summary="Cancel all your orders",
-    responses={503: _ERRORS[503]},
+    responses={**UNKNOWN_MARKET, 503: _ERRORS[503]},
 )
 async def cancel_all(
     core: Core,
