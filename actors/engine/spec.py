@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from actors.engine.types import MAX_INT64_EXCLUSIVE, MarketStatus, QuoteAtoms, TickLots
+from actors.engine.types import MarketStatus, QuoteAtoms, TickLots
 
 BPS_DENOMINATOR = 10_000
 MAX_FEE_BPS = 10_000
@@ -141,8 +141,6 @@ def _require_int(name: str, value: object, minimum: int, optional: bool = False)
         raise InvalidMarketSpecError(name, f"must be an integer, got {value!r}")
     if value < minimum:
         raise InvalidMarketSpecError(name, f"must be >= {minimum}, got {value}")
-    if value >= MAX_INT64_EXCLUSIVE:  # sizes and bounds are stored as 64-bit integers
-        raise InvalidMarketSpecError(name, f"must be < 2**63, got {value}")
 
 
 def _validate(spec: MarketSpec) -> None:

@@ -11,6 +11,7 @@ from ray.exceptions import RayTaskError
 
 from actors.engine import MarketSpec
 from actors.engine.spec import InvalidMarketSpecError
+from actors.engine.types import MAX_INT64_EXCLUSIVE
 from actors.ledger.rules import CreditReferenceError
 from serve_app import units
 from serve_app.routes import db, stats_cache, views
@@ -29,18 +30,26 @@ router = APIRouter(
 )
 
 
+def _int64(value: int, field: str) -> int:
+    # The registry stores sizes and bounds as BIGINT (atoms, lots); the engine has no bound.
+    if value >= MAX_INT64_EXCLUSIVE:
+        raise units.UnitError("invalid_market_spec", field, f"{field} is beyond 64 bits")
+    return value
+
+
 def _lots(text: str | None, decimals: int, unit: int, field: str) -> int | None:
     if text is None:
         return None
     atoms = units.amount_to_atoms(text, decimals, field)
     if atoms % unit:
         raise units.UnitError("invalid_market_spec", field, f"{field} must be whole lots")
-    return atoms // unit
+    return _int64(atoms // unit, field)
 
 
 def _spec(body: MarketCreate) -> MarketSpec:
-    tick = units.amount_to_atoms(body.tick_size, body.quote_decimals, "tick_size")
-    lot = units.amount_to_atoms(body.lot_size, body.base_decimals, "lot_size")
+    tick = _int64(units.amount_to_atoms(body.tick_size, body.quote_decimals, "tick_size"),
+                  "tick_size")  # fmt: skip
+    lot = _int64(units.amount_to_atoms(body.lot_size, body.base_decimals, "lot_size"), "lot_size")
     spec = MarketSpec(
         symbol=body.symbol, base_asset=body.base_asset, quote_asset=body.quote_asset,
         base_decimals=body.base_decimals, quote_decimals=body.quote_decimals,
