@@ -48,12 +48,17 @@ class OrderRequest:
         command: The engine command in codec form (`type`, `id`, `side`, ...), without
             `owner` and `ts`, which the market actor sets.
         client_order_id: The trader's own id for a new order, unique per account.
+        digest: A digest of a new order's terms (the gateway's, market included): a
+            request that reuses a client order id or request id with another digest is
+            refused (`duplicate_client_order_id`) instead of answered as a retry. None
+            compares equal to anything.
     """
 
     request_id: str
     account_id: int
     command: JsonDict
     client_order_id: str | None = None
+    digest: str | None = None
 
     __reduce__ = _reduce
 
@@ -71,6 +76,8 @@ class OrderResult:
         seq: Journal sequence number of the command (None if it never reached the journal).
         events: The engine events the command caused, in codec form, in order.
         duplicate: True when this is the stored answer of an earlier identical request.
+        ts_ms: The market's clock when the command was matched, ms since the epoch (the
+            order's `created_at` for a new order; None if it never reached the journal).
     """
 
     request_id: str
@@ -80,6 +87,7 @@ class OrderResult:
     seq: int | None = None
     events: list[JsonDict] = field(default_factory=list)
     duplicate: bool = False
+    ts_ms: int | None = None
 
     __reduce__ = _reduce
 

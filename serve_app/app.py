@@ -7,7 +7,6 @@ add routes to `api` and actor handles to `AppArgs`.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from fastapi import Depends
@@ -18,10 +17,9 @@ from ray.serve import Application
 
 from serve_app import lean, probes
 from serve_app.errors import install_error_handlers
-from serve_app.probes import ComponentStatus
-from serve_app.routes import include_routes
+from serve_app.routes import include_routes, system
+from serve_app.routes.contract import strict_request
 from serve_app.routes.core import GatewayCore
-from serve_app.routes.deps import require_admin
 
 API_PREFIX = "/api/v1"
 
@@ -53,13 +51,6 @@ class AppArgs(BaseModel):
     access_log: bool = Field(
         default=False, description="Serve's access log line per request (costs CPU)."
     )
-
-
-class SystemStatus(BaseModel):
-    """The whole system's state."""
-
-    status: str = Field(description='"up" when every component is up, else "degraded".')
-    components: list[ComponentStatus]
 
 
 class Health(BaseModel):
@@ -94,11 +85,12 @@ class Gateway:
     def __init__(self, args: AppArgs) -> None:
         self._args = args
         self.core = GatewayCore(args)
-        self._health = probes.CachedProbe(self._trading_up, HEALTH_TTL_S)
+        self._health = probes.CachedProbe(lambda: system.trading_up(self.core), HEALTH_TTL_S)
 
     @api.get(
         "/health",
         tags=["system"],
+        dependencies=[Depends(strict_request)],
         summary="Health: up or down",
         response_model=Health,
         responses={503: {"model": Health, "description": "Something trading needs is down"}},
@@ -109,44 +101,6 @@ class Gateway:
         per second per gateway replica."""
         up = await self._health.get()
         return JSONResponse({"status": "up" if up else "down"}, status_code=200 if up else 503)
-
-    @api.get(
-        f"{API_PREFIX}/system/status",
-        tags=["system"],
-        response_model=SystemStatus,
-        dependencies=[Depends(require_admin)],
-        responses={403: {"description": "Missing or wrong X-Admin-Token"}},
-    )
-    async def system_status(self) -> SystemStatus:
-        """Report each component's state, version and address, and every market actor's
-        and ledger shard's state (admin: it names internal addresses)."""
-        pg, redis, actors = await asyncio.gather(
-            self._postgres_status(), self._redis_status(), self._actors_status()
-        )
-        components = [pg, redis, probes.ray_cluster(), probes.serve_apps(), *actors]
-        overall = "up" if all(c.status == "up" for c in components) else "degraded"
-        return SystemStatus(status=overall, components=components)
-
-    async def _trading_up(self) -> bool:
-        pg, actors = await asyncio.gather(self._postgres_status(), self._actors_status())
-        return all(c.status == "up" for c in (pg, *actors))
-
-    async def _actors_status(self) -> list[ComponentStatus]:
-        return await probes.trading_core(lambda: self.core.call("controller", "health"))
-
-    async def _postgres_status(self) -> ComponentStatus:
-        try:
-            pool, _ = await asyncio.wait_for(self.core.connections(), probes.TIMEOUT_S)
-        except Exception as exc:  # a probe reports any failure as "down"
-            return probes.down("postgresql", self._args.database_url, exc)
-        return await probes.postgres(pool, self._args.database_url)
-
-    async def _redis_status(self) -> ComponentStatus:
-        try:
-            _, client = await asyncio.wait_for(self.core.connections(), probes.TIMEOUT_S)
-        except Exception as exc:  # a probe reports any failure as "down"
-            return probes.down("redis", self._args.redis_url, exc)
-        return await probes.redis(client, self._args.redis_url)
 
 
 def app_builder(args: dict[str, Any] | AppArgs) -> Application:

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class ApiError(Exception):
@@ -51,12 +52,30 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "error")
-    return JSONResponse(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-    )
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path only; a path served by
+        # several routes (GET, POST and DELETE /orders) allows all of theirs.
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                        headers=headers)  # fmt: skip
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Return the methods some route serves at the request's path (asked of each route, so
+    routers included into the app are asked too)."""
+    routes = request.app.router.routes
+    allowed = [
+        method for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]  # fmt: skip
+    return ", ".join(allowed)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

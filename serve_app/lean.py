@@ -11,9 +11,10 @@ its own router. The one lean route, `POST /api/v1/orders`, answers a well-formed
 itself: it reads the body, validates it with the same `OrderCreate` model, authenticates
 with the same `authorize` and places the order with the same `orders.place` as the FastAPI
 route. Anything else goes to FastAPI with the body replayed: a body that does not
-validate, a media type other than JSON, a body over `MAX_BODY_BYTES`. So errors keep one
-implementation and one shape, and the FastAPI route stays the documented (OpenAPI) and
-reachable definition of the endpoint. Nothing is placed before the hand-over is decided.
+validate, a media type other than JSON, a query string, a body over `MAX_BODY_BYTES`. So
+errors keep one implementation and one shape, and the FastAPI route stays the documented
+(OpenAPI) and reachable definition of the endpoint. Nothing is placed before the
+hand-over is decided.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ async def post_orders(scope: Scope, receive: Receive, send: Send, fallback: ASGI
     if body is None:  # the client went away
         return
     headers = _headers(scope, (_API_KEY, _CONTENT_TYPE))
-    if not complete or not _is_json(headers.get(_CONTENT_TYPE)):
+    # A query string is refused by FastAPI's route (unknown parameters, see
+    # `serve_app.routes.contract`), a media type other than JSON too (415).
+    if not complete or scope.get("query_string") or not _is_json(headers.get(_CONTENT_TYPE)):
         await fallback(scope, _replay(body, complete, receive), send)
         return
     try:

@@ -148,6 +148,8 @@ def _validate(spec: MarketSpec) -> None:
         value = getattr(spec, name)
         if not isinstance(value, str) or not value:
             raise InvalidMarketSpecError(name, "must be a non-empty string")
+    if spec.base_asset == spec.quote_asset:
+        raise InvalidMarketSpecError("quote_asset", "must differ from base_asset")
     _require_int("base_decimals", spec.base_decimals, 0)
     _require_int("quote_decimals", spec.quote_decimals, 0)
     _require_int("tick_size", spec.tick_size, 1)

@@ -29,6 +29,7 @@ from actors.engine import MarketSpec, notional_quote_atoms
 from actors.ledger.holds import Hold, terms_key
 from actors.ledger.rules import (
     Changes,
+    CreditReferenceError,
     LedgerInvariantError,
     LedgerRequestError,
     Move,
@@ -60,21 +61,27 @@ class LedgerCore(LedgerState):
         """Add funds to an account's available balance, once per reference.
 
         Returns:
-            True if credited now, False if the reference was credited before.
+            True if credited now, False if the same credit was made before with it.
 
         Raises:
             LedgerRequestError: The amount is not positive or the account is another
                 shard's; `AmountBoundError` when the shard's total of the asset would pass
                 `MAX_ATOMS` (the shard actor also checks every shard's total first).
+            CreditReferenceError: The reference was used for another account, asset or
+                amount.
         """
         if amount_atoms <= 0:
             raise LedgerRequestError(f"credit amount must be positive, got {amount_atoms}")
         self.check_owner(account_id)
         self._moves = []
-        if reference in self._references:
+        terms = (account_id, asset, amount_atoms)
+        earlier = self._references.get(reference)
+        if earlier is not None:
+            if earlier != terms:
+                raise CreditReferenceError(f"reference {reference!r} was used for another credit")
             return False
         check_credit(amount_atoms, self._credited.get(asset, 0))
-        self._references.add(reference)
+        self._references[reference] = terms
         self._move(account_id, asset, amount_atoms, 0)
         self._credited[asset] = self._credited.get(asset, 0) + amount_atoms
         self._changes.credits.append((reference, account_id, asset, amount_atoms))

@@ -44,6 +44,10 @@ class AmountBoundError(LedgerRequestError):
         return type(self), (self.code, str(self))  # it crosses Ray and direct channels
 
 
+class CreditReferenceError(LedgerRequestError):
+    """A credit reference was used before for another account, asset or amount."""
+
+
 @dataclass(slots=True)
 class OrderReservation:
     """The funds a shard holds locked for one order, and what the order may still need.

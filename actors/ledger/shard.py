@@ -44,7 +44,12 @@ from actors.ledger.containment import (
     ShardUnavailableError,
 )
 from actors.ledger.core import LedgerCore, shard_of
-from actors.ledger.rules import AmountBoundError, LedgerRequestError, check_credit
+from actors.ledger.rules import (
+    AmountBoundError,
+    CreditReferenceError,
+    LedgerRequestError,
+    check_credit,
+)
 
 __all__ = [
     "DIRECT_METHODS",
@@ -234,15 +239,20 @@ class LedgerShard:
             LedgerRequestError: Not positive, account of another shard, unknown account or
                 asset; `AmountBoundError` when the asset's total over every shard would
                 pass `MAX_ATOMS` (nothing is credited).
+            CreditReferenceError: The reference was used for another account, asset or
+                amount (a repeat of the same credit changes nothing).
         """
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> BalanceView:
             core.check_owner(account_id)
             await store.check_account(conn, account_id)
             asset_id = await self._registry.asset_id(conn, asset)
-            if not await store.credit_applied(conn, reference):
+            earlier = await store.credit_terms(conn, reference)
+            if earlier is None:
                 check_credit(amount_atoms, await store.credited_total(conn, asset_id))
                 core.credit(account_id, asset, amount_atoms, reference)
+            elif earlier != (account_id, asset, amount_atoms):
+                raise CreditReferenceError(f"reference {reference!r} was used for another credit")
             return BalanceView(asset, *core.balance(account_id, asset))
 
         view = await self._mutate(run)

@@ -46,7 +46,8 @@ class LedgerState:
         self._balances: dict[tuple[int, str], list[int]] = {}
         self._fees: dict[str, int] = {}
         self._credited: dict[str, int] = {}
-        self._references: set[str] = set()
+        # Credit reference -> (account, asset, amount atoms) of the credit made with it.
+        self._references: dict[str, tuple[int, str, int]] = {}
         self._records: dict[Key, OrderReservation] = {}
         self._marks: dict[str, int] = {}
         self._moves: Moves = []

@@ -260,12 +260,14 @@ async def check_account(conn: asyncpg.Connection, account_id: int) -> None:
         raise UnknownAccountError(f"unknown account {account_id}: create it first")
 
 
-async def credit_applied(conn: asyncpg.Connection, reference: str) -> bool:
-    """Return True if a credit with this reference was applied before."""
-    found: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT FROM ledger_credits WHERE reference = $1)", reference
+async def credit_terms(conn: asyncpg.Connection, reference: str) -> tuple[int, str, int] | None:
+    """Return (account, asset, amount atoms) of the credit made with a reference, if any."""
+    row = await conn.fetchrow(
+        "SELECT c.account_id, a.symbol, c.amount_atoms FROM ledger_credits c "
+        "JOIN assets a USING (asset_id) WHERE c.reference = $1",
+        reference,
     )
-    return found
+    return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
 
 
 SUPPLY_BOUND_CONSTRAINT = "ledger_supply_u64"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -47,7 +48,14 @@ from actors.market.journal import (
 )
 from actors.market.ledger_client import LedgerClient
 from actors.market.projection import Projection
-from actors.market.state import SNAPSHOT_FORMAT, Indexes, encode_snapshot, result_of
+from actors.market.state import (
+    SNAPSHOT_FORMAT,
+    Indexes,
+    differs,
+    encode_snapshot,
+    result_of,
+    reused,
+)
 
 JsonDict = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -89,6 +97,7 @@ class Item:
     account_id: int | None
     client_order_id: str | None
     cmd: JsonDict
+    digest: str | None = None  # the new order's terms (`OrderRequest.digest`)
     result: OrderResult | None = None
     events: list[Event] = field(default_factory=list)
     # The reservation held for the command and (ledger shard, shard epoch) holding it.
@@ -163,16 +172,25 @@ class MarketCore:
         out: list[OrderResult | int] = []
         for req in requests:
             key = (req.account_id, req.request_id)
-            dup = self.indexes.duplicate(req.account_id, req.request_id, req.client_order_id)
+            dup = self.indexes.duplicate(
+                req.account_id, req.request_id, req.client_order_id, req.digest
+            )
             if dup is not None:
                 out.append(dup)
             elif key in first:
-                out.append(first[key])
+                earlier = items[first[key]]
+                if differs(earlier.digest, req.digest):
+                    oid = earlier.cmd.get("id")
+                    out.append(reused(req.request_id, oid if isinstance(oid, str) else None))
+                else:
+                    out.append(first[key])
             else:
                 first[key] = len(items)
                 out.append(len(items))
                 cmd = dict(req.command, owner=str(req.account_id))
-                items.append(Item(req.request_id, req.account_id, req.client_order_id, cmd))
+                items.append(
+                    Item(req.request_id, req.account_id, req.client_order_id, cmd, req.digest)
+                )
         await self.run(items)
         answers: list[OrderResult] = []
         seen: set[int] = set()
@@ -329,7 +347,9 @@ class MarketCore:
         for item in items:
             seq += 1
             events = [event_to_dict(e) for e in item.events]
-            projection.add(item.account_id, item.client_order_id, item.cmd, item.events)
+            projection.add(
+                item.account_id, item.client_order_id, item.cmd, item.events, item.digest
+            )
             payload = {
                 "request_id": item.request_id,
                 "account_id": item.account_id,
@@ -337,6 +357,8 @@ class MarketCore:
                 "command": item.cmd,
                 "events": events,
             }
+            if item.digest is not None:
+                payload["digest"] = item.digest
             held = None if item.reservation is None else item.reservation.to_dict()
             if held is not None:
                 payload["reservation"] = held
@@ -354,7 +376,7 @@ class MarketCore:
         applied = self.ledger.start_apply(self.spec.symbol, entries, concerned)
         for item in items:
             assert item.result is not None
-            self.indexes.remember(item.account_id, item.client_order_id, item.result)
+            self.indexes.remember(item.account_id, item.client_order_id, item.result, item.digest)
         for t in projection.trades:
             self.trades.append(trade_dict(_trade_map(t)))
         self.applied = asyncio.create_task(self._apply(self.applied, applied))
@@ -517,7 +539,4 @@ def _refuse(item: Item, code: str) -> None:
 
 
 def _as_duplicate(result: OrderResult) -> OrderResult:
-    return OrderResult(
-        result.request_id, result.ok, result.code, result.order_id, result.seq,
-        result.events, duplicate=True,
-    )  # fmt: skip
+    return dataclasses.replace(result, duplicate=True)

@@ -91,13 +91,18 @@ class NewOrderRow:
     filled_quote_atoms: int = 0
     fee_atoms: int = 0
     reason: str | None = None
+    request_digest: str | None = None
+    created_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OrderUpdate:
     """A change of one order: absolute open qty and status, deltas of fills and fees.
 
-    `price_ticks` None leaves the stored price unchanged. Quote amounts are atoms.
+    `price_ticks` None leaves the stored price unchanged. Quote amounts are atoms. After
+    an amend (`amended_open_lots`, the new open qty) the order's qty becomes its filled qty
+    before the batch, plus `filled_before_amend_lots` (filled in the batch before the
+    amend), plus the new open qty. `updated_at_ms` is the market's clock at the batch.
     """
 
     order_id: str
@@ -109,6 +114,9 @@ class OrderUpdate:
     status: str
     reason: str | None
     event_seq: int
+    amended_open_lots: int | None = None
+    filled_before_amend_lots: int = 0
+    updated_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,20 +341,24 @@ class Journal:
                 with contextlib.suppress(asyncio.CancelledError, asyncpg.PostgresError):
                     await pending
 
-    async def client_orders(self) -> dict[tuple[int, str], str]:
-        """Return (account_id, client_order_id) -> order_id for the market's live orders.
+    async def client_orders(self) -> dict[tuple[int, str], tuple[str, str | None]]:
+        """Return (account_id, client_order_id) -> (order_id, request digest) for the
+        market's live orders.
 
         Live ones only, so recovery reads what the book holds, not the market's history;
         the gateway checks a client order id against every order before routing, and the
         idempotency window covers the recent finished ones.
         """
         rows = await self._conn.fetch(
-            "SELECT account_id, client_order_id, order_id FROM orders "
+            "SELECT account_id, client_order_id, order_id, request_digest FROM orders "
             "WHERE market_id = $1 AND client_order_id IS NOT NULL "
             "AND status IN ('pending_new', 'open', 'untriggered', 'partially_filled')",
             self.market_id,
         )
-        return {(int(r["account_id"]), r["client_order_id"]): r["order_id"] for r in rows}
+        return {
+            (int(r["account_id"]), r["client_order_id"]): (r["order_id"], r["request_digest"])
+            for r in rows
+        }
 
     async def recent_trades(self, limit: int) -> list[JsonDict]:
         """Return the market's last `limit` trades, newest first."""

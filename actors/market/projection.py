@@ -67,6 +67,9 @@ class _Acc:
     price: int | None = None
     last_seq: int = 0
     cancel_reason: str | None = None
+    # The last amend: (lots filled in this batch before it, the new open qty).
+    amended: tuple[int, int] | None = None
+    ts: int | None = None
 
 
 class Projection:
@@ -81,7 +84,8 @@ class Projection:
         self._spec = spec
         self._cum = cum
         self._acc: dict[str, _Acc] = {}
-        self._new: dict[str, tuple[int, str | None, JsonDict, int]] = {}
+        self._new: dict[str, tuple[int, str | None, JsonDict, str | None]] = {}
+        self._ts: int | None = None
         self.trades: list[TradeRow] = []
 
     def _touch(self, oid: str, seq: int) -> _Acc:
@@ -89,24 +93,33 @@ class Projection:
         if acc is None:
             acc = self._acc[oid] = _Acc()
         acc.last_seq = seq
+        acc.ts = self._ts
         return acc
 
     def add(
-        self, account_id: int | None, coid: str | None, cmd: JsonDict, events: list[Event]
+        self,
+        account_id: int | None,
+        coid: str | None,
+        cmd: JsonDict,
+        events: list[Event],
+        digest: str | None = None,
     ) -> None:
-        """Record one command's events (`cmd` carries `owner` and `ts`)."""
+        """Record one command's events (`cmd` carries `owner` and `ts`; `digest` is the
+        placement terms' digest of a new order, see `OrderRequest`)."""
+        self._ts = int(cmd["ts"])
         for e in events:
             if isinstance(e, Fill):
-                self._fill(e, int(cmd["ts"]))
+                self._fill(e, self._ts)
             elif isinstance(e, Accepted):
                 self._cum.pop(e.id, None)
                 self._acc.pop(e.id, None)
                 self._touch(e.id, e.seq)
-                self._new[e.id] = (int(e.owner), coid, cmd, e.seq)
+                self._new[e.id] = (int(e.owner), coid, cmd, digest)
             elif isinstance(e, Cancelled):
                 self._touch(e.id, e.seq).cancel_reason = e.reason.value
             elif isinstance(e, Amended):
-                self._touch(e.id, e.seq).price = e.price
+                acc = self._touch(e.id, e.seq)
+                acc.price, acc.amended = e.price, (acc.filled_qty, int(e.qty))
             elif isinstance(e, Triggered):
                 self._touch(e.id, e.seq)
             elif isinstance(e, StpDecrement):
@@ -156,6 +169,9 @@ class Projection:
                     filled_quote_delta_atoms=acc.filled_quote, fee_delta_atoms=acc.fee,
                     price_ticks=price, status=status, reason=acc.cancel_reason,
                     event_seq=acc.last_seq,
+                    amended_open_lots=None if acc.amended is None else acc.amended[1],
+                    filled_before_amend_lots=0 if acc.amended is None else acc.amended[0],
+                    updated_at_ms=acc.ts,
                 )
             )  # fmt: skip
         prune_cum(self._cum, engine)
@@ -164,26 +180,29 @@ class Projection:
 
 def _new_row(
     oid: str,
-    new: tuple[int, str | None, JsonDict, int],
+    new: tuple[int, str | None, JsonDict, str | None],
     state: tuple[str, int, int | None],
     acc: _Acc,
 ) -> NewOrderRow:
     status, open_qty, price = state
-    account_id, coid, cmd, _accepted_seq = new
+    account_id, coid, cmd, digest = new
     if status == "open" and acc.filled_qty > 0:
         status = "partially_filled"
     kind = cmd["kind"]
     has_qty = cmd.get("qty") is not None
+    qty = cmd.get("qty")
+    if has_qty and acc.amended is not None:  # amended in its first batch: see OrderUpdate
+        qty = acc.amended[0] + acc.amended[1]
     return NewOrderRow(
         order_id=oid, account_id=account_id, client_order_id=coid, side=cmd["side"],
         kind=kind, tif=cmd.get("tif", "gtc"), post_only=cmd.get("post_only"),
         stp=cmd.get("stp", "none"),
         price_ticks=(price if price is not None else cmd.get("price"))
         if kind in ("limit", "stop_limit") else None,
-        stop_price_ticks=cmd.get("stop_price"), qty_lots=cmd.get("qty"),
+        stop_price_ticks=cmd.get("stop_price"), qty_lots=qty,
         quote_qty_tick_lots=None if has_qty else cmd.get("quote_qty"),
         display_qty_lots=cmd.get("display_qty"), expire_at_ms=cmd.get("expire_at"),
         open_qty_lots=open_qty, status=status, event_seq=acc.last_seq,
         filled_qty_lots=acc.filled_qty, filled_quote_atoms=acc.filled_quote, fee_atoms=acc.fee,
-        reason=acc.cancel_reason,
+        reason=acc.cancel_reason, request_digest=digest, created_at_ms=int(cmd["ts"]),
     )  # fmt: skip

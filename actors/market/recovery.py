@@ -104,8 +104,8 @@ async def _recover(  # noqa: PLR0917 (the arguments of `recover`, passed on)
     # Count the replayed tail toward the next snapshot: after a long tail the next snapshot
     # comes soon, so a crash right after this recovery does not replay the tail again.
     core.snapshot_event_seq = snap_events
-    for (account, coid), order_id in (await journal.client_orders()).items():
-        core.indexes.client_orders.setdefault((account, coid), (order_id, None))
+    for (account, coid), (order_id, digest) in (await journal.client_orders()).items():
+        core.indexes.client_orders.setdefault((account, coid), (order_id, None, digest))
     core.trades.extend(reversed(await journal.recent_trades(RECENT_TRADES)))
     await ledger.sync_all(symbol)
     released = await ledger.release_orphans(symbol, core.engine.live_order_ids(), epoch)
@@ -154,10 +154,10 @@ def _replay_chunk(
                 )
             if row.seq > projected:
                 coid = p.get("client_order_id")
-                projection.add(p.get("account_id"), coid, cmd, events)
+                projection.add(p.get("account_id"), coid, cmd, events, p.get("digest"))
             else:
                 track_cum(spec, cum, events)
             core.last_ts = max(core.last_ts, int(cmd.get("ts", 0)))
         if row.seq > window_from:  # older results would be evicted at once
             result = result_of(p["request_id"], row.seq, cmd, journaled)
-            indexes.remember(p.get("account_id"), p.get("client_order_id"), result)
+            indexes.remember(p.get("account_id"), p.get("client_order_id"), result, p.get("digest"))

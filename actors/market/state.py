@@ -25,6 +25,7 @@ def result_of(request_id: str, seq: int, command: JsonDict, events: list[JsonDic
     """Return the answer of a journaled command from its events."""
     code = next((e["reason"] for e in events if e["type"] == "rejected"), None)
     oid = command.get("id")
+    ts = command.get("ts")
     return OrderResult(
         request_id=request_id,
         ok=code is None,
@@ -32,11 +33,28 @@ def result_of(request_id: str, seq: int, command: JsonDict, events: list[JsonDic
         order_id=oid if isinstance(oid, str) else None,
         seq=seq,
         events=events,
+        ts_ms=ts if isinstance(ts, int) else None,
+    )
+
+
+def differs(digest: str | None, other: str | None) -> bool:
+    """Return whether two requests' digests show different terms (None: unknown, same)."""
+    return digest is not None and other is not None and digest != other
+
+
+def reused(request_id: str, order_id: str | None) -> OrderResult:
+    """Return the refusal of a request that reuses a client order id with other terms."""
+    return OrderResult(
+        request_id=request_id, ok=False, code="duplicate_client_order_id", order_id=order_id
     )
 
 
 class Indexes:
     """Idempotency and client-order-id indexes.
+
+    A request whose request id or client order id was seen is a retry when its digest
+    (`OrderRequest.digest`) matches the first one's: it gets the stored answer. With other
+    terms it is refused (`reused`), changing nothing.
 
     Args:
         window: How many journaled commands' results are kept for duplicate detection.
@@ -44,45 +62,57 @@ class Indexes:
 
     def __init__(self, window: int) -> None:
         self._window = window
-        self._results: OrderedDict[ResultKey, OrderResult] = OrderedDict()
-        self.client_orders: dict[tuple[int, str], tuple[str, str | None]] = {}
+        self._results: OrderedDict[ResultKey, tuple[OrderResult, str | None]] = OrderedDict()
+        # (account, client order id) -> (order id, first request id, digest)
+        self.client_orders: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
 
     def remember(
-        self, account_id: int | None, client_order_id: str | None, result: OrderResult
+        self,
+        account_id: int | None,
+        client_order_id: str | None,
+        result: OrderResult,
+        digest: str | None = None,
     ) -> None:
         """Store a journaled command's result (and its client order id when accepted)."""
-        self._results[(account_id, result.request_id)] = result
+        self._results[(account_id, result.request_id)] = (result, digest)
         if len(self._results) > self._window:
             self._results.popitem(last=False)
         if client_order_id is not None and account_id is not None and result.ok:
             self.client_orders[(account_id, client_order_id)] = (
                 result.order_id or "",
                 result.request_id,
+                digest,
             )
 
     def duplicate(
-        self, account_id: int, request_id: str, client_order_id: str | None
+        self,
+        account_id: int,
+        request_id: str,
+        client_order_id: str | None,
+        digest: str | None = None,
     ) -> OrderResult | None:
-        """Return the stored answer if this request (or client order id) was seen."""
+        """Return the stored answer if this request (or client order id) was seen with the
+        same terms, a `reused` refusal if with other terms, else None."""
         found = self._results.get((account_id, request_id))
         if found is not None:
-            return replace(found, duplicate=True)
+            result, first_digest = found
+            if differs(first_digest, digest):
+                return reused(request_id, result.order_id)
+            return replace(result, duplicate=True)
         if client_order_id is None:
             return None
         used = self.client_orders.get((account_id, client_order_id))
         if used is None:
             return None
-        order_id, first_request = used
+        order_id, first_request, first_digest = used
+        if differs(first_digest, digest):
+            return reused(request_id, order_id)
         original = self._results.get((account_id, first_request or ""))
         if original is not None:
-            return replace(original, request_id=request_id, duplicate=True)
-        return OrderResult(
-            request_id=request_id,
-            ok=False,
-            code="duplicate_client_order_id",
-            order_id=order_id,
-            duplicate=True,
-        )
+            return replace(original[0], request_id=request_id, duplicate=True)
+        # The first answer left the window (or recovery read the order from the orders
+        # table): the order is what the caller reads back.
+        return OrderResult(request_id=request_id, ok=True, order_id=order_id, duplicate=True)
 
 
 def encode_snapshot(engine_dump: JsonDict, last_ts: int, cum: dict[str, int]) -> bytes:

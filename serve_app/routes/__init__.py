@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from serve_app.routes import account, admin, market_data, orders
+from serve_app.routes import account, admin, market_data, orders, system
+from serve_app.routes.contract import document_errors, strict_request
 
-ROUTERS = (orders.router, market_data.router, account.router, admin.router)
+ROUTERS = (orders.router, market_data.router, account.router, admin.router, system.router)
 
 
 def include_routes(app: FastAPI, prefix: str) -> None:
-    """Add every REST route to `app` under `prefix`."""
+    """Add every REST route to `app` under `prefix`, keeping the contract of
+    `serve_app.routes.contract` (strict queries and media types, documented errors)."""
     for router in ROUTERS:
-        app.include_router(router, prefix=prefix)
+        document_errors(router)
+        app.include_router(router, prefix=prefix, dependencies=[Depends(strict_request)])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,8 +9,8 @@ from fastapi import APIRouter, Query
 from serve_app.routes import db, views
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Core, Reader
-from serve_app.routes.models import Balances, OwnTradePage
-from serve_app.routes.rejects import READ_CATCHING_UP, api_error
+from serve_app.routes.models import Balances, OwnTradePage, Rfc3339
+from serve_app.routes.rejects import READ_CATCHING_UP, UNKNOWN_MARKET, api_error
 
 router = APIRouter(tags=["account"])
 
@@ -51,14 +50,15 @@ async def user_balance(account_id: int, core: Core, caller: Reader) -> Balances:
 
 
 @router.get(
-    "/trades", response_model=OwnTradePage, summary="Your fills", responses=READ_CATCHING_UP
-)
+    "/trades", response_model=OwnTradePage, summary="Your fills",
+    responses={**UNKNOWN_MARKET, **READ_CATCHING_UP},
+)  # fmt: skip
 async def own_trades(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
     caller: Reader,
     market: Annotated[str | None, Query(description="Market symbol.")] = None,
-    start: Annotated[datetime | None, Query(description="From this time (inclusive).")] = None,
-    end: Annotated[datetime | None, Query(description="Before this time (exclusive).")] = None,
+    start: Annotated[Rfc3339 | None, Query(description="From this time (inclusive).")] = None,
+    end: Annotated[Rfc3339 | None, Query(description="Before this time (exclusive).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
 ) -> OwnTradePage:
@@ -70,5 +70,9 @@ async def own_trades(  # noqa: PLR0917 (FastAPI query parameters)
     trades = [views.own_trade((await core.registry.by_id(pool, int(r["market_id"]))).spec, r)
               for r in rows]  # fmt: skip
     last = rows[-1] if len(rows) == limit else None
-    next_cursor = db.encode_cursor(last["executed_at"], int(last["trade_id"])) if last else None
+    next_cursor = (
+        db.fill_cursor(last["executed_at"], int(last["trade_id"]), last["liquidity"])
+        if last
+        else None
+    )
     return OwnTradePage(trades=trades, next_cursor=next_cursor)

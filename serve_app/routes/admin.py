@@ -5,22 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Depends
 from ray.exceptions import RayTaskError
 
 from actors.engine import MarketSpec
 from actors.engine.spec import InvalidMarketSpecError
 from actors.engine.types import MAX_INT64_EXCLUSIVE
-from actors.ledger.rules import AmountBoundError
+from actors.ledger.rules import AmountBoundError, CreditReferenceError
 from serve_app import probes, units
 from serve_app.probes import ComponentStatus
-from serve_app.routes import db, views
+from serve_app.routes import db, stats_cache, views
 from serve_app.routes.account import balances_of
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Core, require_admin
 from serve_app.routes.market_data import invalidate_markets
 from serve_app.routes.models import Credit, CreditResult, MarketCreate, MarketView
-from serve_app.routes.rejects import api_error
+from serve_app.routes.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
 
 router = APIRouter(
     prefix="/admin",
@@ -30,18 +31,26 @@ router = APIRouter(
 )
 
 
+def _int64(value: int, field: str) -> int:
+    # The registry stores sizes and bounds as BIGINT (atoms, lots); the engine has no bound.
+    if value >= MAX_INT64_EXCLUSIVE:
+        raise units.UnitError("invalid_market_spec", field, f"{field} is beyond 64 bits")
+    return value
+
+
 def _lots(text: str | None, decimals: int, unit: int, field: str) -> int | None:
     if text is None:
         return None
     atoms = units.amount_to_atoms(text, decimals, field)
     if atoms % unit:
         raise units.UnitError("invalid_market_spec", field, f"{field} must be whole lots")
-    return atoms // unit
+    return _int64(atoms // unit, field)
 
 
 def _spec(body: MarketCreate) -> MarketSpec:
-    tick = units.amount_to_atoms(body.tick_size, body.quote_decimals, "tick_size")
-    lot = units.amount_to_atoms(body.lot_size, body.base_decimals, "lot_size")
+    tick = _int64(units.amount_to_atoms(body.tick_size, body.quote_decimals, "tick_size"),
+                  "tick_size")  # fmt: skip
+    lot = _int64(units.amount_to_atoms(body.lot_size, body.base_decimals, "lot_size"), "lot_size")
     spec = MarketSpec(
         symbol=body.symbol, base_asset=body.base_asset, quote_asset=body.quote_asset,
         base_decimals=body.base_decimals, quote_decimals=body.quote_decimals,
@@ -52,15 +61,7 @@ def _spec(body: MarketCreate) -> MarketSpec:
     )  # fmt: skip
     notional = _lots(body.min_notional, body.quote_decimals, spec.quote_atoms_per_tick_lot,
                      "min_notional")  # fmt: skip
-    spec = MarketSpec.from_dict({**spec.to_dict(), "min_notional": notional})
-    for field in _BIGINT_FIELDS:  # stored as BIGINT (the engine itself takes any size)
-        value = getattr(spec, field)
-        if value is not None and value >= MAX_INT64_EXCLUSIVE:
-            raise InvalidMarketSpecError(field, "is too large (at most 2^63 - 1 in its unit)")
-    return spec
-
-
-_BIGINT_FIELDS = ("tick_size", "lot_size", "min_qty", "max_qty", "min_notional")
+    return MarketSpec.from_dict({**spec.to_dict(), "min_notional": notional})
 
 
 async def _market_view(core: GatewayCore, symbol: str) -> MarketView:
@@ -68,10 +69,15 @@ async def _market_view(core: GatewayCore, symbol: str) -> MarketView:
     await core.registry.reload(pool)
     await invalidate_markets(core)
     record = await core.registry.market(pool, symbol)
-    return views.market_view(record, (await db.market_stats(pool)).get(record.market_id))
+    stats = await stats_cache.market_stats(core, [record])
+    return views.market_view(record, stats[record.spec.symbol])
 
 
-@router.post("/markets", response_model=MarketView, status_code=201, summary="Create a market")
+@router.post(
+    "/markets", response_model=MarketView, status_code=201, summary="Create a market",
+    responses={409: {"description": "The symbol or the asset pair has a market "
+                     "(`market_exists`)"}, **UNAVAILABLE},
+)  # fmt: skip
 async def create_market(body: MarketCreate, core: Core) -> MarketView:
     """Create a market and start its actor."""
     try:
@@ -90,9 +96,21 @@ async def create_market(body: MarketCreate, core: Core) -> MarketView:
     try:
         await core.call("controller", "create_market", spec.to_dict())
     except RayTaskError as exc:
-        cause = str(exc.cause if exc.cause is not None else exc).strip().splitlines()
-        raise api_error("invalid_market_spec", cause[-1][:300] if cause else "refused") from None
+        raise _refused_market(spec, exc) from None
     return await _market_view(core, spec.symbol)
+
+
+def _refused_market(spec: MarketSpec, exc: RayTaskError) -> Exception:
+    """Return the API error of a market the controller refused (the spec was checked)."""
+    cause = exc.cause
+    if isinstance(cause, asyncpg.UniqueViolationError):  # the symbol or the asset pair
+        return api_error(
+            "market_exists", f"a market {spec.symbol} or {spec.base_asset}/{spec.quote_asset} "
+            "exists", market=spec.symbol,
+        )  # fmt: skip
+    if isinstance(cause, ValueError):  # our own words: an asset's decimals differ, ...
+        return api_error("invalid_market_spec", str(cause).strip()[:300])
+    return exc  # not a reject of the request: a failure (500), never PostgreSQL's text
 
 
 async def _set_halted(core: GatewayCore, symbol: str, method: str) -> MarketView:
@@ -101,13 +119,19 @@ async def _set_halted(core: GatewayCore, symbol: str, method: str) -> MarketView
     return await _market_view(core, record.spec.symbol)
 
 
-@router.post("/markets/{symbol:path}/halt", response_model=MarketView, summary="Halt a market")
+@router.post(
+    "/markets/{symbol:path}/halt", response_model=MarketView, summary="Halt a market",
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
+)  # fmt: skip
 async def halt_market(symbol: str, core: Core) -> MarketView:
     """Halt a market: new orders and amends are refused, cancels still work."""
     return await _set_halted(core, symbol, "halt")
 
 
-@router.post("/markets/{symbol:path}/resume", response_model=MarketView, summary="Resume")
+@router.post(
+    "/markets/{symbol:path}/resume", response_model=MarketView, summary="Resume",
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
+)  # fmt: skip
 async def resume_market(symbol: str, core: Core) -> MarketView:
     """Resume a halted market."""
     return await _set_halted(core, symbol, "resume")
@@ -117,6 +141,7 @@ async def resume_market(symbol: str, core: Core) -> MarketView:
     "/markets/{symbol:path}/recover",
     response_model=list[ComponentStatus],
     summary="Recover a failed market",
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
 )
 async def recover_market(symbol: str, core: Core) -> list[ComponentStatus]:
     """Retry a market's recovery now, every ledger shard taking its journal back first
@@ -127,7 +152,18 @@ async def recover_market(symbol: str, core: Core) -> list[ComponentStatus]:
     return probes.actor_statuses(health)
 
 
-@router.post("/credits", response_model=CreditResult, summary="Credit a test balance")
+@router.post(
+    "/credits", response_model=CreditResult, summary="Credit a test balance",
+    responses={
+        403: {"description": "Missing or wrong X-Admin-Token, or test credits are off "
+              "(`test_credits_disabled`)"},
+        404: {"description": "Unknown asset or account (`unknown_asset`, `unknown_account`)"},
+        409: {"description": "The reference was used for another credit "
+              "(`duplicate_reference`)"},
+        422: {"description": "Past the amount bounds (`amount_too_large`, `total_too_large`)"},
+        **UNAVAILABLE,
+    },
+)  # fmt: skip
 async def credit(body: Credit, core: Core) -> Any:
     """Credit an account (embedded mode only, until custody lands)."""
     if not core.args.test_credits:
@@ -147,6 +183,13 @@ async def credit(body: Credit, core: Core) -> Any:
     except RayTaskError as exc:
         if isinstance(exc.cause, AmountBoundError):  # over the bound: nothing was credited
             raise api_error(exc.cause.code, str(exc.cause), field="amount") from None
+        if isinstance(exc.cause, CreditReferenceError):
+            raise api_error(
+                "duplicate_reference",
+                "reference was used for another credit (account, asset or amount): only "
+                "the same credit may repeat it",
+                reference=reference,
+            ) from None
         raise
     after = await balances_of(core, body.account_id)
     mine = next(b for b in after.balances if b.asset == body.asset)

@@ -8,6 +8,8 @@ the authority); these checks only give clearer codes and save the round trip.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,8 +92,9 @@ def new_order_command(spec: MarketSpec, body: OrderCreate, order_id: str) -> Jso
     _check_bounds(spec, body.kind, fields)
     command: JsonDict = {"type": "new", "id": order_id, "side": body.side, "kind": body.kind}
     command.update(fields)
-    if body.tif != "gtc":
-        command["tif"] = body.tif
+    tif = body.time_in_force()
+    if tif != "gtc":
+        command["tif"] = tif
     if body.expire_at is not None:
         command["expire_at"] = to_ms(body.expire_at)
     if body.post_only is not None:
@@ -99,6 +102,15 @@ def new_order_command(spec: MarketSpec, body: OrderCreate, order_id: str) -> Jso
     if body.stp != "none":
         command["stp"] = body.stp
     return command
+
+
+def order_digest(symbol: str, command: JsonDict) -> str:
+    """Return the digest of a new order's terms: its market and its engine command without
+    the order id. Amounts are compared as integers (ticks, lots), so `"1"` and `"1.000"`
+    are the same terms, as are two `quote_qty` that round down to the same budget."""
+    terms = {k: v for k, v in command.items() if k != "id"}
+    text = json.dumps([symbol, terms], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def amend_command(spec: MarketSpec, body: OrderAmend, order_id: str) -> JsonDict:

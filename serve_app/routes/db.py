@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from serve_app.errors import ApiError
 from serve_app.routes.rejects import api_error
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -164,13 +165,28 @@ async def live_market_ids(conn: asyncpg.Connection) -> list[int]:
 _OWN_TRADES = """
 SELECT * FROM (
     (SELECT t.*, 'maker' AS liquidity FROM trades t
-      WHERE maker_account_id = $1 {filters} ORDER BY executed_at DESC, trade_id DESC LIMIT $2)
+      WHERE maker_account_id = $1 {filters} {maker_after}
+      ORDER BY executed_at DESC, trade_id DESC LIMIT $2)
     UNION ALL
     (SELECT t.*, 'taker' AS liquidity FROM trades t
-      WHERE taker_account_id = $1 AND maker_account_id <> $1 {filters}
+      WHERE taker_account_id = $1 {filters} {taker_after}
       ORDER BY executed_at DESC, trade_id DESC LIMIT $2)
-) f ORDER BY executed_at DESC, trade_id DESC LIMIT $2
+) f ORDER BY executed_at DESC, trade_id DESC, liquidity DESC LIMIT $2
 """
+LIQUIDITIES = ("maker", "taker")
+
+
+def fill_cursor(at: datetime, trade_id: int, liquidity: str) -> str:
+    """Return the cursor after one of the caller's fills (a self-trade is two fills)."""
+    return encode_cursor(at, f"{trade_id}:{liquidity}")
+
+
+def _fill_after(cursor: str) -> tuple[datetime, int, str]:
+    at, key = decode_cursor(cursor)
+    trade_id, _, liquidity = key.partition(":")
+    if not trade_id.isdigit() or len(trade_id) > 19 or liquidity not in LIQUIDITIES:
+        raise api_error("invalid_cursor", "the cursor is not one this API returned")
+    return at, int(trade_id), liquidity
 
 
 async def own_trades(  # noqa: PLR0917 (one argument per filter)
@@ -184,7 +200,8 @@ async def own_trades(  # noqa: PLR0917 (one argument per filter)
 ) -> list[Any]:
     """Return a page of the acting account's fills (maker or taker), newest first.
 
-    A self-trade appears once, as the taker's fill.
+    A fill is one order's side of a trade, so a self-trade is two fills: the taker's, then
+    the maker's (each with its own fee). Pages are ordered by (time, trade id, liquidity).
     """
     filters: list[str] = []
     args: list[Any] = [account_id, limit]
@@ -193,13 +210,18 @@ async def own_trades(  # noqa: PLR0917 (one argument per filter)
         if value is not None:
             args.append(value)
             filters.append(f"AND {clause}${len(args)}")
+    maker_after = taker_after = ""
     if cursor is not None:
-        at, key = decode_cursor(cursor)
-        if not key.isdigit():
-            raise api_error("invalid_cursor", "the cursor is not one this API returned")
-        args.extend([at, int(key)])
-        filters.append(f"AND (executed_at, trade_id) < (${len(args) - 1}, ${len(args)})")
-    sql = _OWN_TRADES.format(filters=" ".join(filters))
+        at, trade_id, liquidity = _fill_after(cursor)
+        args.extend([at, trade_id])
+        keys = f"(${len(args) - 1}, ${len(args)})"
+        taker_after = f"AND (executed_at, trade_id) < {keys}"
+        # After a self-trade's taker fill, its maker fill (same time and id) comes next.
+        maker_op = "<=" if liquidity == "taker" else "<"
+        maker_after = f"AND (executed_at, trade_id) {maker_op} {keys}"
+    sql = _OWN_TRADES.format(
+        filters=" ".join(filters), maker_after=maker_after, taker_after=taker_after
+    )
     return list(await conn.fetch(sql, *args))
 
 
@@ -221,12 +243,28 @@ async def public_trades(
         )
 
 
-async def market_stats(pool: asyncpg.Pool) -> dict[int, Any]:
-    """Return every market's 24 h statistics by market id."""
+STATS_WAIT_S = 1.0  # a restarting market's stats are served as projected so far
+
+
+async def market_stats(
+    pool: asyncpg.Pool, market_ids: list[int] | None = None
+) -> tuple[dict[int, Any], bool]:
+    """Return 24 h statistics by market id (of every market, or of `market_ids`) once the
+    trades projection covers every trade acknowledged before the call, and whether it
+    did: False when a market was still catching up after `STATS_WAIT_S` (a restart)."""
+    only = market_ids[0] if market_ids is not None and len(market_ids) == 1 else None
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL ROLE clob_api")
-        rows = await conn.fetch("SELECT * FROM market_stats_24h")
-    return {int(r["market_id"]): r for r in rows}
+        complete = True
+        try:
+            await projected(conn, Markets(only=only), STATS_WAIT_S)
+        except ApiError:
+            complete = False
+        rows = await conn.fetch(
+            "SELECT * FROM market_stats_24h WHERE $1::int[] IS NULL OR market_id = ANY($1)",
+            market_ids,
+        )
+    return {int(r["market_id"]): r for r in rows}, complete
 
 
 async def account_exists(pool: asyncpg.Pool, account_id: int) -> bool:

@@ -1,8 +1,10 @@
 """Public market data: markets with 24 h stats, the order book, the trade tape.
 
 Caches (Redis, best effort: a Redis failure falls through to the source):
-`markets:all` (the market list with stats, 5 minutes; admin changes delete it) and
-`orderbook:{market}:{depth}` (100 ms).
+`markets:all` (the market list without stats, 5 minutes; admin changes delete it),
+`market_stats:{market}` (a market's stats, 5 minutes, dropped when a trade lands: see
+`stats_cache`) and `orderbook:{market}:{depth}` (100 ms). `/markets/{symbol}/orderbook`
+and `/markets/{symbol}/trades` are aliases of `/orderbook/{market}` and `/trades/{market}`.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from serve_app.routes import db, views
+from serve_app.routes import db, stats_cache, views
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Core
-from serve_app.routes.models import MarketView, OrderBook, PublicTrade, PublicTradePage
-from serve_app.routes.rejects import api_error
+from serve_app.routes.models import (
+    MarketStats,
+    MarketView,
+    OrderBook,
+    PublicTrade,
+    PublicTradePage,
+)
+from serve_app.routes.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
 
 router = APIRouter(tags=["market data"])
 
@@ -27,7 +35,17 @@ MARKETS_CACHE_KEY = "markets:all"
 MARKETS_CACHE_TTL_S = 300
 ORDERBOOK_CACHE_TTL_MS = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown market"}}
+_NO_STATS = MarketStats(
+    last_price=None,
+    open_price=None,
+    high=None,
+    low=None,
+    change=None,
+    change_percent=None,
+    volume="0",
+    quote_volume="0",
+    trade_count=0,
+)
 
 
 async def _cached(
@@ -57,30 +75,65 @@ async def invalidate_markets(core: GatewayCore) -> None:
 
 
 async def _load_markets(core: GatewayCore) -> str:
-    pool = await core.pool()
-    stats = await db.market_stats(pool)
-    records = await core.registry.all(pool)
-    return json.dumps([views.market_view(r, stats.get(r.market_id)).model_dump(mode="json")
+    records = await core.registry.all(await core.pool())
+    return json.dumps([views.market_view(r, _NO_STATS).model_dump(mode="json", exclude={"stats"})
                        for r in records])  # fmt: skip
 
 
 async def _markets(core: GatewayCore) -> list[dict[str, Any]]:
+    """Return every market's view: the spec list from `markets:all`, each market's stats
+    from `market_stats:{market}` (`stats_cache`)."""
     text = await _cached(
         core, MARKETS_CACHE_KEY, lambda: _load_markets(core), ttl_s=MARKETS_CACHE_TTL_S
     )
     markets: list[dict[str, Any]] = json.loads(text)
+    pool = await core.pool()
+    records = [await core.registry.market(pool, m["symbol"]) for m in markets]
+    stats = await stats_cache.market_stats(core, records)
+    for market in markets:
+        market["stats"] = stats[market["symbol"]].model_dump(mode="json")
     return markets
 
 
 @router.get("/markets", response_model=list[MarketView], summary="List markets")
 async def list_markets(core: Core) -> list[dict[str, Any]]:
-    """Return every market's spec, fees, filters and 24 h stats (cached up to 5 minutes)."""
+    """Return every market's spec, fees, filters and 24 h stats (stats cached up to 5
+    minutes, refreshed when a trade lands)."""
     return await _markets(core)
+
+
+# Declared before `/markets/{symbol:path}`, which would take `SOL-USDC/orderbook` as a symbol.
+@router.get(
+    "/markets/{symbol:path}/orderbook", response_model=OrderBook,
+    summary="Order book (L2), alias of /orderbook/{market}",
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
+)  # fmt: skip
+async def market_orderbook(
+    symbol: Annotated[str, Path(description="Market symbol.")],
+    core: Core,
+    depth: Annotated[int, Query(ge=1, le=1000, description="Levels per side.")] = 20,
+) -> dict[str, Any]:
+    """Return the aggregated book, as `GET /orderbook/{market}` does."""
+    return await orderbook(symbol, core, depth)
+
+
+@router.get(
+    "/markets/{symbol:path}/trades", response_model=PublicTradePage,
+    summary="Recent trades, alias of /trades/{market}", responses=UNKNOWN_MARKET,
+)  # fmt: skip
+async def market_recent_trades(
+    symbol: Annotated[str, Path(description="Market symbol.")],
+    core: Core,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
+) -> PublicTradePage:
+    """Return a market's trades, newest first, as `GET /trades/{market}` does."""
+    return await market_trades(symbol, core, limit, cursor)
 
 
 @router.get(
     "/markets/{symbol:path}", response_model=MarketView, summary="Get a market",
-    responses=_NOT_FOUND,
+    responses=UNKNOWN_MARKET,
 )  # fmt: skip
 async def get_market(symbol: str, core: Core) -> dict[str, Any]:
     """Return one market (cached with the list)."""
@@ -89,13 +142,13 @@ async def get_market(symbol: str, core: Core) -> dict[str, Any]:
             return market
     record = await core.registry.market(await core.pool(), symbol)  # 404 when unknown
     await invalidate_markets(core)  # new since the list was cached
-    stats = (await db.market_stats(await core.pool())).get(record.market_id)
-    return views.market_view(record, stats).model_dump(mode="json")
+    stats = await stats_cache.market_stats(core, [record])
+    return views.market_view(record, stats[record.spec.symbol]).model_dump(mode="json")
 
 
 @router.get(
     "/orderbook/{market:path}", response_model=OrderBook, summary="Order book (L2)",
-    responses=_NOT_FOUND,
+    responses={**UNKNOWN_MARKET, **UNAVAILABLE},
 )  # fmt: skip
 async def orderbook(
     market: Annotated[str, Path(description="Market symbol.")],
@@ -123,7 +176,7 @@ async def orderbook(
 
 @router.get(
     "/trades/{market:path}", response_model=PublicTradePage, summary="Recent trades",
-    responses=_NOT_FOUND,
+    responses=UNKNOWN_MARKET,
 )  # fmt: skip
 async def market_trades(
     market: Annotated[str, Path(description="Market symbol.")],

@@ -7,10 +7,11 @@ being ignored.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from actors.engine.types import MAX_INT64_EXCLUSIVE
 from serve_app.units import DECIMAL_PATTERN
@@ -36,6 +37,35 @@ OrderStatus = Literal[
 ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,32}$")]
 
+# RFC 3339 date-time with a time zone. Pydantic alone would also take a number of seconds
+# ("0.5") or a date-time without a zone.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):  # already parsed (not from the wire)
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(
+            "expected an RFC 3339 date-time with a time zone, e.g. 2030-01-01T00:00:00Z"
+        )
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
+class ErrorBody(BaseModel):
+    """The shape of every error answer."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_tick.")
+    message: str = Field(description="What went wrong, for people.")
+    details: dict[str, Any] = Field(
+        description="Structured context, e.g. the offending fields (`errors`)."
+    )
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -43,6 +73,17 @@ class _Request(BaseModel):
 
 class OrderCreate(_Request):
     """A new order. `qty` is in base units, `price`/`stop_price` in quote per base unit."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        # The one-of rule of `_combinations`, for schema readers (null counts as absent).
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["qty"], "properties": {"qty": {"type": "string"}}},
+                {"required": ["quote_qty"], "properties": {"quote_qty": {"type": "string"}}},
+            ]
+        },
+    )
 
     market: Symbol = Field(description="Market symbol, e.g. SOL-USDC.")
     side: Side
@@ -56,8 +97,12 @@ class OrderCreate(_Request):
         "down to the market's notional unit) instead of giving qty.",
     )
     display_qty: Amount | None = Field(default=None, description="Iceberg visible slice.")
-    tif: Tif = "gtc"
-    expire_at: datetime | None = Field(default=None, description="GTD expiry (RFC 3339).")
+    tif: Tif | None = Field(
+        default=None,
+        description="Time in force: gtc by default; a market order never rests, so its "
+        "default is ioc (gtc reads as ioc) and gtd is refused.",
+    )
+    expire_at: Rfc3339 | None = Field(default=None, description="GTD expiry (RFC 3339).")
     post_only: PostOnly | None = None
     stp: Stp = Field(default="none", description="Self-trade prevention mode.")
     client_order_id: ClientOrderId | None = Field(
@@ -73,11 +118,19 @@ class OrderCreate(_Request):
             raise ValueError(f"price is not allowed on a {self.kind} order")
         if self.stop_price is not None and self.kind in ("limit", "market"):
             raise ValueError(f"stop_price is not allowed on a {self.kind} order")
+        if self.kind == "market" and self.tif == "gtd":
+            raise ValueError("a market order never rests: tif is ioc (the default) or fok")
         if (self.expire_at is not None) != (self.tif == "gtd"):
             raise ValueError("expire_at is required with tif gtd and allowed only with it")
         if self.expire_at is not None and self.expire_at.tzinfo is None:
             raise ValueError("expire_at needs a time zone (e.g. 2030-01-01T00:00:00Z)")
         return self
+
+    def time_in_force(self) -> Tif:
+        """Return the order's effective time in force (see `tif`)."""
+        if self.kind == "market":
+            return "fok" if self.tif == "fok" else "ioc"
+        return self.tif or "gtc"
 
 
 class OrderAmend(_Request):

@@ -16,8 +16,13 @@ from fastapi import APIRouter, Query, Response
 from actors.contracts import OrderRequest, OrderResult
 from actors.markets_repo import MarketRecord
 from serve_app.auth import Principal, require_scope
-from serve_app.routes import db, views
-from serve_app.routes.commands import amend_command, new_order_command, new_order_id
+from serve_app.routes import db, stats_cache, views
+from serve_app.routes.commands import (
+    amend_command,
+    new_order_command,
+    new_order_id,
+    order_digest,
+)
 from serve_app.routes.core import GatewayCore
 from serve_app.routes.deps import Caller, Core, Reader
 from serve_app.routes.models import (
@@ -28,7 +33,7 @@ from serve_app.routes.models import (
     OrderStatus,
     OrderView,
 )
-from serve_app.routes.rejects import READ_CATCHING_UP, api_error
+from serve_app.routes.rejects import READ_CATCHING_UP, UNKNOWN_MARKET, api_error
 
 router = APIRouter(tags=["orders"])
 
@@ -70,8 +75,18 @@ async def _existing(
     projection = db.Markets(besides=market_id)
     async with db.acting_as(await core.pool(), caller.account_id, projection) as conn:
         return await conn.fetchrow(
-            "SELECT order_id FROM orders WHERE client_order_id = $1", client_order_id
+            "SELECT order_id, request_digest FROM orders WHERE client_order_id = $1",
+            client_order_id,
         )
+
+
+def _reused(client_order_id: str, order_id: str | None) -> Exception:
+    return api_error(
+        "duplicate_client_order_id",
+        "client_order_id is taken by an order with other terms: only an identical retry "
+        "returns it",
+        client_order_id=client_order_id, order_id=order_id,
+    )  # fmt: skip
 
 
 @router.post(
@@ -100,27 +115,35 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
     record = await core.registry.market(await core.pool(), body.market)
     order_id = new_order_id()
     command = new_order_command(record.spec, body, order_id)
-    if body.client_order_id is not None:
-        existing = await _existing(core, caller, body.client_order_id, record.market_id)
+    coid = body.client_order_id
+    digest = None if coid is None else order_digest(record.spec.symbol, command)
+    if coid is not None:
+        existing = await _existing(core, caller, coid, record.market_id)
         if existing is not None:
+            # NULL: an order from before digests were kept, taken as the same terms.
+            if existing["request_digest"] not in (None, digest):
+                raise _reused(coid, existing["order_id"])
             return 200, await _view(core, await _own_order(core, caller, existing["order_id"]), [])
     request = OrderRequest(
-        request_id=body.client_order_id or order_id,
-        account_id=caller.account_id,
-        command=command,
-        client_order_id=body.client_order_id,
-    )
+        request_id=coid or order_id, account_id=caller.account_id, command=command,
+        client_order_id=coid, digest=digest,
+    )  # fmt: skip
     result = await core.submit_one(record.spec.symbol, request)
-    if result.duplicate and result.order_id:
+    if result.code == "duplicate_client_order_id":
+        raise _reused(coid or "", result.order_id)
+    if result.duplicate and result.order_id and result.ok:
         return 200, await _view(core, await _own_order(core, caller, result.order_id), [])
-    if not result.ok:
+    if not result.ok:  # a retry of a refused order is refused alike
         raise _rejected(result)
-    return 201, views.placed_order(record.spec, command, body.client_order_id, result.events)
+    if stats_cache.has_fill(result.events):
+        await stats_cache.trade_landed(core, record.spec.symbol)
+    return 201, views.placed_order(record.spec, command, coid, result.events, result.ts_ms)
 
 
 @router.get(
-    "/orders", response_model=OrderPage, summary="List your orders", responses=READ_CATCHING_UP
-)
+    "/orders", response_model=OrderPage, summary="List your orders",
+    responses={**UNKNOWN_MARKET, **READ_CATCHING_UP},
+)  # fmt: skip
 async def list_orders(  # noqa: PLR0917 (FastAPI query parameters)
     core: Core,
     caller: Reader,
@@ -156,7 +179,10 @@ def _statuses(status: str | None) -> tuple[str, ...] | None:
     "/orders/{order_id}",
     response_model=OrderView,
     summary="Get one of your orders",
-    responses=READ_CATCHING_UP,
+    responses={
+        404: {"description": "No such order of yours (`unknown_order`)"},
+        **READ_CATCHING_UP,
+    },
 )
 async def get_order(order_id: str, core: Core, caller: Reader) -> OrderView:
     """Return one of your orders (404 `unknown_order` for any other id)."""
@@ -173,6 +199,8 @@ async def _command_on(
     result = await core.submit_one(record.spec.symbol, request)
     if not result.ok:
         raise _rejected(result)
+    if stats_cache.has_fill(result.events):  # an amend that re-queues may trade
+        await stats_cache.trade_landed(core, record.spec.symbol)
     return await _view(core, await _own_order(core, caller, row["order_id"]), result.events)
 
 
@@ -185,6 +213,15 @@ async def amend_order(order_id: str, body: OrderAmend, core: Core, caller: Calle
     row = await _own_order(core, caller, order_id)
     record = await core.registry.by_id(await core.pool(), int(row["market_id"]))
     return await _command_on(core, caller, row, amend_command(record.spec, body, order_id))
+
+
+@router.put(
+    "/orders/{order_id}", response_model=OrderView, summary="Amend an order (alias of PATCH)",
+    responses=_ERRORS,
+)  # fmt: skip
+async def amend_order_put(order_id: str, body: OrderAmend, core: Core, caller: Caller) -> OrderView:
+    """Amend an order exactly as `PATCH /orders/{order_id}` does (the same body)."""
+    return await amend_order(order_id, body, core, caller)
 
 
 @router.delete(
@@ -201,7 +238,7 @@ async def cancel_order(order_id: str, core: Core, caller: Caller) -> OrderView:
     "/orders",
     response_model=CancelAllResult,
     summary="Cancel all your orders",
-    responses={503: _ERRORS[503]},
+    responses={**UNKNOWN_MARKET, 503: _ERRORS[503]},
 )
 async def cancel_all(
     core: Core,

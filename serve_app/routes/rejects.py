@@ -28,9 +28,14 @@ STATUS_OF_CODE: dict[str, int] = {
     "unknown_order": 404,
     "unknown_asset": 404,
     "unknown_account": 404,
+    # 405/415: a method or a media type the route does not take
+    "method_not_allowed": 405,
+    "unsupported_media_type": 415,
     # 409: conflicts with the current state
     "conflict": 409,
     "duplicate_id": 409,
+    "duplicate_client_order_id": 409,
+    "duplicate_reference": 409,
     "market_halted": 409,
     "market_exists": 409,
     "order_not_open": 409,
@@ -94,6 +99,12 @@ def status_of(code: str) -> int:
 # (docs/ARCHITECTURE.md, "Answers at the journal commit").
 READ_CATCHING_UP: dict[int | str, dict[str, Any]] = {
     503: {"description": "A market or ledger shard is catching up after a restart; retry"}
+}
+UNKNOWN_MARKET: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown market (`unknown_market`)"}
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "A component (market, ledger shard, controller) is unavailable; retry"}
 }
 
 

@@ -123,9 +123,10 @@ def _status(p: _Progress, kind: str) -> str:
 
 def placed_order(
     spec: MarketSpec, command: Mapping[str, Any], client_order_id: str | None,
-    events: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]], ts_ms: int | None,
 ) -> OrderView:  # fmt: skip
-    """Return the view of a just-placed order from its command (integers) and its events."""
+    """Return the view of a just-placed order from its command (integers), its events and
+    the market's clock when it was matched (`created_at`, as the orders table has it)."""
     order_id = str(command["id"])
     progress = _Progress(open_lots=int(command.get("qty") or 0))
     for event in events:
@@ -143,7 +144,7 @@ def placed_order(
         "expire_at": _ms_to_datetime(command.get("expire_at")), "reason": progress.reason,
         "open_qty_lots": progress.open_lots, "filled_qty_lots": progress.filled_lots,
         "filled_quote_atoms": progress.maker_atoms + progress.taker_atoms, "fee_atoms": fee,
-        "created_at": None, "updated_at": None,
+        "created_at": _ms_to_datetime(ts_ms), "updated_at": _ms_to_datetime(ts_ms),
     }  # fmt: skip
     return order_from_row(spec, row, fills_of(spec, order_id, events))
 
@@ -156,15 +157,27 @@ def _price(spec: MarketSpec, ticks: Any) -> str | None:
     return None if ticks is None else units.ticks_to_price(spec, int(ticks))
 
 
-def market_view(record: MarketRecord, stats: Mapping[str, Any] | None) -> MarketView:
-    """Return the view of a market with its 24 h stats row (or none)."""
-    spec = record.spec
-    s: Mapping[str, Any] = stats or {}
+def market_stats(spec: MarketSpec, row: Mapping[str, Any] | None) -> MarketStats:
+    """Return a market's 24 h stats from its `market_stats_24h` row (or none: no trades)."""
+    s: Mapping[str, Any] = row or {}
     last, first = s.get("last_price_ticks"), s.get("open_price_ticks")
     change = percent = None
     if last is not None and first is not None:
         change = units.ticks_to_price(spec, int(last) - int(first))
         percent = units.percent_change(int(first), int(last))
+    return MarketStats(
+        last_price=_price(spec, last), open_price=_price(spec, first),
+        high=_price(spec, s.get("high_price_ticks")), low=_price(spec, s.get("low_price_ticks")),
+        change=change, change_percent=percent,
+        volume=units.lots_to_qty(spec, int(s.get("volume_lots") or 0)),
+        quote_volume=units.quote_atoms_to_quote(spec, int(s.get("quote_volume_atoms") or 0)),
+        trade_count=int(s.get("trade_count") or 0),
+    )  # fmt: skip
+
+
+def market_view(record: MarketRecord, stats: MarketStats) -> MarketView:
+    """Return the view of a market with its 24 h stats."""
+    spec = record.spec
     return MarketView(
         symbol=spec.symbol, base_asset=spec.base_asset, quote_asset=spec.quote_asset,
         base_decimals=spec.base_decimals, quote_decimals=spec.quote_decimals,
@@ -173,16 +186,7 @@ def market_view(record: MarketRecord, stats: Mapping[str, Any] | None) -> Market
         max_qty=_opt(spec.max_qty, lambda q: units.lots_to_qty(spec, q)),
         min_notional=_opt(spec.min_notional, lambda n: units.tick_lots_to_quote(spec, n)),
         maker_fee_bps=spec.maker_fee_bps, taker_fee_bps=spec.taker_fee_bps,
-        status=spec.status.value,
-        stats=MarketStats(
-            last_price=_price(spec, last), open_price=_price(spec, first),
-            high=_price(spec, s.get("high_price_ticks")),
-            low=_price(spec, s.get("low_price_ticks")),
-            change=change, change_percent=percent,
-            volume=units.lots_to_qty(spec, int(s.get("volume_lots") or 0)),
-            quote_volume=units.quote_atoms_to_quote(spec, int(s.get("quote_volume_atoms") or 0)),
-            trade_count=int(s.get("trade_count") or 0),
-        ),
+        status=spec.status.value, stats=stats,
     )  # fmt: skip
 
 

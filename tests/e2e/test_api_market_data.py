@@ -100,6 +100,50 @@ def test_markets_list_is_cached_for_5_minutes(
     assert 200 < ttl_s <= 300
 
 
+def test_stats_are_cached_per_market_and_refreshed_when_a_trade_lands(
+    exchange: Exchange, redis_url: str
+) -> None:
+    symbol = exchange.create_market("MKS")
+    buyer, seller = exchange.trader(USDC="100"), exchange.trader(MKS="5")
+
+    def stats() -> dict[str, object]:
+        markets = httpx.get(f"{exchange.url}/api/v1/markets").json()
+        found: dict[str, object] = next(m for m in markets if m["symbol"] == symbol)["stats"]
+        return found
+
+    assert stats()["trade_count"] == 0
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert 200 < client.ttl(f"market_stats:{symbol}") <= 300
+        for price, count in (("2", 1), ("3", 2)):
+            seller.place(market=symbol, side="sell", price=price, qty="1")
+            buyer.place(market=symbol, side="buy", price=price, qty="1")
+            # The answer came after the cached stats were dropped; the next read has it.
+            got = stats()
+            assert (got["trade_count"], got["last_price"]) == (count, f"{price}.000000")
+            one = httpx.get(f"{exchange.url}/api/v1/markets/{symbol}").json()["stats"]
+            assert one == got
+        assert client.exists(f"market_stats:{symbol}")
+    finally:
+        client.close()
+        for trader in (buyer, seller):
+            trader.http.close()
+
+
+def test_the_seed_paths_of_book_and_tape_are_aliases(exchange: Exchange, traded: str) -> None:
+    time.sleep(0.11)
+    api = f"{exchange.url}/api/v1"
+    assert httpx.get(f"{api}/markets/{traded}/orderbook", params={"depth": 3}).json() == (
+        httpx.get(f"{api}/orderbook/{traded}", params={"depth": 3}).json()
+    )
+    assert httpx.get(f"{api}/markets/{traded}/trades", params={"limit": 2}).json() == (
+        httpx.get(f"{api}/trades/{traded}", params={"limit": 2}).json()
+    )
+    for path in ("orderbook", "trades"):
+        response = httpx.get(f"{api}/markets/NOPE-X/{path}")
+        assert (response.status_code, response.json()["code"]) == (404, "unknown_market")
+
+
 def test_trade_tape_is_newest_first_and_pages(exchange: Exchange, traded: str) -> None:
     url = f"{exchange.url}/api/v1/trades/{traded}"
     first = httpx.get(url, params={"limit": 2}).json()

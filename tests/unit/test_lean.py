@@ -73,6 +73,7 @@ def _post(
     chunks: Sequence[bytes],
     headers: Sequence[tuple[bytes, bytes]] = ((b"content-type", b"application/json"),),
     disconnect: bool = False,
+    query: bytes = b"",
 ) -> tuple[int | None, bytes]:
     messages: list[dict[str, Any]] = [
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
@@ -88,7 +89,8 @@ def _post(
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/api/v1/orders", "headers": headers}
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/orders", "headers": headers,
+             "query_string": query}  # fmt: skip
     asyncio.run(lean.post_orders(scope, receive, send, recorder.fallback))
     status = sent[0]["status"] if sent else None
     return status, b"".join(m.get("body", b"") for m in sent[1:])
@@ -144,6 +146,15 @@ def test_a_body_that_does_not_validate_goes_to_fastapi_unchanged(
 def test_another_media_type_goes_to_fastapi(recorder: Recorder, content_type: bytes) -> None:
     raw = json.dumps(ORDER).encode()
     status, _ = _post(recorder, [raw], [(b"content-type", content_type)])
+    assert status == 299
+    assert recorder.fallback_bodies == [raw]
+    assert recorder.placed == []
+
+
+def test_a_query_string_goes_to_fastapi(recorder: Recorder) -> None:
+    """FastAPI's route refuses unknown query parameters (`serve_app.routes.contract`)."""
+    raw = json.dumps(ORDER).encode()
+    status, _ = _post(recorder, [raw], query=b"colour=red")
     assert status == 299
     assert recorder.fallback_bodies == [raw]
     assert recorder.placed == []

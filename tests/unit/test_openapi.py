@@ -32,3 +32,59 @@ def test_authenticated_routes_declare_the_api_key_scheme() -> None:
     assert {"ApiKey": []} in orders["security"]
     admin = document["paths"]["/api/v1/admin/markets"]["post"]
     assert {"AdminToken": []} in admin["security"]
+
+
+# Every status each route can answer (docs/api.md, "Errors"): 400 malformed JSON and 415 a
+# body that is not JSON (routes with a body), 401/403/429 (an API key), 403 (the admin
+# token), 404/409/503 as the route's work allows, 422 everywhere (unknown query
+# parameters are refused on every route).
+_KEY = {"401", "403", "422", "429"}
+_BODY = {"400", "415", "422"}
+_ADMIN = {"403", "422"}
+EXPECTED_STATUSES = {
+    ("post", "/api/v1/orders"): {"200", "201", "404", "409", "503"} | _KEY | _BODY,
+    ("get", "/api/v1/orders"): {"200", "404", "503"} | _KEY,
+    ("delete", "/api/v1/orders"): {"200", "404", "503"} | _KEY,
+    ("get", "/api/v1/orders/{order_id}"): {"200", "404", "503"} | _KEY,
+    ("patch", "/api/v1/orders/{order_id}"): {"200", "404", "409", "503"} | _KEY | _BODY,
+    ("put", "/api/v1/orders/{order_id}"): {"200", "404", "409", "503"} | _KEY | _BODY,
+    ("delete", "/api/v1/orders/{order_id}"): {"200", "404", "409", "503"} | _KEY,
+    ("get", "/api/v1/balances"): {"200", "503"} | _KEY,
+    ("get", "/api/v1/users/{account_id}/balance"): {"200", "503"} | _KEY,
+    ("get", "/api/v1/trades"): {"200", "404", "503"} | _KEY,
+    ("get", "/api/v1/markets"): {"200", "422"},
+    ("get", "/api/v1/markets/{symbol}"): {"200", "404", "422"},
+    ("get", "/api/v1/markets/{symbol}/orderbook"): {"200", "404", "422", "503"},
+    ("get", "/api/v1/markets/{symbol}/trades"): {"200", "404", "422"},
+    ("get", "/api/v1/orderbook/{market}"): {"200", "404", "422", "503"},
+    ("get", "/api/v1/trades/{market}"): {"200", "404", "422"},
+    ("post", "/api/v1/admin/markets"): {"201", "409", "503"} | _ADMIN | _BODY,
+    ("post", "/api/v1/admin/markets/{symbol}/halt"): {"200", "404", "503"} | _ADMIN,
+    ("post", "/api/v1/admin/markets/{symbol}/resume"): {"200", "404", "503"} | _ADMIN,
+    ("post", "/api/v1/admin/credits"): {"200", "404", "409", "503"} | _ADMIN | _BODY,
+    ("post", "/api/v1/admin/markets/{symbol}/recover"): {"200", "404", "503"} | _ADMIN,
+    ("get", "/api/v1/system/status"): {"200"} | _ADMIN,
+}
+
+
+def test_every_route_lists_every_status_it_can_answer_with_the_error_shape() -> None:
+    document = build_openapi()
+    found = {
+        (method, path): set(operation["responses"])
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+        if path.startswith("/api/v1/")
+    }
+    assert found == EXPECTED_STATUSES
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for (method, path), statuses in found.items():
+        responses = document["paths"][path][method]["responses"]
+        for status in statuses - {"200", "201"}:
+            assert responses[status]["content"]["application/json"]["schema"] == error, (
+                method, path, status,
+            )  # fmt: skip
+
+
+def test_an_order_gives_exactly_one_of_qty_and_quote_qty_in_the_schema() -> None:
+    schema = build_openapi()["components"]["schemas"]["OrderCreate"]
+    assert sorted(tuple(s["required"]) for s in schema["oneOf"]) == [("qty",), ("quote_qty",)]

@@ -67,6 +67,7 @@ def test_spec_from_dict_reads_every_field_and_ignores_unknown_ones() -> None:
         ({"symbol": "X", "maker_fee_bps": -5, "taker_fee_bps": 2}, "maker_fee_bps"),
         ({"symbol": "X", "maker_fee_bps": -10_001}, "maker_fee_bps"),
         ({"symbol": "X", "status": "closed"}, "status"),
+        ({"symbol": "X", "base_asset": "A", "quote_asset": "A"}, "quote_asset"),
     ],
 )
 def test_invalid_spec_names_the_field(d: dict[str, Any], field: str) -> None:

@@ -13,6 +13,7 @@ from actors.contracts import Reservation
 from actors.engine import MarketSpec
 from actors.ledger.core import LedgerCore, Move
 from actors.ledger.rules import (
+    CreditReferenceError,
     LedgerInvariantError,
     amend_reservation,
     fill_fee_atoms,
@@ -301,6 +302,20 @@ def test_credit_is_idempotent_by_reference_and_positive() -> None:
     assert core.totals()["Q"] == (5, 0, 0, 5)
     with pytest.raises(ValueError, match="positive"):
         core.credit(1, "Q", 0, "zero")
+
+
+@pytest.mark.parametrize(
+    "other", [(2, "Q", 5), (1, "B", 5), (1, "Q", 6)], ids=["account", "asset", "amount"]
+)
+def test_a_credit_reference_reused_for_another_credit_is_refused(
+    other: tuple[int, str, int],
+) -> None:
+    core = LedgerCore()
+    core.credit(1, "Q", 5, "ref")
+    with pytest.raises(CreditReferenceError):
+        core.credit(*other, "ref")
+    assert core.totals()["Q"] == (5, 0, 0, 5)
+    assert core.balance(other[0], other[1]) == ((5, 0) if other[:2] == (1, "Q") else (0, 0))
 
 
 def test_take_changes_reports_what_to_persist_once() -> None:

@@ -1,0 +1,61 @@
+"""System routes: the admin's detailed status, and the probe behind the public `/health`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from serve_app import probes
+from serve_app.probes import ComponentStatus
+from serve_app.routes.core import GatewayCore
+from serve_app.routes.deps import Core, require_admin
+
+router = APIRouter(prefix="/system", tags=["system"])
+
+
+class SystemStatus(BaseModel):
+    """The whole system's state."""
+
+    status: str = Field(description='"up" when every component is up, else "degraded".')
+    components: list[ComponentStatus]
+
+
+@router.get("/status", response_model=SystemStatus, dependencies=[Depends(require_admin)])
+async def system_status(core: Core) -> SystemStatus:
+    """Report each component's state, version and address, and every market actor's and
+    ledger shard's state (admin: it names internal addresses and errors)."""
+    pg, redis, actors = await asyncio.gather(postgres(core), _redis(core), trading_core(core))
+    components = [pg, redis, probes.ray_cluster(), probes.serve_apps(), *actors]
+    overall = "up" if all(c.status == "up" for c in components) else "degraded"
+    return SystemStatus(status=overall, components=components)
+
+
+async def trading_up(core: GatewayCore) -> bool:
+    """Return whether everything trading needs is up: PostgreSQL, every market actor and
+    every ledger shard (the public `/health`)."""
+    pg, actors = await asyncio.gather(postgres(core), trading_core(core))
+    return all(c.status == "up" for c in (pg, *actors))
+
+
+async def trading_core(core: GatewayCore) -> list[ComponentStatus]:
+    """Probe every market actor and ledger shard through the controller."""
+    return await probes.trading_core(lambda: core.call("controller", "health"))
+
+
+async def postgres(core: GatewayCore) -> ComponentStatus:
+    """Probe PostgreSQL through the replica's pool."""
+    try:
+        pool, _ = await asyncio.wait_for(core.connections(), probes.TIMEOUT_S)
+    except Exception as exc:  # a probe reports any failure as "down"
+        return probes.down("postgresql", core.args.database_url, exc)
+    return await probes.postgres(pool, core.args.database_url)
+
+
+async def _redis(core: GatewayCore) -> ComponentStatus:
+    try:
+        _, client = await asyncio.wait_for(core.connections(), probes.TIMEOUT_S)
+    except Exception as exc:  # a probe reports any failure as "down"
+        return probes.down("redis", core.args.redis_url, exc)
+    return await probes.redis(client, core.args.redis_url)
