@@ -8,13 +8,16 @@ add routes to `api` and actor handles to `AppArgs`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application
 
 from serve_app import lean, probes
+from serve_app.edge import Edge, EdgeConfig
+from serve_app.edge.metrics import CONTENT_TYPE_LATEST
 from serve_app.errors import install_error_handlers
 from serve_app.probes import ComponentStatus
 from serve_app.routes import include_routes
@@ -39,7 +42,21 @@ class AppArgs(BaseModel):
         default=False, description="Allow POST /admin/credits (embedded mode, until custody)."
     )
     rate_limit_per_minute: int = Field(
-        default=0, ge=0, description="Requests per minute per API key; 0 turns it off."
+        default=100,
+        ge=0,
+        description="Requests per minute per account (per client IP without a valid key); "
+        "0 turns the limit off.",
+    )
+    client_ip: Literal["peer", "forwarded_for", "none"] = Field(
+        default="peer",
+        description="Client IP of a request (rate limit, request log): the TCP peer, the "
+        "last X-Forwarded-For address, or none (anonymous requests are not limited).",
+    )
+    cors_origins: list[str] = Field(
+        default=["*"], description='Origins CORS allows ("*": any); empty: no CORS.'
+    )
+    request_log_dir: str | None = Field(
+        default=None, description="Directory of the JSON request logs; None: no request log."
     )
     auth_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long a replica trusts a checked API key, s."
@@ -81,6 +98,14 @@ class Gateway:
     def __init__(self, args: AppArgs) -> None:
         self._args = args
         self.core = GatewayCore(args)
+        self._edge = Edge(api.dispatch, _edge_config(args), self.core)
+        api.edge = self._edge
+
+    @api.get("/metrics", include_in_schema=False)
+    async def metrics(self) -> Response:
+        """Answer the Prometheus metrics of this replica and of the market actors."""
+        body = await self._edge.metrics.render(self.core)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/health", tags=["system"], summary="Liveness")
     async def health(self) -> dict[str, str]:
@@ -108,6 +133,20 @@ class Gateway:
         except Exception as exc:  # a probe reports any failure as "down"
             return probes.down("redis", self._args.redis_url, exc)
         return await probes.redis(client, self._args.redis_url)
+
+
+def _edge_config(args: AppArgs) -> EdgeConfig:
+    """Return the edge settings of this replica (its rank and id come from Serve)."""
+    context = serve.get_replica_context()
+    rank: Any = context.rank  # a `ReplicaRank` (an int in older Serve versions)
+    return EdgeConfig(
+        cors_origins=tuple(args.cors_origins),
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        client_ip=args.client_ip,
+        request_log_dir=args.request_log_dir,
+        rank=int(getattr(rank, "rank", rank)),
+        replica=context.replica_tag,
+    )
 
 
 def app_builder(args: dict[str, Any] | AppArgs) -> Application:
