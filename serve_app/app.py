@@ -16,8 +16,8 @@ from ray import serve
 from ray.serve import Application
 
 from serve_app import lean, probes
-from serve_app.edge import Edge, EdgeConfig
 from serve_app.edge.metrics import CONTENT_TYPE_LATEST
+from serve_app.edge.stack import Edge, EdgeConfig
 from serve_app.errors import install_error_handlers
 from serve_app.probes import ComponentStatus
 from serve_app.routes import include_routes
@@ -86,6 +86,20 @@ include_routes(api, API_PREFIX)
 api.lean_routes[("POST", f"{API_PREFIX}/orders")] = lean.post_orders
 
 
+def _edge_config(args: AppArgs) -> EdgeConfig:
+    """Return the edge settings of this replica (its rank and id come from Serve)."""
+    context = serve.get_replica_context()
+    rank: Any = context.rank  # a `ReplicaRank` (an int in older Serve versions)
+    return EdgeConfig(
+        cors_origins=tuple(args.cors_origins),
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        client_ip=args.client_ip,
+        request_log_dir=args.request_log_dir,
+        rank=int(getattr(rank, "rank", rank)),
+        replica=context.replica_tag,
+    )
+
+
 @serve.deployment(
     ray_actor_options={"num_cpus": 0},
     graceful_shutdown_wait_loop_s=0.5,
@@ -133,20 +147,6 @@ class Gateway:
         except Exception as exc:  # a probe reports any failure as "down"
             return probes.down("redis", self._args.redis_url, exc)
         return await probes.redis(client, self._args.redis_url)
-
-
-def _edge_config(args: AppArgs) -> EdgeConfig:
-    """Return the edge settings of this replica (its rank and id come from Serve)."""
-    context = serve.get_replica_context()
-    rank: Any = context.rank  # a `ReplicaRank` (an int in older Serve versions)
-    return EdgeConfig(
-        cors_origins=tuple(args.cors_origins),
-        rate_limit_per_minute=args.rate_limit_per_minute,
-        client_ip=args.client_ip,
-        request_log_dir=args.request_log_dir,
-        rank=int(getattr(rank, "rank", rank)),
-        replica=context.replica_tag,
-    )
 
 
 def app_builder(args: dict[str, Any] | AppArgs) -> Application:

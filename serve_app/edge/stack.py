@@ -134,8 +134,7 @@ class Edge:
         elapsed_ns = time.perf_counter_ns() - context.started_ns
         context.status = context.status or 499  # the client left before an answer
         if context.route is None:
-            matched = scope.get("route")
-            context.route = getattr(matched, "path", None)
+            context.route = route_template(scope)
         method = scope["method"]
         self.metrics.observe(
             method, context.route or "unmatched", context.status, elapsed_ns / 1e9, context.code
@@ -195,6 +194,25 @@ class Cors(CORSMiddleware):
             {"refused": refused},
         )
         return JSONResponse(body, status_code=400, headers=headers)
+
+
+def route_template(scope: Scope) -> str | None:
+    """Return the template of the route that answered (`/api/v1/orders/{order_id}`), or
+    None when none matched.
+
+    FastAPI leaves the route of an included router in the scope, whose path lacks the
+    router's prefix: the prefix is what the request's path has before the route's part.
+    """
+    template: str | None = getattr(scope.get("route"), "path_format", None)
+    if template is None:
+        return None
+    params = scope.get("path_params") or {}
+    try:
+        rendered = template.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return template
+    path = route_path(scope)
+    return path[: len(path) - len(rendered)] + template if path.endswith(rendered) else template
 
 
 def _first(scope: Scope, name: bytes) -> bytes | None:
