@@ -106,8 +106,12 @@ class Edge:
         started = time.perf_counter_ns()
         raw_id = _first(scope, REQUEST_ID_HEADER)
         usable = raw_id is not None and valid_request_id(raw_id)
-        request_id = raw_id.decode("latin-1") if raw_id is not None and usable else None
-        context = RequestContext(request_id or new_request_id(), started)
+        # A refused id is still logged (cut to the longest valid length) to be found.
+        if raw_id is None:
+            request_id = new_request_id()
+        else:
+            request_id = raw_id[:MAX_REQUEST_ID_LENGTH].decode("latin-1")
+        context = RequestContext(request_id, started)
         scope[SCOPE_KEY] = context
         added = [] if raw_id is not None else [(b"x-request-id", context.request_id.encode())]
 
