@@ -66,7 +66,7 @@ class RequestLog:
         principal = context.principal
         line = jsonx.dumps(
             {
-                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
                 "request_id": context.request_id,
                 "account_id": None if principal is None else principal.account_id,
                 "method": method,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,8 @@ def test_a_request_without_an_id_gets_one_and_is_logged_once(tmp_path: Path) -> 
         "path": "/api/v1/things", "status": 201,
     }  # fmt: skip
     assert line["account_id"] is None and line["client"] == "127.0.0.1"
+    assert datetime.fromisoformat(line["time"]).tzinfo is not None
+    assert line["time"].endswith("Z") and 0 <= line["latency_ms"] < 10_000
 
 
 def test_a_callers_id_is_kept_and_a_bad_one_refused(tmp_path: Path) -> None:
