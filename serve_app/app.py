@@ -8,6 +8,7 @@ add routes to `api` and actor handles to `AppArgs`.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Literal
 
 from fastapi import Response
@@ -17,6 +18,7 @@ from ray.serve import Application
 
 from serve_app import lean, probes
 from serve_app.edge.metrics import CONTENT_TYPE_LATEST
+from serve_app.edge.ratelimit import resolve_client_ip
 from serve_app.edge.stack import Edge, EdgeConfig
 from serve_app.errors import install_error_handlers
 from serve_app.probes import ComponentStatus
@@ -47,10 +49,11 @@ class AppArgs(BaseModel):
         description="Requests per minute per account (per client IP without a valid key); "
         "0 turns the limit off.",
     )
-    client_ip: Literal["peer", "forwarded_for", "none"] = Field(
-        default="peer",
+    client_ip: Literal["auto", "peer", "forwarded_for", "none"] = Field(
+        default="auto",
         description="Client IP of a request (rate limit, request log): the TCP peer, the "
-        "last X-Forwarded-For address, or none (anonymous requests are not limited).",
+        "last X-Forwarded-For address, or none (anonymous requests are not limited); auto: "
+        "none behind Serve's HAProxy (every peer is HAProxy), else the peer.",
     )
     cors_origins: list[str] = Field(
         default=["*"], description='Origins CORS allows ("*": any); empty: no CORS.'
@@ -93,7 +96,7 @@ def _edge_config(args: AppArgs) -> EdgeConfig:
     return EdgeConfig(
         cors_origins=tuple(args.cors_origins),
         rate_limit_per_minute=args.rate_limit_per_minute,
-        client_ip=args.client_ip,
+        client_ip=resolve_client_ip(args.client_ip, os.environ),
         request_log_dir=args.request_log_dir,
         rank=int(getattr(rank, "rank", rank)),
         replica=context.replica_tag,

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hmac
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from starlette.types import Scope
 
@@ -92,6 +93,17 @@ def client_ip_source(settings: Settings) -> ClientIp:
     if settings.serve.forwarded_for:
         return "forwarded_for"
     return "none" if settings.serve.haproxy else "peer"
+
+
+def resolve_client_ip(source: str, environ: Mapping[str, str]) -> ClientIp:
+    """Return `source`, with `auto` resolved in the replica's environment: none behind
+    Serve's HAProxy (`RAY_SERVE_ENABLE_HA_PROXY=1`: every TCP peer is HAProxy), else the
+    peer (Serve's proxy passes the client's address through)."""
+    if source == "auto":
+        return "none" if environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1" else "peer"
+    if source not in ("peer", "forwarded_for", "none"):
+        raise ValueError(f"unknown client IP source {source!r}")
+    return cast(ClientIp, source)
 
 
 def exempt_path(path: str) -> bool:

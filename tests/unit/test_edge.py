@@ -15,7 +15,7 @@ import pytest
 from fastapi import APIRouter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serve_app.edge.ratelimit import Quota, client_ip
+from serve_app.edge.ratelimit import Quota, client_ip, resolve_client_ip
 from serve_app.edge.stack import Edge, EdgeConfig
 from serve_app.errors import ApiError, install_error_handlers
 from serve_app.lean import ExchangeAPI
@@ -224,3 +224,11 @@ def test_a_quota_over_its_limit_says_when_to_retry() -> None:
     )  # fmt: skip
     assert dict(quota.headers())[b"retry-after"] == b"5"
     assert b"retry-after" not in dict(Quota.of(100, 100, 1_000_000_015.5).headers())
+
+
+def test_auto_takes_no_client_ip_behind_serves_haproxy() -> None:
+    assert resolve_client_ip("auto", {"RAY_SERVE_ENABLE_HA_PROXY": "1"}) == "none"
+    assert resolve_client_ip("auto", {}) == "peer"
+    assert resolve_client_ip("forwarded_for", {"RAY_SERVE_ENABLE_HA_PROXY": "1"}) == (
+        "forwarded_for"
+    )
