@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MAX_BYTES = 100 * 1024 * 1024
 BACKUPS = 5
+MAX_PATH_CHARS = 1024  # a longer path is cut in the log (no route has one)
 
 
 def directory(settings: Settings) -> str | None:
@@ -71,7 +72,7 @@ class RequestLog:
                 "account_id": None if principal is None else principal.account_id,
                 "method": method,
                 "route": context.route,
-                "path": path,
+                "path": path[:MAX_PATH_CHARS],
                 "status": context.status,
                 "code": context.code,
                 "latency_ms": round(latency_ms, 3),

@@ -35,6 +35,7 @@ from serve_app.edge.context import (
     REQUEST_ID_HEADER,
     SCOPE_KEY,
     RequestContext,
+    context_of,
     new_request_id,
     note_error,
     route_path,
@@ -184,6 +185,14 @@ class RateLimitGate:
 
 class Cors(CORSMiddleware):
     """Starlette's CORS, with a refused preflight answered in the one error shape."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a request; note a refused preflight's code for the log and metrics."""
+        await super().__call__(scope, receive, send)
+        context = context_of(scope)
+        refused = context is not None and context.status == 400 and context.code is None
+        if refused and scope["method"] == "OPTIONS" and context is not None:
+            context.code = "cors_refused"
 
     def preflight_response(self, request_headers: Headers) -> Response:
         """Answer a preflight: 200, or 400 `cors_refused` naming what was refused."""

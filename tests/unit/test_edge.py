@@ -92,6 +92,16 @@ def test_a_preflight_to_the_lean_route_is_answered_without_reaching_it(tmp_path:
     assert placed.headers["access-control-allow-origin"] == "*"
 
 
+def test_a_refused_preflight_is_logged_with_its_code(tmp_path: Path) -> None:
+    api, _ = _app(tmp_path, cors=("https://ui.example",))
+    answer = _send(
+        api, "OPTIONS", "/api/v1/things",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )  # fmt: skip
+    assert answer.status_code == 400 and answer.json()["details"] == {"refused": ["origin"]}
+    assert [(e["status"], e["code"]) for e in _log(tmp_path)] == [(400, "cors_refused")]
+
+
 def test_without_origins_there_is_no_cors(tmp_path: Path) -> None:
     api, _ = _app(tmp_path, cors=())
     answer = _send(api, "GET", "/api/v1/things/a", headers=ORIGIN)
@@ -190,6 +200,7 @@ def test_orders_are_counted_by_result() -> None:
     for status, code in ((201, None), (201, None), (200, None), (422, "invalid_tick"), (500, None)):
         metrics.observe("POST", "/api/v1/orders", status, 0.004, code)
     metrics.observe("GET", "/api/v1/orders", 200, 0.004, None)
+    metrics.observe("BREW", "unmatched", 405, 0.001, "method_not_allowed")
     values = {
         s.labels["result"]: s.value
         for f in metrics.registry.collect()
@@ -197,6 +208,13 @@ def test_orders_are_counted_by_result() -> None:
         if s.name == "clob_orders_total"
     }
     assert values == {"placed": 2, "duplicate": 1, "invalid_tick": 1, "http_500": 1}
+    methods = {
+        s.labels["method"]
+        for f in metrics.registry.collect()
+        for s in f.samples
+        if s.name == "clob_http_requests_total"
+    }
+    assert methods == {"POST", "GET", "OTHER"}
 
 
 @pytest.mark.parametrize(
