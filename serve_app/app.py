@@ -7,15 +7,19 @@ add routes to `api` and actor handles to `AppArgs`.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application
 
 from serve_app import lean, probes
+from serve_app.edge.metrics import CONTENT_TYPE_LATEST
+from serve_app.edge.ratelimit import resolve_client_ip
+from serve_app.edge.stack import Edge, EdgeConfig
 from serve_app.errors import install_error_handlers
 from serve_app.routes import include_routes, system
 from serve_app.routes.contract import strict_request
@@ -40,7 +44,22 @@ class AppArgs(BaseModel):
         default=False, description="Allow POST /admin/credits (embedded mode, until custody)."
     )
     rate_limit_per_minute: int = Field(
-        default=0, ge=0, description="Requests per minute per API key; 0 turns it off."
+        default=100,
+        ge=0,
+        description="Requests per minute per account (per client IP without a valid key); "
+        "0 turns the limit off.",
+    )
+    client_ip: Literal["auto", "peer", "forwarded_for", "none"] = Field(
+        default="auto",
+        description="Client IP of a request (rate limit, request log): the TCP peer, the "
+        "last X-Forwarded-For address, or none (anonymous requests are not limited); auto: "
+        "none behind Serve's HAProxy (every peer is HAProxy), else the peer.",
+    )
+    cors_origins: list[str] = Field(
+        default=["*"], description='Origins CORS allows ("*": any); empty: no CORS.'
+    )
+    request_log_dir: str | None = Field(
+        default=None, description="Directory of the JSON request logs; None: no request log."
     )
     auth_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long a replica trusts a checked API key, s."
@@ -73,6 +92,20 @@ include_routes(api, API_PREFIX)
 api.lean_routes[("POST", f"{API_PREFIX}/orders")] = lean.post_orders
 
 
+def _edge_config(args: AppArgs) -> EdgeConfig:
+    """Return the edge settings of this replica (its rank and id come from Serve)."""
+    context = serve.get_replica_context()
+    rank: Any = context.rank  # a `ReplicaRank` (an int in older Serve versions)
+    return EdgeConfig(
+        cors_origins=tuple(args.cors_origins),
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        client_ip=resolve_client_ip(args.client_ip, os.environ),
+        request_log_dir=args.request_log_dir,
+        rank=int(getattr(rank, "rank", rank)),
+        replica=context.replica_tag,
+    )
+
+
 @serve.deployment(
     ray_actor_options={"num_cpus": 0},
     graceful_shutdown_wait_loop_s=0.5,
@@ -86,6 +119,14 @@ class Gateway:
         self._args = args
         self.core = GatewayCore(args)
         self._health = probes.CachedProbe(lambda: system.trading_up(self.core), HEALTH_TTL_S)
+        self._edge = Edge(api.dispatch, _edge_config(args), self.core)
+        api.edge = self._edge
+
+    @api.get("/metrics", include_in_schema=False)
+    async def metrics(self) -> Response:
+        """Answer the Prometheus metrics of this replica and of the market actors."""
+        body = await self._edge.metrics.render(self.core)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @api.get(
         "/health",

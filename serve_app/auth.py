@@ -1,4 +1,4 @@
-"""API-key authentication, the admin token and the per-key rate limit.
+"""API-key authentication and the admin token (the rate limit is `serve_app.edge.ratelimit`).
 
 A key is `"<key_id>.<secret>"`, sent in the `X-API-Key` header. The secret is 32 random
 bytes (`secrets.token_urlsafe`); only its SHA-256 is stored (`api_keys.secret_sha256`). A
@@ -139,23 +139,3 @@ def check_admin(expected: str | None, presented: str | None) -> None:
         raise ApiError(403, "forbidden", "a valid X-Admin-Token header is required")
     if not hmac.compare_digest(expected.encode(), presented.encode()):
         raise ApiError(403, "forbidden", "a valid X-Admin-Token header is required")
-
-
-async def over_rate_limit(redis: Any, key_id: str, per_minute: int) -> bool:
-    """Count one request of a key in the current minute; return whether it is over the limit.
-
-    Fixed one-minute windows in Redis (`ratelimit:{key_id}:{minute}`, INCR + EXPIRE). A
-    Redis failure lets the request through: Redis holds nothing that must not be lost.
-    """
-    if per_minute <= 0:
-        return False
-    window = int(time.time() // 60)
-    name = f"ratelimit:{key_id}:{window}"
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, 61)
-            count, _ = await pipe.execute()
-    except Exception:  # best effort by design: see the docstring
-        return False
-    return int(count) > per_minute

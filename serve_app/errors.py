@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from serve_app.edge.context import note_error
+
 
 class ApiError(Exception):
     """Raise to answer with the error shape and a 4xx/5xx status."""
@@ -47,14 +49,16 @@ _STATUS_CODES = {
 }
 
 
-async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
+    note_error(request.scope, exc.code)
     return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "error")
+    note_error(request.scope, code)
     headers = exc.headers
     if exc.status_code == 405:
         # Starlette names the methods of the first route on the path only; a path served by
@@ -78,7 +82,7 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"], "type": err["type"]}
@@ -87,6 +91,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     malformed = any(err["type"] == "json_invalid" for err in exc.errors())
     code = "malformed_json" if malformed else "invalid_request"
     message = "the body is not valid JSON" if malformed else "the request has invalid fields"
+    note_error(request.scope, code)
     return JSONResponse(
         error_body(code, message, {"errors": errors}), status_code=400 if malformed else 422
     )

@@ -269,6 +269,7 @@ class Exchange:
         from ray import serve
 
         from serve_app.app import AppArgs, app_builder
+        from serve_app.edge import ratelimit, requestlog
 
         host, port = self.settings.serve.host, self.settings.serve.port
         mode = "HAProxy" if self.settings.serve.haproxy else "default proxy"
@@ -282,6 +283,9 @@ class Exchange:
             # Test credits stand in for deposits until custody lands: embedded mode only.
             test_credits=self.settings.database_url is None,
             rate_limit_per_minute=self.settings.serve.rate_limit_per_minute,
+            client_ip=ratelimit.client_ip_source(self.settings),
+            cors_origins=self.settings.serve.cors_origins,
+            request_log_dir=requestlog.directory(self.settings),
             access_log=self.settings.serve.access_log,
             gateway_replicas=self.settings.serve.gateway_replicas,
         )

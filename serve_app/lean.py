@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors import jsonx
+from serve_app.edge.context import context_of, note_error, route_path
 from serve_app.errors import ApiError, error_body
 from serve_app.routes import orders
 from serve_app.routes.deps import authorize, replica_core
@@ -43,21 +44,34 @@ _JSON = b"application/json"
 
 
 class ExchangeAPI(FastAPI):
-    """FastAPI with lean routes, keyed by (method, path), tried before its router.
+    """FastAPI with lean routes, keyed by (method, path), tried before its router, and an
+    optional edge (`serve_app.edge`) around both.
 
-    A lean route runs before the whole middleware stack: middleware added to the app
-    (`add_middleware`, `@app.middleware`) does not see its requests.
+    A lean route runs before FastAPI's middleware stack: middleware added to the app
+    (`add_middleware`, `@app.middleware`) does not see its requests; the edge does.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lean_routes: dict[tuple[str, str], LeanRoute] = {}
+        self.edge: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a request through the edge, when one is installed."""
+        if self.edge is not None:
+            await self.edge(scope, receive, send)
+        else:
+            await self.dispatch(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a request: a lean route when one matches, else FastAPI."""
         if scope["type"] == "http":
-            route = self.lean_routes.get((scope["method"], scope["path"]))
+            path = route_path(scope)
+            route = self.lean_routes.get((scope["method"], path))
             if route is not None:
+                context = context_of(scope)
+                if context is not None:
+                    context.route = path
                 await route(scope, receive, send, super().__call__)
                 return
         await super().__call__(scope, receive, send)
@@ -82,9 +96,12 @@ async def post_orders(scope: Scope, receive: Receive, send: Send, fallback: ASGI
     raw_key = headers.get(_API_KEY)
     core = replica_core()
     try:
-        caller = await authorize(core, raw_key.decode("latin-1") if raw_key else None)
+        caller = await authorize(
+            core, raw_key.decode("latin-1") if raw_key else None, context_of(scope)
+        )
         status, view = await orders.place(core, caller, order)
     except ApiError as exc:
+        note_error(scope, exc.code)
         await _answer(send, exc.status, jsonx.dumpb(error_body(exc.code, exc.message, exc.details)))
         return
     await _answer(send, status, view.model_dump_json(by_alias=True).encode())

@@ -12,6 +12,7 @@ A URL left unset means "start the embedded one": PostgreSQL from `pgserver`, Red
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -61,7 +62,29 @@ class ServeSettings(BaseModel):
     haproxy_stats_port: Port = Field(default=0, description="HAProxy stats port; 0 = free one.")
     haproxy_metrics_port: Port = Field(default=0, description="HAProxy metrics port; 0 = free one.")
     rate_limit_per_minute: int = Field(
-        default=0, ge=0, description="Requests per minute per API key; 0 turns the limit off."
+        default=100,
+        ge=0,
+        description="Requests per minute per account (per client IP without a valid key); "
+        "0 turns the limit off.",
+    )
+    forwarded_for: bool = Field(
+        default=False,
+        description="Take the client IP from the last X-Forwarded-For address (set it when "
+        "your own load balancer in front appends it); else the TCP peer, which in HAProxy "
+        "mode is HAProxy, so anonymous requests are then not rate limited.",
+    )
+    cors_origins: list[str] = Field(
+        default=["*"],
+        description='Origins allowed by CORS, e.g. ["https://app.example"]; ["*"]: any; '
+        "[]: no CORS headers.",
+    )
+    request_log: bool = Field(
+        default=True, description="Write one JSON line per request (see request_log_dir)."
+    )
+    request_log_dir: str = Field(
+        default="",
+        description="Directory of the request logs (requests-<replica rank>.log); empty: "
+        "<data_dir>/logs.",
     )
     access_log: bool = Field(
         default=False,
@@ -72,6 +95,16 @@ class ServeSettings(BaseModel):
         default=1, ge=1, description="Gateway (REST ingress) replicas; each is one process."
     )
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not * or scheme://host[:port]")
+        return value
+
+
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?")
 
 DIRECT_PORTS_ENV = "CLOB_RAY__DIRECT_PORTS"
 
@@ -283,4 +316,6 @@ def _toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -14,6 +14,7 @@ the database, so the process exits and Ray restarts it (crash-only). A fenced in
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import gc
 import logging
@@ -88,6 +89,27 @@ DIRECT_METHODS = ("submit", "l2", "recent_trades")
 
 # Largest pipeline pass built from queued submit calls (a single larger call runs whole).
 MAX_PASS_REQUESTS = 4096
+# Bounds of the pass-size buckets `status()` reports (commands per pass, `le`).
+PASS_SIZE_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+class SizeCounts:
+    """How many sizes fell in each bucket (`le` bounds; the last count is past every bound)
+    and their sum: a histogram that `status()` can return and a scrape can export."""
+
+    def __init__(self, bounds: tuple[int, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0
+
+    def observe(self, size: int) -> None:
+        """Count one size."""
+        self.counts[bisect.bisect_left(self.bounds, size)] += 1
+        self.total += size
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return `{"le": bounds, "counts": per bucket, "sum": total}`."""
+        return {"le": list(self.bounds), "counts": list(self.counts), "sum": self.total}
 
 
 def _take_group(
@@ -140,6 +162,7 @@ class MarketActor:
         self._queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._watched: asyncio.Task[None] | None = None  # the last tail `_on_tail` watches
+        self._pass_sizes = SizeCounts(PASS_SIZE_BOUNDS)
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
         # The last failed recovery (why, attempts so far, when the next may run), if any.
@@ -248,6 +271,7 @@ class MarketActor:
         while self._queued:
             group = _take_group(self._queued, MAX_PASS_REQUESTS)
             merged = [request for requests, _ in group for request in requests]
+            self._pass_sizes.observe(len(merged))
             try:
                 answers: list[OrderResult] = await self._guarded(
                     lambda core, merged=merged: core.submit(merged)
@@ -343,8 +367,10 @@ class MarketActor:
         return list(reversed(core.trades))[:limit]
 
     async def status(self) -> dict[str, Any]:
-        """Return the market's identity, epoch, sequence numbers and size; for a market
-        whose recovery failed, its `status` `failed`, the `error` and the attempts."""
+        """Return the market's identity, epoch, sequence numbers, size, lags (journal entries
+        whose ledger apply or orders/trades projection has not completed) and pass sizes;
+        for a market whose recovery failed, its `status` `failed`, the `error` and the
+        attempts."""
         try:
             core = await self._ready()
         except MarketUnavailableError:
@@ -357,6 +383,7 @@ class MarketActor:
                 "node_id": ray.get_runtime_context().get_node_id(),
                 "pid": os.getpid(),
             }
+        ledger_lag, projection_lag = core.lag()
         return {
             "symbol": self._symbol,
             "status": "up",
@@ -371,6 +398,9 @@ class MarketActor:
             "pid": os.getpid(),
             "stage_seconds": {k: round(v, 3) for k, v in core.stage_s.items()},
             "startup_seconds": self._startup,
+            "ledger_lag": ledger_lag,
+            "projection_lag": projection_lag,
+            "pass_commands": self._pass_sizes.to_dict(),
         }
 
     async def settled(self) -> int:

@@ -160,6 +160,11 @@ class MarketCore:
         self.tails: deque[asyncio.Task[None]] = deque()  # the passes not known settled
         # Wall seconds spent in each pipeline stage since start (reported by `status`).
         self.stage_s: dict[str, float] = dict.fromkeys(_STAGES, 0.0)
+        # Journal seq through which the ledger apply and the projection have completed
+        # (`status`, the lag metrics); None until this incarnation's first pass, before
+        # which recovery has applied and projected everything.
+        self.applied_through: int | None = None
+        self.projected_through: int | None = None
 
     # -- pipeline --------------------------------------------------------------------------
 
@@ -338,6 +343,8 @@ class MarketCore:
         """
         if not items:
             return
+        if self.applied_through is None or self.projected_through is None:
+            self.applied_through = self.projected_through = self.seq
         started = time.perf_counter()
         projection = Projection(self.spec, self.cum)
         rows: list[JournalRow] = []
@@ -379,7 +386,7 @@ class MarketCore:
             self.indexes.remember(item.account_id, item.client_order_id, item.result, item.digest)
         for t in projection.trades:
             self.trades.append(trade_dict(_trade_map(t)))
-        self.applied = asyncio.create_task(self._apply(self.applied, applied))
+        self.applied = asyncio.create_task(self._apply(self.applied, applied, seq))
         self.projected = asyncio.create_task(
             self._project(self.projected, seq, updates, projection.trades)
         )
@@ -387,8 +394,11 @@ class MarketCore:
         self.tails.append(self.tail)
         self.maybe_snapshot()
 
-    async def _apply(self, previous: asyncio.Task[None] | None, applied: Awaitable[None]) -> None:
-        """Wait for a journaled batch's ledger apply, after the batch before's."""
+    async def _apply(
+        self, previous: asyncio.Task[None] | None, applied: Awaitable[None], seq: int
+    ) -> None:
+        """Wait for a journaled batch's ledger apply (through `seq`), after the batch
+        before's."""
         if previous is not None:
             await previous
         started = time.perf_counter()
@@ -399,6 +409,7 @@ class MarketCore:
             # later ones: restart, and recovery makes every shard `sync`.
             raise JournalWriteError(f"ledger apply failed: {exc!r}") from exc
         self.stage_s["tail_apply"] += time.perf_counter() - started
+        self.applied_through = seq
 
     async def _project(
         self,
@@ -420,6 +431,7 @@ class MarketCore:
         except Exception as exc:
             raise JournalWriteError(f"projection write failed: {exc!r}") from exc
         self.stage_s["tail_project"] += time.perf_counter() - started
+        self.projected_through = seq
 
     async def _settle(
         self,
@@ -433,6 +445,12 @@ class MarketCore:
         started = time.perf_counter()
         await asyncio.gather(applied, projected)
         self.stage_s["tail"] += time.perf_counter() - started
+
+    def lag(self) -> tuple[int, int]:
+        """Return how many journal entries await their ledger apply, and their projection."""
+        applied = self.seq if self.applied_through is None else self.applied_through
+        projected = self.seq if self.projected_through is None else self.projected_through
+        return self.seq - applied, self.seq - projected
 
     async def settled(self) -> None:
         """Wait until every journaled batch is applied to the ledger and projected."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from ray import serve
 
@@ -13,11 +13,10 @@ from serve_app.auth import (
     API_KEY_HEADER,
     Principal,
     check_admin,
-    over_rate_limit,
     require_scope,
 )
+from serve_app.edge.context import RequestContext, context_of
 from serve_app.routes.core import GatewayCore
-from serve_app.routes.rejects import api_error
 
 _api_key = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -49,22 +48,28 @@ Core = Annotated[GatewayCore, Depends(get_core)]
 
 
 async def get_principal(
-    core: Core, raw_key: Annotated[str | None, Security(_api_key)] = None
+    request: Request, core: Core, raw_key: Annotated[str | None, Security(_api_key)] = None
 ) -> Principal:
-    """Authenticate the request's API key and count it against the rate limit."""
-    return await authorize(core, raw_key)
+    """Authenticate the request's API key."""
+    return await authorize(core, raw_key, context_of(request.scope))
 
 
-async def authorize(core: GatewayCore, raw_key: str | None) -> Principal:
-    """Authenticate an API key and count it against the rate limit.
+async def authorize(
+    core: GatewayCore, raw_key: str | None, context: RequestContext | None = None
+) -> Principal:
+    """Authenticate an API key, once per request: the edge's rate limit may have done it
+    already (`context`); the caller is recorded there for the request log.
 
     Raises:
-        ApiError: 401 `unauthorized`, 403 `forbidden` or 429 `rate_limited`.
+        ApiError: 401 `unauthorized` or 403 `forbidden`.
     """
+    if context is not None and context.principal is not None:
+        return context.principal
+    if context is not None and context.auth_error is not None:
+        raise context.auth_error
     principal = await core.auth.authenticate(await core.pool(), raw_key)
-    limit = core.args.rate_limit_per_minute
-    if limit > 0 and await over_rate_limit(await core.redis(), principal.key_id, limit):
-        raise api_error("rate_limited", f"more than {limit} requests a minute", limit=limit)
+    if context is not None:
+        context.principal = principal
     return principal
 
 

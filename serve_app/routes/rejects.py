@@ -18,6 +18,8 @@ STATUS_OF_CODE: dict[str, int] = {
     # 400: unreadable requests
     "malformed_json": 400,
     "bad_request": 400,
+    "invalid_request_id": 400,  # answered by the edge (serve_app.edge)
+    "cors_refused": 400,  # a CORS preflight the edge refused
     # 401/403: identity and permission
     "unauthorized": 401,
     "forbidden": 403,

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -47,6 +48,7 @@ class Exchange:
     url: str
     database_url: str
     admin: httpx.Client
+    request_log: Path
     markets: list[str] = field(default_factory=list)
 
     def create_market(self, base: str, quote: str = "USDC", **overrides: Any) -> str:
@@ -124,7 +126,9 @@ def _wait_ready(url: str) -> None:
 
 
 @pytest.fixture(scope="package")
-def exchange(pg_dsn: str, redis_url: str) -> Iterator[Exchange]:
+def exchange(
+    pg_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Exchange]:
     """Start Ray, the trading core and the Serve app; yield the exchange."""
     import ray
     from ray import serve
@@ -141,14 +145,18 @@ def exchange(pg_dsn: str, redis_url: str) -> Iterator[Exchange]:
         start_core(pg_dsn, SHARD_COUNT, "clob")
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
+        log_dir = tmp_path_factory.mktemp("request-log")
+        # No rate limit: the tests send far more than 100 requests a minute from one
+        # address and a few accounts; `test_api_rate_limit.py` deploys a limited app.
         args = AppArgs(
-            database_url=pg_dsn, redis_url=redis_url, admin_token=ADMIN_TOKEN, test_credits=True
-        )
+            database_url=pg_dsn, redis_url=redis_url, admin_token=ADMIN_TOKEN, test_credits=True,
+            rate_limit_per_minute=0, request_log_dir=str(log_dir),
+        )  # fmt: skip
         serve.run(app_builder(args), name="clob", route_prefix="/")
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url)
         admin = httpx.Client(base_url=url, headers={"X-Admin-Token": ADMIN_TOKEN}, timeout=60)
-        yield Exchange(url, pg_dsn, admin)
+        yield Exchange(url, pg_dsn, admin, log_dir / "requests-0.log")
         admin.close()
     finally:
         ray.shutdown()

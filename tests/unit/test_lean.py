@@ -36,7 +36,7 @@ class Recorder:
         self.placed: list[OrderCreate] = []
         self.fallback_bodies: list[bytes] = []
 
-    async def authorize(self, core: Any, raw_key: str | None) -> Principal:
+    async def authorize(self, core: Any, raw_key: str | None, context: Any = None) -> Principal:
         self.keys.append(raw_key)
         return CALLER
 

@@ -68,6 +68,9 @@ def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.M
         ('log_level = "LOUD"\n', "log_level"),
         ('database_url = "mysql://x"\n', "database_url"),
         ("[embedded]\nredis_port = -1\n", "embedded.redis_port"),
+        ('[serve]\ncors_origins = ["https://a.example/path"]\n', "serve.cors_origins"),
+        ('[serve]\ncors_origins = "*"\n', "serve.cors_origins"),
+        ("[serve]\nrate_limit_per_minute = -1\n", "serve.rate_limit_per_minute"),
     ],
 )
 def test_bad_value_is_reported_with_its_key(config_file: Path, content: str, key: str) -> None:
@@ -186,3 +189,28 @@ def test_the_direct_channel_port_range_is_first_dash_last(
     with pytest.raises(ConfigError) as error:
         load_settings()
     assert [k for k, _ in error.value.problems] == ["ray.direct_ports"]
+
+
+def test_the_edge_settings_reach_the_gateway(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On by default: the rate limit at 100 a minute, CORS for any origin, the request log
+    in `<data_dir>/logs`; behind Serve's HAProxy no client IP unless X-Forwarded-For."""
+    from serve_app.edge import ratelimit, requestlog
+
+    monkeypatch.setenv("CLOB_DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.serve.rate_limit_per_minute == 100
+    assert settings.serve.cors_origins == ["*"]
+    assert requestlog.directory(settings) == str((tmp_path / "logs").resolve())
+    assert ratelimit.client_ip_source(settings) == "none"
+    config_file.write_text(
+        '[serve]\ncors_origins = ["https://a.example", "http://[::1]:3000"]\n'
+        "haproxy = false\nrequest_log = false\n"
+    )
+    settings = load_settings()
+    assert settings.serve.cors_origins == ["https://a.example", "http://[::1]:3000"]
+    assert requestlog.directory(settings) is None
+    assert ratelimit.client_ip_source(settings) == "peer"
+    monkeypatch.setenv("CLOB_SERVE__FORWARDED_FOR", "true")
+    assert ratelimit.client_ip_source(load_settings()) == "forwarded_for"
