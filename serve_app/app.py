@@ -15,6 +15,7 @@ from ray import serve
 from ray.serve import Application
 
 from serve_app import lean, probes
+from serve_app.docs_ui import install_docs
 from serve_app.errors import install_error_handlers
 from serve_app.probes import ComponentStatus
 from serve_app.routes import include_routes
@@ -63,7 +64,10 @@ api = lean.ExchangeAPI(
     title="clob exchange API",
     version="0.1.0",
     description="Off-chain central limit order book on Ray, durable in PostgreSQL.",
+    docs_url=None,  # served offline by install_docs instead of FastAPI's CDN pages
+    redoc_url=None,
 )
+install_docs(api)
 install_error_handlers(api)
 include_routes(api, API_PREFIX)
 api.lean_routes[("POST", f"{API_PREFIX}/orders")] = lean.post_orders
