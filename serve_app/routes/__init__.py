@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from serve_app.routes import account, admin, market_data, orders
+from serve_app.routes import account, admin, api_keys, market_data, orders
 
-ROUTERS = (orders.router, market_data.router, account.router, admin.router)
+ROUTERS = (orders.router, market_data.router, account.router, api_keys.router, admin.router)
 
 
 def include_routes(app: FastAPI, prefix: str) -> None:

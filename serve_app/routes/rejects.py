@@ -28,12 +28,14 @@ STATUS_OF_CODE: dict[str, int] = {
     "unknown_order": 404,
     "unknown_asset": 404,
     "unknown_account": 404,
+    "unknown_key": 404,
     # 409: conflicts with the current state
     "conflict": 409,
     "duplicate_id": 409,
     "market_halted": 409,
     "market_exists": 409,
     "order_not_open": 409,
+    "key_limit_reached": 409,
     # 422: validation and business rejects
     "invalid_request": 422,
     "invalid_decimal": 422,
