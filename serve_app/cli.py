@@ -131,6 +131,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
             book_out.close()
 
 
+def cmd_demo(_: argparse.Namespace) -> int:
+    """Print the demo accounts' API keys and the API's URL as shell variables."""
+    from serve_app.demo import shell_lines
+    from serve_app.launcher import read_state
+
+    settings = load_settings()
+    running = read_state(settings)
+    host, port = settings.serve.host, settings.serve.port
+    url = running.http_url if running else f"http://{_local(host)}:{port}"
+    for line in shell_lines(settings, url):
+        _echo(line)
+    return EXIT_OK
+
+
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     """Create, list or revoke API keys (`clob keys create|list|revoke`)."""
     from serve_app.launcher import read_state
@@ -229,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--book-out", help="write the final book as JSON here")
     replay.set_defaults(func=cmd_replay)
     _add_keys_parser(sub)
+    demo = sub.add_parser(
+        "demo", help='print the demo accounts\' keys as shell variables: eval "$(clob demo)"'
+    )
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
