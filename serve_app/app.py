@@ -17,6 +17,7 @@ from ray import serve
 from ray.serve import Application
 
 from serve_app import lean, probes
+from serve_app.docs_ui import install_docs
 from serve_app.edge.metrics import CONTENT_TYPE_LATEST
 from serve_app.edge.ratelimit import resolve_client_ip
 from serve_app.edge.stack import Edge, EdgeConfig
@@ -86,7 +87,10 @@ api = lean.ExchangeAPI(
     title="clob exchange API",
     version="0.1.0",
     description="Off-chain central limit order book on Ray, durable in PostgreSQL.",
+    docs_url=None,  # served offline by install_docs instead of FastAPI's CDN pages
+    redoc_url=None,
 )
+install_docs(api)
 install_error_handlers(api)
 include_routes(api, API_PREFIX)
 api.lean_routes[("POST", f"{API_PREFIX}/orders")] = lean.post_orders

@@ -97,6 +97,13 @@ class Authenticator:
         self._cache[cache_key] = (now + self._ttl_s, principal)
         return principal
 
+    def forget(self, key_id: str) -> None:
+        """Drop what this replica trusts of a key (after revoking it), so that its next
+        request is checked against PostgreSQL. Other replicas keep theirs until it expires."""
+        stale = [k for k, (_, principal) in self._cache.items() if principal.key_id == key_id]
+        for cache_key in stale:
+            del self._cache[cache_key]
+
 
 async def _lookup(pool: asyncpg.Pool, key_id: str, digest: bytes) -> Principal:
     async with pool.acquire() as conn, conn.transaction():

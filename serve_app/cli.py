@@ -142,8 +142,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
             book_out.close()
 
 
+def cmd_demo(_: argparse.Namespace) -> int:
+    """Print the demo accounts' API keys and the API's URL as shell variables."""
+    from serve_app.demo import shell_lines
+    from serve_app.launcher import read_state
+
+    settings = load_settings()
+    running = read_state(settings)
+    host, port = settings.serve.host, settings.serve.port
+    url = running.http_url if running else f"http://{_local(host)}:{port}"
+    for line in shell_lines(settings, url):
+        _echo(line)
+    return EXIT_OK
+
+
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
-    """Create or list API keys (`clob keys create|list`)."""
+    """Create, list or revoke API keys (`clob keys create|list|revoke`)."""
     from serve_app.launcher import read_state
 
     settings = load_settings()
@@ -170,10 +188,14 @@ async def _keys(args: argparse.Namespace, database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
         if args.keys_command == "create":
-            created = await keys.create_key(conn, args.account, args.label)
+            created = await keys.create_key(conn, args.account, args.label, args.scopes)
             _echo(f"account_id: {created.account_id}")
             _echo(f"api_key:    {created.key}")
             print("(the key is shown only once; send it as the X-API-Key header)", file=sys.stderr)
+        elif args.keys_command == "revoke":
+            account_id, key = await keys.revoke_key(conn, args.key_id)
+            _echo(f"revoked {key['key_id']} of account {account_id} at {key['revoked_at']}")
+            print(_REVOKE_NOTE, file=sys.stderr)
         else:
             _echo(json.dumps(await keys.list_keys(conn, args.account), indent=2))
     finally:
@@ -181,14 +203,37 @@ async def _keys(args: argparse.Namespace, database_url: str) -> int:
     return EXIT_OK
 
 
+_REVOKE_NOTE = (
+    "(a gateway replica that checked the key within its auth_cache_ttl_s, 30 s by default, "
+    "may accept it until then)"
+)
+
+
+def _scopes(text: str) -> list[str]:
+    from serve_app.keys import KeysError, canonical_scopes
+
+    try:
+        return canonical_scopes([part.strip() for part in text.split(",") if part.strip()])
+    except KeysError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_keys_parser(sub: Any) -> None:
-    keys = sub.add_parser("keys", help="create or list API keys")
+    keys = sub.add_parser("keys", help="create, list or revoke API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_sub.add_parser("create", help="create a key (and an account if none given)")
     create.add_argument("--account", type=int, help="account id (default: a new account)")
     create.add_argument("--label", default="", help="a label for the key")
+    create.add_argument(
+        "--scopes",
+        type=_scopes,
+        default=["read", "trade"],
+        help="comma-separated subset of read,trade,withdraw (default: read,trade)",
+    )
     listing = keys_sub.add_parser("list", help="list an account's keys")
     listing.add_argument("--account", type=int, required=True, help="account id")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key (for good)")
+    revoke.add_argument("key_id", help="the key's id (the part of the key before the dot)")
     keys.set_defaults(func=cmd_keys)
 
 
@@ -216,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--book-out", help="write the final book as JSON here")
     replay.set_defaults(func=cmd_replay)
     _add_keys_parser(sub)
+    demo = sub.add_parser(
+        "demo", help='print the demo accounts\' keys as shell variables: eval "$(clob demo)"'
+    )
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

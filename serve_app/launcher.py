@@ -37,6 +37,7 @@ from actors.infra.services import (
     stop_embedded,
 )
 from actors.infra.settings import DIRECT_PORTS_ENV, Settings
+from serve_app import demo
 
 Progress = Callable[[str], None]
 APP_NAME = "clob"
@@ -189,6 +190,7 @@ class Exchange:
         self.progress = progress
         self.started_services: list[str] = []
         self.ray_started = False
+        self.demo: demo.DemoData | None = None
 
     def start(self) -> RunState:
         """Start every component; on failure stop what was started and raise."""
@@ -222,6 +224,7 @@ class Exchange:
             services.database_url, settings.ledger_shards, settings.ray.namespace
         )
         self.progress(f"trading core up ({ray.get(controller.shard_count.remote())} ledger shards)")
+        self.demo = demo.for_launch(settings, services.database_url, controller, self.progress)
         http_url = self._deploy(services.database_url, services.redis_url)
         state = RunState(
             os.getpid(), http_url, ray_address, services.database_url, services.redis_url,
@@ -357,12 +360,18 @@ def run_until_signalled(exchange: Exchange, state: RunState, echo: Progress) -> 
     echo(f"PostgreSQL {state.database_url}")
     echo(f"Redis      {state.redis_url}")
     echo(f"Ray        {state.ray_address}")
-    token_from = "settings" if exchange.settings.admin_token else "<data_dir>/admin_token"
+    token_from = "the settings" if exchange.settings.admin_token else _token_file(exchange)
     echo(f"admin      send X-Admin-Token (the token is in {token_from})")
+    for line in demo.banner(exchange.demo):
+        echo(line)
     echo("ready; press Ctrl-C to stop")
     stop.wait()
     exchange.stop()
     echo("stopped")
+
+
+def _token_file(exchange: Exchange) -> Path:
+    return (exchange.settings.data_dir / "admin_token").resolve()
 
 
 def down(settings: Settings, progress: Progress, timeout_s: float = 120.0) -> bool:

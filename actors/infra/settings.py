@@ -146,6 +146,18 @@ class RaySettings(BaseModel):
         return value.strip()
 
 
+class DemoSettings(BaseModel):
+    """The demo data `clob up` creates: seed 000's SOL-USDC market, two funded accounts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Create the demo market and accounts on `clob up`; unset: only on "
+        "embedded defaults (no DATABASE_URL).",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the exchange."""
 
@@ -196,6 +208,12 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+
+    @property
+    def demo_enabled(self) -> bool:
+        """Whether `clob up` creates the demo data (`demo.enabled`, else embedded only)."""
+        return self.database_url is None if self.demo.enabled is None else self.demo.enabled
 
     @field_validator("database_url")
     @classmethod

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from serve_app.routes import account, admin, market_data, orders, system
+from serve_app.routes import account, admin, api_keys, market_data, orders, system
 from serve_app.routes.contract import document_errors, strict_request
 
-ROUTERS = (orders.router, market_data.router, account.router, admin.router, system.router)
+ROUTERS = (
+    orders.router, market_data.router, account.router, api_keys.router, admin.router,
+    system.router,
+)  # fmt: skip
 
 
 def include_routes(app: FastAPI, prefix: str) -> None:

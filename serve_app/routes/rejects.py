@@ -30,6 +30,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "unknown_order": 404,
     "unknown_asset": 404,
     "unknown_account": 404,
+    "unknown_key": 404,
     # 405/415: a method or a media type the route does not take
     "method_not_allowed": 405,
     "unsupported_media_type": 415,
@@ -41,6 +42,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "market_halted": 409,
     "market_exists": 409,
     "order_not_open": 409,
+    "key_limit_reached": 409,
     # 422: validation and business rejects
     "invalid_request": 422,
     "invalid_decimal": 422,

@@ -91,3 +91,17 @@ def test_balances_of_another_account_are_forbidden(
     assert own.status_code == 200
     assert own.json()["account_id"] == bob.account_id
     assert {b["asset"] for b in own.json()["balances"]} == {"USDC", "ISO"}
+
+
+def test_keys_of_another_account_are_invisible_and_cannot_be_revoked(
+    accounts: tuple[Trader, Trader, Trader],
+) -> None:
+    alice, bob, _ = accounts
+    alice_key_id = alice.key.split(".", 1)[0]
+    bob_keys = bob.http.get("/api/v1/keys").json()["keys"]
+    assert [k["key_id"] for k in bob_keys] == [bob.key.split(".", 1)[0]]
+    response = bob.http.delete(f"/api/v1/keys/{alice_key_id}")
+    assert (response.status_code, response.json()["code"]) == (404, "unknown_key")
+    [alice_key] = alice.http.get("/api/v1/keys").json()["keys"]
+    assert alice_key["key_id"] == alice_key_id and alice_key["revoked_at"] is None
+    assert alice.http.get("/api/v1/balances").status_code == 200

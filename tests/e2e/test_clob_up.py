@@ -1,15 +1,21 @@
-"""`clob up` as a user runs it: a subprocess on a fresh data directory and free ports."""
+"""`clob up` as a user runs it: a subprocess on a fresh data directory and free ports.
+
+One `clob up` serves every test here, the README's walk-through included.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -17,10 +23,13 @@ import pytest
 
 from actors.infra.embedded import free_port
 from actors.infra.settings import Settings
+from serve_app import demo
 from serve_app.launcher import haproxy_home
+from tests.conftest import REPO_ROOT
 
 CLOB = str(Path(sys.executable).parent / "clob")
 STARTUP_TIMEOUT_S = 240.0
+OUTPUT = "up.log"  # what `clob up` prints, in its data directory
 
 
 def _env(data_dir: Path, port: int) -> dict[str, str]:
@@ -41,7 +50,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], data_dir: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            output = proc.stdout.read() if proc.stdout else ""
+            output = (data_dir / OUTPUT).read_text()
             pytest.fail(f"clob up exited early with {proc.returncode}:\n{output[-3000:]}")
         try:
             healthy = httpx.get(f"{url}/health", timeout=2).status_code == 200
@@ -60,14 +69,13 @@ def running(
     data_dir = server_dir("up")
     port = free_port()
     env = _env(data_dir, port)
-    proc = subprocess.Popen(
-        [CLOB, "up"],
-        env=env,
-        cwd=data_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # A file rather than a pipe: nothing reads a pipe while the tests run, and a full one
+    # would block `clob up`.
+    with open(data_dir / OUTPUT, "w") as output:
+        proc = subprocess.Popen(
+            [CLOB, "up"], env=env, cwd=data_dir, stdout=output, stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, data_dir)
@@ -79,8 +87,6 @@ def running(
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if proc.stdout:
-            proc.stdout.close()
         subprocess.run(
             [CLOB, "down"], env=env, cwd=data_dir, capture_output=True, timeout=120, check=False
         )
@@ -215,6 +221,90 @@ def test_a_trade_through_clob_up_settles_to_the_atom(
     zero = "0.000000"
     assert balances(buyer_key) == {"USDE": ("799.600000", zero), "E2E": ("2.000000", zero)}
     assert balances(seller_key) == {"E2E": ("8.000000", zero), "USDE": ("199.800000", zero)}
+
+
+def test_banner_names_the_admin_token_file_and_the_demo_keys(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, _, env = running
+    data_dir = Path(env["CLOB_DATA_DIR"]).resolve()
+    printed = (data_dir / OUTPUT).read_text()
+    assert f"(the token is in {data_dir / 'admin_token'})" in printed
+    keys_file = data_dir / demo.KEYS_FILE
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    assert f"demo keys  {keys_file}  " in printed
+    accounts = demo.read_keys(keys_file)
+    assert sorted(accounts) == ["alice", "bob"]
+    for name, account in accounts.items():
+        assert f"  {name:<8} X-API-Key: {account['api_key']}" in printed
+
+
+# -- the README's walk-through -----------------------------------------------------------------
+
+_BLOCK = re.compile(r"```(sh|json)\n(.*?)```", re.DOTALL)
+_STEP_END = "@@walkthrough-step@@"
+
+
+def _walkthrough() -> list[tuple[list[str], Any]]:
+    """Return the README walk-through's steps: the commands of each `sh` block, and the
+    answer the `json` block after it shows for its last command (None when none)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("<!-- walkthrough -->")[1].split("<!-- /walkthrough -->")[0]
+    steps: list[tuple[list[str], Any]] = []
+    for language, body in _BLOCK.findall(section):
+        if language == "json":
+            steps[-1] = (steps[-1][0], json.loads(body))
+            continue
+        joined = body.replace("\\\n", " ")
+        steps.append(([c for c in joined.splitlines() if c.strip()], None))
+    return steps
+
+
+def _shows(actual: Any, shown: Any) -> bool:
+    """Whether `actual` has every field `shown` has, with the same values (lists whole)."""
+    if isinstance(shown, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and _shows(actual[key], value) for key, value in shown.items()
+        )
+    if isinstance(shown, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(shown)
+            and all(_shows(a, s) for a, s in zip(actual, shown, strict=True))
+        )
+    return bool(actual == shown)
+
+
+def test_the_readme_walkthrough_trades_as_it_says(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    _, _, env = running
+    quick_start = (REPO_ROOT / "README.md").read_text().split("## Quick start")[1]
+    assert "make up " in quick_start.split("```")[1], "the walk-through starts with make up"
+    steps = _walkthrough()
+    commands = [command for step, _ in steps for command in step]
+    assert 8 <= len(commands) <= 12, commands
+    # The commands run at the repository's root: give them a `.venv` there.
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    script = "set -euo pipefail\n" + "".join(f"{c}\necho; echo {_STEP_END}\n" for c in commands)
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outputs = [out.strip() for out in done.stdout.split(_STEP_END)[:-1]]
+    assert len(outputs) == len(commands)
+    for command, output in zip(commands, outputs, strict=True):
+        if command.startswith("curl"):
+            answer = json.loads(output)
+            assert not (isinstance(answer, dict) and "code" in answer), (command, answer)
+    index = 0
+    for step, shown in steps:
+        index += len(step)
+        if shown is not None:
+            answer = json.loads(outputs[index - 1])
+            assert _shows(answer, shown), (step[-1], answer, shown)
 
 
 def _haproxy_pids(data_dir: Path) -> list[int]:

@@ -64,6 +64,9 @@ EXPECTED_STATUSES = {
     ("post", "/api/v1/admin/credits"): {"200", "404", "409", "503"} | _ADMIN | _BODY,
     ("post", "/api/v1/admin/markets/{symbol}/recover"): {"200", "404", "503"} | _ADMIN,
     ("get", "/api/v1/system/status"): {"200"} | _ADMIN,
+    ("get", "/api/v1/keys"): {"200"} | _KEY,
+    ("post", "/api/v1/keys"): {"201", "409"} | _KEY | _BODY,
+    ("delete", "/api/v1/keys/{key_id}"): {"200", "404"} | _KEY,
 }
 
 

@@ -214,3 +214,25 @@ def test_the_edge_settings_reach_the_gateway(
     assert ratelimit.client_ip_source(settings) == "peer"
     monkeypatch.setenv("CLOB_SERVE__FORWARDED_FOR", "true")
     assert ratelimit.client_ip_source(load_settings()) == "forwarded_for"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, True),
+        ({"DATABASE_URL": "postgresql://u@db.example:5432/x"}, False),
+        ({"CLOB_DEMO__ENABLED": "false"}, False),
+        ({"DATABASE_URL": "postgresql://u@db.example:5432/x", "CLOB_DEMO__ENABLED": "true"}, True),
+    ],
+)
+def test_demo_data_is_on_by_default_only_on_embedded_defaults(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: bool
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().demo_enabled is expected
+
+
+def test_demo_data_can_be_turned_off_in_the_file(config_file: Path) -> None:
+    config_file.write_text("[demo]\nenabled = false\n")
+    assert load_settings().demo_enabled is False
