@@ -27,6 +27,7 @@ from actors.ledger.shard import DIRECT_METHODS as LEDGER_DIRECT_METHODS
 from actors.market.actor import DIRECT_METHODS as MARKET_DIRECT_METHODS
 from serve_app.auth import Authenticator
 from serve_app.errors import ApiError
+from serve_app.routes import stats_cache
 from serve_app.routes.registry import MarketRegistry
 
 if TYPE_CHECKING:
@@ -203,6 +204,8 @@ class GatewayCore:
         except Exception as exc:  # this market's failure must not fail another's requests
             log.exception("market %s: submit failed", market)
             return [unavailable(f"market:{market}", exc)] * len(requests)
+        if any(stats_cache.has_fill(r.events) for r in results):
+            await stats_cache.trade_landed(self, market)  # before any answer: once per batch
         return results
 
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Response
 from actors.contracts import OrderRequest, OrderResult
 from actors.markets_repo import MarketRecord
 from serve_app.auth import Principal, require_scope
-from serve_app.routes import db, stats_cache, views
+from serve_app.routes import db, views
 from serve_app.routes.commands import (
     amend_command,
     new_order_command,
@@ -135,8 +135,6 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
         return 200, await _view(core, await _own_order(core, caller, result.order_id), [])
     if not result.ok:  # a retry of a refused order is refused alike
         raise _rejected(result)
-    if stats_cache.has_fill(result.events):
-        await stats_cache.trade_landed(core, record.spec.symbol)
     return 201, views.placed_order(record.spec, command, coid, result.events, result.ts_ms)
 
 
@@ -199,8 +197,6 @@ async def _command_on(
     result = await core.submit_one(record.spec.symbol, request)
     if not result.ok:
         raise _rejected(result)
-    if stats_cache.has_fill(result.events):  # an amend that re-queues may trade
-        await stats_cache.trade_landed(core, record.spec.symbol)
     return await _view(core, await _own_order(core, caller, row["order_id"]), result.events)
 
 

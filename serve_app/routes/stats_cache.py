@@ -2,8 +2,9 @@
 
 `market_stats:{market}` holds a market's stats (the `MarketStats` JSON) for up to
 `STATS_TTL_S`: the 24 h window slides, so stats computed without a newer trade may age by
-that much. A trade makes them stale at once, so the gateway that answers a command whose
-events hold a fill drops the entry (`trade_landed`), and the next read computes it again.
+that much. A trade makes them stale at once, so the gateway's batcher drops the entry
+(`trade_landed`) once per batch of a market whose answers hold a fill, before it answers
+them, and the next read computes it again.
 Every trade comes from a command answered by some gateway replica (a stop that triggers
 trades inside the command that triggered it), so no trade is missed.
 
@@ -20,12 +21,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.markets_repo import MarketRecord
 from serve_app.routes import db, views
-from serve_app.routes.core import GatewayCore
 from serve_app.routes.models import MarketStats
+
+if TYPE_CHECKING:  # the batcher (routes/core.py) calls `trade_landed`
+    from serve_app.routes.core import GatewayCore
 
 STATS_TTL_S = 300
 # Store the stats (KEYS[1]) only if the generation (KEYS[2]) is still the one read before
