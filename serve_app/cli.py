@@ -106,7 +106,7 @@ def cmd_down(_: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print each component's state; exit 3 if any is down."""
-    from serve_app.launcher import status
+    from serve_app.operations import status
 
     rows = status(load_settings())
     if args.json:
@@ -121,7 +121,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Retry a failed market's recovery; print the market's and shards' rows."""
-    from serve_app.launcher import recover_market
+    from serve_app.operations import recover_market
 
     rows = recover_market(load_settings(), args.market)
     for row in rows:

@@ -27,12 +27,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from actors.infra.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, pid_alive
+from actors.infra.embedded import free_port, pid_alive
 from actors.infra.errors import ClobError
 from actors.infra.ray_env import prefer_exchange_workers
 from actors.infra.services import (
-    embedded_postgres,
-    embedded_redis,
     ensure_services,
     stop_embedded,
 )
@@ -395,74 +393,3 @@ def down(settings: Settings, progress: Progress, timeout_s: float = 120.0) -> bo
     if stopped:
         progress(f"stopped embedded {', '.join(stopped)}")
     return found or bool(stopped)
-
-
-def status(settings: Settings) -> list[dict[str, Any]]:
-    """Return each component's state: name, status, version, address."""
-    state = read_state(settings)
-    rows = [
-        _store_row("postgresql", settings.database_url, embedded_postgres(settings)),
-        _store_row("redis", settings.redis_url, embedded_redis(settings)),
-    ]
-    if state is None:
-        rows.append({"name": "ray", "status": "down", "version": None, "address": None})
-        rows.append({"name": "serve", "status": "down", "version": None, "address": None})
-        return rows
-    rows.extend(_api_rows(state, admin_token(settings)))
-    return rows
-
-
-def _store_row(
-    name: str, configured_url: str | None, server: EmbeddedPostgres | EmbeddedRedis
-) -> dict[str, Any]:
-    if configured_url:
-        return {"name": name, "status": "configured", "version": None, "address": configured_url}
-    running = server.running_pid_port()
-    return {
-        "name": name,
-        "status": "up" if running else "down",
-        "version": server.version(),
-        "address": server.url(running[1]) if running else None,
-    }
-
-
-def _api_rows(state: RunState, token: str) -> list[dict[str, Any]]:
-    """Return Ray's, Serve's, and every market actor's and ledger shard's rows, from the
-    running exchange's admin status."""
-    try:
-        body = admin_request(state.http_url, token, "GET", "/api/v1/system/status")
-    except OSError as exc:
-        return [{"name": "serve", "status": "down", "version": None, "address": str(exc)}]
-    return [c for c in body["components"] if c["name"] not in ("postgresql", "redis")]
-
-
-def admin_request(http_url: str, token: str, method: str, path: str) -> Any:
-    """Call an admin endpoint of the running exchange; return its JSON answer.
-
-    Raises:
-        OSError: It did not answer 2xx (`urllib.error.HTTPError` carries the status).
-    """
-    request = urllib.request.Request(
-        f"{http_url}{path}", method=method, headers={"X-Admin-Token": token}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def recover_market(settings: Settings, symbol: str) -> list[dict[str, Any]]:
-    """Ask the running exchange to recover a failed market now (`clob recover`).
-
-    Raises:
-        LaunchError: Nothing runs, or the exchange refused (e.g. no such market).
-    """
-    state = read_state(settings)
-    if state is None:
-        raise LaunchError("the exchange is not running (no `clob up` in this data directory)")
-    path = f"/api/v1/admin/markets/{urllib.parse.quote(symbol, safe='')}/recover"
-    try:
-        rows: list[dict[str, Any]] = admin_request(
-            state.http_url, admin_token(settings), "POST", path
-        )
-    except urllib.error.HTTPError as exc:
-        raise LaunchError(f"recover {symbol}: {exc.code} {exc.read().decode()[:300]}") from None
-    return rows

@@ -155,9 +155,30 @@ def test_cli_status_reports_every_component_up(
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     services = ("postgresql", "redis", "ray", "serve")
-    assert {*services, "ledger:0", "ledger:1"} <= set(rows)
+    assert {*services, "ledger:0", "ledger:1", "market:SOL-USDC"} <= set(rows)
     assert all(row["status"] == "up" for row in rows.values()), rows
     assert all(rows[name]["version"] for name in services)
+
+
+def test_cli_recover_answers_for_a_market_and_refuses_an_unknown_one(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, _, env = running
+
+    def recover(symbol: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLOB, "recover", symbol], env=env, cwd=env["CLOB_DATA_DIR"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    healthy = recover("SOL-USDC")  # nothing to recover: it answers every component up
+    assert healthy.returncode == 0, healthy.stderr
+    lines = healthy.stdout.splitlines()
+    assert {line.split()[0] for line in lines} == {"market:SOL-USDC", "ledger:0", "ledger:1"}
+    assert all(line.split()[1] == "up" for line in lines)
+    unknown = recover("NOPE-USDC")
+    assert unknown.returncode == 1
+    assert "recover NOPE-USDC: 404" in unknown.stderr and "unknown_market" in unknown.stderr
 
 
 def test_second_up_on_the_same_data_dir_is_refused(
