@@ -274,10 +274,9 @@ class MarketCore:
                 item.request_id, ok=False, code=code, order_id=oid if isinstance(oid, str) else None
             )
             return None
-        budget = resv.budget_of(cmd, self.engine.best_ask(), self._slippage)
-        if budget is not None and cmd.get("quote_qty") is None:
-            cmd["quote_qty"] = budget  # The engine stops at qty or budget, first to bind.
-        else:
+        set_by_trader = cmd.get("quote_qty") is not None
+        budget = resv.protect(cmd, self.engine.best_ask(), self._slippage)
+        if budget is None or set_by_trader:
             item.command = command  # unchanged: the engine takes it as decoded
         return resv.for_new(self.spec, item.account_id, cmd, budget)
 
