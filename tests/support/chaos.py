@@ -166,7 +166,10 @@ class OrderFlow:
         cmd: JsonDict = {"type": "new", "id": f"o{rid}", "side": rng.choice(["buy", "sell"]),
                          "kind": kind, "qty": rng.randint(1, 10)}  # fmt: skip
         if kind == "limit":
-            cmd["price"] = 100 + rng.randint(-6, 6)  # a drift past 5 % binds buy budgets
+            cmd["price"] = 100 + rng.randint(-6, 6)
+        else:
+            # Some sweep the book past 5 % above the best ask: their protection budget binds.
+            cmd["qty"] = rng.randint(1, 60)
         self._placed.append((owner, cmd["id"]))
         return OrderRequest(cmd["id"], owner, cmd)
 
