@@ -83,6 +83,7 @@ async def _phase(
 ) -> None:
     """Run the batches and kills before `checkpoint`, wait for every kill's recovery and
     check every invariant."""
+    pace.until(checkpoint)
     async with asyncio.TaskGroup() as group:  # a failure cancels the others
         group.create_task(killer.run(SIZE.kill_range(checkpoint), pace))
         for lane in lanes:

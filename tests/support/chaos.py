@@ -92,8 +92,9 @@ class Pace:
     batches; a market starts a batch only once the kills due before that point are made.
     The count is over all markets, not per market: while one market recovers from a kill,
     the others go on and the next kill may come, so recoveries overlap and the run stays
-    short. Neither side can wait for the other forever (a kill is due only after batches
-    that need no later kill).
+    short. Neither side waits for the other forever: a kill is due only after batches
+    that need no later kill, and within a checkpoint's share (`until`) neither waits for
+    what only the next share brings.
 
     Args:
         size: The run's size.
@@ -101,23 +102,32 @@ class Pace:
     """
 
     def __init__(self, size: ChaosSize, markets: int) -> None:
-        self._kills = size.kills
+        self._size = size
+        self._markets = markets
         self._total = size.batches * markets
         self._acked = 0  # batches acknowledged, over all markets
         self._made = 0  # kills made
+        self._last_acked = self._last_made = 0  # at the coming checkpoint
         self._changed = asyncio.Condition()
+
+    def until(self, checkpoint: int) -> None:
+        """Run up to checkpoint `checkpoint` (0-based; see `ChaosSize`)."""
+        self._last_acked = self._size.batch_range(checkpoint).stop * self._markets
+        self._last_made = self._size.kill_range(checkpoint).stop
 
     async def before_kill(self, kill: int) -> None:
         """Wait until kill `kill` (0-based) is due."""
+        due = min(kill * self._total // self._size.kills, self._last_acked)
         async with self._changed:
-            await self._changed.wait_for(lambda: self._acked >= kill * self._total // self._kills)
+            await self._changed.wait_for(lambda: self._acked >= due)
 
     async def before_batch(self) -> None:
         """Wait until the kills due before the next batch are made."""
         async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._made >= -(-self._acked * self._kills // self._total)
-            )
+            await self._changed.wait_for(lambda: self._made >= self._kills_due())
+
+    def _kills_due(self) -> int:
+        return min(-(-self._acked * self._size.kills // self._total), self._last_made)
 
     async def killed(self) -> None:
         """Count a kill made."""
