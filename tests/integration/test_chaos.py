@@ -13,7 +13,7 @@ and the test checks that:
   journal, applied once to one in-process ledger, give.
 
 The size comes from the environment (`ChaosSize.from_env`): CI runs 10 kills, `make soak`
-over 1,000. The test retries a batch, with the same request ids, until it is acknowledged,
+1,000. The test retries a batch, with the same request ids, until it is acknowledged,
 so each market actor sees its commands in the order its oracle does.
 """
 
