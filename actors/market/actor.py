@@ -34,6 +34,7 @@ from actors.market.core import JournalWriteError, MarketCore
 from actors.market.journal import FencedError
 from actors.market.ledger_client import LedgerClient
 from actors.market.recovery import recover
+from actors.market.reservations import DEFAULT_MAX_SLIPPAGE_BPS
 
 log = logging.getLogger(__name__)
 TICK_INTERVAL_S = 1.0
@@ -145,7 +146,7 @@ class MarketActor:
         namespace: str = "clob",
         *,
         snapshot_every_events: int = 50_000,
-        max_slippage_bps: int = 500,
+        max_slippage_bps: int = DEFAULT_MAX_SLIPPAGE_BPS,
     ) -> None:
         gc.set_threshold(*GC_THRESHOLDS)  # this process hosts an engine
         self._symbol = symbol

@@ -293,17 +293,15 @@ class MarketCore:
             return self._amend_reservation(item, item.account_id)
         command = command_from_dict(cmd)
         code = self._new_reject(command)
-        budget = None
-        if code is None:
-            budget = resv.budget_of(cmd, self.engine.best_ask(), self._slippage)
-            if resv.new_order_too_large(self.spec, cmd, budget):
-                code = AMOUNT_TOO_LARGE
         if code is not None:
             _refuse(item, code)
             return None
-        if budget is not None and cmd.get("quote_qty") is None:
-            cmd["quote_qty"] = budget  # The engine stops at qty or budget, first to bind.
-        else:
+        set_by_trader = cmd.get("quote_qty") is not None
+        budget = resv.protect(cmd, self.engine.best_ask(), self._slippage)
+        if resv.new_order_too_large(self.spec, cmd, budget):
+            _refuse(item, AMOUNT_TOO_LARGE)  # not journaled: `cmd` may keep the budget
+            return None
+        if budget is None or set_by_trader:
             item.command = command  # unchanged: the engine takes it as decoded
         return resv.for_new(self.spec, item.account_id, cmd, budget)
 

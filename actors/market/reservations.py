@@ -17,6 +17,9 @@ from actors.engine.views import OrderView
 from actors.ledger import rules as ledger_rules
 
 JsonDict = dict[str, Any]
+# The protection of market buys by quantity when the market actor is given none (basis
+# points): their budget is the best ask plus 5 %.
+DEFAULT_MAX_SLIPPAGE_BPS = 500
 
 
 def required_reservation(  # noqa: PLR0917 (same signature as the ledger's)
@@ -74,6 +77,19 @@ def budget_of(cmd: JsonDict, best_ask: int | None, max_slippage_bps: int) -> int
     if ref is None or cmd.get("qty") is None:
         return None
     return protection_budget(int(ref), int(cmd["qty"]), max_slippage_bps)
+
+
+def protect(cmd: JsonDict, best_ask: int | None, max_slippage_bps: int) -> int | None:
+    """Return a market or stop-market buy's budget (see `budget_of`), else None.
+
+    A buy by quantity gets that budget as its `quote_qty`, in place: the engine then stops
+    it at qty or budget, whichever binds first. The market actor and any model of it (the
+    chaos test's oracle) call this one rule, so both feed the engine the same command.
+    """
+    budget = budget_of(cmd, best_ask, max_slippage_bps)
+    if budget is not None and cmd.get("quote_qty") is None:
+        cmd["quote_qty"] = budget
+    return budget
 
 
 def for_new(spec: MarketSpec, account_id: int, cmd: JsonDict, budget: int | None) -> Reservation:

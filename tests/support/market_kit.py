@@ -85,9 +85,9 @@ def cancel(account: int, oid: str) -> OrderRequest:
 
 
 async def submit_until_acked(
-    get_handle: Any, requests: list[OrderRequest], timeout_s: float = 60.0
+    get_handle: Any, requests: list[OrderRequest], timeout_s: float = 60.0, pause_s: float = 0.2
 ) -> list[OrderResult]:
-    """Submit, retrying with the same request ids while the actor is down."""
+    """Submit, retrying with the same request ids (every `pause_s`) while the actor is down."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:
@@ -96,7 +96,7 @@ async def submit_until_acked(
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
             if asyncio.get_running_loop().time() > deadline:
                 raise
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(pause_s)
 
 
 async def eventually(call: Any, timeout_s: float = 60.0) -> Any:
