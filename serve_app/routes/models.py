@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from actors.engine.types import MAX_INT64_EXCLUSIVE
 from serve_app.routes.order_schema import amend_shapes, order_shapes
 from serve_app.units import DECIMAL_PATTERN
 
@@ -29,6 +28,9 @@ Amount = Annotated[
 # An amount that must be above zero (prices, quantities, credits, a market's grid). The
 # pattern cannot say "not zero" (no lookahead), so the schema adds `not`; the code refuses
 # zero with the field's own code (`invalid_price`, `invalid_qty`, `invalid_amount`, ...).
+MAX_JSON_SAFE_INT = 2**53 - 1
+"""The largest integer every JSON reader holds exactly (an IEEE double's 53 bits)."""
+
 PositiveAmount = Annotated[
     str,
     Field(
@@ -340,7 +342,10 @@ class MarketCreate(_Request):
 class Credit(_Request):
     """A test credit (admin, embedded mode only, until custody lands)."""
 
-    account_id: int = Field(gt=0, lt=MAX_INT64_EXCLUSIVE)
+    # At most 2^53 - 1, the largest integer every JSON reader holds exactly (RFC 8259,
+    # section 6): a bound of 2^63 is read as the float 2^63 by some clients (and fuzzers),
+    # which then take 2^63 + 191 for a valid id. Account ids are far below either bound.
+    account_id: int = Field(gt=0, le=MAX_JSON_SAFE_INT)
     asset: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,16}$")]
     amount: PositiveAmount = Field(
         description="Decimal string in whole units; at most 2^64 - 1 atoms."

@@ -45,3 +45,17 @@ def test_a_fill_or_kill_market_buy_by_quantity_is_refused_before_the_journal(
     assert placed["status"] == "filled", placed
     buyer.place(market=market, side="buy", price="99", qty="0.5")  # below the ask left
     assert seller.place(**{**order, "side": "sell"})["status"] == "filled"
+
+
+def test_a_credit_to_an_account_id_beyond_2_53_is_refused_by_the_schema_bound(
+    exchange: Exchange,
+) -> None:
+    """The schema said `exclusiveMaximum: 2^63`; read as a float that bound let 2^63 + 191
+    pass as valid, which the API then refused (invalid_request for a schema-valid body)."""
+    for account_id in (2**53, 2**63 + 191):
+        body = {"account_id": account_id, "asset": "USDC", "amount": "1"}
+        response = exchange.admin.post("/api/v1/admin/credits", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["details"]["errors"][0]["field"] == "body.account_id"
+    schema = exchange.admin.get("/openapi.json").json()["components"]["schemas"]["Credit"]
+    assert schema["properties"]["account_id"]["maximum"] == 2**53 - 1
