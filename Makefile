@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: up down status test test-slow soak lint typecheck bench venv clean
+.PHONY: up down status test test-slow soak fuzz lint typecheck bench venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -46,6 +46,15 @@ SOAK_ENV ?= CLOB_CHAOS_KILLS=1000 CLOB_CHAOS_BATCHES=500 CLOB_CHAOS_CHECKPOINTS=
 	CLOB_CHAOS_TIMEOUT_S=1800
 soak: $(STAMP)
 	$(SOAK_ENV) $(BIN)/pytest tests/integration/test_chaos.py -q $(PYTEST_ARGS)
+
+# The fuzz stage of `make test` (tests/e2e/test_fuzz.py) on a larger budget: FUZZ_TIME
+# seconds of schemathesis, FUZZ_EXAMPLES cases per operation and phase, seed FUZZ_SEED.
+FUZZ_TIME ?= 1800
+FUZZ_EXAMPLES ?= 500
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: $(STAMP)
+	CLOB_FUZZ_MAX_TIME=$(FUZZ_TIME) CLOB_FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) \
+	CLOB_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest tests/e2e/test_fuzz.py -s $(PYTEST_ARGS)
 
 # Benchmarks print figures and assert nothing. BENCH_ARGS reach the market bench, e.g.
 # `make bench BENCH_ARGS="--events 1000000"` for the full recovery measurement.

@@ -20,7 +20,7 @@ from actors.engine.types import MAX_ATOMS, MAX_INT64_EXCLUSIVE
 MAX_DIGITS = 40
 """Longest accepted decimal string, in digits (keeps every conversion cheap and exact)."""
 
-DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+DECIMAL_PATTERN = r"^([0-9]{1,40}|[0-9]+\.[0-9]+)$"
 """The JSON-schema pattern of an amount (also enforced by `parse_decimal`)."""
 
 _DECIMAL_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")

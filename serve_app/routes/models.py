@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from actors.engine.types import MAX_INT64_EXCLUSIVE
+from serve_app.routes.order_schema import amend_shapes, order_shapes
 from serve_app.units import DECIMAL_PATTERN
 
 Amount = Annotated[
@@ -23,6 +23,22 @@ Amount = Annotated[
         max_length=41,
         description="Decimal string in whole units, e.g. 101.25.",
         examples=["101.25"],
+    ),
+]
+# An amount that must be above zero (prices, quantities, credits, a market's grid). The
+# pattern cannot say "not zero" (no lookahead), so the schema adds `not`; the code refuses
+# zero with the field's own code (`invalid_price`, `invalid_qty`, `invalid_amount`, ...).
+MAX_JSON_SAFE_INT = 2**53 - 1
+"""The largest integer every JSON reader holds exactly (an IEEE double's 53 bits)."""
+
+PositiveAmount = Annotated[
+    str,
+    Field(
+        pattern=DECIMAL_PATTERN,
+        max_length=41,
+        description="Decimal string in whole units, above zero, e.g. 101.25.",
+        examples=["101.25"],
+        json_schema_extra={"not": {"pattern": r"^[0.]*$"}},
     ),
 ]
 Side = Literal["buy", "sell"]
@@ -74,29 +90,23 @@ class _Request(BaseModel):
 class OrderCreate(_Request):
     """A new order. `qty` is in base units, `price`/`stop_price` in quote per base unit."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        # The one-of rule of `_combinations`, for schema readers (null counts as absent).
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["qty"], "properties": {"qty": {"type": "string"}}},
-                {"required": ["quote_qty"], "properties": {"quote_qty": {"type": "string"}}},
-            ]
-        },
-    )
+    # The rules of `_combinations` and of the engine, for schema readers (`order_schema`).
+    model_config = ConfigDict(extra="forbid", json_schema_extra=order_shapes())
 
     market: Symbol = Field(description="Market symbol, e.g. SOL-USDC.")
     side: Side
     kind: Kind = "limit"
-    price: Amount | None = Field(default=None, description="Limit price (limit, stop_limit).")
-    stop_price: Amount | None = Field(default=None, description="Trigger price (stops).")
-    qty: Amount | None = Field(default=None, description="Quantity, base units.")
-    quote_qty: Amount | None = Field(
+    price: PositiveAmount | None = Field(
+        default=None, description="Limit price (limit, stop_limit)."
+    )
+    stop_price: PositiveAmount | None = Field(default=None, description="Trigger price (stops).")
+    qty: PositiveAmount | None = Field(default=None, description="Quantity, base units.")
+    quote_qty: PositiveAmount | None = Field(
         default=None,
         description="Market or stop-market buy only: spend at most this much quote (rounded "
         "down to the market's notional unit) instead of giving qty.",
     )
-    display_qty: Amount | None = Field(default=None, description="Iceberg visible slice.")
+    display_qty: PositiveAmount | None = Field(default=None, description="Iceberg visible slice.")
     tif: Tif | None = Field(
         default=None,
         description="Time in force: gtc by default; a market order never rests, so its "
@@ -120,6 +130,10 @@ class OrderCreate(_Request):
             raise ValueError(f"stop_price is not allowed on a {self.kind} order")
         if self.kind == "market" and self.tif == "gtd":
             raise ValueError("a market order never rests: tif is ioc (the default) or fok")
+        if self.kind == "market" and self.side == "buy" and self.tif == "fok":
+            # The market holds a market buy's funds by a quote budget it adds to the
+            # command, and the engine takes no budget on a fill-or-kill order.
+            raise ValueError("a market buy cannot be fok (use ioc, or a limit order with fok)")
         if (self.expire_at is not None) != (self.tif == "gtd"):
             raise ValueError("expire_at is required with tif gtd and allowed only with it")
         if self.expire_at is not None and self.expire_at.tzinfo is None:
@@ -136,8 +150,10 @@ class OrderCreate(_Request):
 class OrderAmend(_Request):
     """Change an order: `qty` is the new open quantity; a lower qty keeps priority."""
 
-    price: Amount | None = None
-    qty: Amount | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=amend_shapes())
+
+    price: PositiveAmount | None = None
+    qty: PositiveAmount | None = None
 
     @model_validator(mode="after")
     def _something(self) -> OrderAmend:
@@ -314,8 +330,8 @@ class MarketCreate(_Request):
     quote_asset: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,16}$")]
     base_decimals: int = Field(ge=0, le=30)
     quote_decimals: int = Field(ge=0, le=30)
-    tick_size: Amount = Field(description="Price increment, quote units per base unit.")
-    lot_size: Amount = Field(description="Quantity increment, base units.")
+    tick_size: PositiveAmount = Field(description="Price increment, quote units per base unit.")
+    lot_size: PositiveAmount = Field(description="Quantity increment, base units.")
     min_qty: Amount | None = None
     max_qty: Amount | None = None
     min_notional: Amount | None = Field(default=None, description="Quote units.")
@@ -326,9 +342,14 @@ class MarketCreate(_Request):
 class Credit(_Request):
     """A test credit (admin, embedded mode only, until custody lands)."""
 
-    account_id: int = Field(gt=0, lt=MAX_INT64_EXCLUSIVE)
+    # At most 2^53 - 1, the largest integer every JSON reader holds exactly (RFC 8259,
+    # section 6): a bound of 2^63 is read as the float 2^63 by some clients (and fuzzers),
+    # which then take 2^63 + 191 for a valid id. Account ids are far below either bound.
+    account_id: int = Field(gt=0, le=MAX_JSON_SAFE_INT)
     asset: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,16}$")]
-    amount: Amount = Field(description="Decimal string in whole units; at most 2^64 - 1 atoms.")
+    amount: PositiveAmount = Field(
+        description="Decimal string in whole units; at most 2^64 - 1 atoms."
+    )
     reference: str | None = Field(
         default=None, max_length=128, description="Idempotency key of the credit."
     )

@@ -116,7 +116,6 @@ def test_a_key_cannot_create_a_key_with_a_scope_it_lacks(exchange: Exchange) -> 
         {"scopes": []},
         {"scopes": "read"},
         {"label": "x" * 129},
-        {"expires_at": "2001-01-01T00:00:00Z"},
         {"expires_at": "2999-01-01T00:00:00"},
         {"owner": 1},
     ],
@@ -129,6 +128,17 @@ def test_bad_key_requests_are_refused_and_create_nothing(
     assert answer.status_code == 422, answer.text
     error = answer.json()
     assert error["code"] == "invalid_request" and error["details"]["errors"]
+    assert len(_key_ids(trader.http)) == 1
+
+
+def test_a_key_expiring_in_the_past_is_invalid_expiry_and_creates_nothing(
+    exchange: Exchange,
+) -> None:
+    trader = exchange.trader()
+    answer = trader.http.post("/api/v1/keys", json={"expires_at": "2001-01-01T00:00:00Z"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "invalid_expiry"
+    assert answer.json()["details"] == {"field": "expires_at"}
     assert len(_key_ids(trader.http)) == 1
 
 
