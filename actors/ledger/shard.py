@@ -36,6 +36,7 @@ from actors.contracts import (
 from actors.direct import DirectServer, Endpoint
 from actors.engine import MarketSpec
 from actors.infra.ray_env import start_in_constructor
+from actors.journal_codec import ledger_entry
 from actors.ledger import store
 from actors.ledger.containment import (
     EntryApplyError,
@@ -174,7 +175,7 @@ class LedgerShard:
         since: int | None = None,
         through: int | None = None,
     ) -> None:
-        """Apply journal entries `(seq, events, reservation)` of a market, in ascending seq.
+        """Apply journal entries of a market, in ascending seq.
 
         The caller vouches that `entries` hold every entry in `(since, through]` that
         concerns this shard (a routed apply, `actors.market.routing`; by default
@@ -189,12 +190,12 @@ class LedgerShard:
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> None:
             self.set_aside.check(market)
             spec = await self._registry.spec(conn, market)
-            first = entries[0][0] - 1 if since is None else since
+            first = entries[0].seq - 1 if since is None else since
             if core.mark(market) < first:
                 await self._catch_up(conn, core, market, first + 1)
             for entry in entries:
                 _apply_entry(core, spec, market, entry)  # skipped at or below the mark
-            core.advance(market, entries[-1][0] if through is None else through)
+            core.advance(market, entries[-1].seq if through is None else through)
 
         await self._mutate(run)
 
@@ -331,8 +332,10 @@ class LedgerShard:
         before = self.set_aside.before(market, before)
         spec = await self._registry.spec(conn, market)
         market_id = self._registry.market_ids[market]
-        for entry in await store.journal_entries(conn, market_id, core.mark(market), before):
-            _apply_entry(core, spec, market, entry)
+        for seq, events, raw in await store.journal_entries(
+            conn, market_id, core.mark(market), before
+        ):
+            _apply_stored(core, spec, market, seq, events, raw)
 
     async def _catch_up_all(self, conn: asyncpg.Connection, core: LedgerCore) -> bool:
         """Apply, from the journal table, every market's entries after the shard's mark up
@@ -464,12 +467,22 @@ class LedgerShard:
 
 
 def _apply_entry(core: LedgerCore, spec: MarketSpec, market: str, entry: LedgerEntry) -> None:
-    seq, events, raw = entry
     try:
-        reservation = None if raw is None else Reservation.from_dict(market, raw)
-        core.apply_events(spec, market, seq, events, reservation)
+        core.apply_events(spec, market, entry.seq, entry.events, entry.reservation)
     except Exception as exc:  # a journaled entry this shard cannot apply: contain it
+        raise EntryApplyError(market, entry.seq, exc) from exc
+
+
+def _apply_stored(  # noqa: PLR0917 (a stored row's parts)
+    core: LedgerCore, spec: MarketSpec, market: str, seq: int, events: Any, raw: Any
+) -> None:
+    """Apply a journal row read from the table (its stored form typed here, so that a row
+    that does not decode is contained like one that does not apply)."""
+    try:
+        entry = ledger_entry(market, seq, events, raw)
+    except Exception as exc:
         raise EntryApplyError(market, seq, exc) from exc
+    _apply_entry(core, spec, market, entry)
 
 
 async def _done(value: _T) -> _T:

@@ -3,7 +3,7 @@
 `Indexes` hold the idempotency index ((account, request_id) -> OrderResult, the last
 `window` journaled commands) and the client order id index ((account, client_order_id) ->
 (order_id, request_id)). Snapshots wrap the engine dump with the actor's own state
-(last command time, live orders' cumulative notional) as zlib-compressed JSON.
+(last command time, live orders' fee numerators) as zlib-compressed JSON.
 """
 
 from __future__ import annotations
@@ -14,18 +14,22 @@ from dataclasses import replace
 from typing import Any
 
 from actors import jsonx
+from actors.accounts import AccountId
 from actors.contracts import OrderResult
+from actors.engine import Command, Event, Rejected
 
 JsonDict = dict[str, Any]
 SNAPSHOT_FORMAT = "json+zlib"
-ResultKey = tuple[int | None, str]
+ResultKey = tuple[AccountId | None, str]
 
 
-def result_of(request_id: str, seq: int, command: JsonDict, events: list[JsonDict]) -> OrderResult:
+def result_of(
+    request_id: str, seq: int, command: Command, events: tuple[Event, ...]
+) -> OrderResult:
     """Return the answer of a journaled command from its events."""
-    code = next((e["reason"] for e in events if e["type"] == "rejected"), None)
-    oid = command.get("id")
-    ts = command.get("ts")
+    code = next((e.reason.value for e in events if type(e) is Rejected), None)
+    oid = getattr(command, "id", None)
+    ts = getattr(command, "ts", None)
     return OrderResult(
         request_id=request_id,
         ok=code is None,
@@ -64,11 +68,11 @@ class Indexes:
         self._window = window
         self._results: OrderedDict[ResultKey, tuple[OrderResult, str | None]] = OrderedDict()
         # (account, client order id) -> (order id, first request id, digest)
-        self.client_orders: dict[tuple[int, str], tuple[str, str | None, str | None]] = {}
+        self.client_orders: dict[tuple[AccountId, str], tuple[str, str | None, str | None]] = {}
 
     def remember(
         self,
-        account_id: int | None,
+        account_id: AccountId | None,
         client_order_id: str | None,
         result: OrderResult,
         digest: str | None = None,
@@ -86,7 +90,7 @@ class Indexes:
 
     def duplicate(
         self,
-        account_id: int,
+        account_id: AccountId,
         request_id: str,
         client_order_id: str | None,
         digest: str | None = None,
@@ -115,14 +119,16 @@ class Indexes:
         return OrderResult(request_id=request_id, ok=True, order_id=order_id, duplicate=True)
 
 
-def encode_snapshot(engine_dump: JsonDict, last_ts: int, cum: dict[str, int]) -> bytes:
-    """Encode an engine dump with the actor's own state."""
-    doc = {"engine": engine_dump, "last_ts": last_ts, "cum_notional": cum}
+def encode_snapshot(engine_dump: JsonDict, last_ts: int, fees: dict[str, int]) -> bytes:
+    """Encode an engine dump with the actor's own state: the last command's time and the
+    live orders' fee numerators (`FeeCounts`; under their historical key `cum_notional`,
+    which every snapshot has)."""
+    doc = {"engine": engine_dump, "last_ts": last_ts, "cum_notional": fees}
     return zlib.compress(jsonx.dumpb(doc), 1)
 
 
 def decode_snapshot(fmt: str, state: bytes) -> tuple[JsonDict, int, dict[str, int]]:
-    """Decode `encode_snapshot` bytes: (engine dump, last ts, cumulative notional)."""
+    """Decode `encode_snapshot` bytes: (engine dump, last ts, fee numerators)."""
     if fmt != SNAPSHOT_FORMAT:
         raise ValueError(f"unsupported snapshot format {fmt!r}")
     doc = jsonx.loads(zlib.decompress(state))

@@ -1,0 +1,93 @@
+"""The fee of a fill: one function, over one kind of state, for the market and the ledger.
+
+Fees are charged on an order's cumulative notional (`actors.ledger.rules`): each order has
+a fee numerator, the sum of `notional * bps` over its fills (bps of its role in each), and
+a fill charges `ceil(after / 10^4) - ceil(before / 10^4)`. `charge_fill` is the only code
+that computes a fill's fees. It reads and advances the numerators through `FeeNumerators`:
+the market keeps them in a `FeeCounts` (every live order; the fees then travel on the
+committed entries, so no consumer counts again), a ledger shard in the reservation records
+of its own orders (persisted with them; a side held elsewhere is not charged here).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from actors.engine import Fill, MarketSpec, notional_quote_atoms
+from actors.ledger.rules import fill_fee_atoms
+
+
+class FillFees(NamedTuple):
+    """A fill's notional and each side's fee, in quote atoms (a negative fee: a rebate)."""
+
+    notional_atoms: int
+    maker_fee_atoms: int
+    taker_fee_atoms: int
+
+
+class FeeNumerators(Protocol):
+    """The per-order fee numerators `charge_fill` reads and advances."""
+
+    def numerator(self, order_id: str) -> int | None:
+        """Return the order's numerator, None when the order is not counted here."""
+
+    def set_numerator(self, order_id: str, numerator: int) -> None:
+        """Store the order's numerator after a fill."""
+
+
+def charge_fill(spec: MarketSpec, fill: Fill, counts: FeeNumerators) -> FillFees:
+    """Charge a fill to both orders (maker, then taker) on their cumulative notional.
+
+    A side whose order `counts` does not count is charged nothing here (its fee is 0 in
+    the result): another ledger shard charges it.
+    """
+    notional = int(notional_quote_atoms(spec, fill.price, fill.qty))
+    return FillFees(
+        notional,
+        _charge(counts, fill.maker_id, notional, spec.maker_fee_bps),
+        _charge(counts, fill.taker_id, notional, spec.taker_fee_bps),
+    )
+
+
+def _charge(counts: FeeNumerators, order_id: str, notional: int, bps: int) -> int:
+    before = counts.numerator(order_id)
+    if before is None:
+        return 0
+    fee, after = fill_fee_atoms(before, notional, bps)
+    counts.set_numerator(order_id, after)
+    return fee
+
+
+class FeeCounts:
+    """The numerators of a market's live orders (the market actor's fee state).
+
+    Args:
+        numerators: Order id -> numerator, as `as_dict` gave them (a snapshot).
+    """
+
+    __slots__ = ("_numerators",)
+
+    def __init__(self, numerators: dict[str, int] | None = None) -> None:
+        self._numerators = dict(numerators or {})
+
+    def numerator(self, order_id: str) -> int:
+        """Return the order's numerator (0 before its first fill)."""
+        return self._numerators.get(order_id, 0)
+
+    def set_numerator(self, order_id: str, numerator: int) -> None:
+        """Store the order's numerator after a fill."""
+        self._numerators[order_id] = numerator
+
+    def forget(self, order_id: str) -> None:
+        """Drop an order's numerator (it left the book, or its id starts a new order)."""
+        self._numerators.pop(order_id, None)
+
+    def as_dict(self) -> dict[str, int]:
+        """Return a copy of every numerator (for a snapshot)."""
+        return dict(self._numerators)
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._numerators
+
+    def __len__(self) -> int:
+        return len(self._numerators)
