@@ -12,7 +12,7 @@ the journal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from actors.accounts import AccountId
 from actors.contracts import JsonDict, LedgerEntry, Reservation
@@ -81,16 +81,56 @@ def _new_order(c: NewOrder) -> JsonDict:
     return out
 
 
+class StoredEntry(NamedTuple):
+    """A journal row's payload, typed (its events stay in the stored form until asked for:
+    a replay compares them with the regenerated ones as they are).
+
+    Attributes:
+        seq: The journal seq.
+        request_id: The request's idempotency key.
+        account_id: The acting account (None for an operator's command).
+        client_order_id: The trader's id of a new order.
+        digest: The new order's terms, when journaled with them.
+        command: The engine command (`Malformed` when it does not decode).
+        ts: The command's time in ms (0 when it has none).
+        stored_events: The events as stored.
+        stored_reservation: The reservation as stored (`decode_reservation`), or None.
+    """
+
+    seq: int
+    request_id: str
+    account_id: AccountId | None
+    client_order_id: str | None
+    digest: str | None
+    command: Command
+    ts: int
+    stored_events: list[Any]
+    stored_reservation: Any
+
+    def events(self) -> tuple[Event, ...]:
+        """Return the stored events, typed."""
+        return decode_events(self.stored_events)
+
+    def has_events(self, events: Sequence[Event]) -> bool:
+        """Return whether `events` are the stored ones (as the replay codec writes them)."""
+        return [event_to_dict(e) for e in events] == self.stored_events
+
+
+def decode_entry(seq: int, payload: JsonDict) -> StoredEntry:
+    """Return a journal row's payload as a `StoredEntry`."""
+    command = payload.get("command")
+    ts = command.get("ts") if isinstance(command, dict) else None
+    return StoredEntry(
+        seq, payload["request_id"], decode_account(payload.get("account_id")),
+        payload.get("client_order_id"), payload.get("digest"), decode_command(payload),
+        ts if type(ts) is int else 0, payload.get("events") or [], payload.get("reservation"),
+    )  # fmt: skip
+
+
 def decode_command(payload: JsonDict) -> Command:
     """Return a payload's engine command (a malformed one decodes as `Malformed`, which
     the engine rejects again on replay, exactly as it did when it was journaled)."""
     return command_from_dict(payload.get("command"))
-
-
-def decode_command_ts(payload: JsonDict) -> int:
-    """Return the time of a payload's command, 0 when it has none (a malformed one)."""
-    ts = payload.get("command", {}).get("ts")
-    return ts if type(ts) is int else 0
 
 
 def decode_events(events: Sequence[Any] | None) -> tuple[Event, ...]:

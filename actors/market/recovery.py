@@ -20,16 +20,9 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from actors.engine import MarketSpec, MatchingEngine
-from actors.engine.codec import event_to_dict
+from actors.engine import Event, MarketSpec, MatchingEngine
 from actors.engine.types import MarketStatus
-from actors.journal_codec import (
-    decode_account,
-    decode_command,
-    decode_command_ts,
-    decode_events,
-    decode_reservation,
-)
+from actors.journal_codec import StoredEntry, decode_entry, decode_reservation
 from actors.market import routing
 from actors.market.core import MarketCore, now_ms
 from actors.market.ports import Clock, Ports, SnapshotStore
@@ -137,33 +130,34 @@ class _Replay:
 
     def rows(self, chunk: list[JournalRow]) -> None:
         """Replay a chunk of rows in seq order."""
-        core = self._core
         for row in chunk:
-            p = row.payload
-            command = decode_command(p)
-            events = None
-            if row.seq > self._snap_seq:
-                owners = (
-                    routing.owners_before(core.engine, command) if row.seq > self._lowest else {}
-                )
-                events = tuple(core.engine.submit(command))
-                regenerated = [event_to_dict(e) for e in events]
-                if regenerated != p["events"]:
-                    raise ReplayMismatchError(
-                        f"journal seq {row.seq}: replay gave {regenerated}, journal has "
-                        f"{p['events']}"
-                    )
-                fees = core.charge(events)
-                core.last_ts = max(core.last_ts, decode_command_ts(p))
-                if row.seq > self._lowest:
-                    self.entries.append(CommittedEntry(
-                        row.seq, p["request_id"], decode_account(p.get("account_id")),
-                        p.get("client_order_id"), p.get("digest"), command, events, fees,
-                        decode_reservation(core.spec.symbol, p.get("reservation")), owners,
-                    ))  # fmt: skip
+            stored = decode_entry(row.seq, row.payload)
+            events = self._replay(stored) if row.seq > self._snap_seq else None
             if row.seq > self._window_from:  # older results would be evicted at once
                 if events is None:
-                    events = decode_events(p["events"])
-                result = result_of(p["request_id"], row.seq, command, events)
-                account = decode_account(p.get("account_id"))
-                core.indexes.remember(account, p.get("client_order_id"), result, p.get("digest"))
+                    events = stored.events()
+                result = result_of(stored.request_id, row.seq, stored.command, events)
+                self._core.indexes.remember(
+                    stored.account_id, stored.client_order_id, result, stored.digest
+                )
+
+    def _replay(self, stored: StoredEntry) -> tuple[Event, ...]:
+        core = self._core
+        owners = {}
+        if stored.seq > self._lowest:
+            owners = routing.owners_before(core.engine, stored.command)
+        events = tuple(core.engine.submit(stored.command))
+        if not stored.has_events(events):
+            raise ReplayMismatchError(
+                f"journal seq {stored.seq}: replay gave {events}, journal has "
+                f"{stored.stored_events}"
+            )
+        fees = core.charge(events)
+        core.last_ts = max(core.last_ts, stored.ts)
+        if stored.seq > self._lowest:
+            reservation = decode_reservation(core.spec.symbol, stored.stored_reservation)
+            self.entries.append(CommittedEntry(
+                stored.seq, stored.request_id, stored.account_id, stored.client_order_id,
+                stored.digest, stored.command, events, fees, reservation, owners,
+            ))  # fmt: skip
+        return events
