@@ -11,9 +11,10 @@ of its own orders (persisted with them; a side held elsewhere is not charged her
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import NamedTuple, Protocol
 
-from actors.engine import Fill, MarketSpec, notional_quote_atoms
+from actors.engine import Accepted, Cancelled, Event, Fill, MarketSpec, notional_quote_atoms
 from actors.ledger.rules import fill_fee_atoms
 
 
@@ -82,6 +83,31 @@ class FeeCounts:
         """Drop an order's numerator (it left the book, or its id starts a new order)."""
         self._numerators.pop(order_id, None)
 
+    def charge_events(self, spec: MarketSpec, events: Iterable[Event]) -> tuple[FillFees, ...]:
+        """Charge a command's fills, in order; return their fees (one per `Fill`).
+
+        An accepted order starts at 0: the engine lets a new order reuse the id of one that
+        left the book.
+        """
+        fees: list[FillFees] = []
+        for e in events:
+            if type(e) is Fill:
+                fees.append(charge_fill(spec, e, self))
+            elif type(e) is Accepted:
+                self._numerators.pop(e.id, None)
+        return tuple(fees)
+
+    def prune(self, order_ids: Iterable[str], live: Callable[[str], bool]) -> None:
+        """Forget the numerators of those of `order_ids` that are no longer `live`."""
+        numerators = self._numerators
+        for oid in order_ids:
+            if oid in numerators and not live(oid):
+                del numerators[oid]
+
+    def ids(self) -> list[str]:
+        """Return the ids of the orders counted."""
+        return list(self._numerators)
+
     def as_dict(self) -> dict[str, int]:
         """Return a copy of every numerator (for a snapshot)."""
         return dict(self._numerators)
@@ -91,3 +117,15 @@ class FeeCounts:
 
     def __len__(self) -> int:
         return len(self._numerators)
+
+
+def leaving(events: Iterable[Event]) -> list[str]:
+    """Return the orders that may have left the book in `events`: every way out of it
+    (filled, cancelled, expired, refused) names the order in a fill or a cancel."""
+    out: list[str] = []
+    for e in events:
+        if type(e) is Fill:
+            out += (e.maker_id, e.taker_id)
+        elif type(e) is Cancelled:
+            out.append(e.id)
+    return out

@@ -35,7 +35,7 @@ from actors.market.consumers import TradeTape, market_consumers
 from actors.market.core import JournalWriteError, MarketCore
 from actors.market.journal import FencedError, open_stores
 from actors.market.ledger_client import LedgerClient
-from actors.market.passes import PASS_SIZE_BOUNDS, Queued, SizeCounts, fail, take_group
+from actors.market.passes import PASS_SIZE_BOUNDS, GroupCommit, SizeCounts
 from actors.market.ports import Ports
 from actors.market.recovery import recover
 from actors.market.reservations import DEFAULT_MAX_SLIPPAGE_BPS
@@ -126,12 +126,9 @@ class MarketActor:
         self._init_lock: asyncio.Lock | None = None
         self._lock: asyncio.Lock | None = None
         self._ticker: asyncio.Task[None] | None = None
-        # Group commit: submits that arrive while the pipeline is busy wait here and run
-        # together in the next pipeline pass (one reserve, journal and apply for all).
-        self._queued: list[Queued] = []
-        self._drainer: asyncio.Task[None] | None = None
         self._watched: asyncio.Task[None] | None = None  # the last tail `_on_tail` watches
         self._pass_sizes = SizeCounts(PASS_SIZE_BOUNDS)
+        self._passes = GroupCommit(self._pass, self._pass_sizes)
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
         # The last failed recovery (why, attempts so far, when the next may run), if any.
@@ -243,38 +240,18 @@ class MarketActor:
         and one ledger apply; each call still gets exactly its own answers, in order.
         """
         await self._ready()
-        future: asyncio.Future[list[OrderResult]] = asyncio.get_running_loop().create_future()
-        self._queued.append((requests, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
-        return await future
+        return await self._passes.submit(requests)
 
-    async def _drain(self) -> None:
-        while self._queued:
-            group = take_group(self._queued)
-            merged = [request for requests, _ in group for request in requests]
-            self._pass_sizes.observe(len(merged))
-            try:
-                answers: list[OrderResult] = await self._guarded(
-                    lambda core, merged=merged: core.submit(merged)
-                )
-            except BaseException as exc:  # every caller of the pass gets the failure
-                fail(group, exc)
-                continue
-            # The pass is journaled: its callers are answered now. Its ledger apply and
-            # projection finish in the background while the next pass runs; one that fails
-            # restarts the market (the shards and the projection catch up from the journal).
-            core = self._core
-            assert core is not None
-            tail = core.seam.tail
-            if tail is not None and tail is not self._watched:
-                self._watched = tail
-                tail.add_done_callback(self._on_tail)
-            start = 0
-            for requests, future in group:
-                if not future.done():
-                    future.set_result(answers[start : start + len(requests)])
-                start += len(requests)
+    async def _pass(self, requests: list[OrderRequest]) -> list[OrderResult]:
+        answers: list[OrderResult] = await self._guarded(lambda core: core.submit(requests))
+        # The pass is journaled: its callers are answered now. Its ledger apply and
+        # projection finish in the background while the next pass runs; one that fails
+        # restarts the market (the shards and the projection catch up from the journal).
+        tail = self._core.seam.tail if self._core is not None else None
+        if tail is not None and tail is not self._watched:
+            self._watched = tail
+            tail.add_done_callback(self._on_tail)
+        return answers
 
     def _on_tail(self, tail: asyncio.Task[None]) -> None:
         exc = None if tail.cancelled() else tail.exception()

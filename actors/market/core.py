@@ -18,13 +18,10 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from actors.accounts import AccountId
 from actors.contracts import (
-    AmendOrder,
-    CancelAllOrders,
-    CancelOrder,
     OrderRequest,
     OrderResult,
     PlaceOrder,
@@ -32,11 +29,7 @@ from actors.contracts import (
     StaleMarketEpochError,
 )
 from actors.engine import (
-    Accepted,
     Amend,
-    Cancelled,
-    Event,
-    Fill,
     MarketSpec,
     MatchingEngine,
     Millis,
@@ -45,10 +38,10 @@ from actors.engine import (
 )
 from actors.engine.validation import amend_malformed, new_order_malformed, new_order_param_error
 from actors.journal_codec import encode_payload
-from actors.ledger.fees import FeeCounts, FillFees, charge_fill
+from actors.ledger.fees import FeeCounts, leaving
 from actors.market import reservations as resv
 from actors.market import routing
-from actors.market.intake import Item, deps, engine_command, refs, refuse
+from actors.market.intake import Item, deps, engine_command, journal_kind, refs, refuse
 from actors.market.ports import (
     Clock,
     FencedError,
@@ -303,16 +296,17 @@ class MarketCore:
         for item in items:
             seq += 1
             events = tuple(item.events)
-            rows.append(JournalRow(seq, _kind(item), encode_payload(
+            rows.append(JournalRow(seq, journal_kind(item), encode_payload(
                 item.request_id, item.account_id, item.client_order_id, item.command, events,
                 item.reservation, item.digest,
             ), item.hold))  # fmt: skip
             entries.append(CommittedEntry(
                 seq, item.request_id, item.account_id, item.client_order_id, item.digest,
-                item.command, events, self.charge(events), item.reservation, item.owners,
+                item.command, events, self.fees.charge_events(self.spec, events),
+                item.reservation, item.owners,
             ))  # fmt: skip
             item.result = result_of(item.request_id, seq, item.command, events)
-        self.prune_fees(_left_book(entries))
+        self.fees.prune((oid for e in entries for oid in leaving(e.events)), self.is_live)
         encoded = time.perf_counter()
         await self._append(rows)
         journaled = time.perf_counter()
@@ -328,31 +322,9 @@ class MarketCore:
         self.stage_s["journal"] += journaled - encoded
         self.maybe_snapshot()
 
-    def charge(self, events: Iterable[Event]) -> tuple[FillFees, ...]:
-        """Charge an entry's fills (the one place the market computes fees); an accepted
-        order starts its count at 0 (an id may be reused once its order left the book)."""
-        fees: list[FillFees] = []
-        for e in events:
-            if type(e) is Fill:
-                fees.append(charge_fill(self.spec, e, self.fees))
-            elif type(e) is Accepted:
-                self.fees.forget(e.id)
-        return tuple(fees)
-
-    def prune_fees(self, order_ids: Iterable[str]) -> None:
-        """Forget the fee counts of those of `order_ids` that are not live."""
-        fees, engine = self.fees, self.engine
-        for oid in order_ids:
-            if oid in fees and engine.get_order(OrderId(oid)) is None:
-                fees.forget(oid)
-
-    def fees_counted(self) -> list[str]:
-        """Return the ids of the orders whose fees are counted."""
-        return list(self.fees.as_dict())
-
-    def restore_fees(self, numerators: dict[str, int]) -> None:
-        """Restore the fee counts a snapshot kept."""
-        self.fees = FeeCounts(numerators)
+    def is_live(self, order_id: str) -> bool:
+        """Return whether an order rests in the book or waits as a stop."""
+        return self.engine.get_order(OrderId(order_id)) is not None
 
     def lag(self) -> tuple[int, int]:
         """Return how many journal entries await their ledger apply, and their projection."""
@@ -415,35 +387,6 @@ class MarketCore:
         await self.settled()
         assert item.result is not None
         return item.result
-
-
-def _left_book(entries: Iterable[CommittedEntry]) -> list[str]:
-    """Return the orders that may have left the book in these entries (every way out of
-    it names the order in a fill or a cancel)."""
-    out: list[str] = []
-    for entry in entries:
-        for e in entry.events:
-            if type(e) is Fill:
-                out += (e.maker_id, e.taker_id)
-            elif type(e) is Cancelled:
-                out.append(e.id)
-    return out
-
-
-def _kind(item: Item) -> str:
-    """Return a journal row's `kind`: the command's type in the replay format."""
-    request = item.request
-    if isinstance(request, str):
-        return request
-    return _KINDS.get(type(request), "malformed")
-
-
-_KINDS: dict[type, str] = {
-    PlaceOrder: "new",
-    AmendOrder: "amend",
-    CancelOrder: "cancel",
-    CancelAllOrders: "cancel_all",
-}
 
 
 def _as_duplicate(result: OrderResult) -> OrderResult:

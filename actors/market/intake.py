@@ -160,3 +160,19 @@ def refuse(item: Item, code: str) -> None:
     item.result = OrderResult(
         item.request_id, ok=False, code=code, order_id=command_id(item.command)
     )
+
+
+_KINDS: dict[type, str] = {
+    PlaceOrder: "new",
+    AmendOrder: "amend",
+    CancelOrder: "cancel",
+    CancelAllOrders: "cancel_all",
+}
+
+
+def journal_kind(item: Item) -> str:
+    """Return a journal row's `kind`: the request's command type in the replay format."""
+    request = item.request
+    if isinstance(request, str):
+        return request
+    return _KINDS.get(type(request), "malformed")

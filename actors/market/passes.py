@@ -1,14 +1,16 @@
 """Group commit in the market actor: queued `submit` calls become one pipeline pass.
 
-Calls that arrive while a pass is in flight queue up (`Queued`) and run together in the
-next pass, up to `MAX_PASS_REQUESTS` requests; `SizeCounts` counts the pass sizes that
-`status()` reports.
+Calls that arrive while a pass is in flight queue up (`GroupCommit`) and run together in
+the next pass, up to `MAX_PASS_REQUESTS` requests: one reserve per shard, one journal
+transaction and one ledger apply for all of them, and each call gets exactly its own
+answers, in order. `SizeCounts` counts the pass sizes that `status()` reports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from actors.contracts import OrderRequest, OrderResult
@@ -57,3 +59,47 @@ def fail(group: list[Queued], exc: BaseException) -> None:
     for _, future in group:
         if not future.done():
             future.set_exception(exc)
+
+
+class GroupCommit:
+    """Queues `submit` calls and runs them as passes, one at a time.
+
+    Args:
+        run: Runs one pass of requests (the market's pipeline) and returns their answers;
+            an exception fails every call of the pass.
+        sizes: Where pass sizes are counted.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[OrderRequest]], Awaitable[list[OrderResult]]],
+        sizes: SizeCounts,
+    ) -> None:
+        self._run = run
+        self._sizes = sizes
+        self._queued: list[Queued] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, requests: list[OrderRequest]) -> list[OrderResult]:
+        """Queue a call; return its answers once its pass ran."""
+        future: asyncio.Future[list[OrderResult]] = asyncio.get_running_loop().create_future()
+        self._queued.append((requests, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queued:
+            group = take_group(self._queued)
+            merged = [request for requests, _ in group for request in requests]
+            self._sizes.observe(len(merged))
+            try:
+                answers = await self._run(merged)
+            except BaseException as exc:  # every caller of the pass gets the failure
+                fail(group, exc)
+                continue
+            start = 0
+            for requests, future in group:
+                if not future.done():
+                    future.set_result(answers[start : start + len(requests)])
+                start += len(requests)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from actors.engine import Event, MarketSpec, MatchingEngine
 from actors.engine.types import MarketStatus
 from actors.journal_codec import StoredEntry, decode_entry, decode_reservation
+from actors.ledger.fees import FeeCounts
 from actors.market import routing
 from actors.market.core import MarketCore, now_ms
 from actors.market.ports import Clock, Ports, SnapshotStore
@@ -69,7 +70,7 @@ async def recover(
     async with contextlib.aclosing(ports.journal.load_tail(replay.start())) as tail:
         async for chunk in tail:
             replay.rows(chunk)
-    core.prune_fees(core.fees_counted())
+    core.fees.prune(core.fees.ids(), core.is_live)
     core.seq = max(head, snap_seq)
     # Count the replayed tail toward the next snapshot: after a long tail the next snapshot
     # comes soon, so a crash right after this recovery does not replay the tail again.
@@ -108,8 +109,7 @@ async def _restore_snapshot(core: MarketCore, snapshots: SnapshotStore, max_seq:
     core.engine = MatchingEngine.restore(dump)
     if core.engine.seq != snap.event_seq:
         raise ReplayMismatchError(f"snapshot event seq {snap.event_seq} != {core.engine.seq}")
-    core.last_ts, core.seq = last_ts, snap.seq
-    core.restore_fees(fees)
+    core.last_ts, core.seq, core.fees = last_ts, snap.seq, FeeCounts(fees)
     return snap.seq
 
 
@@ -152,7 +152,7 @@ class _Replay:
                 f"journal seq {stored.seq}: replay gave {events}, journal has "
                 f"{stored.stored_events}"
             )
-        fees = core.charge(events)
+        fees = core.fees.charge_events(core.spec, events)
         core.last_ts = max(core.last_ts, stored.ts)
         if stored.seq > self._lowest:
             reservation = decode_reservation(core.spec.symbol, stored.stored_reservation)
