@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from actors.accounts import AccountId
 from actors.contracts import Reservation
 from actors.engine import (
     Accepted,
@@ -67,7 +68,7 @@ class LedgerCore(LedgerState):
 
     # -- commands --------------------------------------------------------------------------
 
-    def credit(self, account_id: int, asset: str, amount_atoms: int, reference: str) -> bool:
+    def credit(self, account_id: AccountId, asset: str, amount_atoms: int, reference: str) -> bool:
         """Add funds to an account's available balance, once per reference.
 
         Returns:

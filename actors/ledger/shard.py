@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from actors.accounts import AccountId
 from actors.contracts import (
     BalanceView,
     LedgerEntry,
@@ -232,7 +233,7 @@ class LedgerShard:
         return await self._mutate(run)
 
     async def credit(
-        self, account_id: int, asset: str, amount_atoms: int, reference: str
+        self, account_id: AccountId, asset: str, amount_atoms: int, reference: str
     ) -> BalanceView:
         """Credit an account's available balance once per reference; return the balance.
 
@@ -273,7 +274,7 @@ class LedgerShard:
         await self.ping()  # recovered, and the calls before this one are done
         await self._write()
 
-    async def balances(self, account_id: int) -> list[BalanceView]:
+    async def balances(self, account_id: AccountId) -> list[BalanceView]:
         """Return every balance of an account of this shard, with every journal entry
         committed before the call applied (see `_catch_up_all`)."""
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from actors import jsonx
+from actors.accounts import AccountId
 from actors.contracts import JsonDict
 from actors.engine import MarketSpec
 from actors.ledger.core import Changes, LedgerCore
@@ -258,7 +259,7 @@ async def claim_shard_count(conn: asyncpg.Connection, shard_count: int | None) -
     return recorded
 
 
-async def check_account(conn: asyncpg.Connection, account_id: int) -> None:
+async def check_account(conn: asyncpg.Connection, account_id: AccountId) -> None:
     """Raise `UnknownAccountError` unless the account exists."""
     if not await conn.fetchval(
         "SELECT EXISTS (SELECT FROM accounts WHERE account_id = $1)", account_id

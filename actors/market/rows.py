@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from actors.accounts import AccountId
+
 JsonDict = dict[str, Any]
 
 
@@ -39,7 +41,7 @@ class NewOrderRow:
     quantities in lots, amounts in quote atoms, times in ms): one row, no update."""
 
     order_id: str
-    account_id: int
+    account_id: AccountId
     client_order_id: str | None
     side: str
     kind: str
@@ -94,8 +96,8 @@ class TradeRow:
     seq: int
     maker_order_id: str
     taker_order_id: str
-    maker_account_id: int
-    taker_account_id: int
+    maker_account_id: AccountId
+    taker_account_id: AccountId
     taker_side: str
     price_ticks: int
     qty_lots: int
