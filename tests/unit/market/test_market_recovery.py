@@ -105,6 +105,7 @@ async def test_a_replay_that_differs_from_the_journal_stops_the_recovery() -> No
     m = Market()
     await m.start()
     await m.submit(limit(SELLER, "s1", "sell", 100, 5))
+    await m.settled()
     m.store.rows[0].payload["events"][0]["side"] = "buy"
     with pytest.raises(ReplayMismatchError, match="journal seq 1"):
         await m.start()
