@@ -143,7 +143,7 @@ def _public(fill: Fill, ts: int) -> JsonDict:
         "seq": fill.seq,
         "maker_order_id": fill.maker_id,
         "taker_order_id": fill.taker_id,
-        "taker_side": fill.taker_side.value,
+        "taker_side": fill.taker_side._value_,
         "price": fill.price,
         "qty": fill.qty,
         "ts": ts,

@@ -85,7 +85,7 @@ class Projection:
                 new = (account_id_of(e.owner), entry.client_order_id, command, entry.digest)
                 self._new[e.id] = new
             elif isinstance(e, Cancelled):
-                self._touch(e.id, e.seq).cancel_reason = e.reason.value
+                self._touch(e.id, e.seq).cancel_reason = e.reason._value_
             elif isinstance(e, Amended):
                 acc = self._touch(e.id, e.seq)
                 acc.price, acc.amended = e.price, (acc.filled_qty, int(e.qty))
@@ -107,7 +107,7 @@ class Projection:
                 seq=f.seq, maker_order_id=f.maker_id, taker_order_id=f.taker_id,
                 maker_account_id=account_id_of(f.maker_owner),
                 taker_account_id=account_id_of(f.taker_owner),
-                taker_side=f.taker_side.value, price_ticks=f.price, qty_lots=f.qty,
+                taker_side=f.taker_side._value_, price_ticks=f.price, qty_lots=f.qty,
                 quote_qty_atoms=notional, maker_fee_atoms=maker_fee,
                 taker_fee_atoms=taker_fee, executed_at_ms=ts,
             )
@@ -154,10 +154,12 @@ def _new_row(oid: str, new: _New, state: tuple[str, int, int | None], acc: _Acc)
     qty: int | None = cmd.qty
     if qty is not None and acc.amended is not None:  # amended in its first batch: see OrderUpdate
         qty = acc.amended[0] + acc.amended[1]
+    # `_value_`: a member's value without the enum property's descriptor (one row per order).
     return NewOrderRow(
-        order_id=oid, account_id=account_id, client_order_id=coid, side=cmd.side.value,
-        kind=cmd.kind.value, tif=cmd.tif.value,
-        post_only=None if cmd.post_only is None else cmd.post_only.value, stp=cmd.stp.value,
+        order_id=oid, account_id=account_id, client_order_id=coid, side=cmd.side._value_,
+        kind=cmd.kind._value_, tif=cmd.tif._value_,
+        post_only=None if cmd.post_only is None else cmd.post_only._value_,
+        stp=cmd.stp._value_,
         price_ticks=(price if price is not None else cmd.price) if cmd.kind in _PRICED else None,
         stop_price_ticks=cmd.stop_price, qty_lots=qty,
         quote_qty_tick_lots=None if cmd.qty is not None else cmd.quote_qty,

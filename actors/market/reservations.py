@@ -101,8 +101,8 @@ def for_new(
     spec: MarketSpec, account_id: AccountId, command: NewOrder, budget: int | None
 ) -> Reservation:
     """Return the reservation of a new order (`budget`: see `budget_of`)."""
-    side = command.side.value
-    kind = command.kind.value
+    side = command.side._value_
+    kind = command.kind._value_
     if budget is not None:
         amount = required_reservation(spec, side, kind, None, None, budget)
     else:
@@ -118,7 +118,7 @@ def new_order_too_large(spec: MarketSpec, command: NewOrder, budget: int | None)
     """Return whether a new order's terms (`budget`: see `budget_of`) exceed the amount
     bounds (`actors.ledger.rules.exceeds_amount_bounds`): refused `amount_too_large`."""
     return ledger_rules.exceeds_amount_bounds(
-        spec, command.side.value, command.kind.value, command.price, command.qty, budget
+        spec, command.side._value_, command.kind._value_, command.price, command.qty, budget
     )
 
 
