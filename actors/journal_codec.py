@@ -123,6 +123,31 @@ class StoredEntry(NamedTuple):
         return [event_to_dict(e) for e in events] == self.stored_events
 
 
+class StoredOutcome(NamedTuple):
+    """What a journal row says about its request, read without decoding its command and
+    events (a recovery indexes many answers nobody may ask for)."""
+
+    request_id: str
+    account_id: AccountId | None
+    client_order_id: str | None
+    digest: str | None
+    order_id: str | None
+    reject_code: str | None
+
+
+def decode_outcome(payload: JsonDict) -> StoredOutcome:
+    """Return a payload's `StoredOutcome`."""
+    command = payload.get("command")
+    oid = command.get("id") if isinstance(command, dict) else None
+    events = payload.get("events") or []
+    code = next((e.get("reason") for e in events if e.get("type") == "rejected"), None)
+    return StoredOutcome(
+        payload["request_id"], decode_account(payload.get("account_id")),
+        payload.get("client_order_id"), payload.get("digest"),
+        oid if isinstance(oid, str) else None, code,
+    )  # fmt: skip
+
+
 def decode_entry(seq: int, payload: JsonDict) -> StoredEntry:
     """Return a journal row's payload as a `StoredEntry`."""
     command = payload.get("command")

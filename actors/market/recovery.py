@@ -20,16 +20,17 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
+from actors.contracts import OrderResult
 from actors.engine import Event, MarketSpec, MatchingEngine
 from actors.engine.types import MarketStatus
-from actors.journal_codec import StoredEntry, decode_entry, decode_reservation
+from actors.journal_codec import StoredEntry, decode_entry, decode_outcome, decode_reservation
 from actors.ledger.fees import FeeCounts
 from actors.market import routing
 from actors.market.core import MarketCore, now_ms
 from actors.market.ports import Clock, Ports, SnapshotStore
 from actors.market.rows import JournalRow
 from actors.market.seam import CommittedBatch, CommittedEntry, Consumer
-from actors.market.state import Indexes, decode_snapshot, result_of
+from actors.market.state import Indexes, StoredResult, decode_snapshot, result_of
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +131,32 @@ class _Replay:
 
     def rows(self, chunk: list[JournalRow]) -> None:
         """Replay a chunk of rows in seq order."""
+        indexes = self._core.indexes
         for row in chunk:
+            if row.seq <= self._snap_seq:
+                if row.seq > self._window_from:  # older results would be evicted at once
+                    self._remember_stored(row)
+                continue
             stored = decode_entry(row.seq, row.payload)
-            events = self._replay(stored) if row.seq > self._snap_seq else None
-            if row.seq > self._window_from:  # older results would be evicted at once
-                if events is None:
-                    events = stored.events()
+            events = self._replay(stored)
+            if row.seq > self._window_from:
                 result = result_of(stored.request_id, row.seq, stored.command, events)
-                self._core.indexes.remember(
-                    stored.account_id, stored.client_order_id, result, stored.digest
-                )
+                indexes.remember(stored.account_id, stored.client_order_id, result, stored.digest)
+
+    def _remember_stored(self, row: JournalRow) -> None:
+        """Index the answer of a row the snapshot covers, decoded only if asked for."""
+        seq, payload = row.seq, row.payload
+        outcome = decode_outcome(payload)
+
+        def make() -> OrderResult:
+            stored = decode_entry(seq, payload)
+            return result_of(stored.request_id, seq, stored.command, stored.events())
+
+        result = StoredResult(outcome.request_id, outcome.reject_code is None,
+                              outcome.order_id, make)  # fmt: skip
+        self._core.indexes.remember(
+            outcome.account_id, outcome.client_order_id, result, outcome.digest
+        )
 
     def _replay(self, stored: StoredEntry) -> tuple[Event, ...]:
         core = self._core

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -53,6 +54,40 @@ def reused(request_id: str, order_id: str | None) -> OrderResult:
     )
 
 
+class StoredResult:
+    """The answer of a command journaled before the snapshot a recovery restored: its
+    request id, whether it was accepted and its order id come from the stored form at
+    once, the answer itself (events decoded) only if a retry asks for it.
+
+    Args:
+        request_id: The request's idempotency key.
+        ok: False when the command was rejected.
+        order_id: The order the command named, if any.
+        make: Builds the full answer.
+    """
+
+    __slots__ = ("_answer", "_make", "ok", "order_id", "request_id")
+
+    def __init__(
+        self, request_id: str, ok: bool, order_id: str | None, make: Callable[[], OrderResult]
+    ) -> None:
+        self.request_id = request_id
+        self.ok = ok
+        self.order_id = order_id
+        self._make = make
+        self._answer: OrderResult | None = None
+
+    def answer(self) -> OrderResult:
+        """Return the full answer (built once)."""
+        if self._answer is None:
+            self._answer = self._make()
+        return self._answer
+
+
+def _answer(result: OrderResult | StoredResult) -> OrderResult:
+    return result.answer() if isinstance(result, StoredResult) else result
+
+
 class Indexes:
     """Idempotency and client-order-id indexes.
 
@@ -66,7 +101,9 @@ class Indexes:
 
     def __init__(self, window: int) -> None:
         self._window = window
-        self._results: OrderedDict[ResultKey, tuple[OrderResult, str | None]] = OrderedDict()
+        self._results: OrderedDict[ResultKey, tuple[OrderResult | StoredResult, str | None]] = (
+            OrderedDict()
+        )
         # (account, client order id) -> (order id, first request id, digest)
         self.client_orders: dict[tuple[AccountId, str], tuple[str, str | None, str | None]] = {}
 
@@ -74,7 +111,7 @@ class Indexes:
         self,
         account_id: AccountId | None,
         client_order_id: str | None,
-        result: OrderResult,
+        result: OrderResult | StoredResult,
         digest: str | None = None,
     ) -> None:
         """Store a journaled command's result (and its client order id when accepted)."""
@@ -102,7 +139,7 @@ class Indexes:
             result, first_digest = found
             if differs(first_digest, digest):
                 return reused(request_id, result.order_id)
-            return replace(result, duplicate=True)
+            return replace(_answer(result), duplicate=True)
         if client_order_id is None:
             return None
         used = self.client_orders.get((account_id, client_order_id))
@@ -113,7 +150,7 @@ class Indexes:
             return reused(request_id, order_id)
         original = self._results.get((account_id, first_request or ""))
         if original is not None:
-            return replace(original[0], request_id=request_id, duplicate=True)
+            return replace(_answer(original[0]), request_id=request_id, duplicate=True)
         # The first answer left the window (or recovery read the order from the orders
         # table): the order is what the caller reads back.
         return OrderResult(request_id=request_id, ok=True, order_id=order_id, duplicate=True)

@@ -109,3 +109,29 @@ async def test_a_replay_that_differs_from_the_journal_stops_the_recovery() -> No
     m.store.rows[0].payload["events"][0]["side"] = "buy"
     with pytest.raises(ReplayMismatchError, match="journal seq 1"):
         await m.start()
+
+
+async def test_answers_of_commands_a_snapshot_covers_are_kept_for_retries() -> None:
+    m = Market(snapshot_every_events=1)  # a snapshot after every pass
+    await m.start()
+    cmd = {"type": "new", "id": "s1", "side": "sell", "kind": "limit", "price": 100, "qty": 5}
+    placed = request("c1", SELLER, cmd, client_order_id="c1", digest="d1")
+    [first] = await m.submit(placed)
+    await m.core.wait_snapshot()
+    [refused] = await m.submit(request("bad", BUYER, {"type": "amend", "id": "s1", "qty": 2}))
+    await m.settled()
+    await m.core.wait_snapshot()
+    await m.start()
+    assert max(s.seq for s in m.store.snapshots) == 2  # both rows are before the snapshot
+    [again, refused_again] = await m.submit(
+        placed, request("bad", BUYER, {"type": "amend", "id": "s1", "qty": 2})
+    )
+    assert again.duplicate and (again.seq, again.events, again.ts_ms) == (
+        first.seq, first.events, first.ts_ms,
+    )  # fmt: skip
+    assert (refused_again.ok, refused_again.code, refused_again.seq) == (False, "not_owner", 2)
+    assert refused.code == "not_owner" and refused_again.events == refused.events
+    other_id = request("c1-retry", SELLER, {**cmd, "id": "s9"}, client_order_id="c1",
+                       digest="d1")  # fmt: skip
+    [by_client_id] = await m.submit(other_id)
+    assert by_client_id.duplicate and by_client_id.order_id == "s1" and len(m.store.rows) == 2
