@@ -10,6 +10,8 @@ journal's stored form (`actors.journal_codec`), the replay codec and the HTTP vi
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,8 +36,21 @@ JsonDict = dict[str, Any]
 def _reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
     """Pickle as `(class, field values)`. The default for frozen slotted dataclasses
     calls `dataclasses.fields()` per object (measured: a third of the cost of sending a
-    batch of reservations to a ledger shard)."""
-    return type(self), tuple(getattr(self, name) for name in self.__slots__)
+    batch of reservations to a ledger shard); a cached `attrgetter` reads the fields in C."""
+    cls = type(self)
+    get = _GETTERS.get(cls)
+    if get is None:
+        get = _GETTERS[cls] = _fields_getter(cls.__slots__)
+    return cls, get(self)
+
+
+def _fields_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    if len(names) >= 2:
+        return operator.attrgetter(*names)
+    return lambda obj: tuple(getattr(obj, name) for name in names)
+
+
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,9 @@ def encode_payload(  # noqa: PLR0917 (the payload's fields, in its order)
         "request_id": request_id,
         "account_id": account_id,
         "client_order_id": client_order_id,
-        "command": encode_command(command),
+        "command": _new_order(command)
+        if isinstance(command, NewOrder)
+        else encode_command(command),
         "events": [event_to_dict(e) for e in events],
     }
     if digest is not None:

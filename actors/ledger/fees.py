@@ -43,20 +43,15 @@ def charge_fill(spec: MarketSpec, fill: Fill, counts: FeeNumerators) -> FillFees
     the result): another ledger shard charges it.
     """
     notional = int(notional_quote_atoms(spec, fill.price, fill.qty))
-    return FillFees(
-        notional,
-        _charge(counts, fill.maker_id, notional, spec.maker_fee_bps),
-        _charge(counts, fill.taker_id, notional, spec.taker_fee_bps),
-    )
-
-
-def _charge(counts: FeeNumerators, order_id: str, notional: int, bps: int) -> int:
-    before = counts.numerator(order_id)
-    if before is None:
-        return 0
-    fee, after = fill_fee_atoms(before, notional, bps)
-    counts.set_numerator(order_id, after)
-    return fee
+    fees = [0, 0]
+    for side, (order_id, bps) in enumerate(
+        ((fill.maker_id, spec.maker_fee_bps), (fill.taker_id, spec.taker_fee_bps))
+    ):
+        before = counts.numerator(order_id)
+        if before is not None:
+            fees[side], after = fill_fee_atoms(before, notional, bps)
+            counts.set_numerator(order_id, after)
+    return FillFees(notional, fees[0], fees[1])
 
 
 class FeeCounts:
@@ -66,10 +61,13 @@ class FeeCounts:
         numerators: Order id -> numerator, as `as_dict` gave them (a snapshot).
     """
 
-    __slots__ = ("_numerators",)
+    __slots__ = ("_leaving", "_numerators")
 
     def __init__(self, numerators: dict[str, int] | None = None) -> None:
         self._numerators = dict(numerators or {})
+        # Orders the events charged since the last `prune` named in a fill or a cancel:
+        # every way out of the book does, so only these may have left it.
+        self._leaving: list[str] = []
 
     def numerator(self, order_id: str) -> int:
         """Return the order's numerator (0 before its first fill)."""
@@ -91,22 +89,24 @@ class FeeCounts:
         """
         fees: list[FillFees] = []
         for e in events:
-            if type(e) is Fill:
+            if isinstance(e, Fill):
                 fees.append(charge_fill(spec, e, self))
-            elif type(e) is Accepted:
+                self._leaving += (e.maker_id, e.taker_id)
+            elif isinstance(e, Accepted):
                 self._numerators.pop(e.id, None)
+            elif isinstance(e, Cancelled):
+                self._leaving.append(e.id)
         return tuple(fees)
 
-    def prune(self, order_ids: Iterable[str], live: Callable[[str], bool]) -> None:
-        """Forget the numerators of those of `order_ids` that are no longer `live`."""
+    def prune(self, live: Callable[[str], bool], everyone: bool = False) -> None:
+        """Forget the numerators of orders no longer `live`: of those charged or cancelled
+        since the last prune, or of `everyone` (after a replay)."""
         numerators = self._numerators
-        for oid in order_ids:
+        candidates = list(numerators) if everyone else self._leaving
+        for oid in candidates:
             if oid in numerators and not live(oid):
                 del numerators[oid]
-
-    def ids(self) -> list[str]:
-        """Return the ids of the orders counted."""
-        return list(self._numerators)
+        self._leaving = []
 
     def as_dict(self) -> dict[str, int]:
         """Return a copy of every numerator (for a snapshot)."""
@@ -117,15 +117,3 @@ class FeeCounts:
 
     def __len__(self) -> int:
         return len(self._numerators)
-
-
-def leaving(events: Iterable[Event]) -> list[str]:
-    """Return the orders that may have left the book in `events`: every way out of it
-    (filled, cancelled, expired, refused) names the order in a fill or a cancel."""
-    out: list[str] = []
-    for e in events:
-        if type(e) is Fill:
-            out += (e.maker_id, e.taker_id)
-        elif type(e) is Cancelled:
-            out.append(e.id)
-    return out

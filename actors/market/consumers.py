@@ -45,7 +45,8 @@ class LedgerApply(Consumer):
 
     def committed(self, batch: CommittedBatch, book: Book) -> Finish:
         """Send the batch's entries to the shards now; return the wait for them."""
-        entries = [LedgerEntry(e.seq, e.events, e.reservation) for e in batch.entries]
+        new = tuple.__new__  # a LedgerEntry from its fields in C (one per command)
+        entries = [new(LedgerEntry, (e.seq, e.events, e.reservation)) for e in batch.entries]
         accounts = [
             routing.entry_accounts(e.events, e.reservation, e.owners) for e in batch.entries
         ]
@@ -122,6 +123,8 @@ class TradeTape(Consumer):
     def committed(self, batch: CommittedBatch, book: Book) -> None:
         """Append the batch's fills in their public form."""
         for entry in batch.entries:
+            if not entry.fees:  # one per fill: most commands have none
+                continue
             ts = getattr(entry.command, "ts", 0)
             for e in entry.events:
                 if type(e) is Fill:

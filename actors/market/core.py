@@ -38,10 +38,10 @@ from actors.engine import (
 )
 from actors.engine.validation import amend_malformed, new_order_malformed, new_order_param_error
 from actors.journal_codec import encode_payload
-from actors.ledger.fees import FeeCounts, leaving
+from actors.ledger.fees import FeeCounts
 from actors.market import reservations as resv
 from actors.market import routing
-from actors.market.intake import Item, deps, engine_command, journal_kind, refs, refuse
+from actors.market.intake import Item, engine_command, journal_kind, refuse, segment_keys
 from actors.market.ports import (
     Clock,
     FencedError,
@@ -50,7 +50,14 @@ from actors.market.ports import (
     Ports,
 )
 from actors.market.rows import JournalRow, JsonDict
-from actors.market.seam import MAX_TAILS_BEHIND, CommittedBatch, CommittedEntry, Consumer, Seam
+from actors.market.seam import (
+    MAX_TAILS_BEHIND,
+    CommittedBatch,
+    CommittedEntry,
+    Consumer,
+    Seam,
+    committed_entry,
+)
 from actors.market.state import (
     SNAPSHOT_FORMAT,
     Indexes,
@@ -200,11 +207,12 @@ class MarketCore:
         touched: set[str] = set()
         for item in items:
             item.command = engine_command(item, ts)
-            if any(r in touched for r in deps(item.command)):
+            changes, reads = segment_keys(item.command)
+            if any(r in touched for r in reads):
                 await self._match_segment(segment)
                 segment, touched = [], set()
             segment.append(item)
-            touched.update(refs(item.command))
+            touched.update(changes)
         await self._match_segment(segment)
         self.last_ts = ts
         await self._commit([i for i in items if i.result is None])
@@ -300,13 +308,13 @@ class MarketCore:
                 item.request_id, item.account_id, item.client_order_id, item.command, events,
                 item.reservation, item.digest,
             ), item.hold))  # fmt: skip
-            entries.append(CommittedEntry(
+            entries.append(committed_entry((
                 seq, item.request_id, item.account_id, item.client_order_id, item.digest,
                 item.command, events, self.fees.charge_events(self.spec, events),
                 item.reservation, item.owners,
-            ))  # fmt: skip
+            )))  # fmt: skip
             item.result = result_of(item.request_id, seq, item.command, events)
-        self.fees.prune((oid for e in entries for oid in leaving(e.events)), self.is_live)
+        self.fees.prune(self.is_live)
         encoded = time.perf_counter()
         await self._append(rows)
         journaled = time.perf_counter()

@@ -136,23 +136,18 @@ def command_id(command: Command) -> str | None:
 _BOOK = "\x00book"
 
 
-def refs(command: Command) -> list[str]:
-    """Return what a command changes: its order id (or `owner:X`), and the book."""
-    if type(command) is CancelAll:
-        return [f"owner:{command.owner}", _BOOK]
-    oid = command_id(command)
-    return [oid, _BOOK] if oid is not None else [_BOOK]
-
-
-def deps(command: Command) -> list[str]:
-    """Return what a command's early checks and reservation read from the engine."""
-    if resv.needs_book(command):
-        return [_BOOK]
+def segment_keys(command: Command) -> tuple[list[str], list[str]]:
+    """Return what a command changes (its order id, or `owner:X` for a cancel-all, and the
+    book) and what its early checks and reservation read from the engine: a pass is cut
+    before a command that reads what an earlier command of the segment changed."""
     if isinstance(command, NewOrder):
-        return [command.id]
+        return [command.id, _BOOK], ([_BOOK] if resv.needs_book(command) else [command.id])
+    if isinstance(command, CancelAll):
+        return [f"owner:{command.owner}", _BOOK], []
     if isinstance(command, Amend):
-        return [command.id, f"owner:{command.owner}"]
-    return []
+        return [command.id, _BOOK], [command.id, f"owner:{command.owner}"]
+    oid = command_id(command)
+    return ([_BOOK] if oid is None else [oid, _BOOK]), []
 
 
 def refuse(item: Item, code: str) -> None:

@@ -71,7 +71,7 @@ async def recover(
     async with contextlib.aclosing(ports.journal.load_tail(replay.start())) as tail:
         async for chunk in tail:
             replay.rows(chunk)
-    core.fees.prune(core.fees.ids(), core.is_live)
+    core.fees.prune(core.is_live, everyone=True)
     core.seq = max(head, snap_seq)
     # Count the replayed tail toward the next snapshot: after a long tail the next snapshot
     # comes soon, so a crash right after this recovery does not replay the tail again.

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -89,6 +90,13 @@ class CommittedEntry(NamedTuple):
     fees: tuple[FillFees, ...]
     reservation: Reservation | None
     owners: Mapping[str, AccountId]
+
+
+# Builds a `CommittedEntry` from its fields in C, without the NamedTuple's Python `__new__`
+# (one entry per command on the order path; the engine builds its hottest events alike).
+committed_entry: Callable[[tuple[object, ...]], CommittedEntry] = functools.partial(
+    tuple.__new__, CommittedEntry
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from actors.contracts import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrde
 from actors.engine import (
     Amend,
     Cancel,
+    CancelAll,
     Malformed,
     Millis,
     NewOrder,
@@ -25,7 +26,7 @@ from actors.engine import (
 from actors.engine.codec import command_from_dict, command_to_dict
 from actors.engine.validation import new_order_malformed
 from actors.journal_codec import encode_command
-from actors.market.intake import Item, deps, engine_command, refs
+from actors.market.intake import Item, engine_command, segment_keys
 
 # Values a caller might pass, well typed or not (the types are not checked at run time).
 _INTS = st.one_of(st.none(), st.integers(-5, 2**63), st.just(True), st.just("7"))
@@ -76,7 +77,9 @@ def test_segments_follow_what_a_command_changes_and_reads() -> None:
     new = engine_command(Item("n", AccountId(1), None, place), Millis(1))
     amend = Amend("o", "1", Millis(1), qty=2)
     market_buy = NewOrder("m", "1", Side.BUY, OrderKind.MARKET, Millis(1), qty=1)
-    assert refs(new) == ["o", "\x00book"] and deps(new) == ["o"]
-    assert deps(amend) == ["o", "owner:1"]
-    assert deps(market_buy) == ["\x00book"]  # its budget comes from the best ask
-    assert deps(Cancel("o", "1", Millis(1))) == [] and refs(Cancel("o", "1", Millis(1)))[0] == "o"
+    book = "\x00book"
+    assert segment_keys(new) == (["o", book], ["o"])
+    assert segment_keys(amend) == (["o", book], ["o", "owner:1"])
+    assert segment_keys(market_buy) == (["m", book], [book])  # its budget: the best ask
+    assert segment_keys(Cancel("o", "1", Millis(1))) == (["o", book], [])
+    assert segment_keys(CancelAll("1", Millis(1))) == (["owner:1", book], [])
