@@ -118,6 +118,29 @@ class LedgerEntry(NamedTuple):
     events: tuple[Event, ...]
     reservation: Reservation | None
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle the events as (class, values) pairs (see `_pack`)."""
+        return _ledger_entry, (self.seq, _pack(self.events), self.reservation)
+
+
+def _ledger_entry(seq: int, events: list[tuple[type, tuple[Any, ...]]], r: Any) -> LedgerEntry:
+    return _new_tuple(LedgerEntry, (seq, _unpack(events), r))
+
+
+_new_tuple = tuple.__new__
+
+
+def _pack(events: tuple[Event, ...]) -> list[tuple[type, tuple[Any, ...]]]:
+    """Return events as (class, values) pairs, which pickle in C. Pickled as they are, the
+    engine's NamedTuples each cost two Python calls (`__getnewargs__`, then `__new__` in
+    the receiver): measured, 4.3 against 1.7 us per ledger entry to pickle."""
+    return [(type(e), tuple(e)) for e in events]
+
+
+def _unpack(packed: list[tuple[type, tuple[Any, ...]]]) -> tuple[Event, ...]:
+    """Rebuild `_pack`ed events (as the engine builds its hottest ones: `tuple.__new__`)."""
+    return tuple([_new_tuple(cls, values) for cls, values in packed])
+
 
 class StaleMarketEpochError(RuntimeError):
     """A ledger shard refused a market actor's incarnation: a newer one took over."""
@@ -182,7 +205,25 @@ class OrderResult:
     duplicate: bool = False
     ts_ms: int | None = None
 
-    __reduce__ = _reduce
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle the fields, the events as (class, values) pairs (see `_pack`)."""
+        return _order_result, (
+            self.request_id, self.ok, self.code, self.order_id, self.seq,
+            _pack(self.events), self.duplicate, self.ts_ms,
+        )  # fmt: skip
+
+
+def _order_result(  # noqa: PLR0917 (the fields, in order)
+    request_id: str,
+    ok: bool,
+    code: str | None,
+    order_id: str | None,
+    seq: int | None,
+    events: list[tuple[type, tuple[Any, ...]]],
+    duplicate: bool,
+    ts_ms: int | None,
+) -> OrderResult:
+    return OrderResult(request_id, ok, code, order_id, seq, _unpack(events), duplicate, ts_ms)
 
 
 @dataclass(frozen=True, slots=True)
