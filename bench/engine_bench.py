@@ -38,7 +38,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from actors.engine import (  # noqa: E402
-    AccountId,
     Cancel,
     Cancelled,
     Command,
@@ -50,6 +49,7 @@ from actors.engine import (  # noqa: E402
     NewOrder,
     OrderId,
     OrderKind,
+    Owner,
     Side,
     Ticks,
     TimeInForce,
@@ -61,7 +61,7 @@ SEED = 20_240_601
 MID_START = 10_000  # ticks
 HALF_BAND = 50  # resting limits within mid +- 50 ticks: ~100 levels
 TARGET_LIVE = 800
-OWNERS = [AccountId(f"u{i}") for i in range(50)]
+OWNERS = [Owner(f"u{i}") for i in range(50)]
 
 
 def generate_stream(n: int, seed: int = SEED) -> list[Command]:

@@ -37,9 +37,10 @@ if str(ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 import ray  # noqa: E402
 
+from actors.accounts import AccountId  # noqa: E402
 from actors.bootstrap import start_core  # noqa: E402
-from actors.contracts import OrderRequest  # noqa: E402
-from actors.engine import MarketSpec  # noqa: E402
+from actors.contracts import CancelOrder, OrderRequest, PlaceOrder  # noqa: E402
+from actors.engine import Lots, MarketSpec, OrderId, OrderKind, Side, Ticks  # noqa: E402
 from actors.infra.ray_env import prefer_exchange_workers  # noqa: E402
 from actors.infra.services import ensure_services, stop_embedded  # noqa: E402
 from actors.infra.settings import Settings  # noqa: E402
@@ -61,9 +62,9 @@ def _batch(rng: random.Random, accounts: list[int], n: int, tag: str) -> list[Or
         if cross:
             price = 1_000 - offset if side == "sell" else 1_000 + offset
         oid = f"{tag}-{i}"
-        cmd = {"type": "new", "id": oid, "side": side, "kind": "limit", "price": price,
-               "qty": rng.randint(1, 10)}  # fmt: skip
-        out.append(OrderRequest(oid, rng.choice(accounts), cmd))
+        cmd = PlaceOrder(OrderId(oid), Side(side), OrderKind.LIMIT, qty=Lots(rng.randint(1, 10)),
+                         price=Ticks(price))  # fmt: skip
+        out.append(OrderRequest(oid, AccountId(rng.choice(accounts)), cmd))
     return out
 
 
@@ -78,7 +79,7 @@ async def _setup(url: str, namespace: str, accounts_n: int) -> tuple[str, list[i
     accounts = await new_accounts(url, accounts_n)
     for a in accounts:
         await credit(namespace, SHARDS, a, "BENCH", 10**15)
-        await credit(namespace, SHARDS, a, "USD", 10**18)
+        await credit(namespace, SHARDS, a, "USD", 10**17)  # 20 of them stay below MAX_ATOMS
     return "BENCH-USD", accounts
 
 
@@ -98,8 +99,9 @@ def _with_cancels(
     for req in batch:
         if live and rng.random() < share:
             victim = live.pop(rng.randrange(len(live)))
-            cmd = {"type": "cancel", "id": victim.command["id"]}
-            out.append(OrderRequest(f"c-{victim.request_id}", victim.account_id, cmd))
+            assert isinstance(victim.command, PlaceOrder)
+            cancel = CancelOrder(victim.command.id)
+            out.append(OrderRequest(f"c-{victim.request_id}", victim.account_id, cancel))
         else:
             out.append(req)
             live.append(req)

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from actors.accounts import AccountId
 from serve_app.errors import ApiError
 
 API_KEY_HEADER = "X-API-Key"
@@ -36,7 +37,7 @@ class Principal:
         scopes: The key's scopes (`read`, `trade`, `withdraw`).
     """
 
-    account_id: int
+    account_id: AccountId
     key_id: str
     scopes: tuple[str, ...]
 
@@ -123,7 +124,7 @@ async def _lookup(pool: asyncpg.Pool, key_id: str, digest: bytes) -> Principal:
         raise unauthorized("the API key is unknown, revoked or expired")
     if row["account_status"] != "active":
         raise ApiError(403, "forbidden", f"the account is {row['account_status']}")
-    return Principal(int(row["account_id"]), key_id, tuple(row["scopes"]))
+    return Principal(AccountId(int(row["account_id"])), key_id, tuple(row["scopes"]))
 
 
 _TOUCH_KEY = """

@@ -36,12 +36,12 @@ from actors.engine.spec import (
     notional_quote_atoms,
 )
 from actors.engine.types import (
-    AccountId,
     CancelReason,
     Lots,
     Millis,
     OrderId,
     OrderKind,
+    Owner,
     PostOnly,
     QuoteAtoms,
     RejectCode,
@@ -56,7 +56,6 @@ from actors.engine.views import L2Book, L2Level, OrderView
 
 __all__ = [
     "Accepted",
-    "AccountId",
     "Amend",
     "Amended",
     "Cancel",
@@ -80,6 +79,7 @@ __all__ = [
     "OrderId",
     "OrderKind",
     "OrderView",
+    "Owner",
     "PostOnly",
     "QuoteAtoms",
     "RejectCode",

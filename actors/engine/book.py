@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from heapq import heapify, heappop, heappush
 
-from actors.engine.types import AccountId, OrderId, OrderKind, PostOnly, StpMode, TimeInForce
+from actors.engine.types import OrderId, OrderKind, Owner, PostOnly, StpMode, TimeInForce
 
 _STALE_HEAP_SLACK = 32
 _LIMIT = OrderKind.LIMIT
@@ -45,7 +45,7 @@ class Order:
     # frame (about 300 ns against 150 ns for ``Order()`` and the stores, measured), and the
     # engine builds one per resting order. ``plain_order`` fills every slot.
     id: OrderId
-    owner: AccountId
+    owner: Owner
     is_buy: bool
     price: int | None
     qty: int
@@ -65,7 +65,7 @@ class Order:
 
 
 def plain_order(  # noqa: PLR0917 - positional like new_order, built per order
-    oid: OrderId, owner: AccountId, is_buy: bool, price: int | None, qty: int, arrival: int
+    oid: OrderId, owner: Owner, is_buy: bool, price: int | None, qty: int, arrival: int
 ) -> Order:
     """Return a plain ``Order`` (``visible`` 0, unlinked)."""
     o = Order()
@@ -76,7 +76,7 @@ def plain_order(  # noqa: PLR0917 - positional like new_order, built per order
 def _fill_plain(  # noqa: PLR0917 - positional like plain_order
     o: Order,
     oid: OrderId,
-    owner: AccountId,
+    owner: Owner,
     is_buy: bool,
     price: int | None,
     qty: int,
@@ -103,7 +103,7 @@ class SpecialOrder(Order):
     def __init__(  # noqa: PLR0917 - positional on purpose, like plain_order
         self,
         oid: OrderId,
-        owner: AccountId,
+        owner: Owner,
         is_buy: bool,
         kind: OrderKind,
         price: int | None,
@@ -130,7 +130,7 @@ class SpecialOrder(Order):
 
 def new_order(  # noqa: PLR0917 - the full field list, positional like SpecialOrder
     oid: OrderId,
-    owner: AccountId,
+    owner: Owner,
     is_buy: bool,
     kind: OrderKind,
     price: int | None,

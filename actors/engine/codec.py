@@ -24,15 +24,16 @@ from actors.engine.commands import (
     Resume,
     Tick,
 )
-from actors.engine.events import EVENT_TYPE_NAMES, Accepted, Cancelled, Event, Fill
+from actors.engine.events import EVENT_TYPE_NAMES, Accepted, Cancelled, Event, Fill, Rejected
 from actors.engine.types import (
-    AccountId,
     CancelReason,
     Lots,
     Millis,
     OrderId,
     OrderKind,
+    Owner,
     PostOnly,
+    RejectReason,
     Side,
     StpMode,
     Ticks,
@@ -156,7 +157,7 @@ def _amend(d: dict[str, Any]) -> Amend:
     price = _opt_int(d, "price")
     return Amend(
         id=OrderId(_name(d, "id")),
-        owner=AccountId(_name(d, "owner")),
+        owner=Owner(_name(d, "owner")),
         ts=Millis(_int(d, "ts")),
         qty=None if qty is None else Lots(qty),
         price=None if price is None else Ticks(price),
@@ -178,7 +179,7 @@ def _cancel(d: dict[str, Any]) -> Cancel:
 
 
 def _cancel_all(d: dict[str, Any]) -> CancelAll:
-    return CancelAll(AccountId(_name(d, "owner")), Millis(_int(d, "ts")))
+    return CancelAll(Owner(_name(d, "owner")), Millis(_int(d, "ts")))
 
 
 _DECODERS: dict[str, Any] = {
@@ -314,3 +315,39 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 def dumps(obj: object) -> str:
     """Serialise a dict as one compact JSON line (no newline)."""
     return json.dumps(obj, separators=(",", ":"))
+
+
+_EVENT_CLASSES: dict[str, type] = {name: cls for cls, name in EVENT_TYPE_NAMES.items()}
+# The fields of each event class whose values are enum members (the rest are plain values).
+_EVENT_ENUMS: dict[type, dict[str, type[StrEnum]]] = {
+    Accepted: {"side": Side, "kind": OrderKind},
+    Rejected: {"reason": RejectReason},
+    Fill: {"taker_side": Side},
+    Cancelled: {"reason": CancelReason},
+}
+
+
+def event_from_dict(obj: dict[str, Any]) -> Event:
+    """Decode one event that ``event_to_dict`` encoded (the inverse; events are the
+    engine's own output, so anything else is an error, not a reject).
+
+    Raises:
+        ValueError: Unknown ``type``, a missing field, or a value outside its enum.
+    """
+    cls = _EVENT_CLASSES.get(obj.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown event type {obj.get('type')!r}")
+    enums = _EVENT_ENUMS.get(cls, {})
+    defaults = cls._field_defaults  # type: ignore[attr-defined]
+    values = []
+    for name in cls._fields:  # type: ignore[attr-defined]
+        if name in obj:
+            value = obj[name]
+            enum = enums.get(name)
+            values.append(value if enum is None else enum(value))
+        elif name in defaults:
+            values.append(defaults[name])
+        else:
+            raise ValueError(f"{obj.get('type')} event without {name!r}")
+    event: Event = cls(*values)
+    return event

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.engine.types import (
-    AccountId,
     Lots,
     Millis,
     OrderId,
     OrderKind,
+    Owner,
     PostOnly,
     Side,
     StpMode,
@@ -47,7 +47,7 @@ class NewOrder:
     """
 
     id: OrderId
-    owner: AccountId
+    owner: Owner
     side: Side
     kind: OrderKind
     ts: Millis
@@ -67,7 +67,7 @@ class Cancel:
     """Cancel a resting order or pending stop of ``owner``."""
 
     id: OrderId
-    owner: AccountId
+    owner: Owner
     ts: Millis
 
 
@@ -76,7 +76,7 @@ class Amend:
     """Change an order's open quantity (lots) and/or limit price (ticks)."""
 
     id: OrderId
-    owner: AccountId
+    owner: Owner
     ts: Millis
     qty: Lots | None = None
     price: Ticks | None = None
@@ -86,7 +86,7 @@ class Amend:
 class CancelAll:
     """Cancel every resting order and pending stop of ``owner``, in arrival order."""
 
-    owner: AccountId
+    owner: Owner
     ts: Millis
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from actors.engine.types import (
-    AccountId,
     CancelReason,
     Lots,
     OrderId,
     OrderKind,
+    Owner,
     RejectReason,
     Side,
     TickLots,
@@ -32,7 +32,7 @@ class Accepted(NamedTuple):
 
     seq: int
     id: OrderId
-    owner: AccountId
+    owner: Owner
     side: Side
     kind: OrderKind
 
@@ -51,8 +51,8 @@ class Fill(NamedTuple):
     seq: int
     maker_id: OrderId
     taker_id: OrderId
-    maker_owner: AccountId
-    taker_owner: AccountId
+    maker_owner: Owner
+    taker_owner: Owner
     price: Ticks
     qty: Lots
     taker_side: Side

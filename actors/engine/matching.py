@@ -18,10 +18,10 @@ from actors.engine.fok import fok_fillable
 from actors.engine.spec import MarketSpec
 from actors.engine.types import (
     MAX_INT64_EXCLUSIVE,
-    AccountId,
     CancelReason,
     OrderId,
     OrderKind,
+    Owner,
     PostOnly,
     Side,
     StpMode,
@@ -49,7 +49,7 @@ _STALE_EXPIRY_SLACK = 64
 
 # The hot path does its arithmetic on plain ints; these casts let it build events whose
 # fields are typed Ticks/Lots/TickLots without a NewType call per field (zero runtime cost).
-_fill = cast("Callable[[int, OrderId, OrderId, AccountId, AccountId, int, int, Side], Fill]", Fill)
+_fill = cast("Callable[[int, OrderId, OrderId, Owner, Owner, int, int, Side], Fill]", Fill)
 # Builds a NamedTuple event without its Python-level ``__new__`` (about 2x faster); only for
 # the hottest events, which pass every field in order.
 _new_tuple = tuple.__new__
@@ -226,7 +226,7 @@ class MatcherCore:
         opp: BookSide,
         limit_key: int,
         oid: OrderId,
-        owner: AccountId,
+        owner: Owner,
         stp_taker: Order | None,
         r: int,
         out: list[Event],

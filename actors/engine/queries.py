@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.engine.matching import MatcherCore
-from actors.engine.types import AccountId, Lots, OrderId, Ticks
+from actors.engine.types import Lots, Millis, OrderId, Owner, Ticks
 from actors.engine.views import L2Book, L2Level, OrderView, order_view
 
 
@@ -81,7 +81,14 @@ class EngineQueries(MatcherCore):
         s = self._stops.get(order_id)
         return None if s is None else order_view(s, "pending_stop")
 
-    def orders_of(self, owner: AccountId) -> list[OrderView]:
+    def next_expiry(self) -> Millis | None:
+        """Return the earliest ``expire_at`` queued for expiry (GTD orders and stops), in
+        milliseconds, or None. An order that left the book early stays queued until then
+        (lazy deletion): a command at that time may then find nothing to expire."""
+        heap = self._expiry
+        return Millis(heap[0][0]) if heap else None
+
+    def orders_of(self, owner: Owner) -> list[OrderView]:
         """Return the owner's resting orders and pending stops in arrival order."""
         views = [v for v in (*self.l3(), *self.stops()) if v.owner == owner]
         return sorted(views, key=lambda v: v.arrival)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from actors.engine.book import BookSide, Order, SpecialOrder, new_order, plain_order
-from actors.engine.types import AccountId, OrderId, OrderKind, PostOnly, StpMode, TimeInForce
+from actors.engine.types import OrderId, OrderKind, Owner, PostOnly, StpMode, TimeInForce
 
 if TYPE_CHECKING:
     from actors.engine.engine import MatchingEngine
@@ -83,7 +83,7 @@ def _order_from_v1(d: dict[str, Any]) -> Order:
     post_only = d["post_only"]
     o = new_order(
         OrderId(d["id"]),
-        AccountId(d["owner"]),
+        Owner(d["owner"]),
         d["side"] == "buy",
         _KINDS[d["kind"]],
         d["price"],

@@ -17,8 +17,10 @@ from typing import NewType
 OrderId = NewType("OrderId", str)
 """Client-chosen order id, unique among the live orders and pending stops of a market."""
 
-AccountId = NewType("AccountId", str)
-"""Owner of an order."""
+Owner = NewType("Owner", str)
+"""Owner of an order: any non-empty string (the replay format's owners are names). The
+exchange's accounts are integers (`actors.accounts.AccountId`); `actors.accounts` converts
+between the two, and nothing else does."""
 
 Ticks = NewType("Ticks", int)
 Lots = NewType("Lots", int)

@@ -7,11 +7,11 @@ from typing import Literal, NamedTuple
 
 from actors.engine.book import Order
 from actors.engine.types import (
-    AccountId,
     Lots,
     Millis,
     OrderId,
     OrderKind,
+    Owner,
     PostOnly,
     Side,
     StpMode,
@@ -61,7 +61,7 @@ class OrderView:
     """
 
     id: OrderId
-    owner: AccountId
+    owner: Owner
     side: Side
     kind: OrderKind
     status: OrderStatus

@@ -21,15 +21,27 @@ shard only when the counterparties of its fills are on it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
-from actors.contracts import JsonDict, Reservation
-from actors.engine import MarketSpec, notional_quote_atoms
+from actors.accounts import AccountId
+from actors.contracts import Reservation
+from actors.engine import (
+    Accepted,
+    Amended,
+    Cancelled,
+    Event,
+    Fill,
+    MarketSpec,
+    Rejected,
+    Side,
+    StpDecrement,
+)
+from actors.ledger.fees import charge_fill
 from actors.ledger.holds import Hold, terms_key
 from actors.ledger.rules import (
     Changes,
     CreditReferenceError,
+    Key,
     LedgerInvariantError,
     LedgerRequestError,
     Move,
@@ -37,7 +49,6 @@ from actors.ledger.rules import (
     OrderReservation,
     Totals,
     check_credit,
-    fill_fee_atoms,
     required_now,
     shard_of,
 )
@@ -57,7 +68,7 @@ class LedgerCore(LedgerState):
 
     # -- commands --------------------------------------------------------------------------
 
-    def credit(self, account_id: int, asset: str, amount_atoms: int, reference: str) -> bool:
+    def credit(self, account_id: AccountId, asset: str, amount_atoms: int, reference: str) -> bool:
         """Add funds to an account's available balance, once per reference.
 
         Returns:
@@ -185,12 +196,12 @@ class LedgerCore(LedgerState):
         spec: MarketSpec,
         market: str,
         journal_seq: int,
-        events: Iterable[JsonDict],
+        events: Iterable[Event],
         reservation: Reservation | None = None,
     ) -> Moves:
         """Apply one journal entry to this shard: its reservation first (if the account is
-        this shard's: made durable, ending its hold), then its engine events (codec dicts)
-        to this shard's orders.
+        this shard's: made durable, ending its hold), then its engine events to this
+        shard's orders.
 
         Entries at or below the market's mark were applied before and are skipped.
 
@@ -207,7 +218,7 @@ class LedgerCore(LedgerState):
         if reservation is not None and self.owns(reservation.account_id):
             self._commit(reservation)
         for event in events:
-            handler = _HANDLERS.get(str(event.get("type")))
+            handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, spec, market, event)
         self._marks[market] = journal_seq
@@ -224,17 +235,17 @@ class LedgerCore(LedgerState):
 
     # -- event handlers --------------------------------------------------------------------
 
-    def _record(self, market: str, order_id: object) -> OrderReservation | None:
-        return self._records.get((market, order_id)) if isinstance(order_id, str) else None
+    def _record(self, market: str, order_id: str | None) -> OrderReservation | None:
+        return None if order_id is None else self._records.get((market, order_id))
 
-    def _on_accepted(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
-        record = self._record(market, event.get("id"))
+    def _on_accepted(self, spec: MarketSpec, market: str, event: Accepted) -> None:
+        record = self._record(market, event.id)
         if record is not None:
             record.accepted = True
             self._touch(record)
 
-    def _on_rejected(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
-        record = self._record(market, event.get("id"))
+    def _on_rejected(self, spec: MarketSpec, market: str, event: Rejected) -> None:
+        record = self._record(market, event.id)
         if record is None:
             return
         if not record.accepted:
@@ -245,17 +256,17 @@ class LedgerCore(LedgerState):
         record.pending_atoms = 0
         self._true_up(spec, record)
 
-    def _on_cancelled(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
-        record = self._record(market, event.get("id"))
+    def _on_cancelled(self, spec: MarketSpec, market: str, event: Cancelled) -> None:
+        record = self._record(market, event.id)
         if record is not None:
             self._drop(record)
 
-    def _on_amended(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
-        record = self._record(market, event.get("id"))
+    def _on_amended(self, spec: MarketSpec, market: str, event: Amended) -> None:
+        record = self._record(market, event.id)
         if record is None:
             return
-        record.limit_price_ticks = event.get("price")
-        record.open_qty_lots = int(event["qty"])
+        record.limit_price_ticks = event.price
+        record.open_qty_lots = int(event.qty)
         need = required_now(spec, record)
         take = record.pending_atoms if need is None else max(0, need - record.reserved_atoms)
         take = min(take, record.pending_atoms)
@@ -279,10 +290,10 @@ class LedgerCore(LedgerState):
         self._move(record.account_id, record.asset, -atoms, atoms)
         record.reserved_atoms += atoms
 
-    def _on_stp_decrement(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
-        qty = int(event["qty"])
-        maker = self._record(market, event.get("maker_id"))
-        taker = self._record(market, event.get("taker_id"))
+    def _on_stp_decrement(self, spec: MarketSpec, market: str, event: StpDecrement) -> None:
+        qty = int(event.qty)
+        maker = self._record(market, event.maker_id)
+        taker = self._record(market, event.taker_id)
         for record in (maker, taker):
             if record is None:
                 continue
@@ -293,19 +304,20 @@ class LedgerCore(LedgerState):
                 record.quote_budget_tick_lots -= qty * (maker.limit_price_ticks or 0)
             self._settle_remainder(spec, record)
 
-    def _on_fill(self, spec: MarketSpec, market: str, event: JsonDict) -> None:
-        price, qty = int(event["price"]), int(event["qty"])
-        taker_buys = event["taker_side"] == "buy"
-        notional = int(notional_quote_atoms(spec, price, qty))
-        for order_id, bps, buys in (
-            (event["taker_id"], spec.taker_fee_bps, taker_buys),
-            (event["maker_id"], spec.maker_fee_bps, not taker_buys),
+    def _on_fill(self, spec: MarketSpec, market: str, event: Fill) -> None:
+        fees = charge_fill(spec, event, _RecordFees(self._records, market))
+        price, qty = int(event.price), int(event.qty)
+        taker_buys = event.taker_side == Side.BUY
+        for order_id, fee, buys in (
+            (event.taker_id, fees.taker_fee_atoms, taker_buys),
+            (event.maker_id, fees.maker_fee_atoms, not taker_buys),
         ):
             record = self._record(market, order_id)
             if record is not None:
                 self._fill_side(
-                    spec, record, price=price, qty=qty, notional=notional, bps=bps, buys=buys
-                )
+                    spec, record, price=price, qty=qty, notional=fees.notional_atoms, fee=fee,
+                    buys=buys,
+                )  # fmt: skip
 
     def _fill_side(
         self,
@@ -315,10 +327,9 @@ class LedgerCore(LedgerState):
         price: int,
         qty: int,
         notional: int,
-        bps: int,
+        fee: int,
         buys: bool,
     ) -> None:
-        fee, record.fee_numerator = fill_fee_atoms(record.fee_numerator, notional, bps)
         account = record.account_id
         if buys:
             self._pay(record, notional + max(fee, 0))
@@ -336,12 +347,31 @@ class LedgerCore(LedgerState):
         self._settle_remainder(spec, record)
 
 
-_HANDLERS: dict[str, Any] = {
-    "accepted": LedgerCore._on_accepted,
-    "rejected": LedgerCore._on_rejected,
-    "fill": LedgerCore._on_fill,
-    "cancelled": LedgerCore._on_cancelled,
-    "amended": LedgerCore._on_amended,
-    "stp_decrement": LedgerCore._on_stp_decrement,
+class _RecordFees:
+    """The fee numerators of one market's orders held on this shard (`charge_fill`'s
+    state here: each lives in its order's reservation record)."""
+
+    __slots__ = ("_market", "_records")
+
+    def __init__(self, records: dict[Key, OrderReservation], market: str) -> None:
+        self._records = records
+        self._market = market
+
+    def numerator(self, order_id: str) -> int | None:
+        record = self._records.get((self._market, order_id))
+        return None if record is None else record.fee_numerator
+
+    def set_numerator(self, order_id: str, numerator: int) -> None:
+        self._records[(self._market, order_id)].fee_numerator = numerator
+
+
+_Handler = Callable[[LedgerCore, MarketSpec, str, Event], None]
+_HANDLERS: dict[type, _Handler] = {
+    Accepted: LedgerCore._on_accepted,  # type: ignore[dict-item]
+    Rejected: LedgerCore._on_rejected,  # type: ignore[dict-item]
+    Fill: LedgerCore._on_fill,  # type: ignore[dict-item]
+    Cancelled: LedgerCore._on_cancelled,  # type: ignore[dict-item]
+    Amended: LedgerCore._on_amended,  # type: ignore[dict-item]
+    StpDecrement: LedgerCore._on_stp_decrement,  # type: ignore[dict-item]
 }
-"""Event types that move money; `triggered`, `halted` and `resumed` move none."""
+"""Event types that move money; `Triggered`, `Halted` and `Resumed` move none."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from actors.accounts import AccountId
 from actors.contracts import Reservation, StaleMarketEpochError
 
 __all__ = ["Hold", "HoldKey", "Holds", "StaleMarketEpochError", "terms_key"]
@@ -35,7 +36,7 @@ def terms_key(r: Reservation) -> str:
 class Hold:
     """Atoms of one account and asset set aside for one reservation."""
 
-    account_id: int
+    account_id: AccountId
     asset: str
     atoms: int
     market_epoch: int
@@ -46,13 +47,13 @@ class Holds:
 
     def __init__(self) -> None:
         self._holds: dict[HoldKey, Hold] = {}
-        self._held: dict[tuple[int, str], int] = {}
+        self._held: dict[tuple[AccountId, str], int] = {}
         self._market_epochs: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._holds)
 
-    def held(self, account_id: int, asset: str) -> int:
+    def held(self, account_id: AccountId, asset: str) -> int:
         """Return the atoms of an account and asset held."""
         return self._held.get((account_id, asset), 0)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from actors.accounts import AccountId
 from actors.engine import MarketSpec, OrderKind, Side, fee_quote_atoms, notional_quote_atoms
 from actors.engine.spec import BPS_DENOMINATOR, tick_lots_to_quote_atoms
 from actors.engine.types import MAX_ATOMS, MAX_INT64_EXCLUSIVE
@@ -72,7 +73,7 @@ class OrderReservation:
 
     market: str
     order_id: str
-    account_id: int
+    account_id: AccountId
     side: str
     asset: str
     reserved_atoms: int
@@ -92,7 +93,7 @@ Key = tuple[str, str]
 class Move(NamedTuple):
     """One balance change; `account_id` None is the shard's fee account of `asset`."""
 
-    account_id: int | None
+    account_id: AccountId | None
     asset: str
     available_delta_atoms: int
     locked_delta_atoms: int
@@ -114,11 +115,11 @@ class Totals(NamedTuple):
 class Changes:
     """What changed since the last `take_changes`, as absolute values to persist."""
 
-    balances: list[tuple[int, str, int, int]] = field(default_factory=list)
+    balances: list[tuple[AccountId, str, int, int]] = field(default_factory=list)
     fees: list[tuple[str, int]] = field(default_factory=list)
     reservations: list[OrderReservation] = field(default_factory=list)
     dropped: list[Key] = field(default_factory=list)
-    credits: list[tuple[str, int, str, int]] = field(default_factory=list)
+    credits: list[tuple[str, AccountId, str, int]] = field(default_factory=list)
     marks: list[tuple[str, int]] = field(default_factory=list)
 
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from actors.accounts import AccountId
 from actors.contracts import (
     BalanceView,
     LedgerEntry,
@@ -34,9 +35,9 @@ from actors.contracts import (
     UnavailableError,
 )
 from actors.direct import DirectServer, Endpoint
-from actors.engine import MarketSpec
 from actors.infra.ray_env import start_in_constructor
 from actors.ledger import store
+from actors.ledger.catchup import JournalCatchUp, apply_entry
 from actors.ledger.containment import (
     EntryApplyError,
     MarketSetAsideError,
@@ -107,6 +108,8 @@ class LedgerShard:
         self._conn: asyncpg.Connection | None = None
         self._core: LedgerCore | None = None
         self._registry = store.Registry()
+        self.set_aside = SetAside(shard_id)  # markets with an entry it cannot apply
+        self._journal = JournalCatchUp(self._registry, self.set_aside)
         self.epoch = 0  # this incarnation's epoch (0 until recovered)
         # The background writer of what changed; its own connection, one write at a time.
         self._flush_lock = asyncio.Lock()
@@ -115,7 +118,6 @@ class LedgerShard:
         self._dirty = False
         self._last_write = 0.0  # `time.monotonic()` at the start of the last background write
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
-        self.set_aside = SetAside(shard_id)  # markets with an entry it cannot apply
         self._failure: str | None = None  # why the last recovery failed, until one succeeds
         self._direct = DirectServer(self, DIRECT_METHODS)
         # Recover now: the epoch moves at once and the first reserve does not wait.
@@ -174,7 +176,7 @@ class LedgerShard:
         since: int | None = None,
         through: int | None = None,
     ) -> None:
-        """Apply journal entries `(seq, events, reservation)` of a market, in ascending seq.
+        """Apply journal entries of a market, in ascending seq.
 
         The caller vouches that `entries` hold every entry in `(since, through]` that
         concerns this shard (a routed apply, `actors.market.routing`; by default
@@ -189,12 +191,12 @@ class LedgerShard:
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> None:
             self.set_aside.check(market)
             spec = await self._registry.spec(conn, market)
-            first = entries[0][0] - 1 if since is None else since
+            first = entries[0].seq - 1 if since is None else since
             if core.mark(market) < first:
                 await self._catch_up(conn, core, market, first + 1)
             for entry in entries:
-                _apply_entry(core, spec, market, entry)  # skipped at or below the mark
-            core.advance(market, entries[-1][0] if through is None else through)
+                apply_entry(core, spec, market, entry)  # skipped at or below the mark
+            core.advance(market, entries[-1].seq if through is None else through)
 
         await self._mutate(run)
 
@@ -231,7 +233,7 @@ class LedgerShard:
         return await self._mutate(run)
 
     async def credit(
-        self, account_id: int, asset: str, amount_atoms: int, reference: str
+        self, account_id: AccountId, asset: str, amount_atoms: int, reference: str
     ) -> BalanceView:
         """Credit an account's available balance once per reference; return the balance.
 
@@ -272,7 +274,7 @@ class LedgerShard:
         await self.ping()  # recovered, and the calls before this one are done
         await self._write()
 
-    async def balances(self, account_id: int) -> list[BalanceView]:
+    async def balances(self, account_id: AccountId) -> list[BalanceView]:
         """Return every balance of an account of this shard, with every journal entry
         committed before the call applied (see `_catch_up_all`)."""
 
@@ -326,34 +328,12 @@ class LedgerShard:
     async def _catch_up(
         self, conn: asyncpg.Connection, core: LedgerCore, market: str, before: int | None
     ) -> None:
-        """Apply the market's journal entries after the mark (and before `before`, and
-        before the seq it was set aside at)."""
-        before = self.set_aside.before(market, before)
-        spec = await self._registry.spec(conn, market)
-        market_id = self._registry.market_ids[market]
-        for entry in await store.journal_entries(conn, market_id, core.mark(market), before):
-            _apply_entry(core, spec, market, entry)
+        await self._journal.catch_up(conn, core, market, before)
 
     async def _catch_up_all(self, conn: asyncpg.Connection, core: LedgerCore) -> bool:
-        """Apply, from the journal table, every market's entries after the shard's mark up
-        to the journal's head as it is now, and start writing them behind; return whether
-        any market was behind.
-
-        A market answers its callers once their commands are journaled; the applies it
-        sends the shards may still be on their way (docs/ARCHITECTURE.md, "Answers at the
-        journal commit"). Reads call this first, so they see every command answered before
-        they began; an apply that arrives afterwards skips what is at or below the mark.
-        """
-        behind = False
-        for market_id, journal_head in (await store.journal_heads(conn)).items():
-            if market_id not in self._registry.market_symbols:
-                await self._registry.refresh(conn)
-            market = self._registry.market_symbols[market_id]
-            head = self.set_aside.head(market, journal_head)
-            if core.mark(market) < head:
-                behind = True
-                await self._catch_up(conn, core, market, head + 1)
-                core.advance(market, head)
+        """Apply every market's journal entries committed so far (`JournalCatchUp.all`),
+        starting to write them behind; return whether any market was behind."""
+        behind = await self._journal.all(conn, core)
         if behind:
             self._write_behind()
         return behind
@@ -452,24 +432,7 @@ class LedgerShard:
         # before it (and caught up below) or fail after it.
         self.epoch = await store.acquire_epoch(conn, self._shard_id)
         async with self._flush_lock:  # no write of the old state from now on
-            core = await store.load(conn, self._registry, self._shard_id, self._shard_count)
-            core.replaying = True
-            async with conn.transaction():
-                for market in sorted(self._registry.market_ids):
-                    await self._catch_up(conn, core, market, None)
-                core.check_balances()
-                await store.save(conn, self._registry, core, core.take_changes())
-            core.replaying = False
-        return core
-
-
-def _apply_entry(core: LedgerCore, spec: MarketSpec, market: str, entry: LedgerEntry) -> None:
-    seq, events, raw = entry
-    try:
-        reservation = None if raw is None else Reservation.from_dict(market, raw)
-        core.apply_events(spec, market, seq, events, reservation)
-    except Exception as exc:  # a journaled entry this shard cannot apply: contain it
-        raise EntryApplyError(market, seq, exc) from exc
+            return await self._journal.rebuild(conn, self._shard_id, self._shard_count)
 
 
 async def _done(value: _T) -> _T:

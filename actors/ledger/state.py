@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
+from actors.accounts import AccountId
 from actors.contracts import BalanceView
 from actors.engine import MarketSpec
 from actors.engine.types import MAX_ATOMS
@@ -43,16 +44,16 @@ class LedgerState:
             raise ValueError(f"shard {shard_id} out of range for {shard_count} shards")
         self.shard_id = shard_id
         self.shard_count = shard_count
-        self._balances: dict[tuple[int, str], list[int]] = {}
+        self._balances: dict[tuple[AccountId, str], list[int]] = {}
         self._fees: dict[str, int] = {}
         self._credited: dict[str, int] = {}
         # Credit reference -> (account, asset, amount atoms) of the credit made with it.
-        self._references: dict[str, tuple[int, str, int]] = {}
+        self._references: dict[str, tuple[AccountId, str, int]] = {}
         self._records: dict[Key, OrderReservation] = {}
         self._marks: dict[str, int] = {}
         self._moves: Moves = []
         self._changes = Changes()
-        self._dirty_balances: set[tuple[int, str]] = set()
+        self._dirty_balances: set[tuple[AccountId, str]] = set()
         self._dirty_fees: set[str] = set()
         self._dirty_records: set[Key] = set()
         self._dirty_marks: set[str] = set()
@@ -64,7 +65,7 @@ class LedgerState:
 
     # -- loading (no change tracking) ------------------------------------------------------
 
-    def load_balance(self, account_id: int, asset: str, available: int, locked: int) -> None:
+    def load_balance(self, account_id: AccountId, asset: str, available: int, locked: int) -> None:
         """Set a stored balance while recovering."""
         self._balances[(account_id, asset)] = [available, locked]
 
@@ -86,7 +87,7 @@ class LedgerState:
 
     # -- queries ---------------------------------------------------------------------------
 
-    def owns(self, account_id: int) -> bool:
+    def owns(self, account_id: AccountId) -> bool:
         """Return True if this shard owns the account."""
         return shard_of(account_id, self.shard_count) == self.shard_id
 
@@ -94,19 +95,19 @@ class LedgerState:
         """Return the last journal seq of the market applied here (0 if none)."""
         return self._marks.get(market, 0)
 
-    def balance(self, account_id: int, asset: str) -> tuple[int, int]:
+    def balance(self, account_id: AccountId, asset: str) -> tuple[int, int]:
         """Return `(available, locked)` atoms of one account and asset (holds count as
         locked)."""
         available, locked = self._balances.get((account_id, asset), (0, 0))
         held = self.holds.held(account_id, asset)
         return available - held, locked + held
 
-    def durable_balance(self, account_id: int, asset: str) -> tuple[int, int]:
+    def durable_balance(self, account_id: AccountId, asset: str) -> tuple[int, int]:
         """Return `(available, locked)` without the holds: what is persisted."""
         available, locked = self._balances.get((account_id, asset), (0, 0))
         return available, locked
 
-    def balances(self, account_id: int) -> list[BalanceView]:
+    def balances(self, account_id: AccountId) -> list[BalanceView]:
         """Return every balance of an account, by asset symbol (holds count as locked)."""
         return [
             BalanceView(asset, *self.balance(acct, asset))
@@ -214,7 +215,7 @@ class LedgerState:
     def _touch(self, record: OrderReservation) -> None:
         self._dirty_records.add((record.market, record.order_id))
 
-    def _move(self, account_id: int, asset: str, d_available: int, d_locked: int) -> None:
+    def _move(self, account_id: AccountId, asset: str, d_available: int, d_locked: int) -> None:
         value = self._balances.setdefault((account_id, asset), [0, 0])
         available, locked = value[0] + d_available, value[1] + d_locked
         if not (0 <= available <= MAX_ATOMS and 0 <= locked <= MAX_ATOMS) and not self.replaying:
@@ -235,7 +236,7 @@ class LedgerState:
             self._dirty_fees.add(asset)
             self._moves.append(Move(None, asset, delta, 0))
 
-    def check_owner(self, account_id: int) -> None:
+    def check_owner(self, account_id: AccountId) -> None:
         """Raise `LedgerRequestError` unless this shard owns the account."""
         if not self.owns(account_id):
             raise LedgerRequestError(

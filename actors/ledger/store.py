@@ -10,10 +10,13 @@ any size) so that no `Decimal` (let alone a float) ever touches a money path.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from actors import jsonx
-from actors.contracts import JsonDict, LedgerEntry
+from actors.accounts import AccountId
+from actors.contracts import JsonDict
 from actors.engine import MarketSpec
 from actors.ledger.core import Changes, LedgerCore
 from actors.ledger.rules import LedgerRequestError, OrderReservation
@@ -180,13 +183,17 @@ def _row(registry: Registry, r: OrderReservation) -> JsonDict:
     }  # fmt: skip
 
 
+StoredEntry = tuple[int, Any, Any]
+"""A journal row as the ledger reads it: `(seq, events, reservation)` in the journal's
+stored form (JSON values; `actors.journal_codec.ledger_entry` types them)."""
+
+
 async def journal_entries(
     conn: asyncpg.Connection, market_id: int, after_seq: int, before_seq: int | None = None
-) -> list[LedgerEntry]:
+) -> list[StoredEntry]:
     """Return `(seq, events, reservation)` of a market's journal rows after `after_seq`
-    (and before `before_seq` if given), in seq order; `reservation` is the journaled
-    `Reservation.to_dict()`, None when the command reserved nothing (or was journaled
-    before reservations were)."""
+    (and before `before_seq` if given), in seq order, as stored: `reservation` is None
+    when the command reserved nothing (or was journaled before reservations were)."""
     rows = await conn.fetch(
         "SELECT seq, payload->'events' AS events, payload->'reservation' AS r FROM journal "
         "WHERE market_id = $1 AND seq > $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq",
@@ -252,7 +259,7 @@ async def claim_shard_count(conn: asyncpg.Connection, shard_count: int | None) -
     return recorded
 
 
-async def check_account(conn: asyncpg.Connection, account_id: int) -> None:
+async def check_account(conn: asyncpg.Connection, account_id: AccountId) -> None:
     """Raise `UnknownAccountError` unless the account exists."""
     if not await conn.fetchval(
         "SELECT EXISTS (SELECT FROM accounts WHERE account_id = $1)", account_id

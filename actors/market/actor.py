@@ -1,10 +1,11 @@
 """`MarketActor`: the thin Ray shell around one market's pipeline (`MarketCore`).
 
 Ray runs the constructor again on every restart, so the constructor is the recovery path;
-because a constructor cannot await, it only records its arguments and every method first
-awaits `_ready()`, which runs `recovery.recover` once (the first call after a start or a
-restart pays for it; the controller calls `status()` right after creating the actor).
-Calls are serialised by one lock: the market is single-threaded, like the engine.
+because a constructor cannot await, it starts `_ready()` as a task and every method first
+awaits it: it opens the real adapters (`journal.open_stores`, the `LedgerClient`), builds
+the consumers of committed batches (`consumers.market_consumers`) and runs
+`recovery.recover` once. Calls are serialised by one lock: the market is single-threaded,
+like the engine.
 
 A journal write that fails for any reason but fencing leaves the in-memory engine ahead of
 the database, so the process exits and Ray restarts it (crash-only). A fenced incarnation
@@ -14,7 +15,6 @@ the database, so the process exits and Ray restarts it (crash-only). A fenced in
 from __future__ import annotations
 
 import asyncio
-import bisect
 import dataclasses
 import gc
 import logging
@@ -24,15 +24,19 @@ from typing import Any
 
 import ray
 
+from actors.accounts import AccountId, owner_of
 from actors.contracts import OrderRequest, OrderResult, UnavailableError
 from actors.direct import DirectServer, Endpoint
-from actors.engine import AccountId, OrderId
+from actors.engine import OrderId
 from actors.engine.engine import GC_THRESHOLDS
 from actors.engine.views import OrderView
 from actors.infra.ray_env import start_in_constructor
+from actors.market.consumers import TradeTape, market_consumers
 from actors.market.core import JournalWriteError, MarketCore
-from actors.market.journal import FencedError
+from actors.market.journal import FencedError, open_stores
 from actors.market.ledger_client import LedgerClient
+from actors.market.passes import PASS_SIZE_BOUNDS, GroupCommit, SizeCounts
+from actors.market.ports import Ports
 from actors.market.recovery import recover
 from actors.market.reservations import DEFAULT_MAX_SLIPPAGE_BPS
 
@@ -88,43 +92,6 @@ def _view_dict(view: OrderView) -> dict[str, Any]:
 # What the gateway calls on a market's direct channel (`actors.direct`); the rest goes by Ray.
 DIRECT_METHODS = ("submit", "l2", "recent_trades")
 
-# Largest pipeline pass built from queued submit calls (a single larger call runs whole).
-MAX_PASS_REQUESTS = 4096
-# Bounds of the pass-size buckets `status()` reports (commands per pass, `le`).
-PASS_SIZE_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-
-
-class SizeCounts:
-    """How many sizes fell in each bucket (`le` bounds; the last count is past every bound)
-    and their sum: a histogram that `status()` can return and a scrape can export."""
-
-    def __init__(self, bounds: tuple[int, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0
-
-    def observe(self, size: int) -> None:
-        """Count one size."""
-        self.counts[bisect.bisect_left(self.bounds, size)] += 1
-        self.total += size
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return `{"le": bounds, "counts": per bucket, "sum": total}`."""
-        return {"le": list(self.bounds), "counts": list(self.counts), "sum": self.total}
-
-
-def _take_group(
-    queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]], limit: int
-) -> list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]]:
-    """Pop queued calls from the front while they fit in `limit` requests (at least one)."""
-    taken, size = 0, 0
-    while taken < len(queued) and (taken == 0 or size + len(queued[taken][0]) <= limit):
-        size += len(queued[taken][0])
-        taken += 1
-    group = queued[:taken]
-    del queued[:taken]
-    return group
-
 
 class MarketActor:
     """The market actor of one symbol.
@@ -155,15 +122,13 @@ class MarketActor:
         self._snapshot_every = snapshot_every_events
         self._slippage = max_slippage_bps
         self._core: MarketCore | None = None
+        self._tape: TradeTape | None = None  # the consumer holding the recent trades
         self._init_lock: asyncio.Lock | None = None
         self._lock: asyncio.Lock | None = None
         self._ticker: asyncio.Task[None] | None = None
-        # Group commit: submits that arrive while the pipeline is busy wait here and run
-        # together in the next pipeline pass (one reserve, journal and apply for all).
-        self._queued: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]] = []
-        self._drainer: asyncio.Task[None] | None = None
         self._watched: asyncio.Task[None] | None = None  # the last tail `_on_tail` watches
         self._pass_sizes = SizeCounts(PASS_SIZE_BOUNDS)
+        self._passes = GroupCommit(self._pass, self._pass_sizes)
         self._created = time.monotonic()
         self._startup: dict[str, float] = {}
         # The last failed recovery (why, attempts so far, when the next may run), if any.
@@ -198,11 +163,7 @@ class MarketActor:
                 f"market {self._symbol} failed to recover: {self._failure}"
             )
         try:
-            core = await recover(
-                self._symbol, self._database_url, self._ledger,
-                snapshot_every_events=self._snapshot_every,
-                max_slippage_bps=self._slippage, holder=_holder(),
-            )  # fmt: skip
+            core = await self._recover()
         except Exception as exc:
             self._attempts += 1
             self._failure = f"{type(exc).__name__}: {exc}"[:500]
@@ -214,6 +175,23 @@ class MarketActor:
                 f"market {self._symbol} failed to recover: {self._failure}"
             ) from exc
         self._failure, self._attempts = None, 0
+        return core
+
+    async def _recover(self) -> MarketCore:
+        """Open the market's stores and recover its core over them (closing them again if
+        the recovery fails)."""
+        stores = await open_stores(self._database_url, self._symbol)
+        try:
+            consumers = market_consumers(stores.spec, self._ledger, stores.projection)
+            ports = Ports(stores.journal, stores.snapshots, stores.projection, self._ledger)
+            core = await recover(
+                stores.spec, ports, consumers, snapshot_every_events=self._snapshot_every,
+                max_slippage_bps=self._slippage, holder=_holder(),
+            )  # fmt: skip
+        except BaseException:
+            stores.terminate()
+            raise
+        self._tape = consumers[-1]
         return core
 
     async def health(self) -> dict[str, Any]:
@@ -262,37 +240,18 @@ class MarketActor:
         and one ledger apply; each call still gets exactly its own answers, in order.
         """
         await self._ready()
-        future: asyncio.Future[list[OrderResult]] = asyncio.get_running_loop().create_future()
-        self._queued.append((requests, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
-        return await future
+        return await self._passes.submit(requests)
 
-    async def _drain(self) -> None:
-        while self._queued:
-            group = _take_group(self._queued, MAX_PASS_REQUESTS)
-            merged = [request for requests, _ in group for request in requests]
-            self._pass_sizes.observe(len(merged))
-            try:
-                answers: list[OrderResult] = await self._guarded(
-                    lambda core, merged=merged: core.submit(merged)
-                )
-            except BaseException as exc:  # every caller of the pass gets the failure
-                _fail(group, exc)
-                continue
-            # The pass is journaled: its callers are answered now. Its ledger apply and
-            # projection finish in the background while the next pass runs; one that fails
-            # restarts the market (the shards and the projection catch up from the journal).
-            core = self._core
-            assert core is not None
-            if core.tail is not None and core.tail is not self._watched:
-                self._watched = core.tail
-                core.tail.add_done_callback(self._on_tail)
-            start = 0
-            for requests, future in group:
-                if not future.done():
-                    future.set_result(answers[start : start + len(requests)])
-                start += len(requests)
+    async def _pass(self, requests: list[OrderRequest]) -> list[OrderResult]:
+        answers: list[OrderResult] = await self._guarded(lambda core: core.submit(requests))
+        # The pass is journaled: its callers are answered now. Its ledger apply and
+        # projection finish in the background while the next pass runs; one that fails
+        # restarts the market (the shards and the projection catch up from the journal).
+        tail = self._core.seam.tail if self._core is not None else None
+        if tail is not None and tail is not self._watched:
+            self._watched = tail
+            tail.add_done_callback(self._on_tail)
+        return answers
 
     def _on_tail(self, tail: asyncio.Task[None]) -> None:
         exc = None if tail.cancelled() else tail.exception()
@@ -357,15 +316,16 @@ class MarketActor:
         view = core.engine.get_order(OrderId(order_id))
         return None if view is None else _view_dict(view)
 
-    async def orders_of(self, account_id: int) -> list[dict[str, Any]]:
+    async def orders_of(self, account_id: AccountId) -> list[dict[str, Any]]:
         """Return an account's live orders and pending stops in arrival order."""
         core = await self._ready()
-        return [_view_dict(v) for v in core.engine.orders_of(AccountId(str(account_id)))]
+        return [_view_dict(v) for v in core.engine.orders_of(owner_of(account_id))]
 
     async def recent_trades(self, limit: int = 100) -> list[dict[str, Any]]:
         """Return up to `limit` recent fills (at most the last 1,000), newest first."""
-        core = await self._ready()
-        return list(reversed(core.trades))[:limit]
+        await self._ready()
+        assert self._tape is not None
+        return self._tape.recent(limit)
 
     async def status(self) -> dict[str, Any]:
         """Return the market's identity, epoch, sequence numbers, size, lags (journal entries
@@ -402,6 +362,7 @@ class MarketActor:
             "ledger_lag": ledger_lag,
             "projection_lag": projection_lag,
             "pass_commands": self._pass_sizes.to_dict(),
+            "consumer_failures": dict(core.seam.failures),
         }
 
     async def settled(self) -> int:
@@ -425,14 +386,6 @@ class MarketActor:
 
         seq: int = await self._guarded(run)
         return seq
-
-
-def _fail(
-    group: list[tuple[list[OrderRequest], asyncio.Future[list[OrderResult]]]], exc: BaseException
-) -> None:
-    for _, future in group:
-        if not future.done():
-            future.set_exception(exc)
 
 
 def _holder() -> str:

@@ -6,7 +6,9 @@ commit, COPY); that commit is the acknowledgement point. The batch's orders proj
 trades follow in a second transaction (`project`, multi-row statements over JSON rows) that
 also raises the market's projection mark. The epoch triggers of migrations 0002 and 0007
 reject a stale writer with SQLSTATE CL001, which `append`, `project` and `save_snapshot`
-turn into `FencedError`.
+turn into `FencedError`. `Journal` implements the pipeline's `JournalStore`,
+`SnapshotStore` and `ProjectionStore` ports (`ports.py`); `open_stores` opens the three a
+market actor uses, each on its own connection.
 """
 
 from __future__ import annotations
@@ -15,13 +17,38 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
 from actors import jsonx
+from actors.accounts import AccountId
+from actors.engine import MarketSpec
+from actors.market.ports import FencedError, LostHoldError
+from actors.market.rows import (
+    JournalRow,
+    JsonDict,
+    NewOrderRow,
+    OrderUpdate,
+    SnapshotRow,
+    TradeRow,
+    trade_dict,
+)
+from actors.markets_repo import load_market
 
-JsonDict = dict[str, Any]
+__all__ = [
+    "FencedError",
+    "Journal",
+    "JournalRow",
+    "LostHoldError",
+    "NewOrderRow",
+    "OrderUpdate",
+    "SnapshotRow",
+    "Stores",
+    "TradeRow",
+    "UnknownMarketError",
+    "connect",
+    "open_stores",
+]
 STALE_EPOCH_SQLSTATE = "CL001"
 LOST_HOLD_SQLSTATE = "CL003"
 TAIL_CHUNK_ROWS = 20_000
@@ -31,110 +58,6 @@ _TAIL_SQL = (
     "SELECT seq, kind, payload::text AS p FROM journal "
     "WHERE market_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
 )
-
-
-class FencedError(RuntimeError):
-    """Another incarnation of the market took over (stale epoch): stop writing."""
-
-
-class LostHoldError(RuntimeError):
-    """A ledger shard restarted after holding funds for the batch: the batch cannot be
-    journaled (migration 0009). The engine already matched it: restart and recover."""
-
-
-@dataclass(frozen=True, slots=True)
-class JournalRow:
-    """One journaled command: `payload` = request_id, account_id, client_order_id,
-    command, events and, when it reserved funds, reservation; `hold` = (ledger shard,
-    shard epoch) of that reservation's hold."""
-
-    seq: int
-    kind: str
-    payload: JsonDict
-    hold: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotRow:
-    """A stored engine snapshot taken after journal row `seq` and engine event `event_seq`."""
-
-    seq: int
-    event_seq: int
-    epoch: int
-    format: str
-    state: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class NewOrderRow:
-    """An order accepted in the batch, with its state after the batch (prices in ticks,
-    quantities in lots, amounts in quote atoms, times in ms): one row, no update."""
-
-    order_id: str
-    account_id: int
-    client_order_id: str | None
-    side: str
-    kind: str
-    tif: str
-    post_only: str | None
-    stp: str
-    price_ticks: int | None
-    stop_price_ticks: int | None
-    qty_lots: int | None
-    quote_qty_tick_lots: int | None
-    display_qty_lots: int | None
-    expire_at_ms: int | None
-    open_qty_lots: int
-    status: str
-    event_seq: int
-    filled_qty_lots: int = 0
-    filled_quote_atoms: int = 0
-    fee_atoms: int = 0
-    reason: str | None = None
-    request_digest: str | None = None
-    created_at_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderUpdate:
-    """A change of one order: absolute open qty and status, deltas of fills and fees.
-
-    `price_ticks` None leaves the stored price unchanged. Quote amounts are atoms. After
-    an amend (`amended_open_lots`, the new open qty) the order's qty becomes its filled qty
-    before the batch, plus `filled_before_amend_lots` (filled in the batch before the
-    amend), plus the new open qty. `updated_at_ms` is the market's clock at the batch.
-    """
-
-    order_id: str
-    open_qty_lots: int
-    filled_qty_delta_lots: int
-    filled_quote_delta_atoms: int
-    fee_delta_atoms: int
-    price_ticks: int | None
-    status: str
-    reason: str | None
-    event_seq: int
-    amended_open_lots: int | None = None
-    filled_before_amend_lots: int = 0
-    updated_at_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TradeRow:
-    """One fill: `seq` is the fill's engine event seq; amounts in quote atoms."""
-
-    seq: int
-    maker_order_id: str
-    taker_order_id: str
-    maker_account_id: int
-    taker_account_id: int
-    taker_side: str
-    price_ticks: int
-    qty_lots: int
-    quote_qty_atoms: int
-    maker_fee_atoms: int
-    taker_fee_atoms: int
-    executed_at_ms: int
 
 
 _PROJECT = "SELECT clob_project_json($1, $2, $3, $4, $5, $6)"
@@ -341,7 +264,7 @@ class Journal:
                 with contextlib.suppress(asyncio.CancelledError, asyncpg.PostgresError):
                     await pending
 
-    async def client_orders(self) -> dict[tuple[int, str], tuple[str, str | None]]:
+    async def client_orders(self) -> dict[tuple[AccountId, str], tuple[str, str | None]]:
         """Return (account_id, client_order_id) -> (order_id, request digest) for the
         market's live orders.
 
@@ -356,7 +279,10 @@ class Journal:
             self.market_id,
         )
         return {
-            (int(r["account_id"]), r["client_order_id"]): (r["order_id"], r["request_digest"])
+            (AccountId(int(r["account_id"])), r["client_order_id"]): (
+                r["order_id"],
+                r["request_digest"],
+            )
             for r in rows
         }
 
@@ -371,14 +297,44 @@ class Journal:
         return [trade_dict(r) for r in rows]
 
 
-def trade_dict(r: Any) -> JsonDict:
-    """Return the public form of a trade (a record or a `TradeRow`-like mapping)."""
-    return {
-        "seq": int(r["seq"]),
-        "maker_order_id": r["maker_order_id"],
-        "taker_order_id": r["taker_order_id"],
-        "taker_side": r["taker_side"],
-        "price": int(r["price_ticks"]),
-        "qty": int(r["qty_lots"]),
-        "ts": int(r["ts"]),
-    }
+class UnknownMarketError(LookupError):
+    """No market with this symbol exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """A market's stores, each on its own connection: the journal (appends on the order
+    path, and the reads of recovery), snapshots (written in the background) and the
+    orders/trades projection (written behind the journal)."""
+
+    spec: MarketSpec
+    journal: Journal
+    snapshots: Journal
+    projection: Journal
+
+    def terminate(self) -> None:
+        """Close every connection now (a recovery that failed)."""
+        for store in (self.journal, self.snapshots, self.projection):
+            store.conn.terminate()
+
+
+async def open_stores(database_url: str, symbol: str) -> Stores:
+    """Open a market's three stores.
+
+    Raises:
+        UnknownMarketError: No market has this symbol.
+    """
+    journal = await Journal.open(database_url, 0)
+    opened = [journal]
+    try:
+        record = await load_market(journal.conn, symbol)
+        if record is None:
+            raise UnknownMarketError(symbol)
+        journal.market_id = record.market_id
+        for _ in range(2):
+            opened.append(await Journal.open(database_url, record.market_id))
+    except BaseException:
+        for store in opened:
+            store.conn.terminate()
+        raise
+    return Stores(record.spec, journal, opened[1], opened[2])

@@ -1,5 +1,6 @@
 """Calls from a market actor to the ledger shards: one call per shard, in parallel, over
-each shard's direct channel (`actors.direct`; its endpoint comes through Ray).
+each shard's direct channel (`actors.direct`; its endpoint comes through Ray). The Ray
+adapter of the pipeline's `Ledger` port (`ports.py`).
 
 A shard that is restarting breaks its channel (`ChannelClosedError`) and answers the
 endpoint's Ray call with `RayActorError` (or `ActorUnavailableError`); the calls here retry
@@ -19,6 +20,7 @@ from typing import TypeVar
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
+from actors.accounts import AccountId
 from actors.contracts import LedgerEntry, Reservation
 from actors.direct import ChannelClosedError, DirectClient, client_of
 from actors.ledger.rules import shard_of
@@ -143,7 +145,7 @@ class LedgerClient:
         self,
         market: str,
         entries: list[LedgerEntry],
-        accounts: Sequence[set[int] | None],
+        accounts: Sequence[set[AccountId] | None],
     ) -> asyncio.Task[None]:
         """Send a batch's (non-empty) journal entries now, each to the shards of the
         accounts it concerns (`accounts[i]`, None: every shard; see `plan_apply` and
@@ -200,7 +202,7 @@ class LedgerClient:
 
 def plan_apply(
     entries: Sequence[LedgerEntry],
-    accounts: Sequence[set[int] | None],
+    accounts: Sequence[set[AccountId] | None],
     shard_count: int,
     complete: dict[int, int],
 ) -> list[tuple[int, list[LedgerEntry], int, int]]:
@@ -215,7 +217,7 @@ def plan_apply(
     called, unless its mark would lag `MARK_LAG_ENTRIES` behind: then an empty call moves
     it, so that a restarting shard never re-reads a long stretch of journal that is not its.
     """
-    through = entries[-1][0]
+    through = entries[-1].seq
     routed: list[list[LedgerEntry]] = [[] for _ in range(shard_count)]
     everyone = range(shard_count)
     for entry, concerned in zip(entries, accounts, strict=True):

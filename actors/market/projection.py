@@ -1,60 +1,31 @@
-"""Turn a batch's engine events into the orders projection and trade rows.
+"""Turn a batch's committed entries into the orders projection and trade rows.
 
-Fees follow the ledger's rule (`actors.ledger.rules.fill_fee_atoms`): each order keeps a
-fee numerator, the sum of `notional * bps` over its fills (bps of its role in each fill),
-and a fill charges `ceil(after / 10^4) - ceil(before / 10^4)`. `cum` (order id -> fee
-numerator) is kept for live orders only; `accepted` resets it, so a reused id starts at 0.
+Fees come with the entries (`CommittedEntry.fees`, computed once by the market with
+`actors.ledger.fees.charge_fill`): this module only places them in rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from actors.accounts import AccountId, account_id_of
 from actors.engine import (
     Accepted,
     Amended,
     Cancelled,
-    Event,
     Fill,
     MarketSpec,
-    MatchingEngine,
+    NewOrder,
     OrderId,
+    OrderKind,
     StpDecrement,
     Triggered,
-    notional_quote_atoms,
 )
-from actors.ledger.rules import fill_fee_atoms
-from actors.market.journal import NewOrderRow, OrderUpdate, TradeRow
+from actors.ledger.fees import FillFees
+from actors.market.rows import NewOrderRow, OrderUpdate, TradeRow
+from actors.market.seam import Book, CommittedEntry
 
-JsonDict = dict[str, Any]
-
-
-def fill_fees(spec: MarketSpec, cum: dict[str, int], fill: Fill) -> tuple[int, int, int]:
-    """Return (notional, maker fee, taker fee) in quote atoms and advance `cum`."""
-    notional = int(notional_quote_atoms(spec, fill.price, fill.qty))
-    maker_fee, cum[fill.maker_id] = fill_fee_atoms(
-        cum.get(fill.maker_id, 0), notional, spec.maker_fee_bps
-    )
-    taker_fee, cum[fill.taker_id] = fill_fee_atoms(
-        cum.get(fill.taker_id, 0), notional, spec.taker_fee_bps
-    )
-    return notional, maker_fee, taker_fee
-
-
-def track_cum(spec: MarketSpec, cum: dict[str, int], events: list[Event]) -> None:
-    """Advance `cum` over events without building rows (journal replay)."""
-    for e in events:
-        if type(e) is Fill:
-            fill_fees(spec, cum, e)
-        elif type(e) is Accepted:
-            cum.pop(e.id, None)
-
-
-def prune_cum(cum: dict[str, int], engine: MatchingEngine) -> None:
-    """Drop the cumulative notional of orders that are no longer live."""
-    for oid in [o for o in cum if engine.get_order(OrderId(o)) is None]:
-        del cum[oid]
+_PRICED = (OrderKind.LIMIT, OrderKind.STOP_LIMIT)
 
 
 @dataclass(slots=True)
@@ -72,19 +43,21 @@ class _Acc:
     ts: int | None = None
 
 
+_New = tuple[AccountId, str | None, NewOrder, str | None]
+"""A new order's account, client order id, command and digest."""
+
+
 class Projection:
-    """Collects one batch's orders projection and trades.
+    """Collects the orders projection and trades of committed entries.
 
     Args:
         spec: The market.
-        cum: Live orders' cumulative notional (updated in place).
     """
 
-    def __init__(self, spec: MarketSpec, cum: dict[str, int]) -> None:
+    def __init__(self, spec: MarketSpec) -> None:
         self._spec = spec
-        self._cum = cum
         self._acc: dict[str, _Acc] = {}
-        self._new: dict[str, tuple[int, str | None, JsonDict, str | None]] = {}
+        self._new: dict[str, _New] = {}
         self._ts: int | None = None
         self.trades: list[TradeRow] = []
 
@@ -96,27 +69,23 @@ class Projection:
         acc.ts = self._ts
         return acc
 
-    def add(
-        self,
-        account_id: int | None,
-        coid: str | None,
-        cmd: JsonDict,
-        events: list[Event],
-        digest: str | None = None,
-    ) -> None:
-        """Record one command's events (`cmd` carries `owner` and `ts`; `digest` is the
-        placement terms' digest of a new order, see `OrderRequest`)."""
-        self._ts = int(cmd["ts"])
-        for e in events:
+    def add(self, entry: CommittedEntry) -> None:
+        """Record one journal entry's events."""
+        command = entry.command
+        self._ts = int(getattr(command, "ts", 0))
+        fees = iter(entry.fees)
+        for e in entry.events:
             if isinstance(e, Fill):
-                self._fill(e, self._ts)
+                self._fill(e, next(fees), self._ts)
             elif isinstance(e, Accepted):
-                self._cum.pop(e.id, None)
                 self._acc.pop(e.id, None)
                 self._touch(e.id, e.seq)
-                self._new[e.id] = (int(e.owner), coid, cmd, digest)
+                if not isinstance(command, NewOrder):  # only a new order is accepted
+                    raise ValueError(f"journal seq {entry.seq}: accepted without a new order")
+                new = (account_id_of(e.owner), entry.client_order_id, command, entry.digest)
+                self._new[e.id] = new
             elif isinstance(e, Cancelled):
-                self._touch(e.id, e.seq).cancel_reason = e.reason.value
+                self._touch(e.id, e.seq).cancel_reason = e.reason._value_
             elif isinstance(e, Amended):
                 acc = self._touch(e.id, e.seq)
                 acc.price, acc.amended = e.price, (acc.filled_qty, int(e.qty))
@@ -125,10 +94,9 @@ class Projection:
             elif isinstance(e, StpDecrement):
                 self._touch(e.maker_id, e.seq)
                 self._touch(e.taker_id, e.seq)
-        del account_id
 
-    def _fill(self, f: Fill, ts: int) -> None:
-        notional, maker_fee, taker_fee = fill_fees(self._spec, self._cum, f)
+    def _fill(self, f: Fill, fees: FillFees, ts: int) -> None:
+        notional, maker_fee, taker_fee = fees
         for oid, fee in ((f.maker_id, maker_fee), (f.taker_id, taker_fee)):
             acc = self._touch(oid, f.seq)
             acc.filled_qty += f.qty
@@ -137,19 +105,20 @@ class Projection:
         self.trades.append(
             TradeRow(
                 seq=f.seq, maker_order_id=f.maker_id, taker_order_id=f.taker_id,
-                maker_account_id=int(f.maker_owner), taker_account_id=int(f.taker_owner),
-                taker_side=f.taker_side.value, price_ticks=f.price, qty_lots=f.qty,
+                maker_account_id=account_id_of(f.maker_owner),
+                taker_account_id=account_id_of(f.taker_owner),
+                taker_side=f.taker_side._value_, price_ticks=f.price, qty_lots=f.qty,
                 quote_qty_atoms=notional, maker_fee_atoms=maker_fee,
                 taker_fee_atoms=taker_fee, executed_at_ms=ts,
             )
         )  # fmt: skip
 
-    def finish(self, engine: MatchingEngine) -> list[NewOrderRow | OrderUpdate]:
-        """Return the new-order rows and updates, from the engine's state after the batch."""
+    def finish(self, book: Book) -> list[NewOrderRow | OrderUpdate]:
+        """Return the new-order rows and updates, from the book's state after the entries."""
         out: list[NewOrderRow | OrderUpdate] = []
         updates: list[NewOrderRow | OrderUpdate] = []
         for oid, acc in self._acc.items():
-            view = engine.get_order(OrderId(oid))
+            view = book.get_order(OrderId(oid))
             price: int | None
             if view is not None:
                 status = "untriggered" if view.status == "pending_stop" else "open"
@@ -174,35 +143,28 @@ class Projection:
                     updated_at_ms=acc.ts,
                 )
             )  # fmt: skip
-        prune_cum(self._cum, engine)
         return out + updates
 
 
-def _new_row(
-    oid: str,
-    new: tuple[int, str | None, JsonDict, str | None],
-    state: tuple[str, int, int | None],
-    acc: _Acc,
-) -> NewOrderRow:
+def _new_row(oid: str, new: _New, state: tuple[str, int, int | None], acc: _Acc) -> NewOrderRow:
     status, open_qty, price = state
     account_id, coid, cmd, digest = new
     if status == "open" and acc.filled_qty > 0:
         status = "partially_filled"
-    kind = cmd["kind"]
-    has_qty = cmd.get("qty") is not None
-    qty = cmd.get("qty")
-    if has_qty and acc.amended is not None:  # amended in its first batch: see OrderUpdate
+    qty: int | None = cmd.qty
+    if qty is not None and acc.amended is not None:  # amended in its first batch: see OrderUpdate
         qty = acc.amended[0] + acc.amended[1]
+    # `_value_`: a member's value without the enum property's descriptor (one row per order).
     return NewOrderRow(
-        order_id=oid, account_id=account_id, client_order_id=coid, side=cmd["side"],
-        kind=kind, tif=cmd.get("tif", "gtc"), post_only=cmd.get("post_only"),
-        stp=cmd.get("stp", "none"),
-        price_ticks=(price if price is not None else cmd.get("price"))
-        if kind in ("limit", "stop_limit") else None,
-        stop_price_ticks=cmd.get("stop_price"), qty_lots=qty,
-        quote_qty_tick_lots=None if has_qty else cmd.get("quote_qty"),
-        display_qty_lots=cmd.get("display_qty"), expire_at_ms=cmd.get("expire_at"),
+        order_id=oid, account_id=account_id, client_order_id=coid, side=cmd.side._value_,
+        kind=cmd.kind._value_, tif=cmd.tif._value_,
+        post_only=None if cmd.post_only is None else cmd.post_only._value_,
+        stp=cmd.stp._value_,
+        price_ticks=(price if price is not None else cmd.price) if cmd.kind in _PRICED else None,
+        stop_price_ticks=cmd.stop_price, qty_lots=qty,
+        quote_qty_tick_lots=None if cmd.qty is not None else cmd.quote_qty,
+        display_qty_lots=cmd.display_qty, expire_at_ms=cmd.expire_at,
         open_qty_lots=open_qty, status=status, event_seq=acc.last_seq,
         filled_qty_lots=acc.filled_qty, filled_quote_atoms=acc.filled_quote, fee_atoms=acc.fee,
-        reason=acc.cancel_reason, request_digest=digest, created_at_ms=int(cmd["ts"]),
+        reason=acc.cancel_reason, request_digest=digest, created_at_ms=int(cmd.ts),
     )  # fmt: skip

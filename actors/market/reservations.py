@@ -8,15 +8,15 @@ protection budget from the best ask (stop price for stops) and `max_slippage_bps
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
+from actors.accounts import AccountId
 from actors.contracts import Reservation
-from actors.engine import MarketSpec
+from actors.engine import Amend, MarketSpec, NewOrder, OrderKind, Side, TickLots
 from actors.engine.spec import BPS_DENOMINATOR
 from actors.engine.views import OrderView
 from actors.ledger import rules as ledger_rules
 
-JsonDict = dict[str, Any]
 # The protection of market buys by quantity when the market actor is given none (basis
 # points): their budget is the best ask plus 5 %.
 DEFAULT_MAX_SLIPPAGE_BPS = 500
@@ -52,96 +52,109 @@ def _asset(spec: MarketSpec, side: str) -> str:
     return spec.base_asset if side == "sell" else spec.quote_asset
 
 
-def needs_book(cmd: JsonDict) -> bool:
+_BUDGET_KINDS = (OrderKind.MARKET, OrderKind.STOP_MARKET)
+
+
+def needs_book(command: object) -> bool:
     """Return whether a command is a market buy by quantity (budget from the book)."""
     return (
-        cmd.get("type") == "new"
-        and cmd.get("side") == "buy"
-        and cmd.get("kind") == "market"
-        and cmd.get("quote_qty") is None
+        type(command) is NewOrder
+        and command.side is Side.BUY
+        and command.kind is OrderKind.MARKET
+        and command.quote_qty is None
     )
 
 
-def budget_of(cmd: JsonDict, best_ask: int | None, max_slippage_bps: int) -> int | None:
+def budget_of(command: NewOrder, best_ask: int | None, max_slippage_bps: int) -> int | None:
     """Return the quote budget (tick-lots) of a market or stop-market buy, else None.
 
     A budget the trader set (`quote_qty`) is kept; a buy by quantity gets the protection
     budget from the best ask (market) or its stop price (stop-market), or None for a
     market buy facing an empty book (it cancels `no_liquidity` and needs nothing).
     """
-    if cmd.get("side") != "buy" or cmd.get("kind") not in ("market", "stop_market"):
+    if command.side is not Side.BUY or command.kind not in _BUDGET_KINDS:
         return None
-    if cmd.get("quote_qty") is not None:
-        return int(cmd["quote_qty"])
-    ref = cmd.get("stop_price") if cmd.get("kind") == "stop_market" else best_ask
-    if ref is None or cmd.get("qty") is None:
+    if command.quote_qty is not None:
+        return int(command.quote_qty)
+    ref = command.stop_price if command.kind is OrderKind.STOP_MARKET else best_ask
+    if ref is None or command.qty is None:
         return None
-    return protection_budget(int(ref), int(cmd["qty"]), max_slippage_bps)
+    return protection_budget(int(ref), int(command.qty), max_slippage_bps)
 
 
-def protect(cmd: JsonDict, best_ask: int | None, max_slippage_bps: int) -> int | None:
-    """Return a market or stop-market buy's budget (see `budget_of`), else None.
+def protect(
+    command: NewOrder, best_ask: int | None, max_slippage_bps: int
+) -> tuple[NewOrder, int | None]:
+    """Return the command the engine gets and its budget (see `budget_of`), else None.
 
-    A buy by quantity gets that budget as its `quote_qty`, in place: the engine then stops
-    it at qty or budget, whichever binds first. The market actor and any model of it (the
-    chaos test's oracle) call this one rule, so both feed the engine the same command.
+    A buy by quantity gets that budget as its `quote_qty`: the engine then stops it at
+    qty or budget, whichever binds first. The market actor and any model of it (the chaos
+    test's oracle) call this one rule, so both feed the engine the same command.
     """
-    budget = budget_of(cmd, best_ask, max_slippage_bps)
-    if budget is not None and cmd.get("quote_qty") is None:
-        cmd["quote_qty"] = budget
-    return budget
+    budget = budget_of(command, best_ask, max_slippage_bps)
+    if budget is not None and command.quote_qty is None:
+        command = dataclasses.replace(command, quote_qty=TickLots(budget))
+    return command, budget
 
 
-def for_new(spec: MarketSpec, account_id: int, cmd: JsonDict, budget: int | None) -> Reservation:
+def for_new(
+    spec: MarketSpec, account_id: AccountId, command: NewOrder, budget: int | None
+) -> Reservation:
     """Return the reservation of a new order (`budget`: see `budget_of`)."""
-    side = str(cmd["side"])
-    kind = str(cmd["kind"])
+    side = command.side._value_
+    kind = command.kind._value_
     if budget is not None:
         amount = required_reservation(spec, side, kind, None, None, budget)
     else:
-        amount = required_reservation(spec, side, kind, cmd.get("price"), cmd.get("qty"), None)
-    qty = cmd.get("qty")
+        amount = required_reservation(spec, side, kind, command.price, command.qty, None)
     return Reservation(
-        market=spec.symbol, order_id=str(cmd["id"]), account_id=account_id,
+        market=spec.symbol, order_id=command.id, account_id=account_id,
         asset=_asset(spec, side), amount_atoms=amount, side=side,
-        limit_price_ticks=cmd.get("price"), qty_lots=qty, quote_budget_tick_lots=budget,
+        limit_price_ticks=command.price, qty_lots=command.qty, quote_budget_tick_lots=budget,
     )  # fmt: skip
 
 
-def new_order_too_large(spec: MarketSpec, cmd: JsonDict, budget: int | None) -> bool:
+def new_order_too_large(spec: MarketSpec, command: NewOrder, budget: int | None) -> bool:
     """Return whether a new order's terms (`budget`: see `budget_of`) exceed the amount
     bounds (`actors.ledger.rules.exceeds_amount_bounds`): refused `amount_too_large`."""
     return ledger_rules.exceeds_amount_bounds(
-        spec, str(cmd["side"]), str(cmd["kind"]), cmd.get("price"), cmd.get("qty"), budget
+        spec, command.side._value_, command.kind._value_, command.price, command.qty, budget
     )
 
 
-def amend_too_large(spec: MarketSpec, cmd: JsonDict, view: OrderView) -> bool:
+def _amended_terms(command: Amend, view: OrderView) -> tuple[int | None, int]:
+    """Return an amend's new (limit price, open qty): each the order's own when not set."""
+    qty = int(command.qty) if command.qty is not None else int(view.remaining_qty)
+    return (command.price if command.price is not None else view.price), qty
+
+
+def amend_too_large(spec: MarketSpec, command: Amend, view: OrderView) -> bool:
     """Return whether an amend's new terms exceed the amount bounds (a stop-market buy's
     budget, which an amend cannot change, was checked when it was placed)."""
-    qty = int(cmd["qty"]) if cmd.get("qty") is not None else int(view.remaining_qty)
-    price = cmd.get("price") if cmd.get("price") is not None else view.price
+    price, qty = _amended_terms(command, view)
     return ledger_rules.exceeds_amount_bounds(
         spec, view.side.value, view.kind.value, price, qty, None
     )
 
 
 def for_amend(
-    spec: MarketSpec, account_id: int, cmd: JsonDict, view: OrderView, max_slippage_bps: int
+    spec: MarketSpec,
+    account_id: AccountId,
+    command: Amend,
+    view: OrderView,
+    max_slippage_bps: int,
 ) -> Reservation | None:
     """Return the extra reservation an amend needs when it raises the requirement.
 
     A stop-market buy is bound by its budget, which an amend cannot change: nothing extra.
     """
     side = view.side.value
-    if view.kind.value == "stop_market" and side == "buy":
+    if view.kind is OrderKind.STOP_MARKET and view.side is Side.BUY:
         return None
-    old_qty = int(view.remaining_qty)
-    new_qty = int(cmd["qty"]) if cmd.get("qty") is not None else old_qty
-    new_price = cmd.get("price") if cmd.get("price") is not None else view.price
+    new_price, new_qty = _amended_terms(command, view)
     # The ledger's rule adds the atom that fee rounding on the cumulative notional can need.
     extra = ledger_rules.amend_reservation(
-        spec, side, view.kind.value, (view.price, old_qty), (new_price, new_qty)
+        spec, side, view.kind.value, (view.price, int(view.remaining_qty)), (new_price, new_qty)
     )
     if extra <= 0:
         return None

@@ -7,7 +7,7 @@ therefore concerns the account of its reservation and the owner of every order i
 name. Each owner must be known exactly, from:
 
 - the entry's reservation (its order id and account);
-- `accepted` events (`owner`) and `fill` events (`maker_owner`, `taker_owner`);
+- `Accepted` events (`owner`) and `Fill` events (`maker_owner`, `taker_owner`);
 - `known`: the engine's view, taken just before the command ran, of the order the command
   names (`owners_before`: a cancel's or an amend's target).
 
@@ -21,80 +21,86 @@ its command ran.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from actors.contracts import JsonDict, Reservation
-from actors.engine import MatchingEngine, OrderId
+from actors.accounts import AccountId, account_of
+from actors.contracts import Reservation
+from actors.engine import (
+    Accepted,
+    Amend,
+    Amended,
+    Cancel,
+    Cancelled,
+    Command,
+    Event,
+    Fill,
+    Halted,
+    MatchingEngine,
+    OrderId,
+    Rejected,
+    Resumed,
+    StpDecrement,
+    Triggered,
+)
 
-# The fields of each event type that name an order.
-_ORDER_FIELDS: dict[str, tuple[str, ...]] = {
-    "accepted": ("id",),
-    "rejected": ("id",),
-    "fill": ("maker_id", "taker_id"),
-    "cancelled": ("id",),
-    "amended": ("id",),
-    "triggered": ("id",),
-    "stp_decrement": ("maker_id", "taker_id"),
-    "halted": (),
-    "resumed": (),
-}
-
-
-def _account(owner: object) -> int | None:
-    """Return the account id of an engine owner (`str(account_id)`), else None (only
-    ASCII digits: `int` also reads other scripts' digits, which no account id is)."""
-    if isinstance(owner, str) and owner.isascii() and owner.isdigit():
-        return int(owner)
-    return None
+Owners = Mapping[str, AccountId]
+"""Order id -> the account that owns it."""
 
 
-def owners_before(engine: MatchingEngine, cmd: Mapping[str, Any]) -> dict[str, int]:
+def _named(event: Event) -> tuple[str | None, ...] | None:
+    """Return the order ids an event names, None for an event type not listed here."""
+    kind = type(event)
+    if kind is Fill or kind is StpDecrement:
+        return (event.maker_id, event.taker_id)  # type: ignore[union-attr]
+    if kind in _ONE_ORDER:
+        return (event.id,)  # type: ignore[union-attr]
+    return () if kind is Halted or kind is Resumed else None
+
+
+_ONE_ORDER = (Accepted, Rejected, Cancelled, Amended, Triggered)
+
+
+def owners_before(engine: MatchingEngine, command: Command) -> dict[str, AccountId]:
     """Return {order id: account} for the live order a cancel or an amend names, read from
     the engine before the command runs (empty for other commands, or no such order)."""
-    if cmd.get("type") not in ("cancel", "amend"):
+    if type(command) is not Cancel and type(command) is not Amend:
         return {}
-    oid = cmd.get("id")
-    if not isinstance(oid, str):
-        return {}
-    view = engine.get_order(OrderId(oid))
-    account = None if view is None else _account(view.owner)
-    return {} if account is None else {oid: account}
+    view = engine.get_order(OrderId(command.id))
+    account = None if view is None else account_of(view.owner)
+    return {} if account is None else {command.id: account}
 
 
 def entry_accounts(
-    events: list[JsonDict], reservation: Reservation | None, known: Mapping[str, int]
-) -> set[int] | None:
+    events: Sequence[Event], reservation: Reservation | None, known: Owners
+) -> set[AccountId] | None:
     """Return the accounts whose ledger state the entry may change, or None when it may
     change any (an order it names has no known owner): see the module docstring."""
     owners = dict(known)
-    accounts: set[int] = set()
+    accounts: set[AccountId] = set()
     if reservation is not None:
         owners[reservation.order_id] = reservation.account_id
         accounts.add(reservation.account_id)
     for event in events:
-        kind = event.get("type")
-        if kind == "accepted":
-            _learn(owners, event.get("id"), event.get("owner"))
-        elif kind == "fill":
-            _learn(owners, event.get("maker_id"), event.get("maker_owner"))
-            _learn(owners, event.get("taker_id"), event.get("taker_owner"))
+        if type(event) is Accepted:
+            _learn(owners, event.id, event.owner)
+        elif type(event) is Fill:
+            _learn(owners, event.maker_id, event.maker_owner)
+            _learn(owners, event.taker_id, event.taker_owner)
     for event in events:
-        fields = _ORDER_FIELDS.get(str(event.get("type")))
-        if fields is None:
+        named = _named(event)
+        if named is None:
             return None
-        for name in fields:
-            oid = event.get(name)
+        for oid in named:
             if oid is None:
                 continue  # a rejected command that named no order
-            owner = owners.get(oid) if isinstance(oid, str) else None
+            owner = owners.get(oid)
             if owner is None:
                 return None
             accounts.add(owner)
     return accounts
 
 
-def _learn(owners: dict[str, int], oid: object, owner: object) -> None:
-    account = _account(owner)
-    if isinstance(oid, str) and account is not None:
+def _learn(owners: dict[str, AccountId], oid: str, owner: str) -> None:
+    account = account_of(owner)
+    if account is not None:
         owners[oid] = account

@@ -1,4 +1,4 @@
-"""Request bodies -> engine commands (codec form, integers), with the gateway's checks.
+"""Request bodies -> the market's typed commands (integers), with the gateway's checks.
 
 Everything that can be refused from the market spec alone is refused here, before any actor
 is called, so bad input never reaches the pipeline: off-grid prices and quantities, and the
@@ -14,7 +14,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from actors.engine import MarketSpec
+from actors.contracts import AmendOrder, PlaceOrder
+from actors.engine import (
+    Lots,
+    MarketSpec,
+    Millis,
+    OrderId,
+    OrderKind,
+    PostOnly,
+    Side,
+    StpMode,
+    TickLots,
+    Ticks,
+    TimeInForce,
+)
 from serve_app import units
 from serve_app.errors import ApiError
 from serve_app.routes.models import OrderAmend, OrderCreate
@@ -77,8 +90,8 @@ def _check_bounds(spec: MarketSpec, kind: str, fields: JsonDict) -> None:
         )  # fmt: skip
 
 
-def new_order_command(spec: MarketSpec, body: OrderCreate, order_id: str) -> JsonDict:
-    """Return the engine `new` command of an order request (without `owner` and `ts`).
+def new_order_command(spec: MarketSpec, body: OrderCreate, order_id: str) -> PlaceOrder:
+    """Return the market command of an order request.
 
     Raises:
         ApiError: 422 with `invalid_decimal`, `invalid_tick`, `invalid_lot`,
@@ -90,42 +103,61 @@ def new_order_command(spec: MarketSpec, body: OrderCreate, order_id: str) -> Jso
     except units.UnitError as exc:
         raise _unit_error(exc) from None
     _check_bounds(spec, body.kind, fields)
-    command: JsonDict = {"type": "new", "id": order_id, "side": body.side, "kind": body.kind}
-    command.update(fields)
-    tif = body.time_in_force()
-    if tif != "gtc":
-        command["tif"] = tif
-    if body.expire_at is not None:
-        command["expire_at"] = to_ms(body.expire_at)
-    if body.post_only is not None:
-        command["post_only"] = body.post_only
-    if body.stp != "none":
-        command["stp"] = body.stp
-    return command
+    price, stop, qty = fields.get("price"), fields.get("stop_price"), fields.get("qty")
+    display, budget = fields.get("display_qty"), fields.get("quote_qty")
+    return PlaceOrder(
+        id=OrderId(order_id), side=Side(body.side), kind=OrderKind(body.kind),
+        qty=None if qty is None else Lots(qty), price=None if price is None else Ticks(price),
+        stop_price=None if stop is None else Ticks(stop), tif=TimeInForce(body.time_in_force()),
+        expire_at=None if body.expire_at is None else Millis(to_ms(body.expire_at)),
+        post_only=None if body.post_only is None else PostOnly(body.post_only),
+        display_qty=None if display is None else Lots(display),
+        quote_qty=None if budget is None else TickLots(budget), stp=StpMode(body.stp),
+    )  # fmt: skip
 
 
-def order_digest(symbol: str, command: JsonDict) -> str:
-    """Return the digest of a new order's terms: its market and its engine command without
-    the order id. Amounts are compared as integers (ticks, lots), so `"1"` and `"1.000"`
-    are the same terms, as are two `quote_qty` that round down to the same budget."""
-    terms = {k: v for k, v in command.items() if k != "id"}
+def order_digest(symbol: str, command: PlaceOrder) -> str:
+    """Return the digest of a new order's terms: its market and its command without the
+    order id. Amounts are compared as integers (ticks, lots), so `"1"` and `"1.000"` are
+    the same terms, as are two `quote_qty` that round down to the same budget.
+
+    The terms are hashed in the form digests have always had (the replay codec's keys,
+    absent fields and the `gtc`/`none` defaults left out), so that the digests stored
+    with existing orders keep matching their retries.
+    """
+    terms: JsonDict = {"type": "new", "side": command.side.value, "kind": command.kind.value}
+    for name in ("price", "stop_price", "qty", "display_qty", "quote_qty", "expire_at"):
+        value = getattr(command, name)
+        if value is not None:
+            terms[name] = value
+    if command.tif is not TimeInForce.GTC:
+        terms["tif"] = command.tif.value
+    if command.post_only is not None:
+        terms["post_only"] = command.post_only.value
+    if command.stp is not StpMode.NONE:
+        terms["stp"] = command.stp.value
     text = json.dumps([symbol, terms], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def amend_command(spec: MarketSpec, body: OrderAmend, order_id: str) -> JsonDict:
-    """Return the engine `amend` command of an amend request.
+def amend_command(spec: MarketSpec, body: OrderAmend, order_id: str) -> AmendOrder:
+    """Return the market command of an amend request.
 
     Raises:
         ApiError: 422 for off-grid, zero or out-of-bounds values.
     """
-    command: JsonDict = {"type": "amend", "id": order_id}
+    fields: JsonDict = {}
     try:
         if body.price is not None:
-            command["price"] = units.price_to_ticks(spec, body.price, "price")
+            fields["price"] = units.price_to_ticks(spec, body.price, "price")
         if body.qty is not None:
-            command["qty"] = units.qty_to_lots(spec, body.qty, "qty")
+            fields["qty"] = units.qty_to_lots(spec, body.qty, "qty")
     except units.UnitError as exc:
         raise _unit_error(exc) from None
-    _check_bounds(spec, "amend", command)
-    return command
+    _check_bounds(spec, "amend", fields)
+    price, qty = fields.get("price"), fields.get("qty")
+    return AmendOrder(
+        OrderId(order_id),
+        None if qty is None else Lots(qty),
+        None if price is None else Ticks(price),
+    )

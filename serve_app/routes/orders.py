@@ -13,7 +13,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from actors.contracts import OrderRequest, OrderResult
+from actors.contracts import (
+    CancelAllOrders,
+    CancelOrder,
+    OrderCommand,
+    OrderRequest,
+    OrderResult,
+)
+from actors.engine import Cancelled, Event, OrderId
 from actors.markets_repo import MarketRecord
 from serve_app.auth import Principal, require_scope
 from serve_app.routes import db, views
@@ -61,7 +68,7 @@ async def _own_order(core: GatewayCore, caller: Principal, order_id: str) -> Any
     return row
 
 
-async def _view(core: GatewayCore, row: Any, events: list[dict[str, Any]]) -> OrderView:
+async def _view(core: GatewayCore, row: Any, events: tuple[Event, ...]) -> OrderView:
     record = await core.registry.by_id(await core.pool(), int(row["market_id"]))
     fills = views.fills_of(record.spec, row["order_id"], events)
     return views.order_from_row(record.spec, row, fills)
@@ -123,7 +130,7 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
             # NULL: an order from before digests were kept, taken as the same terms.
             if existing["request_digest"] not in (None, digest):
                 raise _reused(coid, existing["order_id"])
-            return 200, await _view(core, await _own_order(core, caller, existing["order_id"]), [])
+            return 200, await _view(core, await _own_order(core, caller, existing["order_id"]), ())
     request = OrderRequest(
         request_id=coid or order_id, account_id=caller.account_id, command=command,
         client_order_id=coid, digest=digest,
@@ -132,7 +139,7 @@ async def place(core: GatewayCore, caller: Principal, body: OrderCreate) -> tupl
     if result.code == "duplicate_client_order_id":
         raise _reused(coid or "", result.order_id)
     if result.duplicate and result.order_id and result.ok:
-        return 200, await _view(core, await _own_order(core, caller, result.order_id), [])
+        return 200, await _view(core, await _own_order(core, caller, result.order_id), ())
     if not result.ok:  # a retry of a refused order is refused alike
         raise _rejected(result)
     return 201, views.placed_order(record.spec, command, coid, result.events, result.ts_ms)
@@ -159,7 +166,7 @@ async def list_orders(  # noqa: PLR0917 (FastAPI query parameters)
     statuses = _statuses(status)
     async with db.acting_as(pool, caller.account_id, db.Markets(only=market_id)) as conn:
         rows = await db.list_orders(conn, market_id, statuses, limit, cursor)
-    orders = [await _view(core, row, []) for row in rows]
+    orders = [await _view(core, row, ()) for row in rows]
     last = rows[-1] if len(rows) == limit else None
     next_cursor = db.encode_cursor(last["created_at"], last["order_id"]) if last else None
     return OrderPage(orders=orders, next_cursor=next_cursor)
@@ -184,11 +191,11 @@ def _statuses(status: str | None) -> tuple[str, ...] | None:
 )
 async def get_order(order_id: str, core: Core, caller: Reader) -> OrderView:
     """Return one of your orders (404 `unknown_order` for any other id)."""
-    return await _view(core, await _own_order(core, caller, order_id), [])
+    return await _view(core, await _own_order(core, caller, order_id), ())
 
 
 async def _command_on(
-    core: GatewayCore, caller: Principal, row: Any, command: dict[str, Any]
+    core: GatewayCore, caller: Principal, row: Any, command: OrderCommand
 ) -> OrderView:
     if row["status"] not in db.LIVE_STATUSES:
         raise api_error("order_not_open", f"the order is {row['status']}", status=row["status"])
@@ -227,7 +234,7 @@ async def cancel_order(order_id: str, core: Core, caller: Caller) -> OrderView:
     """Cancel one of your live orders; answer with its final state."""
     require_scope(caller, "trade")
     row = await _own_order(core, caller, order_id)
-    return await _command_on(core, caller, row, {"type": "cancel", "id": order_id})
+    return await _command_on(core, caller, row, CancelOrder(OrderId(order_id)))
 
 
 @router.delete(
@@ -250,12 +257,12 @@ async def cancel_all(
         async with db.acting_as(pool, caller.account_id) as conn:
             ids = await db.live_market_ids(conn)
         symbols = [await core.registry.symbol_of(pool, market_id) for market_id in ids]
-    command = {"type": "cancel_all"}
+    command = CancelAllOrders()
     requests = [(s, OrderRequest(str(uuid.uuid4()), caller.account_id, command)) for s in symbols]
     results = await asyncio.gather(*(core.submit_one(s, r) for s, r in requests))
     cancelled: list[str] = []
     for result in results:
         if not result.ok:
             raise _rejected(result)
-        cancelled += [str(e["id"]) for e in result.events if e.get("type") == "cancelled"]
+        cancelled += [e.id for e in result.events if isinstance(e, Cancelled)]
     return CancelAllResult(cancelled=cancelled)

@@ -23,6 +23,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from actors.engine import Event, Fill
 from actors.markets_repo import MarketRecord
 from serve_app.routes import db, views
 from serve_app.routes.models import MarketStats
@@ -64,9 +65,9 @@ async def trade_landed(core: GatewayCore, symbol: str) -> None:
         await pipe.execute()
 
 
-def has_fill(events: Sequence[dict[str, Any]]) -> bool:
+def has_fill(events: Sequence[Event]) -> bool:
     """Return whether a command's events hold a trade."""
-    return any(e.get("type") == "fill" for e in events)
+    return any(type(e) is Fill for e in events)
 
 
 async def market_stats(

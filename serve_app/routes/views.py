@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from actors.engine import MarketSpec
+from actors.contracts import PlaceOrder
+from actors.engine import (
+    Amended,
+    Cancelled,
+    Event,
+    Fill,
+    MarketSpec,
+    OrderKind,
+    StpDecrement,
+    Triggered,
+)
 from actors.engine.spec import fee_quote_atoms, notional_quote_atoms
 from actors.markets_repo import MarketRecord
 from serve_app import units
@@ -58,23 +68,21 @@ def order_from_row(spec: MarketSpec, row: Mapping[str, Any], fills: list[FillVie
     )
 
 
-def fills_of(
-    spec: MarketSpec, order_id: str, events: Iterable[Mapping[str, Any]]
-) -> list[FillView]:
-    """Return the fills of one order among engine events (codec form)."""
+def fills_of(spec: MarketSpec, order_id: str, events: Iterable[Event]) -> list[FillView]:
+    """Return the fills of one order among engine events."""
     out = []
     for e in events:
-        if e.get("type") != "fill" or order_id not in (e["maker_id"], e["taker_id"]):
+        if not isinstance(e, Fill) or order_id not in (e.maker_id, e.taker_id):
             continue
         out.append(
             FillView(
-                seq=int(e["seq"]),
-                price=units.ticks_to_price(spec, int(e["price"])),
-                qty=units.lots_to_qty(spec, int(e["qty"])),
+                seq=int(e.seq),
+                price=units.ticks_to_price(spec, int(e.price)),
+                qty=units.lots_to_qty(spec, int(e.qty)),
                 quote_qty=units.quote_atoms_to_quote(
-                    spec, notional_quote_atoms(spec, int(e["price"]), int(e["qty"]))
+                    spec, notional_quote_atoms(spec, int(e.price), int(e.qty))
                 ),
-                liquidity="taker" if e["taker_id"] == order_id else "maker",
+                liquidity="taker" if e.taker_id == order_id else "maker",
             )
         )
     return out
@@ -91,30 +99,29 @@ class _Progress:
     reason: str | None = None
 
 
-def _track(p: _Progress, spec: MarketSpec, order_id: str, e: Mapping[str, Any]) -> None:
-    kind = e.get("type")
-    if kind == "fill" and order_id in (e["maker_id"], e["taker_id"]):
-        lots, atoms = int(e["qty"]), notional_quote_atoms(spec, int(e["price"]), int(e["qty"]))
+def _track(p: _Progress, spec: MarketSpec, order_id: str, e: Event) -> None:
+    if isinstance(e, Fill) and order_id in (e.maker_id, e.taker_id):
+        lots, atoms = int(e.qty), notional_quote_atoms(spec, int(e.price), int(e.qty))
         p.filled_lots += lots
         p.open_lots = max(p.open_lots - lots, 0)
-        if e["taker_id"] == order_id:
+        if e.taker_id == order_id:
             p.taker_atoms += atoms
         else:
             p.maker_atoms += atoms
-    elif kind == "stp_decrement" and order_id in (e["maker_id"], e["taker_id"]):
-        p.open_lots = max(p.open_lots - int(e["qty"]), 0)
-    elif kind == "cancelled" and e.get("id") == order_id:
-        p.live, p.open_lots, p.reason = False, 0, str(e["reason"])
-    elif kind == "amended" and e.get("id") == order_id:
-        p.open_lots = int(e["qty"])
-    elif kind == "triggered" and e.get("id") == order_id:
+    elif isinstance(e, StpDecrement) and order_id in (e.maker_id, e.taker_id):
+        p.open_lots = max(p.open_lots - int(e.qty), 0)
+    elif isinstance(e, Cancelled) and e.id == order_id:
+        p.live, p.open_lots, p.reason = False, 0, e.reason.value
+    elif isinstance(e, Amended) and e.id == order_id:
+        p.open_lots = int(e.qty)
+    elif isinstance(e, Triggered) and e.id == order_id:
         p.triggered = True
 
 
-def _status(p: _Progress, kind: str) -> str:
+def _status(p: _Progress, kind: OrderKind) -> str:
     if not p.live:
         return "expired" if p.reason == "expired" else "cancelled"
-    if kind.startswith("stop_") and not p.triggered:
+    if kind in (OrderKind.STOP_LIMIT, OrderKind.STOP_MARKET) and not p.triggered:
         return "untriggered"
     if p.open_lots == 0:
         return "filled"
@@ -122,26 +129,27 @@ def _status(p: _Progress, kind: str) -> str:
 
 
 def placed_order(
-    spec: MarketSpec, command: Mapping[str, Any], client_order_id: str | None,
-    events: Sequence[Mapping[str, Any]], ts_ms: int | None,
+    spec: MarketSpec, command: PlaceOrder, client_order_id: str | None,
+    events: Sequence[Event], ts_ms: int | None,
 ) -> OrderView:  # fmt: skip
     """Return the view of a just-placed order from its command (integers), its events and
     the market's clock when it was matched (`created_at`, as the orders table has it)."""
-    order_id = str(command["id"])
-    progress = _Progress(open_lots=int(command.get("qty") or 0))
+    order_id = command.id
+    progress = _Progress(open_lots=int(command.qty or 0))
     for event in events:
         _track(progress, spec, order_id, event)
     fee = fee_quote_atoms(spec, progress.taker_atoms, spec.taker_fee_bps) + fee_quote_atoms(
         spec, progress.maker_atoms, spec.maker_fee_bps
     )
     row = {
-        "order_id": order_id, "client_order_id": client_order_id, "side": command["side"],
-        "kind": command["kind"], "tif": command.get("tif", "gtc"),
-        "price_ticks": command.get("price"), "stop_price_ticks": command.get("stop_price"),
-        "qty_lots": command.get("qty"), "quote_qty_tick_lots": command.get("quote_qty"),
-        "display_qty_lots": command.get("display_qty"), "post_only": command.get("post_only"),
-        "stp": command.get("stp", "none"), "status": _status(progress, command["kind"]),
-        "expire_at": _ms_to_datetime(command.get("expire_at")), "reason": progress.reason,
+        "order_id": order_id, "client_order_id": client_order_id,
+        "side": command.side.value, "kind": command.kind.value, "tif": command.tif.value,
+        "price_ticks": command.price, "stop_price_ticks": command.stop_price,
+        "qty_lots": command.qty, "quote_qty_tick_lots": command.quote_qty,
+        "display_qty_lots": command.display_qty,
+        "post_only": None if command.post_only is None else command.post_only.value,
+        "stp": command.stp.value, "status": _status(progress, command.kind),
+        "expire_at": _ms_to_datetime(command.expire_at), "reason": progress.reason,
         "open_qty_lots": progress.open_lots, "filled_qty_lots": progress.filled_lots,
         "filled_quote_atoms": progress.maker_atoms + progress.taker_atoms, "fee_atoms": fee,
         "created_at": _ms_to_datetime(ts_ms), "updated_at": _ms_to_datetime(ts_ms),

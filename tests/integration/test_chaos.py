@@ -28,8 +28,10 @@ import asyncpg
 import pytest
 
 from actors.bootstrap import start_core
-from actors.contracts import BalanceView, Reservation
-from actors.engine import MarketSpec
+from actors.contracts import BalanceView
+from actors.engine import Accepted, Fill, MarketSpec
+from actors.engine.codec import event_to_dict
+from actors.journal_codec import ledger_entry
 from actors.ledger import store
 from actors.ledger.core import LedgerCore
 from tests.support.chaos import ChaosSize, Killer, Lane, OrderFlow, Pace
@@ -178,8 +180,8 @@ async def _check_lane(
     finally:
         await connection.close()
     for seq, events, raw in entries:
-        held = None if raw is None else Reservation.from_dict(lane.spec.symbol, raw)
-        reference.apply_events(lane.spec, lane.spec.symbol, seq, events, held)
+        entry = ledger_entry(lane.spec.symbol, seq, events, raw)
+        reference.apply_events(lane.spec, lane.spec.symbol, seq, entry.events, entry.reservation)
     await _check_book(namespace, lane)
     lane.checked_seq = entries[-1][0] if entries else lane.checked_seq
     lane.checked_event_seq = lane.oracle.seq
@@ -195,13 +197,14 @@ async def _check_journal(conn: asyncpg.Connection, lane: Lane, market_id: int) -
         market_id, lane.checked_seq,
     )  # fmt: skip
     got = [(r["seq"], r["rid"], r["owner"], json.loads(r["events"])) for r in rows]
-    expected = [(res.seq, req.request_id, req.account_id, res.events) for req, res in lane.acked]
+    expected = [(res.seq, req.request_id, req.account_id, [event_to_dict(e) for e in res.events])
+                for req, res in lane.acked]  # fmt: skip
     assert got == expected
 
 
 async def _check_projection(conn: asyncpg.Connection, lane: Lane, market_id: int) -> None:
     accepted = [res.order_id for _, res in lane.acked
-                if res.events and res.events[0]["type"] == "accepted"]  # fmt: skip
+                if res.events and isinstance(res.events[0], Accepted)]  # fmt: skip
     known = await conn.fetchval(
         "SELECT count(*) FROM orders WHERE market_id = $1 AND order_id = ANY($2::text[])",
         market_id, accepted,
@@ -211,7 +214,7 @@ async def _check_projection(conn: asyncpg.Connection, lane: Lane, market_id: int
         "SELECT seq FROM trades WHERE market_id = $1 AND seq > $2 ORDER BY seq",
         market_id, lane.checked_event_seq,
     )  # fmt: skip
-    fills = [e["seq"] for _, res in lane.acked for e in res.events if e["type"] == "fill"]
+    fills = [e.seq for _, res in lane.acked for e in res.events if isinstance(e, Fill)]
     assert [t["seq"] for t in trades] == fills  # one trade per fill, by the fill's event seq
 
 

@@ -48,7 +48,8 @@ class Market:
         it and the shard epoch it was held under (`held`); return the entry."""
         seq = self.seq + 1
         command = {**command, "owner": str(account), "ts": seq}
-        events = [event_to_dict(e) for e in self.engine.submit(command_from_dict(command))]
+        typed = tuple(self.engine.submit(command_from_dict(command)))
+        events = [event_to_dict(e) for e in typed]
         payload: JsonDict = {"request_id": f"r{seq}", "account_id": account,
                              "command": command, "events": events}  # fmt: skip
         reservation = None if held is None else held[0].to_dict()
@@ -61,7 +62,7 @@ class Market:
             self.market_id, seq, self.epoch, command["type"], json.dumps(payload), *hold,
         )  # fmt: skip
         self.seq = seq
-        return self.seq, events, reservation
+        return LedgerEntry(seq, typed, None if held is None else held[0])
 
     async def place(self, held: Reservation, shard_epoch: int) -> LedgerEntry:
         """Journal the limit order a reservation was held for (its account, id, side, price

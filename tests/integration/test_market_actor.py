@@ -16,8 +16,8 @@ import ray
 
 from actors import controller as controller_module
 from actors.bootstrap import start_core
-from actors.contracts import OrderRequest
 from actors.controller import Controller
+from actors.engine import Fill
 from actors.ledger import store as ledger_store
 from actors.ledger.store import LedgerLayoutError
 from actors.market.actor import MarketActor, market_actor_options
@@ -29,8 +29,10 @@ from tests.support.market_kit import (
     credit,
     drop_database,
     kill_and_wait,
+    kinds,
     limit,
     new_accounts,
+    request,
     submit_until_acked,
 )
 
@@ -91,13 +93,13 @@ async def test_place_match_amend_cancel_moves_exact_balances(
     [sell] = await market.submit.remote([limit(seller, "s1", "sell", 100, 10)])
     assert sell.ok and sell.seq == 1
     [buy] = await market.submit.remote([limit(buyer, "b1", "buy", 100, 4)])
-    assert buy.ok and [e["type"] for e in buy.events] == ["accepted", "fill"]
-    amend = OrderRequest("am1", seller, {"type": "amend", "id": "s1", "qty": 8})
+    assert buy.ok and kinds(buy) == ["accepted", "fill"]
+    amend = request("am1", seller, {"type": "amend", "id": "s1", "qty": 8})
     [amended] = await market.submit.remote([amend])
-    assert amended.ok and amended.events[0]["priority_kept"] is False
+    assert amended.ok and amended.events[0].priority_kept is False
     assert await balances(namespace, SHARDS, seller) == {base: (88, 8), quote: (400, 0)}
     [cancelled] = await market.submit.remote([cancel(seller, "s1")])
-    assert cancelled.ok and cancelled.events[0]["remaining_qty"] == 8
+    assert cancelled.ok and cancelled.events[0].remaining_qty == 8
     # Taker fee: ceil(400 * 10 / 10^4) = 1 quote atom.
     assert await balances(namespace, SHARDS, seller) == {base: (96, 0), quote: (400, 0)}
     assert await balances(namespace, SHARDS, buyer) == {base: (4, 0), quote: (9_599, 0)}
@@ -127,7 +129,7 @@ async def test_large_and_small_applies_both_reach_the_shards(
     assert await balances(namespace, SHARDS, seller) == {base: (997 - many, 3), quote: (paid, 0)}
     assert await balances(namespace, SHARDS, buyer) == {base: (many, 0), quote: (10**6 - paid, 0)}
     [buy] = await market.submit.remote([limit(buyer, "b", "buy", 102, 3)])
-    assert buy.ok and sum(e["qty"] for e in buy.events if e["type"] == "fill") == 3
+    assert buy.ok and sum(e.qty for e in buy.events if isinstance(e, Fill)) == 3
     rest = 3 * 102  # the three dearest asks were left
     assert await balances(namespace, SHARDS, seller) == {
         base: (997 - many, 0), quote: (paid + rest, 0),
@@ -169,7 +171,7 @@ async def test_an_apply_reaches_only_the_shards_of_the_accounts_it_concerns(
     after = await marks()
     assert after[seller % SHARDS] == 1 and after.get(buyer % SHARDS, 0) == 0
     [buy] = await market.submit.remote([limit(buyer, "b", "buy", 100, 2)])
-    assert buy.ok and [e["type"] for e in buy.events] == ["accepted", "fill"]
+    assert buy.ok and kinds(buy) == ["accepted", "fill"]
     assert await marks() == {seller % SHARDS: 2, buyer % SHARDS: 2}
     base, quote = symbol.split("-")
     assert await balances(namespace, SHARDS, buyer) == {base: (2, 0), quote: (9_800, 0)}

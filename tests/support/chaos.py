@@ -21,9 +21,10 @@ import asyncpg
 import ray
 
 from actors.contracts import OrderRequest, OrderResult
-from actors.engine import MarketSpec, MatchingEngine
-from actors.engine.codec import command_from_dict, event_to_dict
+from actors.engine import Event, MarketSpec, MatchingEngine, Millis, NewOrder
 from actors.market import reservations as resv
+from actors.market.intake import Item, engine_command
+from tests.support.market_kit import request
 
 JsonDict = dict[str, Any]
 BATCH = 25  # commands per submit
@@ -166,11 +167,11 @@ class OrderFlow:
         roll = rng.random()
         if roll < 0.15 and self._placed:
             who, oid = rng.choice(self._placed)
-            return OrderRequest(f"c{rid}", who, {"type": "cancel", "id": oid})
+            return request(f"c{rid}", who, {"type": "cancel", "id": oid})
         if roll < 0.22 and self._placed:
             who, oid = rng.choice(self._placed)
-            return OrderRequest(f"m{rid}", who, {"type": "amend", "id": oid,
-                                                 "qty": rng.randint(1, 12)})  # fmt: skip
+            return request(f"m{rid}", who, {"type": "amend", "id": oid,
+                                            "qty": rng.randint(1, 12)})  # fmt: skip
         owner = rng.choice(self.owners)
         kind = "market" if roll > 0.94 else "limit"
         cmd: JsonDict = {"type": "new", "id": f"o{rid}", "side": rng.choice(["buy", "sell"]),
@@ -181,7 +182,7 @@ class OrderFlow:
             # Some sweep the book past 5 % above the best ask: their protection budget binds.
             cmd["qty"] = rng.randint(1, 60)
         self._placed.append((owner, cmd["id"]))
-        return OrderRequest(cmd["id"], owner, cmd)
+        return request(cmd["id"], owner, cmd)
 
 
 @dataclass
@@ -213,12 +214,16 @@ class Lane:
         """Return a fresh handle of the market actor (the old one dies with a kill)."""
         return ray.get_actor(f"market:{self.spec.symbol}", namespace=namespace)
 
-    def expect(self, request: OrderRequest) -> list[JsonDict]:
+    def expect(self, request: OrderRequest) -> tuple[Event, ...]:
         """Feed a command to the oracle as the market actor feeds its engine; return the
         events it emits."""
-        cmd = {**request.command, "owner": str(request.account_id), "ts": 0}
-        resv.protect(cmd, self.oracle.best_ask(), resv.DEFAULT_MAX_SLIPPAGE_BPS)
-        return [event_to_dict(e) for e in self.oracle.submit(command_from_dict(cmd))]
+        item = Item(request.request_id, request.account_id, None, request.command)
+        command = engine_command(item, Millis(0))
+        if isinstance(command, NewOrder):
+            command, _ = resv.protect(
+                command, self.oracle.best_ask(), resv.DEFAULT_MAX_SLIPPAGE_BPS
+            )
+        return tuple(self.oracle.submit(command))
 
 
 class Killer:

@@ -11,7 +11,18 @@ from typing import Any
 import asyncpg
 import ray
 
-from actors.contracts import OrderRequest, OrderResult
+from actors.accounts import AccountId
+from actors.contracts import (
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    OrderCommand,
+    OrderRequest,
+    OrderResult,
+    PlaceOrder,
+)
+from actors.engine import OrderKind, PostOnly, Side, StpMode, TimeInForce
+from actors.engine.events import EVENT_TYPE_NAMES
 from actors.infra.migrate import apply_migrations
 from actors.market.journal import JournalRow, NewOrderRow
 
@@ -73,15 +84,47 @@ async def balances(namespace: str, shard_count: int, account_id: int) -> dict[st
     return {v.asset: (v.available_atoms, v.locked_atoms) for v in views}
 
 
+def command(cmd: dict[str, Any]) -> OrderCommand:
+    """Return the typed command of a replay-format command dict (without owner and ts),
+    the shorthand the tests write commands in."""
+    kind = cmd["type"]
+    if kind == "cancel":
+        return CancelOrder(cmd["id"])
+    if kind == "amend":
+        return AmendOrder(cmd["id"], cmd.get("qty"), cmd.get("price"))
+    if kind == "cancel_all":
+        return CancelAllOrders()
+    assert kind == "new", cmd
+    post_only = cmd.get("post_only")
+    return PlaceOrder(
+        id=cmd["id"], side=Side(cmd["side"]), kind=OrderKind(cmd.get("kind", "limit")),
+        qty=cmd.get("qty"), price=cmd.get("price"), stop_price=cmd.get("stop_price"),
+        tif=TimeInForce(cmd.get("tif", "gtc")), expire_at=cmd.get("expire_at"),
+        post_only=None if post_only is None else PostOnly(post_only),
+        display_qty=cmd.get("display_qty"), quote_qty=cmd.get("quote_qty"),
+        stp=StpMode(cmd.get("stp", "none")),
+    )  # fmt: skip
+
+
+def request(request_id: str, account: int, cmd: dict[str, Any], **extra: Any) -> OrderRequest:
+    """Return an order request of a command written as a dict (see `command`)."""
+    return OrderRequest(request_id, AccountId(account), command(cmd), **extra)
+
+
 def limit(account: int, oid: str, side: str, price: int, qty: int, **extra: Any) -> OrderRequest:
     """Return a limit order request (request id = order id)."""
     cmd = {"type": "new", "id": oid, "side": side, "kind": "limit", "price": price, "qty": qty}
-    return OrderRequest(request_id=oid, account_id=account, command={**cmd, **extra})
+    return request(oid, account, {**cmd, **extra})
 
 
 def cancel(account: int, oid: str) -> OrderRequest:
     """Return a cancel request."""
-    return OrderRequest(f"cx-{oid}", account, {"type": "cancel", "id": oid})
+    return request(f"cx-{oid}", account, {"type": "cancel", "id": oid})
+
+
+def kinds(result: OrderResult) -> list[str]:
+    """Return the replay-format type names of a result's events."""
+    return [EVENT_TYPE_NAMES[type(e)] for e in result.events]
 
 
 async def submit_until_acked(

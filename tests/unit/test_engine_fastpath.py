@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from actors.engine import (
-    AccountId,
     Cancel,
     Command,
     Halt,
@@ -27,6 +26,7 @@ from actors.engine import (
     NewOrder,
     OrderId,
     OrderKind,
+    Owner,
     PostOnly,
     Resume,
     Side,
@@ -38,7 +38,7 @@ from actors.engine import (
 )
 from actors.engine.events import Event
 
-OWNERS = [AccountId(name) for name in ("a", "b", "c")]
+OWNERS = [Owner(name) for name in ("a", "b", "c")]
 SPECS = (
     MarketSpec("X"),
     MarketSpec("X", min_qty=2, max_qty=8, min_notional=300),
@@ -70,7 +70,7 @@ VARIANTS: tuple[dict[str, Any], ...] = (
     {"price": "100"},
     {"id": OrderId("")},
     {"id": 7},
-    {"owner": AccountId("")},
+    {"owner": Owner("")},
     {"owner": None},
     {"ts": "1"},
     {"side": "buy"},
@@ -90,7 +90,7 @@ class GeneralOnly(MatchingEngine):
         self._on_new_general(cmd, out)
 
 
-def _new(rng: random.Random, ts: int, live: list[tuple[OrderId, AccountId]]) -> NewOrder:
+def _new(rng: random.Random, ts: int, live: list[tuple[OrderId, Owner]]) -> NewOrder:
     owner = rng.choice(OWNERS)
     side = rng.choice((Side.BUY, Side.SELL))
     oid = OrderId(f"o{rng.randrange(60)}")  # few ids: duplicates happen
@@ -114,7 +114,7 @@ def _new(rng: random.Random, ts: int, live: list[tuple[OrderId, AccountId]]) -> 
     return cmd
 
 
-def _command(rng: random.Random, ts: int, live: list[tuple[OrderId, AccountId]]) -> Command:
+def _command(rng: random.Random, ts: int, live: list[tuple[OrderId, Owner]]) -> Command:
     r = rng.random()
     if r < 0.65:
         return _new(rng, ts, live)
@@ -136,7 +136,7 @@ def test_fast_paths_emit_what_the_general_path_emits(spec: MarketSpec, seed: int
     rng = random.Random(seed)
     fast = MatchingEngine(spec)
     general = GeneralOnly(spec)
-    live: list[tuple[OrderId, AccountId]] = []
+    live: list[tuple[OrderId, Owner]] = []
     for ts in range(400):
         cmd = _command(rng, ts, live)
         assert fast.submit(cmd) == general.submit(cmd), f"command {ts}: {cmd}"
@@ -182,7 +182,7 @@ def test_submit_batch_emits_what_submit_emits_and_restores_the_collector(
 ) -> None:
     """``submit_batch`` pauses the garbage collector for the batch and restores its state."""
     rng = random.Random(7)
-    live: list[tuple[OrderId, AccountId]] = []
+    live: list[tuple[OrderId, Owner]] = []
     commands = [_command(rng, ts, live) for ts in range(400)]
     one_by_one = MatchingEngine(SPECS[0])
     expected = [e for c in commands for e in one_by_one.submit(c)]

@@ -13,7 +13,6 @@ import pytest
 
 from actors.engine import (
     Accepted,
-    AccountId,
     Amended,
     Cancelled,
     CancelReason,
@@ -23,6 +22,7 @@ from actors.engine import (
     NewOrder,
     OrderId,
     OrderKind,
+    Owner,
     Rejected,
     RejectReason,
     Side,
@@ -99,7 +99,7 @@ def _typed(d: dict[str, Any]) -> list[tuple[str, Any, type]]:
 def test_hot_events_encode_enum_members_anywhere_as_their_values() -> None:
     """Hand-built events with enum members or str subclasses where ids go."""
     sid = OrderId(Side.BUY)
-    name = AccountId(Name("u"))
+    name = Owner(Name("u"))
     accepted = Accepted(1, sid, name, Side.SELL, OrderKind.LIMIT)
     assert _typed(event_to_dict(accepted)) == [
         ("seq", 1, int),
@@ -109,7 +109,7 @@ def test_hot_events_encode_enum_members_anywhere_as_their_values() -> None:
         ("side", "sell", str),
         ("kind", "limit", str),
     ]
-    fill = Fill(2, sid, OrderId("t"), name, AccountId("v"), Ticks(5), Lots(1), "sell")  # type: ignore[arg-type]
+    fill = Fill(2, sid, OrderId("t"), name, Owner("v"), Ticks(5), Lots(1), "sell")  # type: ignore[arg-type]
     assert event_to_dict(fill)["maker_id"] == "buy" and event_to_dict(fill)["taker_side"] == "sell"
     cancelled = Cancelled(3, sid, "user", Lots(RejectReason.NOT_OWNER), TickLots(7))  # type: ignore[arg-type]
     assert _typed(event_to_dict(cancelled)) == [

@@ -47,3 +47,65 @@ def test_engine_imports_only_pure_modules(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("actors"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_actors_never_import_serve_app(path: Path) -> None:
     assert not any(n.split(".")[0] == "serve_app" for n in _imports(path)), path
+
+
+# The market pipeline behind its ports, and everything it builds on, are pure: no I/O
+# library, no Ray, no direct channels, no settings. The adapters (`journal.py`,
+# `ledger_client.py`, `actor.py`) and the ledger shard's shell are the only ways out.
+PURE = [
+    "actors/accounts.py", "actors/contracts.py", "actors/journal_codec.py", "actors/jsonx.py",
+    "actors/ledger/core.py", "actors/ledger/fees.py", "actors/ledger/holds.py",
+    "actors/ledger/rules.py", "actors/ledger/state.py", "actors/market/consumers.py",
+    "actors/market/core.py", "actors/market/intake.py", "actors/market/passes.py",
+    "actors/market/ports.py", "actors/market/projection.py", "actors/market/recovery.py",
+    "actors/market/reservations.py", "actors/market/routing.py", "actors/market/rows.py",
+    "actors/market/seam.py", "actors/market/state.py",
+]  # fmt: skip
+IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx"}
+IMPURE_PROJECT = ("actors.direct", "actors.infra", "actors.market.journal",
+                  "actors.market.ledger_client", "actors.market.actor", "actors.ledger.shard",
+                  "actors.ledger.store", "actors.controller", "actors.bootstrap")  # fmt: skip
+
+
+def _module_file(name: str) -> Path | None:
+    base = ROOT / Path(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _reachable(path: Path) -> dict[str, Path]:
+    """Return every project module `path` imports, directly or through others."""
+    seen: dict[str, Path] = {}
+    todo = [path]
+    while todo:
+        for name in _imports(todo.pop()):
+            if name.split(".")[0] != "actors" or name in seen:
+                continue
+            found = _module_file(name)
+            if found is not None:
+                seen[name] = found
+                todo.append(found)
+    return seen
+
+
+@pytest.mark.parametrize("pure", PURE)
+def test_the_pipeline_and_its_rules_reach_no_io_ray_or_adapter(pure: str) -> None:
+    reached = _reachable(ROOT / pure)
+    for name, path in {pure: ROOT / pure, **reached}.items():
+        third = {n.split(".")[0] for n in _imports(path)} & IMPURE_TOP
+        assert not third, f"{pure} reaches {name}, which imports {third}"
+        assert not name.startswith(IMPURE_PROJECT), f"{pure} reaches the adapter {name}"
+
+
+@pytest.mark.parametrize("path", _files("actors/ledger"), ids=lambda p: p.name)
+def test_the_ledger_never_imports_the_market(path: Path) -> None:
+    market = [n for n in _imports(path) if n == "actors.market" or n.startswith("actors.market.")]
+    assert not market, (path, market)
+
+
+def test_the_engine_imports_nothing_of_the_project_but_itself() -> None:
+    for path in _files("actors/engine"):
+        project = {n for n in _imports(path) if n.split(".")[0] in ("actors", "serve_app")}
+        assert all(n.startswith("actors.engine") for n in project), (path, project)

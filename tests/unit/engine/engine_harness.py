@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from actors.engine import (
-    AccountId,
     Amend,
     Cancel,
     CancelAll,
@@ -21,6 +20,7 @@ from actors.engine import (
     NewOrder,
     OrderId,
     OrderKind,
+    Owner,
     PostOnly,
     Resume,
     Side,
@@ -97,7 +97,7 @@ class Harness:
         """Place an order."""
         command = NewOrder(
             id=OrderId(oid),
-            owner=AccountId(owner),
+            owner=Owner(owner),
             side=Side(side),
             kind=OrderKind(kind),
             ts=self._ts(ts),
@@ -116,7 +116,7 @@ class Harness:
 
     def cancel(self, oid: str, owner: str, ts: int | None = None) -> list[tuple[Any, ...]]:
         """Cancel an order."""
-        return self.do(Cancel(OrderId(oid), AccountId(owner), self._ts(ts)))
+        return self.do(Cancel(OrderId(oid), Owner(owner), self._ts(ts)))
 
     def amend(
         self,
@@ -127,11 +127,11 @@ class Harness:
         ts: int | None = None,
     ) -> list[tuple[Any, ...]]:
         """Amend an order."""
-        return self.do(Amend(OrderId(oid), AccountId(owner), self._ts(ts), qty, price))  # type: ignore[arg-type]
+        return self.do(Amend(OrderId(oid), Owner(owner), self._ts(ts), qty, price))  # type: ignore[arg-type]
 
     def cancel_all(self, owner: str, ts: int | None = None) -> list[tuple[Any, ...]]:
         """Cancel all of an owner's orders."""
-        return self.do(CancelAll(AccountId(owner), self._ts(ts)))
+        return self.do(CancelAll(Owner(owner), self._ts(ts)))
 
     def halt(self, ts: int | None = None) -> list[tuple[Any, ...]]:
         """Halt the market."""

@@ -11,11 +11,11 @@ import pytest
 from engine_harness import Harness
 
 from actors.engine import (
-    AccountId,
     MarketSpec,
     MatchingEngine,
     OrderId,
     OrderKind,
+    Owner,
     StpMode,
     TimeInForce,
 )
@@ -134,8 +134,8 @@ def test_an_empty_engine_round_trips() -> None:
 def test_book_side_load_refuses_a_filled_side_or_an_order_of_the_other_side() -> None:
     bids = BookSide(is_bid=True)
     with pytest.raises(ValueError, match="belong"):
-        bids.load([new_order(OrderId("a"), AccountId("A"), False, *_PLAIN_REST)])
-    bids.load([new_order(OrderId("b"), AccountId("A"), True, *_PLAIN_REST)])
+        bids.load([new_order(OrderId("a"), Owner("A"), False, *_PLAIN_REST)])
+    bids.load([new_order(OrderId("b"), Owner("A"), True, *_PLAIN_REST)])
     with pytest.raises(ValueError, match="not empty"):
         bids.load([])
 

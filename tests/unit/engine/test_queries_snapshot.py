@@ -8,7 +8,7 @@ import random
 import pytest
 from engine_harness import Harness
 
-from actors.engine import AccountId, MarketSpec, MatchingEngine, OrderId
+from actors.engine import MarketSpec, MatchingEngine, OrderId, Owner
 from actors.engine.codec import command_from_dict
 
 
@@ -65,7 +65,20 @@ def test_get_order_and_orders_of(h: Harness) -> None:
     assert h.engine.get_order(OrderId("nope")) is None
     s2 = h.engine.get_order(OrderId("s2"))
     assert s2 is not None and s2.expire_at == 1_000 and s2.display_qty is None
-    assert [v.id for v in h.engine.orders_of(AccountId("A"))] == ["b1", "b3", "st"]
+    assert [v.id for v in h.engine.orders_of(Owner("A"))] == ["b1", "b3", "st"]
+
+
+def test_next_expiry_is_the_earliest_queued_expiry_until_it_passes(h: Harness) -> None:
+    assert h.engine.next_expiry() is None
+    h.new("g1", "A", "buy", 1, 90, tif="gtd", expire_at=2_000)
+    h.new("g2", "A", "buy", 1, 91, tif="gtd", expire_at=1_500)
+    assert h.engine.next_expiry() == 1_500
+    h.cancel("g2", "A")  # lazy deletion: still queued until its time
+    assert h.engine.next_expiry() == 1_500
+    h.tick(1_600)
+    assert h.engine.next_expiry() == 2_000
+    h.tick(2_000)
+    assert h.engine.next_expiry() is None
 
 
 def _random_commands(seed: int, n: int) -> list[dict[str, object]]:

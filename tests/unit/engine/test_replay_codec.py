@@ -8,8 +8,23 @@ from typing import Any
 
 import pytest
 
-from actors.engine import Amend, Halt, Malformed, Millis, NewOrder, OrderId
-from actors.engine.codec import command_from_dict, command_from_line, command_to_dict
+from actors.engine import (
+    Amend,
+    Halt,
+    Malformed,
+    MarketSpec,
+    MatchingEngine,
+    Millis,
+    NewOrder,
+    OrderId,
+)
+from actors.engine.codec import (
+    command_from_dict,
+    command_from_line,
+    command_to_dict,
+    event_from_dict,
+    event_to_dict,
+)
 from actors.engine.replay import ReplaySession, replay_main, run
 
 NEW = {
@@ -184,3 +199,54 @@ def test_command_to_dict_omits_absent_fields(command: Any) -> None:
 def test_command_round_trips_through_dict() -> None:
     cmd = command_from_line(json.dumps({**NEW, "tif": "gtd", "expire_at": 9, "stp": "cancel_both"}))
     assert command_from_dict(command_to_dict(cmd)) == cmd
+
+
+def test_every_event_decodes_back_to_itself() -> None:
+    engine = MatchingEngine(MarketSpec(symbol="X"))
+    lines = [
+        {**NEW, "id": "s", "owner": "B", "side": "sell", "qty": 5, "price": 10},
+        {**NEW, "id": "stop", "kind": "stop_limit", "stop_price": 10, "price": 12, "ts": 2},
+        {**NEW, "id": "t", "qty": 2, "ts": 3},  # fills, triggers the stop
+        {"type": "amend", "id": "s", "owner": "B", "qty": 1, "ts": 4},
+        {
+            **NEW,
+            "id": "q",
+            "kind": "market",
+            "price": None,
+            "qty": None,
+            "quote_qty": 1,
+            "ts": 5,
+        },
+        {
+            **NEW,
+            "id": "d",
+            "owner": "B",
+            "side": "sell",
+            "qty": 3,
+            "price": 9,
+            "stp": "decrement_and_cancel",
+            "ts": 6,
+        },
+        {"type": "cancel", "id": "nope", "owner": "A", "ts": 7},
+        {"type": "halt", "ts": 8},
+        {"type": "resume", "ts": 9},
+    ]
+    events = [e for line in lines for e in engine.submit(command_from_dict(line))]
+    assert {type(e).__name__ for e in events} >= {
+        "Accepted", "Fill", "Triggered", "Amended", "Cancelled", "Rejected", "Halted", "Resumed",
+    }  # fmt: skip
+    for event in events:
+        assert event_from_dict(event_to_dict(event)) == event
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"type": "bogus", "seq": 1},
+        {"type": "fill", "seq": 1},
+        {"type": "accepted", "seq": 1, "id": "a", "owner": "A", "side": "long", "kind": "limit"},
+    ],
+)
+def test_an_event_the_engine_could_not_have_written_does_not_decode(obj: Any) -> None:
+    with pytest.raises(ValueError):
+        event_from_dict(obj)

@@ -8,7 +8,6 @@ import pytest
 from engine_harness import Harness
 
 from actors.engine import (
-    AccountId,
     Cancel,
     CancelAll,
     Halt,
@@ -18,6 +17,7 @@ from actors.engine import (
     NewOrder,
     OrderId,
     OrderKind,
+    Owner,
     Rejected,
     Side,
 )
@@ -81,7 +81,7 @@ def test_typed_api_rejects_wrong_field_types(field: str, value: Any) -> None:
     engine = MatchingEngine(MarketSpec("X"))
     kw: dict[str, Any] = {
         "id": OrderId("o"),
-        "owner": AccountId("A"),
+        "owner": Owner("A"),
         "side": Side.BUY,
         "kind": OrderKind.LIMIT,
         "ts": Millis(1),
@@ -152,8 +152,8 @@ def test_malformed_command_expires_nothing(h: Harness) -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        Cancel(OrderId(""), AccountId("A"), Millis(1)),
-        CancelAll(AccountId(""), Millis(1)),
+        Cancel(OrderId(""), Owner("A"), Millis(1)),
+        CancelAll(Owner(""), Millis(1)),
         Halt("1"),  # type: ignore[arg-type]
     ],
 )

@@ -1,9 +1,9 @@
 """A desk that plays the market actor's part: hold, match with the real engine, apply.
 
 Each command is one journal entry; its reservation (held before matching) and its events
-go as codec dicts to every shard, or (`routed=True`) only to the shards of the accounts the
-entry concerns, the way the market actor routes them (`actors.market.routing`): the other
-shards just move their mark past it.
+(the engine's typed events) go to every shard, or (`routed=True`) only to the shards of
+the accounts the entry concerns, the way the market actor routes them
+(`actors.market.routing`): the other shards just move their mark past it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from actors.accounts import AccountId
 from actors.contracts import JsonDict, Reservation
-from actors.engine import Command, MarketSpec, MatchingEngine, OrderId
-from actors.engine.codec import command_from_dict, event_to_dict
+from actors.engine import Amend, Command, Event, MarketSpec, MatchingEngine, OrderId
+from actors.engine.codec import command_from_dict
 from actors.ledger.core import LedgerCore, Moves, shard_of
 from actors.ledger.rules import required_reservation
 from actors.market.reservations import for_amend
@@ -68,9 +69,9 @@ class Desk:
         self.journal_seq = 0
         self.ts = 0
         self.moves: Moves = []
-        self.events: list[JsonDict] = []
+        self.events: list[Event] = []
         # Every journal entry: (seq, events, reservation), as a shard reads them back.
-        self.journal: list[tuple[int, list[JsonDict], Reservation | None]] = []
+        self.journal: list[tuple[int, list[Event], Reservation | None]] = []
 
     def shard(self, account: int) -> LedgerCore:
         """Return the shard owning an account."""
@@ -97,7 +98,7 @@ class Desk:
         amount = required_reservation(self.spec, side, kind, price, qty, budget)
         asset = self.spec.quote_asset if side == "buy" else self.spec.base_asset
         reservation = Reservation(
-            self.spec.symbol, oid, account, asset, amount, side, price, qty, budget
+            self.spec.symbol, oid, AccountId(account), asset, amount, side, price, qty, budget
         )
         if not self.shard(account).hold(reservation):
             return False
@@ -118,19 +119,21 @@ class Desk:
         if view is not None and record is not None:
             # What the market actor reserves for an amend (nothing for a stop-market buy,
             # which its budget bounds).
-            reservation = for_amend(self.spec, account, command, view, 0)
+            amend = command_from_dict({**command, "ts": self.ts + 1})
+            assert isinstance(amend, Amend)
+            reservation = for_amend(self.spec, AccountId(account), amend, view, 0)
             if reservation is not None and not self.shard(account).hold(reservation):
                 return False
         self.submit(command, reservation)
         return True
 
-    def submit(self, command: JsonDict, reservation: Reservation | None = None) -> list[JsonDict]:
+    def submit(self, command: JsonDict, reservation: Reservation | None = None) -> list[Event]:
         """Journal and match one command, then apply its reservation and events on every
         shard."""
         self.ts += 1
         decoded: Command = command_from_dict({**command, "ts": self.ts})
-        known = owners_before(self.engine, command)
-        events = [event_to_dict(e) for e in self.engine.submit(decoded)]
+        known = owners_before(self.engine, decoded)
+        events = self.engine.submit(decoded)
         self.journal_seq += 1
         self.moves = []
         seq = self.journal_seq

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.engine import MarketSpec
+from actors.engine import Lots, MarketSpec, Millis, NewOrder, OrderId, OrderKind, Owner, Side, Ticks
 from actors.engine.types import MAX_ATOMS, MAX_INT64_EXCLUSIVE
 from actors.ledger.core import LedgerCore
 from actors.ledger.rules import (
@@ -99,9 +99,14 @@ def test_a_budget_must_fit_a_bigint_and_lock_at_most_a_u64(spec: MarketSpec) -> 
     assert exceeds_amount_bounds(spec, "buy", "market", None, None, MAX_INT64_EXCLUSIVE)
 
 
+def _new(side: str, kind: str, price: int | None, qty: int) -> NewOrder:
+    return NewOrder(OrderId("o"), Owner("1"), Side(side), OrderKind(kind), Millis(0), Lots(qty),
+                    None if price is None else Ticks(price))  # fmt: skip
+
+
 def test_a_market_buy_whose_protection_budget_overflows_is_too_large() -> None:
     spec = dataclasses.replace(FLOW_SPEC, taker_fee_bps=0, maker_fee_bps=0)
-    cmd = {"side": "buy", "kind": "market", "qty": INT64_MAX}
+    cmd = _new("buy", "market", None, INT64_MAX)
     assert new_order_too_large(spec, cmd, budget=None) is False  # empty book: locks nothing
     assert new_order_too_large(spec, cmd, budget=MAX_INT64_EXCLUSIVE)  # too big to store
 
@@ -152,7 +157,7 @@ def test_trading_at_the_extremes_keeps_every_balance_within_a_u64(
         desk.fund(1, asset, split)
         desk.fund(2, asset, MAX_ATOMS - split)
     for n, (account, side, price, qty) in enumerate(orders):
-        cmd = {"side": side, "kind": "limit", "price": price, "qty": qty}
+        cmd = _new(side, "limit", price, qty)
         if new_order_too_large(FLOW_SPEC, cmd, None):
             continue  # refused before matching, as the market actor does
         desk.place(account, f"o{n}", side, price=price, qty=qty)

@@ -13,7 +13,19 @@ from ledger_harness import SPEC, Desk
 from test_ledger_properties import OWNERS, _op, _run
 
 from actors.contracts import Reservation
-from actors.engine import MarketSpec
+from actors.engine import (
+    Accepted,
+    Amended,
+    Cancelled,
+    CancelReason,
+    Lots,
+    MarketSpec,
+    OrderId,
+    OrderKind,
+    Owner,
+    Side,
+    Ticks,
+)
 from actors.ledger.core import Changes, LedgerCore
 from actors.ledger.holds import StaleMarketEpochError
 from actors.ledger.rules import Key, LedgerInvariantError, OrderReservation
@@ -24,6 +36,14 @@ def _funded(atoms: int = 100) -> LedgerCore:
     core.credit(1, "Q", atoms, "dep-1")
     core.take_changes()
     return core
+
+
+def _accepted(oid: str, seq: int = 1) -> Accepted:
+    return Accepted(seq, OrderId(oid), Owner("1"), Side.BUY, OrderKind.LIMIT)
+
+
+def _cancelled(oid: str, seq: int) -> Cancelled:
+    return Cancelled(seq, OrderId(oid), CancelReason.USER, Lots(0))
 
 
 def _buy(oid: str, atoms: int, market: str = "B-Q", account: int = 1) -> Reservation:
@@ -48,8 +68,7 @@ def test_the_journal_entry_makes_a_hold_durable() -> None:
     r = _buy("o1", 60)
     assert core.hold(r)
     spec = dataclasses.replace(SPEC, symbol="B-Q")
-    accepted = {"type": "accepted", "seq": 1, "id": "o1"}
-    moves = core.apply_events(spec, "B-Q", 1, [accepted], r)
+    moves = core.apply_events(spec, "B-Q", 1, [_accepted("o1")], r)
     assert [(m.available_delta_atoms, m.locked_delta_atoms) for m in moves] == [(-60, 60)]
     assert len(core.holds) == 0
     assert core.balance(1, "Q") == core.durable_balance(1, "Q") == (40, 60)
@@ -90,9 +109,9 @@ def test_an_amend_shortfall_does_not_take_held_funds() -> None:
     core = _funded(100)
     spec = dataclasses.replace(SPEC, symbol="B-Q", lot_size=1, maker_fee_bps=0, taker_fee_bps=0)
     r = Reservation("B-Q", "o1", 1, "Q", 10, "buy", 1, 10)
-    core.apply_events(spec, "B-Q", 1, [{"type": "accepted", "seq": 1, "id": "o1"}], r)
+    core.apply_events(spec, "B-Q", 1, [_accepted("o1")], r)
     assert core.hold(_buy("o2", 90))  # nothing left to spend
-    amended = {"type": "amended", "seq": 2, "id": "o1", "price": 2, "qty": 10}
+    amended = Amended(2, OrderId("o1"), Ticks(2), Lots(10), False)
     with pytest.raises(LedgerInvariantError, match="not pre-reserved"):
         core.apply_events(spec, "B-Q", 2, [amended])
 
@@ -102,15 +121,12 @@ def test_replaying_markets_out_of_order_may_dip_below_zero_on_the_way() -> None:
     other = dataclasses.replace(SPEC, symbol="X-Q")
     first = _funded(100)
     # X-Q's order held 100 and was cancelled; then B-Q held the freed 100.
-    first.apply_events(other, "X-Q", 1, [{"type": "accepted", "seq": 1, "id": "x"}],
-                       _buy("x", 100, "X-Q"))  # fmt: skip
+    first.apply_events(other, "X-Q", 1, [_accepted("x")], _buy("x", 100, "X-Q"))
     durable = first.take_changes()
-    first.apply_events(other, "X-Q", 2, [{"type": "cancelled", "seq": 2, "id": "x",
-                                          "reason": "user"}])  # fmt: skip
+    first.apply_events(other, "X-Q", 2, [_cancelled("x", 2)])
     first.apply_events(spec, "B-Q", 1, [], _buy("b", 100))
     journals = {"B-Q": [(1, [], _buy("b", 100))],
-                "X-Q": [(2, [{"type": "cancelled", "seq": 2, "id": "x", "reason": "user"}],
-                         None)]}  # fmt: skip
+                "X-Q": [(2, [_cancelled("x", 2)], None)]}  # fmt: skip
     for replaying in (False, True):
         core = _rebuilt({"": durable}, {})
         core.replaying = replaying

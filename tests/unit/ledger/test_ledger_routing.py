@@ -9,13 +9,15 @@ prevention, cancel-all, and cancels and amends naming other accounts' orders.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_harness import FLOW_SPEC, MARKET_ORDERS, PRICES, QUANTITIES, SIDES, Desk, limit_orders
 
-from actors.contracts import Reservation
+from actors.contracts import LedgerEntry, Reservation
+from actors.engine import Fill
+from actors.engine.codec import event_from_dict
 from actors.market.ledger_client import MARK_LAG_ENTRIES, plan_apply
 from actors.market.routing import entry_accounts
 
@@ -115,37 +117,47 @@ def test_routing_reaches_only_the_shards_concerned() -> None:
     assert all(shard.mark(SPEC.symbol) == desk.journal_seq for shard in desk.shards)
 
 
-def _fill(maker: str, taker: str, maker_owner: str, taker_owner: str) -> dict[str, Any]:
-    return {"type": "fill", "seq": 2, "maker_id": maker, "taker_id": taker,
-            "maker_owner": maker_owner, "taker_owner": taker_owner, "price": 100, "qty": 1,
-            "taker_side": "buy"}  # fmt: skip
+def _fill(maker: str, taker: str, maker_owner: str, taker_owner: str) -> Fill:
+    return event_from_dict({"type": "fill", "seq": 2, "maker_id": maker, "taker_id": taker,
+                            "maker_owner": maker_owner, "taker_owner": taker_owner,
+                            "price": 100, "qty": 1, "taker_side": "buy"})  # type: ignore[return-value]  # fmt: skip
+
+
+class _Novel(NamedTuple):
+    """An event type routing does not list."""
+
+    seq: int
+    id: str
 
 
 def test_entry_accounts_learns_owners_from_the_entry_and_gives_up_on_strangers() -> None:
     reservation = Reservation("P-Q", "t", 7, "Q", 100, "buy", 100, 2)
-    accepted = {"type": "accepted", "seq": 1, "id": "t", "owner": "7", "side": "buy",
-                "kind": "limit"}  # fmt: skip
+    accepted = event_from_dict({"type": "accepted", "seq": 1, "id": "t", "owner": "7",
+                                "side": "buy", "kind": "limit"})  # fmt: skip
     # The taker's IOC remainder: its owner comes from the fill, the maker's too.
-    remainder = {"type": "cancelled", "seq": 3, "id": "t", "reason": "ioc", "remaining_qty": 1}
+    remainder = event_from_dict({"type": "cancelled", "seq": 3, "id": "t",
+                                 "reason": "ioc_remainder", "remaining_qty": 1})  # fmt: skip
     events = [accepted, _fill("m", "t", "9", "7"), remainder]
     assert entry_accounts(events, reservation, {}) == {7, 9}
     # A cancel whose target the engine showed before the command ran.
-    cancel = [{"type": "cancelled", "seq": 4, "id": "x", "reason": "user", "remaining_qty": 1}]
+    cancel = [event_from_dict({"type": "cancelled", "seq": 4, "id": "x", "reason": "user",
+                               "remaining_qty": 1})]  # fmt: skip
     assert entry_accounts(cancel, None, {"x": 3}) == {3}
     # The same cancel with no known owner (an expiry on the way): every account.
     assert entry_accounts(cancel, None, {}) is None
     # An event type routing does not know, or an owner that is not an account id.
-    assert entry_accounts([{"type": "novel", "seq": 5, "id": "x"}], None, {"x": 3}) is None
+    assert entry_accounts([_Novel(5, "x")], None, {"x": 3}) is None  # type: ignore[list-item]
     assert entry_accounts([_fill("m", "t", "mm", "7")], None, {}) is None
     assert entry_accounts([_fill("m", "t", "\u0663", "7")], None, {}) is None  # an Arabic 3
     # A command rejected before naming any order, and a halt: nobody.
-    invalid = {"type": "rejected", "seq": 6, "id": None, "reason": "invalid_command"}
+    invalid = event_from_dict({"type": "rejected", "seq": 6, "id": None,
+                               "reason": "invalid_command"})  # fmt: skip
     assert entry_accounts([invalid], None, {}) == set()
-    assert entry_accounts([{"type": "halted", "seq": 7}], None, {}) == set()
+    assert entry_accounts([event_from_dict({"type": "halted", "seq": 7})], None, {}) == set()
 
 
 def test_plan_apply_vouches_for_each_shards_range_and_moves_lagging_marks() -> None:
-    entry = lambda seq: (seq, [], None)  # noqa: E731
+    entry = lambda seq: LedgerEntry(seq, (), None)  # noqa: E731
     complete = {0: 10, 1: 10, 2: 10}
     plan = plan_apply([entry(11), entry(12)], [{0}, None], 3, complete)
     assert [(s, [e[0] for e in b], since, through) for s, b, since, through in plan] == [

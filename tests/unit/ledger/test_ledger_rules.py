@@ -11,6 +11,8 @@ from ledger_harness import SPEC, Desk
 
 from actors.contracts import Reservation
 from actors.engine import MarketSpec
+from actors.engine.codec import event_from_dict
+from actors.engine.events import EVENT_TYPE_NAMES
 from actors.ledger.core import LedgerCore, Move
 from actors.ledger.rules import (
     CreditReferenceError,
@@ -133,7 +135,7 @@ def test_ioc_remainder_is_released() -> None:
     desk = _desk()
     desk.place(SELLER, "s", "sell", price=90, qty=4)
     desk.place(BUYER, "b", "buy", price=100, qty=10, tif="ioc")
-    assert desk.events[-1]["reason"] == "ioc_remainder"
+    assert desk.events[-1].reason == "ioc_remainder"
     assert desk.balance(BUYER, "Q") == (100_000 - 3_611, 0)
 
 
@@ -150,14 +152,14 @@ def test_expiry_releases_everything() -> None:
     desk = _desk()
     desk.place(SELLER, "s", "sell", price=100, qty=3, tif="gtd", expire_at=2)
     desk.submit({"type": "tick"})
-    assert desk.events[-1]["reason"] == "expired"
+    assert desk.events[-1].reason == "expired"
     assert desk.balance(SELLER, "B") == (1_000, 0)
 
 
 def test_engine_reject_of_a_new_order_releases_its_reservation() -> None:
     desk = _desk()
     assert desk.place(BUYER, "b", "buy", price=100, qty=1, tif="gtd", expire_at=0)
-    assert desk.events[-1]["reason"] == "invalid_expiry"
+    assert desk.events[-1].reason == "invalid_expiry"
     assert desk.balance(BUYER, "Q") == (100_000, 0)
 
 
@@ -205,7 +207,7 @@ def test_market_buy_with_budget_releases_what_it_did_not_spend() -> None:
     desk = _desk()
     desk.place(SELLER, "s", "sell", price=100, qty=3)
     desk.place(BUYER, "b", "buy", kind="market", quote_qty=1_000)
-    assert desk.events[-1]["reason"] == "ioc_remainder"
+    assert desk.events[-1].reason == "ioc_remainder"
     assert desk.balance(BUYER, "Q") == (100_000 - 3_000 - 9, 0)
     assert desk.balance(BUYER, "B") == (1_030, 0)
 
@@ -232,7 +234,7 @@ def test_rejected_amend_releases_its_pre_reservation() -> None:
     desk.place(BUYER, "b", "buy", price=100, qty=5)
     desk.submit({"type": "halt"})
     assert desk.amend(BUYER, "b", None, 8)
-    assert desk.events[-1]["reason"] == "market_halted"
+    assert desk.events[-1].reason == "market_halted"
     assert desk.balance(BUYER, "Q") == (100_000 - 5_015, 5_015)
 
 
@@ -240,7 +242,11 @@ def test_stp_decrement_reduces_both_orders() -> None:
     desk = _desk()
     desk.place(BUYER, "s", "sell", price=100, qty=5)
     desk.place(BUYER, "b", "buy", price=100, qty=3, stp="decrement_and_cancel")
-    assert [e["type"] for e in desk.events] == ["accepted", "stp_decrement", "cancelled"]
+    assert [EVENT_TYPE_NAMES[type(e)] for e in desk.events] == [
+        "accepted",
+        "stp_decrement",
+        "cancelled",
+    ]
     assert desk.balance(BUYER, "B") == (1_000 - 20, 20)
     assert desk.balance(BUYER, "Q") == (100_000, 0)
 
@@ -251,7 +257,7 @@ def test_triggered_stop_moves_no_money() -> None:
     locked = desk.balance(BUYER, "Q")
     desk.place(SELLER, "s1", "sell", price=105, qty=1)
     desk.place(SELLER, "s2", "buy", price=105, qty=1)
-    assert "triggered" in [e["type"] for e in desk.events]
+    assert "triggered" in [EVENT_TYPE_NAMES[type(e)] for e in desk.events]
     assert desk.balance(BUYER, "Q") == locked
 
 
@@ -290,8 +296,9 @@ def test_a_fill_beyond_the_reservation_crashes() -> None:
     core = LedgerCore()
     core.credit(1, "Q", 10_000, "dep")
     core.reserve(Reservation("B-Q", "b", 1, "Q", 10, "buy", 100, 5))
-    fill = {"seq": 2, "type": "fill", "maker_id": "s", "taker_id": "b", "maker_owner": "2",
-            "taker_owner": "1", "price": 100, "qty": 5, "taker_side": "buy"}  # fmt: skip
+    fill = event_from_dict({"seq": 2, "type": "fill", "maker_id": "s", "taker_id": "b",
+                            "maker_owner": "2", "taker_owner": "1", "price": 100, "qty": 5,
+                            "taker_side": "buy"})  # fmt: skip
     with pytest.raises(LedgerInvariantError, match="reserved"):
         core.apply_events(SPEC, "B-Q", 1, [fill])
 
