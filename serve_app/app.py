@@ -1,8 +1,8 @@
 """The Ray Serve application: a FastAPI ingress deployment built by `app_builder`.
 
 `serve run serve_app.app:app_builder database_url=... redis_url=...` works as well as
-`clob up`, which builds the same application with the resolved service URLs. Later issues
-add routes to `api` and actor handles to `AppArgs`.
+`clob up`, which builds the same application with the resolved service URLs (`AppArgs`, in
+`serve_app.gateway.args`, which the replica's services read).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from fastapi import Depends, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from ray import serve
 from ray.serve import Application
 
@@ -21,56 +21,13 @@ from serve_app.docs_ui import install_docs
 from serve_app.edge.metrics import CONTENT_TYPE_LATEST
 from serve_app.edge.ratelimit import resolve_client_ip
 from serve_app.edge.stack import Edge, EdgeConfig
-from serve_app.errors import install_error_handlers
+from serve_app.gateway.args import AppArgs
+from serve_app.gateway.core import GatewayCore
+from serve_app.http.contract import strict_request
+from serve_app.http.handlers import install_error_handlers
 from serve_app.routes import include_routes, system
-from serve_app.routes.contract import strict_request
-from serve_app.routes.core import GatewayCore
 
 API_PREFIX = "/api/v1"
-
-
-class AppArgs(BaseModel):
-    """Arguments of the application builder (also accepted by `serve run`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    database_url: str = Field(description="PostgreSQL URL the gateway reads from.")
-    redis_url: str = Field(description="Redis URL for caches and fan-out.")
-    gateway_replicas: int = Field(default=1, ge=1, description="Ingress replicas.")
-    admin_token: str | None = Field(
-        default=None, description="Token of the admin endpoints (X-Admin-Token); None: off."
-    )
-    ray_namespace: str = Field(default="clob", description="Namespace of the named actors.")
-    test_credits: bool = Field(
-        default=False, description="Allow POST /admin/credits (embedded mode, until custody)."
-    )
-    rate_limit_per_minute: int = Field(
-        default=100,
-        ge=0,
-        description="Requests per minute per account (per client IP without a valid key); "
-        "0 turns the limit off.",
-    )
-    client_ip: Literal["auto", "peer", "forwarded_for", "none"] = Field(
-        default="auto",
-        description="Client IP of a request (rate limit, request log): the TCP peer, the "
-        "last X-Forwarded-For address, or none (anonymous requests are not limited); auto: "
-        "none behind Serve's HAProxy (every peer is HAProxy), else the peer.",
-    )
-    cors_origins: list[str] = Field(
-        default=["*"], description='Origins CORS allows ("*": any); empty: no CORS.'
-    )
-    request_log_dir: str | None = Field(
-        default=None, description="Directory of the JSON request logs; None: no request log."
-    )
-    auth_cache_ttl_s: float = Field(
-        default=30.0, ge=0, description="How long a replica trusts a checked API key, s."
-    )
-    max_ongoing_requests: int = Field(
-        default=512, ge=1, description="Concurrent requests per replica (order batches)."
-    )
-    access_log: bool = Field(
-        default=False, description="Serve's access log line per request (costs CPU)."
-    )
 
 
 class Health(BaseModel):

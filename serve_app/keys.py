@@ -2,7 +2,7 @@
 
 The operator functions (`create_key`, `list_keys`, `revoke_key`, `ensure_account`) run as
 `clob_system`. The `own_*` functions run on a connection acting for one account as
-`clob_api` (`serve_app.routes.db.acting_as`), so row level security confines them to that
+`clob_api` (`serve_app.gateway.db.acting_as`), so row level security confines them to that
 account's keys. A secret is returned once, at creation; only its SHA-256 is stored.
 """
 

@@ -269,8 +269,9 @@ class Exchange:
     def _deploy(self, database_url: str, redis_url: str) -> str:
         from ray import serve
 
-        from serve_app.app import AppArgs, app_builder
+        from serve_app.app import app_builder
         from serve_app.edge import ratelimit, requestlog
+        from serve_app.gateway.args import AppArgs
 
         host, port = self.settings.serve.host, self.settings.serve.port
         mode = "HAProxy" if self.settings.serve.haproxy else "default proxy"

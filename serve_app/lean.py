@@ -29,9 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from actors import jsonx
 from serve_app.edge.context import context_of, note_error, route_path
 from serve_app.errors import ApiError, error_body
+from serve_app.gateway.models import OrderCreate
+from serve_app.http.deps import authorize, replica_core
 from serve_app.routes import orders
-from serve_app.routes.deps import authorize, replica_core
-from serve_app.routes.models import OrderCreate
 
 LeanRoute = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
 
@@ -84,7 +84,7 @@ async def post_orders(scope: Scope, receive: Receive, send: Send, fallback: ASGI
         return
     headers = _headers(scope, (_API_KEY, _CONTENT_TYPE))
     # A query string is refused by FastAPI's route (unknown parameters, see
-    # `serve_app.routes.contract`), a media type other than JSON too (415).
+    # `serve_app.http.contract`), a media type other than JSON too (415).
     if not complete or scope.get("query_string") or not _is_json(headers.get(_CONTENT_TYPE)):
         await fallback(scope, _replay(body, complete, receive), send)
         return

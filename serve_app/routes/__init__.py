@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
+from serve_app.http.contract import document_errors, strict_request
 from serve_app.routes import account, admin, api_keys, market_data, orders, system
-from serve_app.routes.contract import document_errors, strict_request
 
 ROUTERS = (
     orders.router, market_data.router, account.router, api_keys.router, admin.router,
@@ -15,7 +15,7 @@ ROUTERS = (
 
 def include_routes(app: FastAPI, prefix: str) -> None:
     """Add every REST route to `app` under `prefix`, keeping the contract of
-    `serve_app.routes.contract` (strict queries and media types, documented errors)."""
+    `serve_app.http.contract` (strict queries and media types, documented errors)."""
     for router in ROUTERS:
         document_errors(router)
         app.include_router(router, prefix=prefix, dependencies=[Depends(strict_request)])

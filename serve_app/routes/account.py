@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from serve_app.routes import db, views
-from serve_app.routes.core import GatewayCore
-from serve_app.routes.deps import Core, Reader
-from serve_app.routes.models import Balances, OwnTradePage, Rfc3339
-from serve_app.routes.rejects import READ_CATCHING_UP, UNKNOWN_MARKET, api_error
+from serve_app.gateway import db, views
+from serve_app.gateway.core import GatewayCore
+from serve_app.gateway.models import Balances, OwnTradePage, Rfc3339
+from serve_app.gateway.rejects import READ_CATCHING_UP, UNKNOWN_MARKET, api_error
+from serve_app.http.deps import Core, Reader
 
 router = APIRouter(tags=["account"])
 

@@ -14,14 +14,14 @@ from actors.engine.spec import InvalidMarketSpecError
 from actors.engine.types import MAX_INT64_EXCLUSIVE
 from actors.ledger.rules import AmountBoundError, CreditReferenceError
 from serve_app import probes, units
+from serve_app.gateway import db, stats_cache, views
+from serve_app.gateway.core import GatewayCore
+from serve_app.gateway.models import Credit, CreditResult, MarketCreate, MarketView
+from serve_app.gateway.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
+from serve_app.http.deps import Core, require_admin
 from serve_app.probes import ComponentStatus
-from serve_app.routes import db, stats_cache, views
 from serve_app.routes.account import balances_of
-from serve_app.routes.core import GatewayCore
-from serve_app.routes.deps import Core, require_admin
 from serve_app.routes.market_data import invalidate_markets
-from serve_app.routes.models import Credit, CreditResult, MarketCreate, MarketView
-from serve_app.routes.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
 
 router = APIRouter(
     prefix="/admin",

@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from serve_app import keys
 from serve_app.auth import Principal
-from serve_app.routes import db
-from serve_app.routes.deps import Caller, Core, Reader
-from serve_app.routes.rejects import api_error
+from serve_app.gateway import db
+from serve_app.gateway.rejects import api_error
+from serve_app.http.deps import Caller, Core, Reader
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 

@@ -17,17 +17,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from serve_app.routes import db, stats_cache, views
-from serve_app.routes.core import GatewayCore
-from serve_app.routes.deps import Core
-from serve_app.routes.models import (
+from serve_app.gateway import db, stats_cache, views
+from serve_app.gateway.core import GatewayCore
+from serve_app.gateway.models import (
     MarketStats,
     MarketView,
     OrderBook,
     PublicTrade,
     PublicTradePage,
 )
-from serve_app.routes.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
+from serve_app.gateway.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
+from serve_app.http.deps import Core
 
 router = APIRouter(tags=["market data"])
 

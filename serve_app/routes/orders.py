@@ -23,16 +23,15 @@ from actors.contracts import (
 from actors.engine import Cancelled, Event, OrderId
 from actors.markets_repo import MarketRecord
 from serve_app.auth import Principal, require_scope
-from serve_app.routes import db, views
-from serve_app.routes.commands import (
+from serve_app.gateway import db, views
+from serve_app.gateway.commands import (
     amend_command,
     new_order_command,
     new_order_id,
     order_digest,
 )
-from serve_app.routes.core import GatewayCore
-from serve_app.routes.deps import Caller, Core, Reader
-from serve_app.routes.models import (
+from serve_app.gateway.core import GatewayCore
+from serve_app.gateway.models import (
     CancelAllResult,
     OrderAmend,
     OrderCreate,
@@ -40,7 +39,8 @@ from serve_app.routes.models import (
     OrderStatus,
     OrderView,
 )
-from serve_app.routes.rejects import READ_CATCHING_UP, UNKNOWN_MARKET, api_error
+from serve_app.gateway.rejects import READ_CATCHING_UP, UNKNOWN_MARKET, api_error
+from serve_app.http.deps import Caller, Core, Reader
 
 router = APIRouter(tags=["orders"])
 

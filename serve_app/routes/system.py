@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from serve_app import probes
+from serve_app.gateway.core import GatewayCore
+from serve_app.http.deps import Core, require_admin
 from serve_app.probes import ComponentStatus
-from serve_app.routes.core import GatewayCore
-from serve_app.routes.deps import Core, require_admin
 
 router = APIRouter(prefix="/system", tags=["system"])
 

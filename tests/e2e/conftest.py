@@ -134,7 +134,8 @@ def exchange(
     from ray import serve
 
     from actors.bootstrap import start_core
-    from serve_app.app import AppArgs, app_builder
+    from serve_app.app import app_builder
+    from serve_app.gateway.args import AppArgs
 
     asyncio.run(_migrate(pg_dsn))
     ray.init(

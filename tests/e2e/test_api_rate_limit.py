@@ -25,7 +25,8 @@ def limited_url(exchange: Exchange, redis_url: str) -> Iterator[str]:
     """Deploy the gateway again, with a quota of QUOTA requests a minute."""
     from ray import serve
 
-    from serve_app.app import AppArgs, app_builder
+    from serve_app.app import app_builder
+    from serve_app.gateway.args import AppArgs
 
     name = f"limited-{uuid.uuid4().hex[:6]}"
     args = AppArgs(

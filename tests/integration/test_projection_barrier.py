@@ -1,4 +1,4 @@
-"""The read barrier of the API (`serve_app.routes.db.projected`) against a real PostgreSQL.
+"""The read barrier of the API (`serve_app.gateway.db.projected`) against a real PostgreSQL.
 
 A market answers once a pass is journaled; the orders/trades projection follows. A read
 of those tables must still see every command acknowledged before it started: it waits
@@ -19,7 +19,7 @@ from actors.engine import MarketSpec
 from actors.market.journal import Journal
 from actors.markets_repo import create_market
 from serve_app.errors import ApiError
-from serve_app.routes import db
+from serve_app.gateway import db
 from tests.support.market_kit import resting_sell_row, tick_row
 
 

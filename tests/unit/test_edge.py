@@ -17,7 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serve_app.edge.ratelimit import Quota, client_ip, resolve_client_ip
 from serve_app.edge.stack import Edge, EdgeConfig
-from serve_app.errors import ApiError, install_error_handlers
+from serve_app.errors import ApiError
+from serve_app.http.handlers import install_error_handlers
 from serve_app.lean import ExchangeAPI
 
 ORIGIN = {"Origin": "https://ui.example"}

@@ -1,5 +1,5 @@
 """The gateway's order batcher waits for company only when requests come together
-(`serve_app.routes.core.next_batch_wait`).
+(`serve_app.gateway.core.next_batch_wait`).
 
 `serve.batch` runs only inside a Serve replica, so the wiring (Serve's documented
 `set_batch_wait_timeout_s`, called by every batch) runs in the e2e order tests.
@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from serve_app.routes.core import BATCH_WAIT_TIMEOUT_S, next_batch_wait
+from serve_app.gateway.core import BATCH_WAIT_TIMEOUT_S, next_batch_wait
 
 
 def test_the_wait_follows_the_last_batch_size() -> None:

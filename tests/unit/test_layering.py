@@ -109,3 +109,79 @@ def test_the_engine_imports_nothing_of_the_project_but_itself() -> None:
     for path in _files("actors/engine"):
         project = {n for n in _imports(path) if n.split(".")[0] in ("actors", "serve_app")}
         assert all(n.startswith("actors.engine") for n in project), (path, project)
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _project_imports(path: Path, modules: set[str]) -> set[str]:
+    """Return the project modules a file imports (type-checking imports included: a cycle
+    of types is still a knot to untie), each resolved to the module it names."""
+    out = set()
+    for imported in _imports(path) | _from_names(path):
+        name = imported
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        if name:
+            out.add(name)
+    return out
+
+
+def _from_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return {
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        for alias in node.names
+    }
+
+
+_PROJECT = {_module(p): p for pkg in ("actors", "serve_app") for p in _files(pkg)}
+_GRAPH = {m: _project_imports(p, set(_PROJECT)) - {m} for m, p in _PROJECT.items()}
+
+# What each layer of the gateway may not import (serve_app -> actors, never back; below the
+# app: the routes, then the HTTP plumbing, then the gateway's services).
+_GATEWAY_LAYERS = {
+    "serve_app.gateway": ("serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.http"),
+    "serve_app.http": ("serve_app.app", "serve_app.lean", "serve_app.routes"),
+    "serve_app.routes": ("serve_app.app", "serve_app.lean"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(_GATEWAY_LAYERS))
+def test_gateway_layers_import_only_downwards(layer: str) -> None:
+    for module, imports in _GRAPH.items():
+        if module == layer or module.startswith(f"{layer}."):
+            above = [i for i in imports if i.startswith(_GATEWAY_LAYERS[layer])]
+            assert not above, f"{module} imports {above}: a layer above it"
+
+
+def test_routes_hold_routers_only() -> None:
+    for path in _files("serve_app/routes"):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        names = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                 if isinstance(t, ast.Name)}  # fmt: skip
+        assert "router" in names, f"{path.name} is not a router: services go to serve_app.gateway"
+
+
+def test_serve_app_has_no_import_cycles() -> None:
+    seen: dict[str, int] = {}  # 1 on the path being walked, 2 done
+
+    def walk(module: str, path: list[str]) -> None:
+        seen[module] = 1
+        for child in sorted(_GRAPH[module]):
+            if not child.startswith("serve_app"):
+                continue
+            assert seen.get(child) != 1, f"import cycle: {' -> '.join([*path, child])}"
+            if child not in seen:
+                walk(child, [*path, child])
+        seen[module] = 2
+
+    for module in sorted(m for m in _GRAPH if m.startswith("serve_app")):
+        if module not in seen:
+            walk(module, [module])

@@ -17,7 +17,7 @@ from starlette.types import Receive, Send
 from serve_app import lean
 from serve_app.auth import Principal
 from serve_app.errors import ApiError
-from serve_app.routes.models import OrderCreate, OrderView
+from serve_app.gateway.models import OrderCreate, OrderView
 
 ORDER = {"market": "SOL-USDC", "side": "buy", "price": "101.25", "qty": "2"}
 CALLER = Principal(account_id=7, key_id="k1", scopes=("read", "trade"))
@@ -152,7 +152,7 @@ def test_another_media_type_goes_to_fastapi(recorder: Recorder, content_type: by
 
 
 def test_a_query_string_goes_to_fastapi(recorder: Recorder) -> None:
-    """FastAPI's route refuses unknown query parameters (`serve_app.routes.contract`)."""
+    """FastAPI's route refuses unknown query parameters (`serve_app.http.contract`)."""
     raw = json.dumps(ORDER).encode()
     status, _ = _post(recorder, [raw], query=b"colour=red")
     assert status == 299

@@ -1,6 +1,6 @@
 """The OpenAPI schema of an order states the combinations the API accepts: every body the
 schema takes passes the model and the engine's combination checks, and each combination
-they refuse is outside the schema (`serve_app.routes.order_schema`)."""
+they refuse is outside the schema (`serve_app.gateway.order_schema`)."""
 
 from __future__ import annotations
 

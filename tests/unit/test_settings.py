@@ -135,7 +135,8 @@ def test_cli_init_config_then_validate_config(tmp_path: Path) -> None:
 def test_gateway_replicas_reach_the_deployment(
     config_file: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, expected: int
 ) -> None:
-    from serve_app.app import AppArgs, app_builder
+    from serve_app.app import app_builder
+    from serve_app.gateway.args import AppArgs
 
     if env is not None:
         monkeypatch.setenv("CLOB_SERVE__GATEWAY_REPLICAS", env)
@@ -163,7 +164,8 @@ def test_serve_access_log_reaches_the_gateway_deployment(
 ) -> None:
     """Off by default (a log line per order costs gateway CPU); `CLOB_SERVE__ACCESS_LOG`
     turns it on, and the app builder passes it to the deployment's logging config."""
-    from serve_app.app import AppArgs, app_builder
+    from serve_app.app import app_builder
+    from serve_app.gateway.args import AppArgs
 
     if env is not None:
         monkeypatch.setenv("CLOB_SERVE__ACCESS_LOG", env)

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from serve_app.errors import ApiError
-from serve_app.routes.rejects import api_error
+from serve_app.gateway.rejects import api_error
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LIVE_STATUSES = ("pending_new", "open", "untriggered", "partially_filled")

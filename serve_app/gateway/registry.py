@@ -14,7 +14,7 @@ import time
 import asyncpg
 
 from actors.markets_repo import MarketRecord, load_markets
-from serve_app.routes.rejects import api_error
+from serve_app.gateway.rejects import api_error
 
 _MIN_RELOAD_S = 0.5
 

@@ -27,8 +27,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from serve_app.errors import ApiError
-from serve_app.routes.deps import get_principal, require_admin
-from serve_app.routes.models import ErrorBody
+from serve_app.gateway.models import ErrorBody
+from serve_app.http.deps import get_principal, require_admin
 
 # Declared query parameter names by route (by id: routes live as long as the app and are
 # not hashable).

@@ -16,7 +16,7 @@ from serve_app.auth import (
     require_scope,
 )
 from serve_app.edge.context import RequestContext, context_of
-from serve_app.routes.core import GatewayCore
+from serve_app.gateway.core import GatewayCore
 
 _api_key = APIKeyHeader(
     name=API_KEY_HEADER,

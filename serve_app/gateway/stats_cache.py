@@ -21,15 +21,27 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import asyncpg
+import redis.asyncio as aioredis
 
 from actors.engine import Event, Fill
 from actors.markets_repo import MarketRecord
-from serve_app.routes import db, views
-from serve_app.routes.models import MarketStats
+from serve_app.gateway import db, views
+from serve_app.gateway.models import MarketStats
 
-if TYPE_CHECKING:  # the batcher (routes/core.py) calls `trade_landed`
-    from serve_app.routes.core import GatewayCore
+
+class Stores(Protocol):
+    """Where the stats live: the replica's Redis client and PostgreSQL pool (a
+    `GatewayCore`, whose batcher calls `trade_landed`)."""
+
+    async def redis(self) -> aioredis.Redis:
+        """Return the Redis client."""
+
+    async def pool(self) -> asyncpg.Pool:
+        """Return the PostgreSQL pool."""
+
 
 STATS_TTL_S = 300
 # Store the stats (KEYS[1]) only if the generation (KEYS[2]) is still the one read before
@@ -56,7 +68,7 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def trade_landed(core: GatewayCore, symbol: str) -> None:
+async def trade_landed(core: Stores, symbol: str) -> None:
     """Drop a market's cached stats after a trade (before its command is answered)."""
     with contextlib.suppress(Exception):  # Redis is a cache; the entry expires anyway
         pipe = (await core.redis()).pipeline(transaction=True)
@@ -70,9 +82,7 @@ def has_fill(events: Sequence[Event]) -> bool:
     return any(type(e) is Fill for e in events)
 
 
-async def market_stats(
-    core: GatewayCore, records: Sequence[MarketRecord]
-) -> dict[str, MarketStats]:
+async def market_stats(core: Stores, records: Sequence[MarketRecord]) -> dict[str, MarketStats]:
     """Return the 24 h stats of markets by symbol, from the cache where it has them."""
     symbols = [r.spec.symbol for r in records]
     keys = [k for s in symbols for k in (stats_key(s), _gen_key(s))]
@@ -93,9 +103,7 @@ async def market_stats(
     return out
 
 
-async def _compute(
-    core: GatewayCore, missing: list[tuple[MarketRecord, str]]
-) -> dict[str, MarketStats]:
+async def _compute(core: Stores, missing: list[tuple[MarketRecord, str]]) -> dict[str, MarketStats]:
     rows, complete = await db.market_stats(
         await core.pool(), [record.market_id for record, _ in missing]
     )

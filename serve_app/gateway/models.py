@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from serve_app.routes.order_schema import amend_shapes, order_shapes
+from serve_app.gateway.order_schema import amend_shapes, order_shapes
 from serve_app.units import DECIMAL_PATTERN
 
 Amount = Annotated[

@@ -2,7 +2,7 @@
 order batcher.
 
 One `GatewayCore` lives in each `Gateway` replica. Routes reach it through the `core`
-dependency (`serve_app.routes.deps`). Orders, cancels and amends all go through
+dependency (`serve_app.http.deps`). Orders, cancels and amends all go through
 `submit`, a `serve.batch` method: the requests that arrive within `batch_wait_timeout_s`
 are grouped by market and each market gets ONE `MarketActor.submit` call per batch.
 """
@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 import ray
@@ -27,11 +27,9 @@ from actors.ledger.shard import DIRECT_METHODS as LEDGER_DIRECT_METHODS
 from actors.market.actor import DIRECT_METHODS as MARKET_DIRECT_METHODS
 from serve_app.auth import Authenticator
 from serve_app.errors import ApiError
-from serve_app.routes import stats_cache
-from serve_app.routes.registry import MarketRegistry
-
-if TYPE_CHECKING:
-    from serve_app.app import AppArgs
+from serve_app.gateway import stats_cache
+from serve_app.gateway.args import AppArgs
+from serve_app.gateway.registry import MarketRegistry
 
 log = logging.getLogger(__name__)
 MAX_BATCH_SIZE = 256

@@ -30,8 +30,8 @@ from actors.engine import (
 )
 from serve_app import units
 from serve_app.errors import ApiError
-from serve_app.routes.models import OrderAmend, OrderCreate
-from serve_app.routes.rejects import api_error
+from serve_app.gateway.models import OrderAmend, OrderCreate
+from serve_app.gateway.rejects import api_error
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JsonDict = dict[str, Any]

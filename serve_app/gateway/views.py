@@ -21,7 +21,7 @@ from actors.engine import (
 from actors.engine.spec import fee_quote_atoms, notional_quote_atoms
 from actors.markets_repo import MarketRecord
 from serve_app import units
-from serve_app.routes.models import (
+from serve_app.gateway.models import (
     Balance,
     FillView,
     Level,
