@@ -9,8 +9,8 @@ import pytest
 
 from actors.contracts import AmendOrder, PlaceOrder
 from actors.engine import MarketSpec, OrderKind, PostOnly, Side, StpMode, TimeInForce
-from serve_app.routes.commands import amend_command, new_order_command, order_digest
-from serve_app.routes.models import OrderAmend, OrderCreate
+from serve_app.gateway.commands import amend_command, new_order_command, order_digest
+from serve_app.gateway.models import OrderAmend, OrderCreate
 
 SPEC = MarketSpec(
     symbol="SOL-USDC", base_asset="SOL", quote_asset="USDC", base_decimals=9, quote_decimals=6,
@@ -22,8 +22,10 @@ SPEC = MarketSpec(
 DIGESTS = [
     ({"side": "sell", "price": "150", "qty": "2"}, "68d1bbab9e32519558aaeeb6535d27b6"),
     ({"side": "buy", "kind": "market", "qty": "1.5"}, "6adee2fc6978ad007a76d4021130fb0c"),
-    ({"side": "buy", "kind": "market", "quote_qty": "300", "tif": "fok"},
-     "3633e5100e23b6b756dabca675e824c3"),
+    ({"side": "buy", "kind": "market", "quote_qty": "300", "tif": "ioc"},
+     "6367a6c765198e06fdf178a54b930dc6"),
+    ({"side": "sell", "kind": "market", "qty": "2", "tif": "fok"},
+     "b507bb19ca896ee9efe22853ea56cf06"),
     ({"side": "buy", "kind": "limit", "price": "99.5", "qty": "3", "tif": "gtd",
       "expire_at": "2030-01-01T00:00:00Z", "post_only": "slide", "stp": "cancel_both",
       "display_qty": "1"}, "3d2c242b186c65287c6d8d93080bd403"),
