@@ -1,0 +1,1 @@
+"""The real-time stream: committed events to Redis for the WebSocket fan-out."""
