@@ -59,12 +59,14 @@ PURE = [
     "actors/market/core.py", "actors/market/intake.py", "actors/market/passes.py",
     "actors/market/ports.py", "actors/market/projection.py", "actors/market/recovery.py",
     "actors/market/reservations.py", "actors/market/routing.py", "actors/market/rows.py",
-    "actors/market/seam.py", "actors/market/state.py",
+    "actors/market/seam.py", "actors/market/state.py", "actors/stream/messages.py",
+    "actors/stream/orders.py", "actors/stream/ports.py", "actors/stream/publisher.py",
 ]  # fmt: skip
 IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx"}
 IMPURE_PROJECT = ("actors.direct", "actors.infra", "actors.market.journal",
                   "actors.market.ledger_client", "actors.market.actor", "actors.ledger.shard",
-                  "actors.ledger.store", "actors.controller", "actors.bootstrap")  # fmt: skip
+                  "actors.ledger.store", "actors.controller", "actors.bootstrap",
+                  "actors.stream.sink")  # fmt: skip
 
 
 def _module_file(name: str) -> Path | None:
