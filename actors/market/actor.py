@@ -194,7 +194,9 @@ class MarketActor:
             consumers: list[Consumer] = list(own)
             publisher = None
             if self._sink is not None:
-                publisher = StreamPublisher(stores.spec, self._sink, stores.projection, now_ms)
+                publisher = StreamPublisher(
+                    stores.spec, self._sink, stores.projection, now_ms, own[1].rows_of
+                )
                 consumers.append(publisher)
             ports = Ports(stores.journal, stores.snapshots, stores.projection, self._ledger)
             core = await recover(

@@ -25,10 +25,12 @@ queue, Redis away) shows as a gap to the gateway, which then resyncs from the ma
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from actors.accounts import AccountId
 from actors.engine import Amended, Cancelled, Fill, MarketSpec, OrderId, Side, Ticks
 from actors.engine.events import Accepted, StpDecrement, Triggered
+from actors.market.consumers import ProjectedRows
 from actors.market.ports import Clock, ProjectionStore
 from actors.market.projection import Projection
 from actors.market.rows import NewOrderRow, OrderUpdate, TradeRow
@@ -60,12 +62,23 @@ class StreamPublisher(Consumer):
         sink: Where messages go.
         store: The orders table (read once, in `ready`).
         clock: Milliseconds now (`E`).
+        rows_of: The projection's rows of a batch when a consumer before this one built
+            them already (`Projector.rows_of`: building them is most of the work), else
+            None; this publisher then builds its own.
     """
 
     name = "stream"
 
-    def __init__(self, spec: MarketSpec, sink: Sink, store: ProjectionStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        spec: MarketSpec,
+        sink: Sink,
+        store: ProjectionStore,
+        clock: Clock,
+        rows_of: Callable[[CommittedBatch], ProjectedRows | None] | None = None,
+    ) -> None:
         self._spec = spec
+        self._rows_of = rows_of
         self._symbol = spec.symbol
         self._channel = md_channel(spec.symbol)
         self._sink = sink
@@ -91,17 +104,23 @@ class StreamPublisher(Consumer):
         if first > last:
             return
         self.last_u = last
-        projection = Projection(self._spec)
-        for entry in batch.entries:
-            projection.add(entry)
-        rows = projection.finish(book)
+        rows, trade_rows = self._rows(batch, book)
         bids, asks = self._levels(batch, book)
         now = self._clock()
-        trades = [_trade(t) for t in projection.trades]
+        trades = [_trade(t) for t in trade_rows]
         message = MarketBatch(self._symbol, first, last, now, bids, asks, trades)
         self._sink.publish(self._channel, encode(message))
         self.batches += 1
-        self._publish_accounts(rows, projection.trades, now)
+        self._publish_accounts(rows, trade_rows, now)
+
+    def _rows(self, batch: CommittedBatch, book: Book) -> ProjectedRows:
+        shared = None if self._rows_of is None else self._rows_of(batch)
+        if shared is not None:
+            return shared
+        projection = Projection(self._spec)
+        for entry in batch.entries:
+            projection.add(entry)
+        return projection.finish(book), projection.trades
 
     def _levels(self, batch: CommittedBatch, book: Book) -> tuple[list[Level], list[Level]]:
         """Return the bid and ask levels the batch may have changed, read after it."""

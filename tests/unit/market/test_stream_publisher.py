@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from market_harness import SPEC, Market
 from msgspec.structs import astuple
 
+from actors.market.consumers import ProjectedRows, Projector
+from actors.market.seam import CommittedBatch
 from actors.stream.messages import (
     AccountBatch,
     MarketBatch,
@@ -35,12 +37,17 @@ KINDS = ("limit", "limit", "limit", "market", "cancel", "amend", "amend", "icebe
          "stop_limit", "stop_market", "slide", "stp", "ioc")  # fmt: skip
 
 
-def _new_market() -> tuple[Market, MemorySink, StreamPublisher]:
+def _new_market(shared: bool = True) -> tuple[Market, MemorySink, StreamPublisher]:
+    """A market whose publisher reuses the projector's rows (as deployed) or builds its own."""
     sink = MemorySink()
-    holder: list[StreamPublisher] = []
     m = Market()
-    publisher = StreamPublisher(SPEC, sink, m.store, m.clock)
-    holder.append(publisher)
+
+    def rows_of(batch: CommittedBatch) -> ProjectedRows | None:
+        projector = m.core.seam.consumers[1]
+        assert isinstance(projector, Projector)
+        return projector.rows_of(batch)
+
+    publisher = StreamPublisher(SPEC, sink, m.store, m.clock, rows_of if shared else None)
     m.extra.append(publisher)
     for account in ACCOUNTS:
         m.ledger.fund(account, "T", 10_000_000)
@@ -136,8 +143,8 @@ def _as_row(state: OrderState) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _run(batches: list[list[Any]]) -> None:
-    m, sink, publisher = _new_market()
+async def _run(batches: list[list[Any]], shared: bool) -> None:
+    m, sink, publisher = _new_market(shared)
     await m.start()
     mirror = Mirror()
     seen = 0
@@ -165,10 +172,11 @@ async def _run(batches: list[list[Any]]) -> None:
     assert len(publisher.orders) == len(live) and publisher.orders.unknown == 0
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["projector_rows", "own_rows"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
+@given(data=st.data())
 def test_published_levels_rebuild_the_book_and_states_match_the_projection(
-    data: st.DataObject,
+    shared: bool, data: st.DataObject
 ) -> None:
     live: dict[str, int] = {}
     n = 0
@@ -179,7 +187,7 @@ def test_published_levels_rebuild_the_book_and_states_match_the_projection(
             n += 1
             batch.append(_command(data, n, live))
         batches.append(batch)
-    asyncio.run(_run(batches))
+    asyncio.run(_run(batches, shared))
 
 
 async def test_a_restart_continues_the_chain_from_the_book_and_the_orders_table() -> None:
