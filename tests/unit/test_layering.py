@@ -107,6 +107,14 @@ def test_the_ledger_never_imports_the_market(path: Path) -> None:
     assert not market, (path, market)
 
 
+@pytest.mark.parametrize("path", _files("actors/ledger"), ids=lambda p: p.name)
+def test_the_ledger_reaches_the_market_not_even_through_the_stream(path: Path) -> None:
+    # The shards publish balances with `actors.stream.balances` and `sink`, which must
+    # therefore stay clear of the market package (the publisher of markets is not for them).
+    reached = [n for n in _reachable(path) if n.split(".")[:2] == ["actors", "market"]]
+    assert not reached, (path, reached)
+
+
 def test_the_engine_imports_nothing_of_the_project_but_itself() -> None:
     for path in _files("actors/engine"):
         project = {n for n in _imports(path) if n.split(".")[0] in ("actors", "serve_app")}
