@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,7 +29,15 @@ from actors.stream.messages import (
     decode_market,
     md_channel,
 )
-from tests.support.market_kit import balances, cancel, credit, limit, new_accounts, request
+from tests.support.market_kit import (
+    balances,
+    cancel,
+    credit,
+    kill_and_wait,
+    limit,
+    new_accounts,
+    request,
+)
 
 pytestmark = pytest.mark.timeout(300)
 SHARDS = 2
@@ -235,3 +244,39 @@ async def test_trading_goes_on_without_redis_and_the_stream_resumes_with_a_gap(
     assert before[-1].u + 1 < after[0].U  # the gap shows
     up = (await market.status.remote())["stream"]
     assert up["connected"] == 1 and up["published"] > 1
+
+
+async def test_a_restarted_market_continues_the_chain_and_its_states_from_the_orders_table(
+    core: Any, db_url: str, namespace: str, own_redis: EmbeddedRedis
+) -> None:
+    symbol, market, seller, buyer = await _setup(db_url, core, namespace)
+    s1 = f"s1-{uuid.uuid4().hex[:8]}"
+    expire_at = int(time.time() * 1000) + 3_600_000
+    gtd = {"type": "new", "id": s1, "side": "sell", "kind": "limit", "price": 100, "qty": 6,
+           "tif": "gtd", "expire_at": expire_at, "display_qty": 2}  # fmt: skip
+    async with Listener(own_redis.url(own_redis.port), symbol) as listener:
+        await market.submit.remote([request(s1, seller, gtd, client_order_id=f"c-{s1}")])
+        await market.settled.remote()
+        await listener.quiet()
+        await kill_and_wait(market)  # the new incarnation seeds from the table and the book
+        await market.submit.remote([limit(buyer, f"b-{s1}", "buy", 100, 3)])
+        await market.settled.remote()
+        await listener.quiet()
+    batches = [b for b in listener.market if b.market == symbol]
+    assert len(batches) == 2
+    _chain(batches)
+    # The iceberg: its 2-lot slice filled, refilled, 1 lot of it filled: 1 visible.
+    assert [(lv.price, lv.qty, lv.count) for lv in batches[1].asks] == [(100, 1, 1)]
+    [state] = [s for a in listener.accounts for s in a.orders if s.order_id == s1][-1:]
+    assert (state.status, state.open_qty, state.filled_qty, state.expire_at) == (
+        "partially_filled",
+        3,
+        3,
+        expire_at,
+    )
+    conn = await asyncpg.connect(db_url)
+    try:
+        row = await conn.fetchrow(_ORDER_SQL, s1)
+    finally:
+        await conn.close()
+    assert _state_tuple(state) == tuple(row)
