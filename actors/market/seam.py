@@ -27,7 +27,7 @@ Contract (docs/pipeline.md says the same for readers outside the code):
   same transaction as its output (the projection: exactly-once in effect, and the epoch
   fences a stale writer), or skip what is at or below its mark (the ledger shards, which
   also skip an apply a retried call repeats).
-- **Ephemeral consumers** (`durable = False`: the trade tape, a future publisher) see
+- **Ephemeral consumers** (`durable = False`: the trade tape, the stream publisher) see
   batches from their start onwards and keep no mark. They never slow the pipeline: their
   finish, if any, runs in the background, unchained and not awaited. A failure in
   `committed` or in the finish is logged and counted (`Seam.failures`) and never fails a

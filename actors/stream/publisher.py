@@ -103,6 +103,8 @@ class StreamPublisher(Consumer):
         first, last = self.last_u + 1, book.seq
         if first > last:
             return
+        # Moved first: if what follows fails (a bug, counted by the seam), nothing of this
+        # batch goes out and the next message's `U` shows the gap, so clients resync.
         self.last_u = last
         rows, trade_rows = self._rows(batch, book)
         bids, asks = self._levels(batch, book)
