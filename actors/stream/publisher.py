@@ -92,8 +92,7 @@ class StreamPublisher(Consumer):
     async def ready(self, epoch: int, book: Book) -> None:
         """Start from the book and the orders table as recovered."""
         self.orders.seed(await self._store.live_orders())
-        resting = ((oid, book.resting_level(oid)) for oid in book.live_order_ids())
-        self._resting = {oid: where for oid, where in resting if where is not None}
+        self._resting = _resting_of(book)
         self.last_u = book.seq
 
     def committed(self, batch: CommittedBatch, book: Book) -> None:
@@ -106,6 +105,13 @@ class StreamPublisher(Consumer):
         # Moved first: if what follows fails (a bug, counted by the seam), nothing of this
         # batch goes out and the next message's `U` shows the gap, so clients resync.
         self.last_u = last
+        try:
+            self._publish(batch, book, first, last)
+        except Exception:
+            self._resting = _resting_of(book)  # the next batches' levels stay exact
+            raise
+
+    def _publish(self, batch: CommittedBatch, book: Book, first: int, last: int) -> None:
         rows, trade_rows = self._rows(batch, book)
         bids, asks = self._levels(batch, book)
         now = self._clock()
@@ -167,6 +173,12 @@ class StreamPublisher(Consumer):
             self._symbol, t.seq, order_id, side, liquidity,  # type: ignore[arg-type]
             t.price_ticks, t.qty_lots, t.quote_qty_atoms, fee, t.executed_at_ms,
         )  # fmt: skip
+
+
+def _resting_of(book: Book) -> dict[str, _Where]:
+    """Return the level of every order resting in the book."""
+    resting = ((oid, book.resting_level(oid)) for oid in book.live_order_ids())
+    return {oid: where for oid, where in resting if where is not None}
 
 
 def _named(batch: CommittedBatch) -> set[str]:

@@ -222,3 +222,24 @@ async def test_a_batch_without_events_publishes_nothing() -> None:
     await m.core.admin("tick")  # nothing to expire: journaled, no event
     assert sink.messages == []
     assert msgspec.json.decode(b"[]") == []
+
+
+async def test_a_failed_batch_leaves_a_gap_and_exact_levels_after_it() -> None:
+    m, sink, publisher = _new_market()
+    await m.start()
+    sell = {"type": "new", "id": "s1", "side": "sell", "kind": "limit", "price": 100, "qty": 5}
+    await m.submit(request("s1", 1, sell))
+    real = publisher._publish
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug in the publisher")
+
+    publisher._publish = broken  # type: ignore[method-assign]
+    await m.submit(request("c1", 1, {"type": "cancel", "id": "s1"}))
+    publisher._publish = real  # type: ignore[method-assign]
+    assert m.core.seam.failures["stream"] == 1
+    buy = {"type": "new", "id": "b1", "side": "buy", "kind": "limit", "price": 99, "qty": 1}
+    await m.submit(request("b1", 2, buy))
+    first, third = (decode_market(d) for d in sink.on(md_channel(SPEC.symbol)))
+    assert first.u + 1 < third.U  # the lost batch shows as a gap
+    assert [astuple(lv) for lv in third.bids] == [(99, 1, 1)] and third.asks == []
