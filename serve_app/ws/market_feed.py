@@ -161,6 +161,9 @@ class MarketFeed:
                 pause = min(pause * 2, RESYNC_PAUSE_S[1])
                 continue
             self._load(raw)
+            if not self.synced:  # the read is older than what Redis delivered: again, later
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RESYNC_PAUSE_S[1])
         for group in self.groups.values():
             self._snapshot(group, group.members)
         self.ticker.changed(self.mirror)
