@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
@@ -33,7 +34,9 @@ class WsClient:
         self.seq = message["seq"]
         return message
 
-    def until(self, match: Any, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    def until(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = TIMEOUT_S
+    ) -> dict[str, Any]:
         """Return the first message for which `match(message)` holds (others skipped)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -42,15 +45,19 @@ class WsClient:
                 return message
 
     def call(self, **message: Any) -> dict[str, Any]:
-        """Send an op with an `id`; return the answer carrying that `id`."""
+        """Send an op with an `id`; return the first answer carrying that `id`."""
         op_id = message.setdefault("id", f"c{time.monotonic_ns()}")
         self.send(**message)
-        return self.until(
-            lambda m: (
-                (m.get("id") == op_id and m.get("op") != "subscribed")
-                or (m.get("id") == op_id and message["op"] == "subscribe")
-            )
-        )
+        return self.until(lambda m: m.get("id") == op_id)
+
+    def drain(self, quiet_s: float = 0.3) -> list[dict[str, Any]]:
+        """Return every message that arrives until none comes for `quiet_s`."""
+        out = []
+        while True:
+            try:
+                out.append(self.recv(quiet_s))
+            except TimeoutError:
+                return out
 
     def close(self) -> None:
         """Close the connection."""
