@@ -67,6 +67,7 @@ class Hub:
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._restoring: set[str] = set()
+        self._lock = asyncio.Lock()
 
     def start(self) -> None:
         """Start the Redis reader (once)."""
@@ -129,16 +130,22 @@ class Hub:
 
     async def _subscribe(self, channel: str) -> None:
         self.start()
-        if self._pubsub is not None:
-            try:
-                await self._pubsub.subscribe(channel)
-            except Exception as exc:  # the reader notices too, and subscribes it again
-                log.warning("subscribe %s failed: %s", channel, exc)
+        async with self._lock:  # one subscribe at a time: the first one opens the connection
+            if self._pubsub is not None:
+                try:
+                    await self._pubsub.subscribe(channel)
+                except Exception as exc:  # the reader notices too, and subscribes it again
+                    log.warning("subscribe %s failed: %s", channel, exc)
 
     def _unsubscribe(self, channel: str) -> None:
-        pubsub = self._pubsub
-        if pubsub is not None:
-            asyncio.get_running_loop().create_task(_quietly(pubsub.unsubscribe(channel)))
+        asyncio.get_running_loop().create_task(self._unsubscribe_unwanted(channel))
+
+    async def _unsubscribe_unwanted(self, channel: str) -> None:
+        async with self._lock:
+            # A client may have asked for it again meanwhile (a subscription replaced by
+            # one with other options): then it stays.
+            if self._pubsub is not None and channel not in self._channels():
+                await _quietly(self._pubsub.unsubscribe(channel))
 
     # -- the reader --------------------------------------------------------------------------
 
@@ -150,10 +157,12 @@ class Hub:
             )
             pubsub = client.pubsub()
             try:
-                channels = self._channels()
-                if channels:
-                    await pubsub.subscribe(*channels)
-                self._pubsub, self.up = pubsub, True
+                async with self._lock:  # a feed added meanwhile subscribes after this
+                    self._pubsub = pubsub
+                    channels = self._channels()
+                    if channels:
+                        await pubsub.subscribe(*channels)
+                self.up = True
                 pause = FIRST_PAUSE_S
                 while True:
                     message = await pubsub.get_message(timeout=1.0)

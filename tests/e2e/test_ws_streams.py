@@ -225,3 +225,20 @@ def test_private_streams_reach_their_account_only(
     assert [m for m in b.drain() if "channel" in m] == []
     a.close()
     b.close()
+
+
+def test_replacing_a_book_subscription_keeps_the_stream(
+    exchange: Exchange, publisher: redis.Redis
+) -> None:
+    market = exchange.create_market("WSR")
+    client = WsClient(exchange.url)
+    client.call(op="subscribe", channel="orderbook", market=market, depth=1, interval_ms=0)
+    client.until(lambda m: m.get("type") == "snapshot")
+    ack = client.call(op="subscribe", channel="orderbook", market=market, depth=3, interval_ms=0)
+    assert ack["depth"] == 3
+    client.until(lambda m: m.get("type") == "snapshot")
+    _publish(publisher, MarketBatch(market, U=1, u=1, E=0,
+                                    bids=[Level(10_000 + i, 1, 1) for i in range(5)]))  # fmt: skip
+    (update,) = _book_messages(client)
+    assert len(update["bids"]) == 3
+    client.close()
