@@ -31,6 +31,7 @@ CLOSE_POLICY = 1008  # a sustained message flood
 CLOSE_TRY_AGAIN = 1013  # the replica's connection cap
 CLOSE_SLOW_CONSUMER = 4001
 CLOSE_HEARTBEAT = 4002  # cancel-on-disconnect's heartbeat was missed
+DRAIN_TIMEOUT_S = 2.0  # how long a draining close waits for the queue to be written
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,7 @@ class Connection:
         self._queue: deque[tuple[bool, bytes]] = deque()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._closing: tuple[int, str] | None = None  # a draining close's code and reason
         # Incoming: the allowance, and the refusals a flood may spend before a close.
         self.inbox = TokenBucket(limits.messages_per_s, limits.burst)
         self.flood = TokenBucket(limits.messages_per_s, 5 * limits.messages_per_s)
@@ -180,17 +182,38 @@ class Connection:
                     _, data = self._queue.popleft()
                     await self._send({"type": "websocket.send", "text": data.decode()})
                 if not self.open:
+                    if self._closing is not None:  # a draining close: now the close frame
+                        await self._close_frame(*self._closing)
                     return
         except Exception as exc:  # the client went away mid-write: the reader sees it too
             log.debug("connection %s: write failed: %s", self.id, exc)
             self.state = State.CLOSING
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Close the socket with `code` once (queued messages are dropped)."""
+    def close(self, code: int, reason: str = "", drain: bool = False) -> None:
+        """Close the socket with `code` once.
+
+        Args:
+            code: The close code.
+            reason: The close reason.
+            drain: Write what is queued first (e.g. the errors before a flood's close);
+                after `DRAIN_TIMEOUT_S` the close happens anyway. Otherwise (a slow
+                consumer) what is queued is dropped.
+        """
         if not self.open:
             return
         self.state = transition(self.state, "close")
         self.close_code = code
+        if drain and self._writer is not None and not self._writer.done():
+            self._closing = (code, reason)
+            self._wake.set()
+            asyncio.get_running_loop().call_later(DRAIN_TIMEOUT_S, self._abort, code, reason)
+            return
+        self._abort(code, reason)
+
+    def _abort(self, code: int, reason: str) -> None:
+        if self._writer is not None and self._writer.done() and self._closing is not None:
+            return  # the draining close finished
+        self._closing = None
         self._queue.clear()
         if self._writer is not None:
             self._writer.cancel()

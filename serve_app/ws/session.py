@@ -77,7 +77,7 @@ class Session:
         self.last_seen = time.monotonic()
         if not self.conn.inbox.take():
             if not self.conn.flood.take():
-                self.conn.close(CLOSE_POLICY, "message flood")
+                self.conn.close(CLOSE_POLICY, "message flood", drain=True)
                 return
             self.conn.send(protocol.error("rate_limited", "too many messages; slow down"))
             return
@@ -152,7 +152,7 @@ class Session:
         while self.conn.open:
             await asyncio.sleep(WATCHDOG_TICK_S)
             if self.cancel_on_disconnect and time.monotonic() - self.last_seen > self.heartbeat_s:
-                self.conn.close(CLOSE_HEARTBEAT, "heartbeat missed")
+                self.conn.close(CLOSE_HEARTBEAT, "heartbeat missed", drain=True)
                 return
 
     # -- subscriptions -----------------------------------------------------------------------

@@ -242,3 +242,43 @@ def test_replacing_a_book_subscription_keeps_the_stream(
     (update,) = _book_messages(client)
     assert len(update["bids"]) == 3
     client.close()
+
+
+def test_ticker_shows_the_best_prices_and_the_last_trade(
+    exchange: Exchange, publisher: redis.Redis
+) -> None:
+    market = exchange.create_market("WSI")
+    client = WsClient(exchange.url)
+    client.call(op="subscribe", channel="ticker", market=market)
+    first = client.until(lambda m: m.get("channel") == "ticker")
+    assert (first["bid"], first["ask"], first["last_price"]) == (None, None, None)
+    trade = Trade(2, 10_050, 1, "buy", 0, "m", "t")
+    _publish(publisher, MarketBatch(market, U=1, u=2, E=0, bids=[Level(10_000, 3, 1)],
+                                    asks=[Level(10_100, 4, 1)], trades=[trade]))  # fmt: skip
+    ticker = client.until(lambda m: m.get("channel") == "ticker" and m["u"] == 2)
+    assert (ticker["bid"], ticker["bid_qty"], ticker["ask"], ticker["ask_qty"]) == (
+        "100.000000", "0.003000000", "101.000000", "0.004000000",
+    )  # fmt: skip
+    assert ticker["last_price"] == "100.500000"
+    assert ticker["stats"]["trade_count"] == 0  # REST's stats: nothing was traded for real
+    client.close()
+
+
+def test_svm_orders_carry_seed_002_order_updates(
+    exchange: Exchange, publisher: redis.Redis, two: tuple[Trader, Trader]
+) -> None:
+    market = exchange.create_market("WSV")
+    alice, _ = two
+    client = WsClient(exchange.url, api_key=alice.key)
+    client.recv()
+    client.call(op="subscribe", channel="orders", market=market, format="svm")
+    _publish(publisher, AccountBatch(alice.account_id, E=1, orders=[_order_state(market)]))
+    (update,) = [m for m in client.drain() if m.get("type") == "OrderUpdate"]
+    order = update["data"]["order"]
+    assert {k: order[k] for k in ("order_id", "client_order_id", "owner", "side", "order_type",
+                                  "price", "quantity", "remaining_quantity", "status")} == {
+        "order_id": "o-1", "client_order_id": "mine-1", "owner": str(alice.account_id),
+        "side": "Bid", "order_type": "Limit", "price": 100.0, "quantity": 2.0,
+        "remaining_quantity": 1.5, "status": "PartiallyFilled",
+    }  # fmt: skip
+    client.close()
