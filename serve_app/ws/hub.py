@@ -44,11 +44,13 @@ class Sources:
     def __init__(
         self,
         fetch_book: Callable[[str], Awaitable[dict[str, Any]]],
+        fetch_trades: Callable[[str], Awaitable[list[dict[str, Any]]]],
         spec_of: Callable[[str], Awaitable[MarketSpec]],
         decimals_of: Callable[[str], Awaitable[int]],
         stats_of: Callable[[str], Awaitable[dict[str, Any]]],
     ) -> None:
         self.fetch_book = fetch_book
+        self.fetch_trades = fetch_trades
         self.stats_of = stats_of
         self.spec_of = spec_of
         self.decimals_of = decimals_of
@@ -95,8 +97,9 @@ class Hub:
             spec = await self._sources.spec_of(symbol)
             feed = self.markets.get(symbol)
             if feed is None:
-                fetch = self._sources.fetch_book
-                feed = MarketFeed(spec, lambda: fetch(symbol), self._sources.stats_of)
+                src = self._sources
+                feed = MarketFeed(spec, lambda: src.fetch_book(symbol),
+                                  lambda: src.fetch_trades(symbol), src.stats_of)  # fmt: skip
                 self.markets[symbol] = feed
                 await self._subscribe(md_channel(symbol))
         return feed

@@ -30,7 +30,7 @@ from serve_app.ws.book import BookMirror, BookView, Conflator, Formatter, checks
 from serve_app.ws.connection import Connection
 from serve_app.ws.protocol import encode
 from serve_app.ws.ticker import StatsOf, Ticker
-from serve_app.ws.trades import trades_messages
+from serve_app.ws.trades import FetchTrades, TradeStream
 
 log = logging.getLogger(__name__)
 RESYNC_PAUSE_S = (0.2, 5.0)  # the first and the longest pause between failed book reads
@@ -73,22 +73,23 @@ class Group:
 class MarketFeed:
     """See the module docstring."""
 
-    def __init__(self, spec: MarketSpec, fetch_book: FetchBook, stats_of: StatsOf) -> None:
+    def __init__(
+        self, spec: MarketSpec, fetch_book: FetchBook, fetch_trades: FetchTrades, stats_of: StatsOf
+    ) -> None:
         self.symbol = spec.symbol
         self.fmt = Formatter(spec)
         self.mirror = BookMirror()
         self.synced = False
         self.groups: dict[GroupKey, Group] = {}
-        self.trades: dict[Connection, str] = {}  # member -> format
+        self.trades = TradeStream(self.fmt, fetch_trades)
         self._fetch_book = fetch_book
         self._buffer: list[MarketBatch] = []
         self._sync_task: asyncio.Task[None] | None = None
-        self._trades_u: int | None = None
         self.ticker = Ticker(self.fmt, self.mirror, stats_of)
 
     def empty(self) -> bool:
         """Return whether nobody listens any more."""
-        return not self.groups and not self.trades and not self.ticker.members
+        return not self.groups and not self.trades.members and not self.ticker.members
 
     # -- the hub's side ---------------------------------------------------------------------
 
@@ -96,15 +97,12 @@ class MarketFeed:
         """The Redis channel is subscribed: (re)read the book; after an outage
         (`restored`), tell the trades subscribers that trades may have been missed."""
         if restored:
-            notice = encode({"op": "resync", "channel": "trades", "market": self.symbol,
-                             "reason": "stream_restored"})  # fmt: skip
-            for conn in list(self.trades):
-                conn.send(notice)
+            self.trades.reset("stream_restored")
         self._resync()
 
     def members(self) -> set[Connection]:
         """Return every connection that listens to this market."""
-        out = set(self.trades) | self.ticker.members
+        out = set(self.trades.members) | self.ticker.members
         for group in self.groups.values():
             out.update(group.members)
         return out
@@ -112,7 +110,7 @@ class MarketFeed:
     def on_lost(self) -> None:
         """The Redis connection is gone: the mirror is stale until `on_subscribed`."""
         self.synced = False
-        self._trades_u = None
+        self.trades.reset()
         for group in self.groups.values():
             group.cancel_timer()
 
@@ -123,7 +121,9 @@ class MarketFeed:
         except msgspec.DecodeError:
             log.error("%s: undecodable stream message dropped", self.symbol)
             return
-        self._forward_trades(batch)
+        self.trades.on_batch(batch)
+        if batch.trades:
+            self.ticker.last_price = batch.trades[-1].price
         if not self.synced:
             self._buffer.append(batch)
         elif self.mirror.chains(batch):
@@ -284,30 +284,8 @@ class MarketFeed:
 
     def join_trades(self, conn: Connection, fmt: str) -> None:
         """Add a trades subscriber (trades from the next batch on)."""
-        self.trades[conn] = fmt
+        self.trades.members[conn] = fmt
 
     def leave_trades(self, conn: Connection) -> None:
         """Remove a trades subscriber."""
-        self.trades.pop(conn, None)
-
-    def _forward_trades(self, batch: MarketBatch) -> None:
-        gap = self._trades_u is not None and self._trades_u + 1 < batch.U
-        if self._trades_u is not None and batch.u <= self._trades_u:
-            return  # seen already (a replay after a resubscribe)
-        self._trades_u = batch.u
-        if gap:
-            notice = encode({"op": "resync", "channel": "trades", "market": self.symbol,
-                             "reason": "gap"})  # fmt: skip
-            for conn in list(self.trades):
-                conn.send(notice)
-        if batch.trades:
-            self.ticker.last_price = batch.trades[-1].price
-        if not batch.trades or not self.trades:
-            return
-        bodies: dict[str, list[bytes]] = {}
-        for conn, fmt in list(self.trades.items()):
-            messages = bodies.get(fmt)
-            if messages is None:
-                messages = bodies[fmt] = trades_messages(self.fmt, batch, fmt)
-            for body in messages:
-                conn.send(body)
+        self.trades.members.pop(conn, None)

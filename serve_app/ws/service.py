@@ -24,6 +24,7 @@ from serve_app.ws.connection import CLOSE_TRY_AGAIN, Connection, Limits
 from serve_app.ws.hub import Hub, Sources
 from serve_app.ws.protocol import encode
 from serve_app.ws.session import Session
+from serve_app.ws.trades import TAPE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,12 @@ def _sources(core: GatewayCore) -> Sources:
         book: dict[str, Any] = await core.call(f"market:{symbol}", "l2", None)
         return book
 
+    async def fetch_trades(symbol: str) -> list[dict[str, Any]]:
+        trades: list[dict[str, Any]] = await core.call(
+            f"market:{symbol}", "recent_trades", TAPE_SIZE
+        )
+        return trades
+
     async def spec_of(symbol: str) -> Any:
         return (await core.registry.market(await core.pool(), symbol)).spec
 
@@ -110,4 +117,4 @@ def _sources(core: GatewayCore) -> Sources:
         stats = await stats_cache.market_stats(core, [record])
         return stats[symbol].model_dump(mode="json")
 
-    return Sources(fetch_book, spec_of, decimals_of, stats_of)
+    return Sources(fetch_book, fetch_trades, spec_of, decimals_of, stats_of)

@@ -51,6 +51,9 @@ async def test_redis_loss_is_reported_and_the_streams_resume(tmp_path: Path) -> 
         reads.append(int(book["seq"]))  # type: ignore[call-overload]
         return book
 
+    async def fetch_trades(symbol: str) -> list[dict[str, Any]]:
+        return []
+
     async def spec_of(symbol: str) -> MarketSpec:
         return SPEC
 
@@ -60,7 +63,7 @@ async def test_redis_loss_is_reported_and_the_streams_resume(tmp_path: Path) -> 
     async def stats_of(symbol: str) -> dict[str, Any]:
         return {}
 
-    hub = Hub(url, Sources(fetch_book, spec_of, decimals_of, stats_of))
+    hub = Hub(url, Sources(fetch_book, fetch_trades, spec_of, decimals_of, stats_of))
     client = Client()
     feed = await hub.market("HUB-USDC")
     feed.join_book(client.conn, GroupKey(5, 0, None, "native"))

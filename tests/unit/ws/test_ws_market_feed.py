@@ -47,6 +47,31 @@ async def _no_stats(symbol: str) -> dict[str, Any]:
     return {}
 
 
+async def _no_trades() -> list[dict[str, Any]]:
+    return []
+
+
+def _tape(*seqs: int) -> Any:
+    async def recent_trades() -> list[dict[str, Any]]:
+        return [{"seq": s, "price": 100, "qty": 1, "taker_side": "sell", "ts": 0}
+                for s in reversed(seqs)]  # fmt: skip
+
+    return recent_trades
+
+
+async def _tape_away() -> list[dict[str, Any]]:
+    raise ConnectionError("the market is away")
+
+
+def _span(tens: int, trades: int) -> bytes:
+    """A batch of ids tens*10 .. tens*10+9 whose trades are tens*10, tens*10+1, ..."""
+    first = tens * 10
+    return encode(MarketBatch(
+        "SOL-USDC", U=first, u=first + 9, E=1,
+        trades=[Trade(first + i, 100, 1, "buy", 0, "m", "t") for i in range(trades)],
+    ))  # fmt: skip
+
+
 def _batch(
     u: int, bids: list[tuple[int, int]] = (), trades: int = 0, first: int | None = None
 ) -> bytes:
@@ -66,7 +91,7 @@ async def test_messages_during_the_book_read_are_kept_and_chained() -> None:
     market, client = Market(), Client()
     market.book = {"bids": [{"price": 100, "qty": 5, "count": 1}], "asks": [], "seq": 2}
     market.release.clear()
-    feed = MarketFeed(SPEC, market.l2, _no_stats)
+    feed = MarketFeed(SPEC, market.l2, _no_trades, _no_stats)
     feed.join_book(client.conn, EVERY_BATCH)
     feed.on_subscribed()
     feed.on_message(_batch(2, [(100, 5)]))  # already in the book read: dropped
@@ -88,7 +113,7 @@ async def test_messages_during_the_book_read_are_kept_and_chained() -> None:
 
 async def test_a_gap_reads_the_book_again_and_snapshots_every_member() -> None:
     market, client = Market(), Client()
-    feed = MarketFeed(SPEC, market.l2, _no_stats)
+    feed = MarketFeed(SPEC, market.l2, _no_trades, _no_stats)
     feed.join_book(client.conn, EVERY_BATCH)
     feed.on_subscribed()
     await _settle()
@@ -103,19 +128,34 @@ async def test_a_gap_reads_the_book_again_and_snapshots_every_member() -> None:
     assert client.frames[-1]["bids"] == [["1.000000", "0.007000000"]]
 
 
-async def test_trades_go_out_once_each_and_a_gap_is_announced() -> None:
+async def test_trades_go_out_once_each_and_a_gap_is_filled_from_the_tape() -> None:
     market, client = Market(), Client()
-    feed = MarketFeed(SPEC, market.l2, _no_stats)
+    market.book = {"bids": [], "asks": [], "seq": 9}
+    feed = MarketFeed(SPEC, market.l2, _tape(10, 11, 20, 21, 30), _no_stats)
     feed.join_trades(client.conn, "native")
     feed.on_subscribed()
     await _settle()
-    feed.on_message(_batch(1, trades=2))
-    feed.on_message(_batch(1, trades=2))  # a replay: not again
-    market.book = {"bids": [], "asks": [], "seq": 3}
-    feed.on_message(_batch(3, trades=1))  # 2 lost
+    feed.on_message(_span(1, trades=2))
+    feed.on_message(_span(1, trades=2))  # a replay: not again
+    feed.on_message(_span(3, trades=1))  # ids 20..29 (trades 20 and 21) lost
+    feed.on_message(_span(4, trades=1))  # waits for the fill
     await _settle()
     seqs = [[t["seq"] for t in f["trades"]] for f in client.frames if "trades" in f]
-    assert seqs == [[10, 11], [30]]
-    assert {"op": "resync", "channel": "trades", "market": "SOL-USDC", "reason": "gap"}.items() <= (
-        client.frames[1].items()
-    )
+    assert seqs == [[10, 11], [20, 21], [30], [40]]
+    assert all(f.get("op") != "resync" for f in client.frames)
+
+
+async def test_a_gap_the_tape_cannot_fill_is_announced() -> None:
+    market, client = Market(), Client()
+    feed = MarketFeed(SPEC, market.l2, _tape_away, _no_stats)
+    feed.join_trades(client.conn, "native")
+    feed.on_subscribed()
+    await _settle()
+    feed.on_message(_batch(1, trades=1))
+    market.book = {"bids": [], "asks": [], "seq": 3}
+    feed.on_message(_batch(3, trades=1))
+    await _settle()
+    assert [f.get("op") or [t["seq"] for t in f["trades"]] for f in client.frames] == [
+        [10], "resync", [30],
+    ]  # fmt: skip
+    assert client.frames[1]["reason"] == "gap"
