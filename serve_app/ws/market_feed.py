@@ -95,9 +95,9 @@ class MarketFeed:
 
     def on_subscribed(self, restored: bool = False) -> None:
         """The Redis channel is subscribed: (re)read the book; after an outage
-        (`restored`), tell the trades subscribers that trades may have been missed."""
+        (`restored`), send the outage's trades from the market's tape."""
         if restored:
-            self.trades.reset("stream_restored")
+            self.trades.on_restored()
         self._resync()
 
     def members(self) -> set[Connection]:
@@ -110,7 +110,6 @@ class MarketFeed:
     def on_lost(self) -> None:
         """The Redis connection is gone: the mirror is stale until `on_subscribed`."""
         self.synced = False
-        self.trades.reset()
         for group in self.groups.values():
             group.cancel_timer()
 

@@ -58,14 +58,15 @@ class TradeStream:
         self.members: dict[Connection, str] = {}  # member -> format
         self._fmt = fmt
         self._fetch = fetch_trades
-        self._u: int | None = None  # the last batch id forwarded
+        self._u: int | None = None  # the last batch id seen
+        self._last_id = -1  # the last trade id sent
         self._waiting: list[MarketBatch] | None = None  # while a gap is being filled
 
-    def reset(self, notice_reason: str | None = None) -> None:
-        """Forget the position (the stream was interrupted); optionally tell the members."""
-        self._u = None
-        if notice_reason is not None:
-            self._notice(notice_reason)
+    def on_restored(self) -> None:
+        """The stream is back: send the trades of the outage from the market's tape."""
+        if self._u is not None and self._waiting is None:
+            self._waiting = []
+            asyncio.get_running_loop().create_task(self._fill(self._u, None))
 
     def on_batch(self, batch: MarketBatch) -> None:
         """Forward a batch's trades, filling a gap before it first."""
@@ -80,16 +81,18 @@ class TradeStream:
             self._send(batch)
         self._u = batch.u
 
-    async def _fill(self, after: int, before: int) -> None:
+    async def _fill(self, after: int, before: int | None) -> None:
+        """Send the tape's trades with ids after `after` (and before `before`)."""
         try:
             raw = await self._fetch()
-            missing = sorted((_trade(t) for t in raw if after < int(t["seq"]) < before),
+            end = before if before is not None else float("inf")
+            missing = sorted((_trade(t) for t in raw if after < int(t["seq"]) < end),
                              key=lambda t: t.id)  # fmt: skip
-            oldest = min((int(t["seq"]) for t in raw), default=before)
+            oldest = min((int(t["seq"]) for t in raw), default=after + 1)
             if oldest > after + 1 and len(raw) >= TAPE_SIZE:  # older than the tape holds
                 self._notice("gap")
             if missing:
-                self._send(MarketBatch(self._fmt.spec.symbol, after + 1, before - 1, 0,
+                self._send(MarketBatch(self._fmt.spec.symbol, after + 1, missing[-1].id, 0,
                                        trades=missing))  # fmt: skip
         except Exception as exc:  # the market is away: the members read REST instead
             log.warning("%s: trades gap not filled: %s", self._fmt.spec.symbol, exc)
@@ -105,8 +108,15 @@ class TradeStream:
             conn.send(notice)
 
     def _send(self, batch: MarketBatch) -> None:
-        if not batch.trades or not self.members:
+        # Each trade once: a fill from the tape and a batch may both hold a trade.
+        fresh = [t for t in batch.trades if t.id > self._last_id]
+        if not fresh:
             return
+        self._last_id = fresh[-1].id
+        if not self.members:
+            return
+        if len(fresh) < len(batch.trades):
+            batch = MarketBatch(batch.market, batch.U, batch.u, batch.E, trades=fresh)
         bodies: dict[str, list[bytes]] = {}
         for conn, format_ in list(self.members.items()):
             messages = bodies.get(format_)

@@ -159,3 +159,21 @@ async def test_a_gap_the_tape_cannot_fill_is_announced() -> None:
         [10], "resync", [30],
     ]  # fmt: skip
     assert client.frames[1]["reason"] == "gap"
+
+
+async def test_after_an_outage_its_trades_come_from_the_tape_once() -> None:
+    market, client = Market(), Client()
+    market.book = {"bids": [], "asks": [], "seq": 9}
+    feed = MarketFeed(SPEC, market.l2, _tape(10, 11, 20, 21), _no_stats)
+    feed.join_trades(client.conn, "native")
+    feed.on_subscribed()
+    await _settle()
+    feed.on_message(_span(1, trades=2))
+    feed.on_lost()
+    market.book = {"bids": [], "asks": [], "seq": 29}
+    feed.on_subscribed(restored=True)
+    feed.on_message(_span(2, trades=2))  # published again after the outage: not twice
+    feed.on_message(_span(3, trades=1))
+    await _settle()
+    seqs = [[t["seq"] for t in f["trades"]] for f in client.frames if "trades" in f]
+    assert seqs == [[10, 11], [20, 21], [30]]
