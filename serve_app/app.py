@@ -26,6 +26,7 @@ from serve_app.gateway.core import GatewayCore
 from serve_app.http.contract import strict_request
 from serve_app.http.handlers import install_error_handlers
 from serve_app.routes import include_routes, system
+from serve_app.ws.metrics import WsCollector
 from serve_app.ws.service import WsService
 
 API_PREFIX = "/api/v1"
@@ -91,7 +92,9 @@ class Gateway:
         self._health = probes.CachedProbe(lambda: system.trading_up(self.core), HEALTH_TTL_S)
         self._edge = Edge(api.dispatch, _edge_config(args), self.core)
         api.edge = self._edge
-        self.ws = WsService(self.core, serve.get_replica_context().replica_tag)
+        replica = serve.get_replica_context().replica_tag
+        self.ws = WsService(self.core, replica)
+        self._edge.metrics.registry.register(WsCollector(self.ws, replica))
 
     @api.get("/metrics", include_in_schema=False)
     async def metrics(self) -> Response:

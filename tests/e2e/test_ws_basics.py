@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -115,3 +116,12 @@ def test_a_flood_is_rate_limited_then_closed_1008(exchange: Exchange) -> None:
     assert codes[:40] == ["pong"] * 40  # the burst
     assert "rate_limited" in codes
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_metrics_count_open_websockets(exchange: Exchange) -> None:
+    client = WsClient(exchange.url)
+    text = httpx.get(f"{exchange.url}/metrics").text
+    (line,) = [x for x in text.splitlines() if x.startswith("clob_ws_connections{")]
+    assert float(line.rsplit(" ", 1)[1]) >= 1
+    assert "clob_ws_redis_reconnects_total{" in text
+    client.close()
