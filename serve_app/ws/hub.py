@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 FIRST_PAUSE_S = 0.1
 MAX_PAUSE_S = 2.0
 HEALTH_CHECK_S = 2  # a silent connection is pinged this often, so a dead Redis shows
+STREAM_UNAVAILABLE = error(
+    "stream_unavailable",
+    "the real-time stream is interrupted; it resumes by itself (books with a fresh snapshot)",
+)
 _MD_PREFIX = md_channel("")
 _ACCT_PREFIX = account_channel(0)[:-1]
 
@@ -63,6 +67,7 @@ class Hub:
         self.markets: dict[str, MarketFeed] = {}
         self.accounts: dict[int, AccountFeed] = {}
         self.up = False
+        self.failing = False  # the last connection attempt failed (Redis is away)
         self.counters = {"messages": 0, "reconnects": 0, "subscribed_channels": 0}
         self._url = redis_url
         self._sources = sources
@@ -165,7 +170,7 @@ class Hub:
                     channels = self._channels()
                     if channels:
                         await pubsub.subscribe(*channels)
-                self.up = True
+                self.up, self.failing = True, False
                 pause = FIRST_PAUSE_S
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
@@ -220,13 +225,13 @@ class Hub:
                     conn.send(notice)
 
     def _on_lost(self, exc: Exception) -> None:
+        self.failing = True
         if not self.up:  # a failed reconnect: the clients were told already
             return
         log.warning("Redis stream lost: %s", exc)
         self.up = False
         self._restoring = set(self._channels())
-        notice = error("stream_unavailable", "the real-time stream is interrupted; it resumes "
-                       "by itself (books with a fresh snapshot)")  # fmt: skip
+        notice = STREAM_UNAVAILABLE
         told: set[Connection] = set()
         for market in self.markets.values():
             market.on_lost()

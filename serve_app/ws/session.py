@@ -23,7 +23,7 @@ from serve_app.gateway import orders
 from serve_app.gateway.core import GatewayCore
 from serve_app.ws import protocol
 from serve_app.ws.connection import CLOSE_HEARTBEAT, CLOSE_POLICY, Connection, transition
-from serve_app.ws.hub import Hub
+from serve_app.ws.hub import STREAM_UNAVAILABLE, Hub
 from serve_app.ws.market_feed import GroupKey
 from serve_app.ws.protocol import (
     PRIVATE_CHANNELS,
@@ -174,6 +174,8 @@ class Session:
                        snapshot_every_ms=op.snapshot_every_ms)  # fmt: skip
         self.conn.send(encode(ack))
         await self._join(sub)
+        if self.hub.failing:  # Redis is away: the data starts when it is back
+            self.conn.send(STREAM_UNAVAILABLE)
 
     async def _check(self, op: Subscribe) -> Sub:
         if op.channel in PRIVATE_CHANNELS:

@@ -80,7 +80,7 @@ async def test_redis_loss_is_reported_and_the_streams_resume(tmp_path: Path) -> 
     server.stop()
     lost = await client.wait_for(lambda f: f.get("code") == "stream_unavailable")
     assert lost["op"] == "error"
-    assert not hub.up
+    assert not hub.up and hub.failing  # a subscription now is told the stream is away
 
     book = {"bids": [{"price": 100, "qty": 3, "count": 1}], "asks": [], "seq": 9}
     server.start()  # the same port: the hub reconnects by itself
@@ -88,7 +88,7 @@ async def test_redis_loss_is_reported_and_the_streams_resume(tmp_path: Path) -> 
     assert (snapshot["u"], snapshot["bids"]) == (9, [["1.000000", "0.003000000"]])
     notice = await client.wait_for(lambda f: f.get("op") == "resync")
     assert notice["reason"] == "stream_restored"
-    assert hub.up and reads[-1] == 9
+    assert hub.up and not hub.failing and reads[-1] == 9
     publisher = aioredis.from_url(url)
     batch = MarketBatch("HUB-USDC", U=10, u=10, E=0, bids=[Level(100, 0, 0)])
     assert await publisher.publish(md_channel("HUB-USDC"), encode(batch)) == 1
