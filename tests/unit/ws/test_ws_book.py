@@ -101,3 +101,12 @@ def test_conflation_sends_the_first_change_at_once_then_at_most_once_per_interva
     every = Conflator(0)
     every.sent(1_000)
     assert every.delay_ms(1_000) == 0
+
+
+def test_svm_numbers_are_written_digit_for_digit() -> None:
+    from serve_app.ws import svm
+
+    body = svm.book_message(Formatter(SPEC), "SOL-USDC", "update", 45, 7,
+                            [(10_125, 500)], [(10_150, 0)], 1)  # fmt: skip
+    assert b'"bids":[[101.250000,0.500000000]],"asks":[[101.500000,0]]' in body
+    assert b'"sequence_number":45,"timestamp":7' in body
