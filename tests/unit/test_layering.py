@@ -154,11 +154,15 @@ _GRAPH = {m: _project_imports(p, set(_PROJECT)) - {m} for m, p in _PROJECT.items
 
 # What each layer of the gateway may not import (serve_app -> actors, never back; below the
 # app: the routes, then the HTTP plumbing, then the gateway's services).
+# The WebSocket API (`serve_app.ws`) sits beside the routes: on the gateway's services only.
 _GATEWAY_LAYERS = {
-    "serve_app.gateway": ("serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.http"),
-    "serve_app.http": ("serve_app.app", "serve_app.lean", "serve_app.routes"),
-    "serve_app.routes": ("serve_app.app", "serve_app.lean"),
-}
+    "serve_app.gateway": (
+        "serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.http", "serve_app.ws",
+    ),
+    "serve_app.http": ("serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.ws"),
+    "serve_app.routes": ("serve_app.app", "serve_app.lean", "serve_app.ws"),
+    "serve_app.ws": ("serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.http"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("layer", sorted(_GATEWAY_LAYERS))
