@@ -290,7 +290,11 @@ class PublicTradePage(BaseModel):
 class OwnTrade(BaseModel):
     """One of your fills."""
 
-    trade_id: int
+    trade_id: int = Field(description="The trade's id (settlement keys on it).")
+    seq: int = Field(
+        description="The per-market trade id: the fill's engine event seq, as on the public "
+        "tape and the WebSocket streams."
+    )
     market: str
     order_id: str
     side: Side = Field(description="Your side.")

@@ -232,7 +232,7 @@ def own_trade(spec: MarketSpec, row: Mapping[str, Any]) -> OwnTrade:
     if maker:
         side = "sell" if taker_side == "buy" else "buy"
     return OwnTrade(
-        trade_id=int(row["trade_id"]), market=spec.symbol,
+        trade_id=int(row["trade_id"]), seq=int(row["seq"]), market=spec.symbol,
         order_id=row["maker_order_id"] if maker else row["taker_order_id"],
         side=side, liquidity=row["liquidity"],
         price=units.ticks_to_price(spec, int(row["price_ticks"])),

@@ -58,15 +58,17 @@ def order_view(spec: MarketSpec, state: OrderState) -> dict[str, Any]:
 
 
 def fill_view(spec: MarketSpec, fill: AccountFill) -> dict[str, Any]:
-    """Return a fill as REST's own-trade JSON (`GET /trades`)."""
+    """Return a fill as REST's own-trade JSON (`GET /trades`), without `trade_id`: the
+    database numbers trades when it projects them, after the stream has them. `seq` (the
+    per-market trade id, `AccountFill.trade_id`) is in both."""
     return OwnTrade(
-        trade_id=fill.trade_id, market=fill.market, order_id=fill.order_id, side=fill.side,
+        trade_id=0, seq=fill.trade_id, market=fill.market, order_id=fill.order_id, side=fill.side,
         liquidity=fill.liquidity, price=units.ticks_to_price(spec, fill.price),
         qty=units.lots_to_qty(spec, fill.qty),
         quote_qty=units.quote_atoms_to_quote(spec, fill.quote),
         fee=units.quote_atoms_to_quote(spec, fill.fee), fee_asset=spec.quote_asset,
         time=_when(fill.ts) or _EPOCH,
-    ).model_dump(mode="json")  # fmt: skip
+    ).model_dump(mode="json", exclude={"trade_id"})  # fmt: skip
 
 
 class AccountFeed:

@@ -215,7 +215,7 @@ def test_private_streams_reach_their_account_only(
     )  # fmt: skip
     assert "fills" not in order
     assert got["fills"]["fills"][0] | {"time": None} == {
-        "trade_id": 9, "market": market, "order_id": "o-1", "side": "buy",
+        "seq": 9, "market": market, "order_id": "o-1", "side": "buy",
         "liquidity": "maker", "price": "100.000000", "qty": "0.500000000",
         "quote_qty": "50.000000", "fee": "0.050000", "fee_asset": "USDC", "time": None,
     }  # fmt: skip
