@@ -26,6 +26,10 @@ PG_SYSTEM_USER = "pgserver"  # postgres refuses to run as root; pgserver's conve
 _START_TIMEOUT_S = 60.0
 
 
+MAX_CONNECTIONS = 500
+"""The embedded PostgreSQL's connection slots."""
+
+
 class EmbeddedServiceError(ClobError):
     """An embedded service could not be started or stopped."""
 
@@ -131,7 +135,12 @@ class EmbeddedPostgres:
             )
 
     def _start_server(self, port: int) -> tuple[int, int]:
-        options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+        # One connection per market actor, two per ledger shard, up to 8 per gateway replica:
+        # PostgreSQL's default of 100 runs out at a few dozen markets.
+        options = (
+            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+            f"-c max_connections={MAX_CONNECTIONS}"
+        )
         log = self.pgdata / "server.log"
         self._pg(
             "pg_ctl",
