@@ -29,9 +29,9 @@ from bench.rest_bench import (
     server_processes,
 )
 
-HAPROXY_CONFIG_ENV = "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"
-# `server <name> <host>:<port>` lines of HAProxy's backends: the replicas' own HTTP ports.
-_SERVER_LINE = re.compile(r"^\s*server\s+\S+\s+([\d.]+):(\d+)", re.MULTILINE)
+# `server <name> <host>:<port> check` lines of HAProxy's backends: the replicas' own HTTP
+# ports (direct ingress); the `backup` one is Serve's fallback proxy, not a replica.
+_SERVER_LINE = re.compile(r"^\s*server\s+\S+\s+([\d.]+):(\d+)(.*)$", re.MULTILINE)
 Orders = list[dict[str, Any]]
 
 
@@ -45,16 +45,15 @@ class Replica:
 
 
 def haproxy_config(exchange: Exchange) -> Path | None:
-    """Return the HAProxy configuration file Serve writes for this exchange.
-
-    `clob up` sets its location in the environment before Ray starts, so every process
-    of its tree (the raylet, the Serve controller) carries it.
-    """
+    """Return the HAProxy configuration file Serve writes for this exchange: the `-f`
+    argument of its HAProxy process."""
     for proc in server_processes(exchange):
         with contextlib.suppress(psutil.Error):
-            location = proc.environ().get(HAPROXY_CONFIG_ENV)
-            if location and Path(location).exists():
-                return Path(location)
+            args = proc.cmdline()
+            if args and Path(args[0]).name == "haproxy" and "-f" in args[:-1]:
+                path = Path(args[args.index("-f") + 1])
+                if path.exists():
+                    return path
     return None
 
 
@@ -63,7 +62,8 @@ def replica_ports(exchange: Exchange) -> list[int]:
     path = haproxy_config(exchange)
     if path is None:
         return []
-    return sorted({int(port) for _, port in _SERVER_LINE.findall(path.read_text())})
+    lines = _SERVER_LINE.findall(path.read_text())
+    return sorted({int(port) for _, port, rest in lines if "backup" not in rest.split()})
 
 
 def listening_pid(procs: list[psutil.Process], port: int) -> int | None:
@@ -95,9 +95,12 @@ def replicas(exchange: Exchange, expected: int, timeout_s: float = 120.0) -> lis
         found: list[Replica] = []
         procs = server_processes(exchange)
         for port in ports:
-            with contextlib.suppress(OSError, asyncio.TimeoutError, ValueError):
+            try:
                 tag = str(asyncio.run(welcome_of(f"ws://{HOST}:{port}/ws")).get("replica"))
-                found.append(Replica(port, listening_pid(procs, port), tag))
+            except Exception as exc:  # no /ws (yet): the replica is known by its port
+                print(f"replica on port {port}: no welcome ({type(exc).__name__}: {exc})")
+                tag = f"port {port}"
+            found.append(Replica(port, listening_pid(procs, port), tag))
         if len(found) >= expected or time.monotonic() > deadline:
             return found
         time.sleep(2)
