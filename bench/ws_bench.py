@@ -154,11 +154,11 @@ def measure_bare(point: Point, args: argparse.Namespace) -> Measured:
     try:
         assert server.stdout is not None
         json.loads(server.stdout.readline())  # listening
-        fleet = Fleet([f"ws://{HOST}:{port}/"], point.clients, args.per_process)
-        setup, _ = fleet.ready()
-        procs = [psutil.Process(server.pid)]
-        before, after, busy, _ = run_window(fleet, args.duration, procs)
-        result = fleet.results(setup)
+        with Fleet([f"ws://{HOST}:{port}/"], point.clients, args.per_process) as fleet:
+            setup, _ = fleet.ready()
+            procs = [psutil.Process(server.pid)]
+            before, after, busy, _ = run_window(fleet, args.duration, procs)
+            result = fleet.results(setup)
     finally:
         server.kill()
         server.wait(timeout=30)
@@ -193,14 +193,15 @@ def measure_exchange(point: Point, args: argparse.Namespace, stack: Stack) -> Me
         urls, point.clients, args.per_process, subscribe=ws_exchange.subscriptions(),
         welcome=True,
     )  # fmt: skip
-    setup, samples = fleet.ready()
-    procs = server_processes(exchange)
-    flow = open_loop(
-        exchange.port, f"orders {point.rate:g}/s", stack.orders, rate=point.rate,
-        duration_s=args.duration + LEAD_S, connections=args.flow_connections,
-    )  # fmt: skip
-    before, after, busy, result = run_window(fleet, args.duration, procs, lambda: flow)
-    fleet_result = fleet.results(setup)
+    with fleet:
+        setup, samples = fleet.ready()
+        procs = server_processes(exchange)
+        flow = open_loop(
+            exchange.port, f"orders {point.rate:g}/s", stack.orders, rate=point.rate,
+            duration_s=args.duration + LEAD_S, connections=args.flow_connections,
+        )  # fmt: skip
+        before, after, busy, result = run_window(fleet, args.duration, procs, lambda: flow)
+        fleet_result = fleet.results(setup)
     fleet_result.samples[:0] = samples
     replica_cpu = {
         g.tag: after[g.pid][1] - before[g.pid][1]

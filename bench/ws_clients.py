@@ -42,6 +42,7 @@ from websockets.uri import parse_uri
 E_FIELD = re.compile(r'"E":(\d+)')
 BUCKETS_PER_MS = 10
 SETUP_TIMEOUT_S = 120.0  # per connection: handshake, welcome and acknowledgements
+SETUP_DEADLINE_S = 300.0  # for all the connections of a process
 CONNECT_CONCURRENCY = 64  # handshakes in flight per process
 DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)  # JSON either way (text frames by the protocol)
 READ_BUFFER = 65_536  # bytes per read
@@ -293,7 +294,14 @@ async def child_main() -> None:
 
     child = Child(await read_line())
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    await asyncio.gather(*(child.open_one(i, gate) for i in range(child.config["connections"])))
+    opening = [
+        asyncio.create_task(child.open_one(i, gate)) for i in range(child.config["connections"])
+    ]
+    _, late = await asyncio.wait(opening, timeout=SETUP_DEADLINE_S)
+    for task in late:  # a bounded setup: what is not open by then is counted, not awaited
+        task.cancel()
+    if late:
+        child.setup["not open by the deadline"] += len(late)
     write_line({"ready": dict(child.setup), "samples": child.samples})
     window = await read_line()
     child.set_window(float(window["t0"]), float(window["t1"]))
@@ -375,6 +383,12 @@ class Fleet:
             self._send(proc, config)
             self.procs.append(proc)
         self.pool = ThreadPoolExecutor(max_workers=len(self.procs))
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @staticmethod
     def _send(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
