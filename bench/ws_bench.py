@@ -68,7 +68,7 @@ from bench.rest_bench import (  # noqa: E402
     start_exchange,
     stop_exchange,
 )
-from bench.ws_clients import Fleet, FleetResult  # noqa: E402
+from bench.ws_fleet import Fleet, FleetResult  # noqa: E402
 from bench.ws_report import print_measured, print_replicas, print_single, print_summary  # noqa: E402
 
 BARE = str(Path(__file__).resolve().with_name("ws_bare.py"))
@@ -189,10 +189,8 @@ def measure_exchange(point: Point, args: argparse.Namespace, stack: Stack) -> Me
         if direct
         else [f"ws://{HOST}:{exchange.port}/ws"]
     )
-    fleet = Fleet(
-        urls, point.clients, args.per_process, subscribe=ws_exchange.subscriptions(),
-        welcome=True,
-    )  # fmt: skip
+    subscribe = ws_exchange.subscriptions(args.interval_ms)
+    fleet = Fleet(urls, point.clients, args.per_process, subscribe=subscribe, welcome=True)
     with fleet:
         setup, samples = fleet.ready()
         procs = server_processes(exchange)
@@ -310,7 +308,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="more clients than this connect to the replicas' ports, not through HAProxy",
     )  # fmt: skip
     parser.add_argument("--accounts", type=int, default=8, help="funded accounts")
-    parser.add_argument("--flow-connections", type=int, default=4, help="REST connections")
+    parser.add_argument(
+        "--flow-connections", type=int, default=16,
+        help="REST connections the order flow may use at once",
+    )  # fmt: skip
+    parser.add_argument(
+        "--interval-ms", type=int, default=None,
+        help="the book subscription's conflation interval (default: the server's, 100)",
+    )  # fmt: skip
     parser.add_argument("--single", type=int, default=100, help="single-client orders")
     parser.add_argument("--single-rate", type=float, default=15.0, help="their pace, /s")
     parser.add_argument("--settle", type=float, default=5.0, help="pause between points, s")

@@ -1,38 +1,37 @@
-"""WebSocket client processes for the fan-out bench (`bench/ws_bench.py`).
+"""A WebSocket client process of the fan-out bench (`bench/ws_bench.py`).
 
-A `Fleet` spreads N connections over processes of at most ``per_process`` connections
-each (asyncio `websockets` clients, one task per connection). Each process runs this file
-as a script and talks to the parent over its stdin/stdout, one JSON document per line:
+`bench/ws_fleet.py` spreads N connections over processes of at most ``per_process``
+connections each. Each process runs this file as a script: asyncio connections on the
+`websockets` library's sans-I/O protocol (`Link`), every message handled where it is read.
+It talks to the parent over its stdin/stdout, one JSON document per line:
 
 1. parent -> child: the configuration (URLs, connections, subscribe messages, headers);
 2. child -> parent: ``ready`` once every connection is open and every subscription is
-   acknowledged (or refused, or timed out: counted);
+   acknowledged (or refused, or timed out: counted; the whole setup is bounded);
 3. parent -> child: the window (``t0``, ``t1``, wall-clock seconds);
 4. child -> parent: the figures of the window, then the child exits (the kernel closes
    its sockets).
 
-A data message is one that carries ``"E":<ms>`` and is not a snapshot; its latency is the
-receipt time (wall clock, when `recv` returns it) minus ``E``. Latencies go into a
-histogram of 0.1 ms buckets per replica (the ``replica`` of the connection's `welcome`
-message; ``-`` when there is none), so the parent merges exact counts, not samples.
+A data message is one that carries ``"E":<ms>`` and is not a snapshot; it counts when its
+``E`` is in the window (messages arriving up to `GRACE_S` after it still count, late),
+and its latency is the receipt time (wall clock, when its bytes are read) minus ``E``.
+Latencies go into histograms of 0.1 ms buckets per replica (the ``replica`` of the
+connection's `welcome`; ``-`` when there is none) and per channel (book updates, trades),
+so the parent merges exact counts, not samples.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import os
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from websockets.client import ClientProtocol
@@ -49,9 +48,6 @@ READ_BUFFER = 65_536  # bytes per read
 GRACE_S = 2.0  # how long after the window a message published in it may still arrive
 
 
-# -- the child process ------------------------------------------------------------------------
-
-
 @dataclass
 class Figures:
     """What one process saw on its connections of one replica in the window."""
@@ -60,6 +56,12 @@ class Figures:
     count: int = 0
     max_ms: float = 0.0
     connections: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "hist": dict(self.hist), "count": self.count, "max_ms": self.max_ms,
+            "connections": self.connections,
+        }  # fmt: skip
 
     def add(self, latency_ms: float) -> None:
         self.hist[max(0, int(latency_ms * BUCKETS_PER_MS))] += 1
@@ -162,6 +164,7 @@ class Child:
         self.t0 = self.t0_ms = math.inf
         self.t1 = self.t1_ms = math.inf
         self.by_replica: dict[str, Figures] = {}
+        self.by_channel: dict[str, Figures] = {"book": Figures(), "trades": Figures()}
         self.kinds: Counter[str] = Counter()  # message kinds seen in the window
         self.setup: Counter[str] = Counter()  # outcomes of the setup
         self.samples: list[str] = []  # a few refusals and closes, verbatim
@@ -243,8 +246,11 @@ class Child:
         if '"type":"snapshot"' in text:
             self.kinds["snapshot"] += 1
             return
-        figures.add(1000 * now - published_ms)
-        self.kinds["trades" if '"channel":"trades"' in text else "book"] += 1
+        latency_ms = 1000 * now - published_ms
+        figures.add(latency_ms)
+        channel = "trades" if '"channel":"trades"' in text else "book"
+        self.by_channel[channel].add(latency_ms)
+        self.kinds[channel] += 1
 
     def other(self, text: str) -> None:
         """Count a message without `E` (acknowledgements, errors, resync notices)."""
@@ -264,15 +270,8 @@ class Child:
             "cpu_s": cpu_s,
             "kinds": dict(self.kinds),
             "samples": self.samples,
-            "replicas": {
-                name: {
-                    "hist": dict(f.hist),
-                    "count": f.count,
-                    "max_ms": f.max_ms,
-                    "connections": f.connections,
-                }
-                for name, f in self.by_replica.items()
-            },
+            "replicas": {name: f.as_dict() for name, f in self.by_replica.items()},
+            "channels": {name: f.as_dict() for name, f in self.by_channel.items()},
         }
 
 
@@ -315,137 +314,6 @@ async def child_main() -> None:
     write_line(child.report(cpu_s))
     lines.shutdown(wait=False, cancel_futures=True)
     os._exit(0)  # closing thousands of sockets one by one would only cost time
-
-
-# -- the parent side ------------------------------------------------------------------------
-
-
-@dataclass
-class Merged:
-    """The figures of one replica (or of all), merged over the processes."""
-
-    hist: Counter[int] = field(default_factory=Counter)
-    count: int = 0
-    max_ms: float = 0.0
-    connections: int = 0
-
-    def merge(self, other: dict[str, Any]) -> None:
-        self.hist.update({int(k): v for k, v in other["hist"].items()})
-        self.count += other["count"]
-        self.max_ms = max(self.max_ms, other["max_ms"])
-        self.connections += other["connections"]
-
-    def percentile_ms(self, p: float) -> float:
-        if not self.count:
-            return math.nan
-        rank = max(1, math.ceil(p / 100 * self.count))
-        seen = 0
-        for bucket in sorted(self.hist):
-            seen += self.hist[bucket]
-            if seen >= rank:
-                return (bucket + 1) / BUCKETS_PER_MS  # the bucket's upper edge
-        return self.max_ms
-
-
-@dataclass
-class FleetResult:
-    """What the whole fleet saw in the window."""
-
-    setup: Counter[str]
-    total: Merged
-    replicas: dict[str, Merged]
-    kinds: Counter[str]
-    cpu_s: float
-    samples: list[str]
-
-
-class Fleet:
-    """N WebSocket clients over as many processes as they need."""
-
-    def __init__(
-        self, urls: Sequence[str], connections: int, per_process: int, *,
-        subscribe: Sequence[dict[str, Any]] = (), headers: dict[str, str] | None = None,
-        welcome: bool = False,
-    ) -> None:  # fmt: skip
-        processes = max(1, math.ceil(connections / per_process))
-        base, extra = divmod(connections, processes)
-        shares = [base + (i < extra) for i in range(processes)]
-        self.procs: list[subprocess.Popen[str]] = []
-        for share in shares:
-            proc = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve())], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            config = {
-                "urls": list(urls), "connections": share, "subscribe": list(subscribe),
-                "headers": headers or {}, "welcome": welcome,
-            }  # fmt: skip
-            self._send(proc, config)
-            self.procs.append(proc)
-        self.pool = ThreadPoolExecutor(max_workers=len(self.procs))
-
-    def __enter__(self) -> Fleet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @staticmethod
-    def _send(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(message) + "\n")
-        proc.stdin.flush()
-
-    def _gather(self, timeout_s: float) -> list[dict[str, Any]]:
-        def one(proc: subprocess.Popen[str]) -> dict[str, Any]:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"client process {proc.pid} exited ({proc.poll()})")
-            answer: dict[str, Any] = json.loads(line)
-            return answer
-
-        futures = [self.pool.submit(one, proc) for proc in self.procs]
-        return [f.result(timeout=timeout_s) for f in futures]
-
-    def ready(self, timeout_s: float = 600.0) -> tuple[Counter[str], list[str]]:
-        """Wait until every process has set its connections up; return the outcomes."""
-        setup: Counter[str] = Counter()
-        samples: list[str] = []
-        for answer in self._gather(timeout_s):
-            setup.update(answer["ready"])
-            samples += answer["samples"]
-        return setup, samples
-
-    def window(self, t0: float, t1: float) -> None:
-        """Tell every process the measurement window (wall-clock seconds)."""
-        for proc in self.procs:
-            self._send(proc, {"t0": t0, "t1": t1})
-
-    def results(self, setup: Counter[str], timeout_s: float = 120.0) -> FleetResult:
-        """Collect and merge the window's figures, then reap the processes."""
-        total, replicas = Merged(), dict[str, Merged]()
-        kinds: Counter[str] = Counter()
-        cpu_s, samples = 0.0, []
-        for answer in self._gather(timeout_s):
-            cpu_s += answer["cpu_s"]
-            kinds.update(answer["kinds"])
-            samples += answer["samples"]
-            for name, figures in answer["replicas"].items():
-                replicas.setdefault(name, Merged()).merge(figures)
-                total.merge(figures)
-        self.close()
-        return FleetResult(setup, total, replicas, kinds, cpu_s, samples)
-
-    def close(self) -> None:
-        """End the client processes (the ones still running are killed)."""
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 if __name__ == "__main__":

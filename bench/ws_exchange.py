@@ -164,10 +164,10 @@ async def rest_place(port: int, key: str, orders: Orders, pace_s: float) -> dict
     return {"latencies_ms": latencies, "answers": answers}
 
 
-def subscriptions() -> list[dict[str, Any]]:
-    """Return what each fan-out client subscribes to: the market's book (default depth,
-    default 100 ms conflation) and its trades."""
-    return [
-        {"op": "subscribe", "id": 1, "channel": "orderbook", "market": MARKET},
-        {"op": "subscribe", "id": 2, "channel": "trades", "market": MARKET},
-    ]
+def subscriptions(interval_ms: int | None) -> list[dict[str, Any]]:
+    """Return what each fan-out client subscribes to: the market's book (default depth;
+    the default conflation, 100 ms, unless `interval_ms` is given) and its trades."""
+    book: dict[str, Any] = {"op": "subscribe", "id": 1, "channel": "orderbook", "market": MARKET}
+    if interval_ms is not None:
+        book["interval_ms"] = interval_ms
+    return [book, {"op": "subscribe", "id": 2, "channel": "trades", "market": MARKET}]

@@ -40,6 +40,16 @@ def print_measured(m: Measured) -> None:
         f"({kinds}); latency p50 {_ms(total.percentile_ms(50))}, p99 "
         f"{_ms(total.percentile_ms(99))}, max {_ms(total.max_ms)} ms"
     )
+    if m.server != "bare":
+        print(
+            "   latency by channel: "
+            + "; ".join(
+                f"{name} p50 {_ms(f.percentile_ms(50))}, p99 {_ms(f.percentile_ms(99))}, max "
+                f"{_ms(f.max_ms)} ms"
+                for name, f in sorted(fleet.channels.items())
+                if f.count
+            )
+        )
     what = "server process" if m.server == "bare" else "gateway replica(s)"
     print(
         f"   CPU: {what} {100 * m.main_cpu_s / m.duration_s:.0f}% of a core, "
@@ -50,8 +60,9 @@ def print_measured(m: Measured) -> None:
         flow = m.flow
         errors = ", ".join(f"{s}: {n}" for s, n in flow.errors.items()) or "none"
         print(
-            f"   order flow: {flow.ok:,} accepted ({flow.ok / flow.wall_s:,.1f}/s), errors "
-            f"{errors}; whole server side per delivered message:"
+            f"   order flow: {flow.ok:,} accepted ({flow.ok / flow.wall_s:,.1f}/s), REST latency "
+            f"p50 {flow.percentile_ms(50):,.1f}, p99 {flow.percentile_ms(99):,.1f} ms (from when "
+            f"due), errors {errors}; whole server side per delivered message:"
         )
         print("\n".join(cpu_report(m.server_cpu, m.duration_s, max(total.count, 1), "msg")))
     for sample in fleet.samples[:5]:
