@@ -41,10 +41,12 @@ def controller_options(namespace: str) -> dict[str, Any]:
     }
 
 
-def _start_shard(i: int, database_url: str, shard_count: int, namespace: str) -> Any:
+def _start_shard(
+    i: int, database_url: str, shard_count: int, namespace: str, redis_url: str | None
+) -> Any:
     options = dict(ledger_shard_options(i), namespace=namespace, get_if_exists=True)
     cls: Any = ray.remote(LedgerShard)
-    return cls.options(**options).remote(i, shard_count, database_url)
+    return cls.options(**options).remote(i, shard_count, database_url, redis_url)
 
 
 def least_loaded_node(alive: list[str], placed: dict[str, str]) -> str | None:
@@ -87,10 +89,18 @@ class Controller:
             `DEFAULT_SHARD_COUNT` for a new ledger). Another number than the recorded one
             is refused (`LedgerLayoutError`).
         namespace: Ray namespace of every actor of the exchange.
+        redis_url: Where markets and shards publish the real-time stream; None: nowhere.
     """
 
-    def __init__(self, database_url: str, shard_count: int | None, namespace: str = "clob") -> None:
+    def __init__(
+        self,
+        database_url: str,
+        shard_count: int | None,
+        namespace: str = "clob",
+        redis_url: str | None = None,
+    ) -> None:
         self._url = database_url
+        self._redis_url = redis_url
         self._configured_shards = shard_count
         self._shard_count = 0  # the ledger's, known once started
         self._namespace = namespace
@@ -112,7 +122,7 @@ class Controller:
         finally:
             await conn.close()
         self._shards = [
-            _start_shard(i, self._url, self._shard_count, self._namespace)
+            _start_shard(i, self._url, self._shard_count, self._namespace, self._redis_url)
             for i in range(self._shard_count)
         ]
         # A shard that cannot load its state stops nothing else: it reports it in `health`
@@ -169,7 +179,9 @@ class Controller:
         if node is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
         cls: Any = ray.remote(MarketActor)
-        return cls.options(**options).remote(symbol, self._url, self._shard_count, self._namespace)
+        return cls.options(**options).remote(
+            symbol, self._url, self._shard_count, self._namespace, redis_url=self._redis_url
+        )
 
     async def ready(self) -> bool:
         """Wait until the shards and every market actor are up; return True."""

@@ -13,6 +13,8 @@
    ``--cancels`` makes that share of the fill's commands cancels of live orders, so the
    book stays bounded as in a real market (without it every passive order rests).
 
+``--stream`` also publishes the real-time stream to Redis (A/B the publisher's cost).
+
 Uses ``DATABASE_URL`` if set, else starts the embedded PostgreSQL in a temporary directory.
 Prints figures; asserts nothing.
 """
@@ -68,8 +70,10 @@ def _batch(rng: random.Random, accounts: list[int], n: int, tag: str) -> list[Or
     return out
 
 
-async def _setup(url: str, namespace: str, accounts_n: int) -> tuple[str, list[int]]:
-    await asyncio.to_thread(start_core, url, SHARDS, namespace)
+async def _setup(
+    url: str, namespace: str, accounts_n: int, redis_url: str | None
+) -> tuple[str, list[int]]:
+    await asyncio.to_thread(start_core, url, SHARDS, namespace, redis_url)
     conn = await asyncpg.connect(url)
     try:
         spec = MarketSpec(symbol="BENCH-USD", base_asset="BENCH", quote_asset="USD")
@@ -83,12 +87,15 @@ async def _setup(url: str, namespace: str, accounts_n: int) -> tuple[str, list[i
     return "BENCH-USD", accounts
 
 
-def _start(symbol: str, url: str, namespace: str, snapshot_every: int) -> Any:
+def _start(
+    symbol: str, url: str, namespace: str, snapshot_every: int, redis_url: str | None
+) -> Any:
     cls: Any = ray.remote(MarketActor)
     options = dict(market_actor_options(symbol), namespace=namespace, get_if_exists=True)
     return cls.options(**options).remote(
-        symbol, url, SHARDS, namespace, snapshot_every_events=snapshot_every
-    )
+        symbol, url, SHARDS, namespace, snapshot_every_events=snapshot_every,
+        redis_url=redis_url,
+    )  # fmt: skip
 
 
 def _with_cancels(
@@ -182,12 +189,12 @@ def _print_db_work(before: dict[str, float], after: dict[str, float], orders: in
     print("database work per pass: " + ", ".join(parts))
 
 
-async def run(args: argparse.Namespace, url: str) -> None:
+async def run(args: argparse.Namespace, url: str, redis_url: str | None) -> None:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     prefer_exchange_workers()
     ray.init(num_cpus=2, include_dashboard=False, namespace=namespace, log_to_driver=False)
-    symbol, accounts = await _setup(url, namespace, args.accounts)
-    market = _start(symbol, url, namespace, args.snapshot_every)
+    symbol, accounts = await _setup(url, namespace, args.accounts, redis_url)
+    market = _start(symbol, url, namespace, args.snapshot_every, redis_url)
     await market.status.remote()
     rng = random.Random(7)
     batches = [_batch(rng, accounts, args.batch, f"t{b}") for b in range(args.batches)]
@@ -210,6 +217,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
     stages = status["stage_seconds"]
     print("pipeline stages (s, share of wall time): " + ", ".join(
         f"{k} {v:.2f} ({v / elapsed:.0%})" for k, v in stages.items()))  # fmt: skip
+    if status["stream"] is not None:
+        print(f"stream: {status['stream']}")
     print("CPU of every process on the machine in that phase (% of one core, per order):")
     print("\n".join(cpu_report(cpu, elapsed, orders, "order")))
     await asyncio.sleep(1.0)  # statistics reach the views at most every second or so
@@ -276,6 +285,9 @@ def main() -> None:
     )
     parser.add_argument("--skip-journal-only", action="store_true")
     parser.add_argument(
+        "--stream", action="store_true", help="publish the real-time stream to Redis (A/B)"
+    )
+    parser.add_argument(
         "--keep-database", action="store_true", help="(with DATABASE_URL) print it, keep it"
     )
     args = parser.parse_args()
@@ -284,7 +296,7 @@ def main() -> None:
     try:
         url = asyncio.run(create_database(services.database_url, "bench"))
         asyncio.run(_track_functions(url))
-        asyncio.run(run(args, url))
+        asyncio.run(run(args, url, services.redis_url if args.stream else None))
     finally:
         if services.started:
             stop_embedded(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from fastapi import Depends, Response
+from fastapi import Depends, Response, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from ray import serve
@@ -26,6 +26,8 @@ from serve_app.gateway.core import GatewayCore
 from serve_app.http.contract import strict_request
 from serve_app.http.handlers import install_error_handlers
 from serve_app.routes import include_routes, system
+from serve_app.ws.metrics import WsCollector
+from serve_app.ws.service import WsService
 
 API_PREFIX = "/api/v1"
 
@@ -67,6 +69,14 @@ def _edge_config(args: AppArgs) -> EdgeConfig:
     )
 
 
+@api.websocket("/ws")
+async def websocket(socket: WebSocket) -> None:
+    """The real-time WebSocket API (docs/websocket.md), served by this replica's hub."""
+    servable: Any = serve.get_replica_context().servable_object
+    service: WsService = servable.ws
+    await service.serve(socket)
+
+
 @serve.deployment(
     ray_actor_options={"num_cpus": 0},
     graceful_shutdown_wait_loop_s=0.5,
@@ -82,6 +92,9 @@ class Gateway:
         self._health = probes.CachedProbe(lambda: system.trading_up(self.core), HEALTH_TTL_S)
         self._edge = Edge(api.dispatch, _edge_config(args), self.core)
         api.edge = self._edge
+        replica = serve.get_replica_context().replica_tag
+        self.ws = WsService(self.core, replica)
+        self._edge.metrics.registry.register(WsCollector(self.ws, replica))
 
     @api.get("/metrics", include_in_schema=False)
     async def metrics(self) -> Response:
@@ -118,7 +131,8 @@ def app_builder(args: dict[str, Any] | AppArgs) -> Application:
     deployment: Any = Gateway
     application: Application = deployment.options(
         num_replicas=parsed.gateway_replicas,
-        max_ongoing_requests=parsed.max_ongoing_requests,
+        # Each open WebSocket is one ongoing request of its replica for its whole life.
+        max_ongoing_requests=parsed.max_ongoing_requests + parsed.ws_max_connections,
         logging_config={"enable_access_log": parsed.access_log},
     ).bind(parsed)
     return application

@@ -219,8 +219,9 @@ class Exchange:
         from actors.bootstrap import start_core
 
         controller = start_core(
-            services.database_url, settings.ledger_shards, settings.ray.namespace
-        )
+            services.database_url, settings.ledger_shards, settings.ray.namespace,
+            services.redis_url,
+        )  # fmt: skip
         self.progress(f"trading core up ({ray.get(controller.shard_count.remote())} ledger shards)")
         self.demo = demo.for_launch(settings, services.database_url, controller, self.progress)
         http_url = self._deploy(services.database_url, services.redis_url)

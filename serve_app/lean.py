@@ -29,9 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from actors import jsonx
 from serve_app.edge.context import context_of, note_error, route_path
 from serve_app.errors import ApiError, error_body
+from serve_app.gateway import orders
 from serve_app.gateway.models import OrderCreate
 from serve_app.http.deps import authorize, replica_core
-from serve_app.routes import orders
 
 LeanRoute = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
 

@@ -168,3 +168,18 @@ def percent_change(old: int, new: int) -> str:
         ctx.prec = MAX_DIGITS
         value = Decimal(new - old) * 100 / Decimal(old)
         return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+
+
+def average_price(spec: MarketSpec, filled_quote_atoms: int, filled_lots: int) -> str | None:
+    """Return the average fill price (quote per base unit) of `filled_lots` that cost
+    `filled_quote_atoms`, rounded half-even to the quote asset's decimals; None unfilled."""
+    if filled_lots <= 0:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = MAX_DIGITS + spec.base_decimals + spec.quote_decimals
+        base_atoms = Decimal(filled_lots * spec.lot_size)
+        # atoms of quote per atom of base, scaled to quote units per whole base unit
+        price = Decimal(filled_quote_atoms) / base_atoms * Decimal(10) ** spec.base_decimals
+        value = price.scaleb(-spec.quote_decimals)
+        exp = Decimal(1).scaleb(-spec.quote_decimals)
+        return str(value.quantize(exp, rounding=ROUND_HALF_EVEN))

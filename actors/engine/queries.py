@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.engine.matching import MatcherCore
-from actors.engine.types import Lots, Millis, OrderId, Owner, Ticks
+from actors.engine.types import Lots, Millis, OrderId, Owner, Side, Ticks
 from actors.engine.views import L2Book, L2Level, OrderView, order_view
 
 
@@ -51,6 +51,22 @@ class EngineQueries(MatcherCore):
         return L2Book(
             side_levels(self._bids.sorted_levels()), side_levels(self._asks.sorted_levels())
         )
+
+    def level(self, side: Side, price: Ticks) -> tuple[Lots, int]:
+        """Return one price level's visible qty in lots and its order count ((0, 0) when
+        no order rests there); O(1)."""
+        lv = self._bids.levels.get(-price) if side is Side.BUY else self._asks.levels.get(price)
+        return (Lots(0), 0) if lv is None else (Lots(lv.total), lv.count)
+
+    def resting_level(self, order_id: OrderId) -> tuple[Side, Ticks] | None:
+        """Return the side and price in ticks of the level a resting order is queued at,
+        or None when it does not rest in the book (a pending stop, gone); O(1)."""
+        o = self._orders.get(order_id)
+        if o is None:
+            return None
+        price = o.price
+        assert price is not None  # every resting order has a limit price
+        return (Side.BUY if o.is_buy else Side.SELL), Ticks(price)
 
     def l3(self) -> list[OrderView]:
         """Return every resting order: bids best first, then asks, each level in queue order."""

@@ -49,6 +49,8 @@ class Holds:
         self._holds: dict[HoldKey, Hold] = {}
         self._held: dict[tuple[AccountId, str], int] = {}
         self._market_epochs: dict[str, int] = {}
+        # (account, asset) pairs whose held sum changed (`LedgerState.take_touched`).
+        self.touched: set[tuple[AccountId, str]] = set()
 
     def __len__(self) -> int:
         return len(self._holds)
@@ -79,12 +81,14 @@ class Holds:
         self._holds[key] = hold
         k = (hold.account_id, hold.asset)
         self._held[k] = self._held.get(k, 0) + hold.atoms
+        self.touched.add(k)
 
     def pop(self, key: HoldKey) -> Hold | None:
         """Remove and return a hold, or None if there is none."""
         hold = self._holds.pop(key, None)
         if hold is not None:
             k = (hold.account_id, hold.asset)
+            self.touched.add(k)
             left = self._held[k] - hold.atoms
             if left:
                 self._held[k] = left

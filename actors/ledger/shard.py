@@ -51,6 +51,8 @@ from actors.ledger.rules import (
     LedgerRequestError,
     check_credit,
 )
+from actors.stream.balances import balance_messages
+from actors.stream.sink import RedisSink
 
 __all__ = [
     "DIRECT_METHODS",
@@ -95,9 +97,12 @@ class LedgerShard:
         shard_id: This shard's number.
         shard_count: Number of shards.
         database_url: PostgreSQL URL (the shard acts as `clob_system` when it may).
+        redis_url: Where to publish balance changes (`actors.stream`); None: off.
     """
 
-    def __init__(self, shard_id: int, shard_count: int, database_url: str) -> None:
+    def __init__(
+        self, shard_id: int, shard_count: int, database_url: str, redis_url: str | None = None
+    ) -> None:
         self._shard_id = shard_id
         self._shard_count = shard_count
         self._url = database_url
@@ -120,6 +125,7 @@ class LedgerShard:
         self.pid = os.getpid()  # this incarnation's process, for operators and tests
         self._failure: str | None = None  # why the last recovery failed, until one succeeds
         self._direct = DirectServer(self, DIRECT_METHODS)
+        self._sink = None if redis_url is None else RedisSink(redis_url)
         # Recover now: the epoch moves at once and the first reserve does not wait.
         self._eager = start_in_constructor(self.ping, log)
 
@@ -307,6 +313,7 @@ class LedgerShard:
             "pid": self.pid,
             "error": self._failure,
             "set_aside": self.set_aside.report(),
+            "stream": None if self._sink is None else self._sink.counters(),
         }
 
     async def readmit(self, market: str) -> dict[str, Any]:
@@ -396,7 +403,9 @@ class LedgerShard:
                 try:
                     if self._core is None:
                         self._core = await self._recover_or_report(conn)
-                    return await run(conn, self._core)
+                    result = await run(conn, self._core)
+                    self._publish(self._core)
+                    return result
                 except (LedgerRequestError, StaleMarketEpochError):
                     raise  # refused before anything changed: the state stays
                 except EntryApplyError as exc:
@@ -407,6 +416,16 @@ class LedgerShard:
                 except BaseException:
                     self._drop_state(conn)
                     raise
+
+    def _publish(self, core: LedgerCore) -> None:
+        """Publish the balances the call changed: one message per account, whatever
+        number of moves and holds the call made (never waits: the sink queues)."""
+        touched = core.take_touched()
+        if self._sink is None or not touched:
+            return
+        now = time.time_ns() // 1_000_000
+        for channel, data in balance_messages(touched, core.balance, now):
+            self._sink.publish(channel, data)
 
     def _drop_state(self, conn: asyncpg.Connection) -> None:
         self._core = None  # reload from PostgreSQL on the next call

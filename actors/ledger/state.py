@@ -58,6 +58,8 @@ class LedgerState:
         self._dirty_records: set[Key] = set()
         self._dirty_marks: set[str] = set()
         self.holds = Holds()
+        # (account, asset) pairs whose balance may have changed since `take_touched`.
+        self._touched: set[tuple[AccountId, str]] = set()
         # While True (catching up from the journal at recovery), balances may go negative
         # on the way: the journals of several markets are replayed one after the other,
         # not in the order their entries happened. `check_balances` checks the end state.
@@ -156,6 +158,14 @@ class LedgerState:
                     f"after the journal catch-up: ({available}, {locked})"
                 )
 
+    def take_touched(self) -> set[tuple[AccountId, str]]:
+        """Return the (account, asset) pairs whose `balance` may have changed since the
+        last call (moves and holds), and forget them."""
+        touched = self._touched | self.holds.touched
+        self._touched = set()
+        self.holds.touched = set()
+        return touched
+
     def take_changes(self) -> Changes:
         """Return everything changed since the last call, as values to persist."""
         changes = self._changes
@@ -228,6 +238,7 @@ class LedgerState:
         value[0] += d_available
         value[1] += d_locked
         self._dirty_balances.add((account_id, asset))
+        self._touched.add((account_id, asset))
         self._moves.append(Move(account_id, asset, d_available, d_locked))
 
     def _fee(self, asset: str, delta: int) -> None:

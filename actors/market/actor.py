@@ -32,13 +32,16 @@ from actors.engine.engine import GC_THRESHOLDS
 from actors.engine.views import OrderView
 from actors.infra.ray_env import start_in_constructor
 from actors.market.consumers import TradeTape, market_consumers
-from actors.market.core import JournalWriteError, MarketCore
+from actors.market.core import JournalWriteError, MarketCore, now_ms
 from actors.market.journal import FencedError, open_stores
 from actors.market.ledger_client import LedgerClient
 from actors.market.passes import PASS_SIZE_BOUNDS, GroupCommit, SizeCounts
 from actors.market.ports import Ports
 from actors.market.recovery import recover
 from actors.market.reservations import DEFAULT_MAX_SLIPPAGE_BPS
+from actors.market.seam import Consumer
+from actors.stream.publisher import StreamPublisher
+from actors.stream.sink import RedisSink
 
 log = logging.getLogger(__name__)
 TICK_INTERVAL_S = 1.0
@@ -103,6 +106,7 @@ class MarketActor:
         namespace: Ray namespace of the ledger shards.
         snapshot_every_events: Engine events between snapshots.
         max_slippage_bps: Protection budget of market buys by quantity, basis points.
+        redis_url: Where to publish the real-time stream (`actors.stream`); None: off.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class MarketActor:
         *,
         snapshot_every_events: int = 50_000,
         max_slippage_bps: int = DEFAULT_MAX_SLIPPAGE_BPS,
+        redis_url: str | None = None,
     ) -> None:
         gc.set_threshold(*GC_THRESHOLDS)  # this process hosts an engine
         self._symbol = symbol
@@ -123,6 +128,9 @@ class MarketActor:
         self._slippage = max_slippage_bps
         self._core: MarketCore | None = None
         self._tape: TradeTape | None = None  # the consumer holding the recent trades
+        # The real-time stream's sink, one per incarnation (its sender starts on first use).
+        self._sink = None if redis_url is None else RedisSink(redis_url)
+        self._publisher: StreamPublisher | None = None
         self._init_lock: asyncio.Lock | None = None
         self._lock: asyncio.Lock | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -182,7 +190,14 @@ class MarketActor:
         the recovery fails)."""
         stores = await open_stores(self._database_url, self._symbol)
         try:
-            consumers = market_consumers(stores.spec, self._ledger, stores.projection)
+            own = market_consumers(stores.spec, self._ledger, stores.projection)
+            consumers: list[Consumer] = list(own)
+            publisher = None
+            if self._sink is not None:
+                publisher = StreamPublisher(
+                    stores.spec, self._sink, stores.projection, now_ms, own[1].rows_of
+                )
+                consumers.append(publisher)
             ports = Ports(stores.journal, stores.snapshots, stores.projection, self._ledger)
             core = await recover(
                 stores.spec, ports, consumers, snapshot_every_events=self._snapshot_every,
@@ -191,7 +206,7 @@ class MarketActor:
         except BaseException:
             stores.terminate()
             raise
-        self._tape = consumers[-1]
+        self._tape, self._publisher = own[-1], publisher
         return core
 
     async def health(self) -> dict[str, Any]:
@@ -363,6 +378,19 @@ class MarketActor:
             "projection_lag": projection_lag,
             "pass_commands": self._pass_sizes.to_dict(),
             "consumer_failures": dict(core.seam.failures),
+            "stream": self._stream_status(),
+        }
+
+    def _stream_status(self) -> dict[str, int] | None:
+        """Return the stream's counters (None when publishing is off): the sink's, the
+        market's messages and the order updates it could not place."""
+        if self._sink is None:
+            return None
+        publisher = self._publisher
+        return {
+            **self._sink.counters(),
+            "batches": 0 if publisher is None else publisher.batches,
+            "unknown_orders": 0 if publisher is None else publisher.orders.unknown,
         }
 
     async def settled(self) -> int:

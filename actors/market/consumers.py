@@ -15,10 +15,14 @@ from actors.engine import Fill, MarketSpec
 from actors.market import routing
 from actors.market.ports import Ledger, ProjectionStore
 from actors.market.projection import Projection
+from actors.market.rows import NewOrderRow, OrderUpdate, TradeRow
 from actors.market.seam import Book, CommittedBatch, Consumer, Finish
 
 log = logging.getLogger(__name__)
 RECENT_TRADES = 1_000
+
+ProjectedRows = tuple[list[NewOrderRow | OrderUpdate], list[TradeRow]]
+"""A batch's orders projection rows and trade rows (`Projector.rows_of`)."""
 
 
 class LedgerApply(Consumer):
@@ -86,6 +90,7 @@ class Projector(Consumer):
     def __init__(self, spec: MarketSpec, store: ProjectionStore) -> None:
         self._spec = spec
         self._store = store
+        self._last: tuple[CommittedBatch, ProjectedRows] | None = None
 
     def committed(self, batch: CommittedBatch, book: Book) -> Finish:
         """Build the batch's rows from the book after it; return their write."""
@@ -94,6 +99,7 @@ class Projector(Consumer):
             projection.add(entry)
         updates = projection.finish(book)
         trades = projection.trades
+        self._last = (batch, (updates, trades))
 
         async def finish() -> None:
             await self._store.project(batch.epoch, batch.last_seq, updates, trades)
@@ -103,6 +109,12 @@ class Projector(Consumer):
     async def high_water(self) -> int:
         """Return the projection mark."""
         return await self._store.projection_mark()
+
+    def rows_of(self, batch: CommittedBatch) -> ProjectedRows | None:
+        """Return the rows built for `batch` if it is the last batch given to `committed`
+        (a consumer after this one reuses them instead of building them again; read-only)."""
+        last = self._last
+        return last[1] if last is not None and last[0] is batch else None
 
 
 class TradeTape(Consumer):

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -28,6 +29,7 @@ from actors.market.rows import (
     JournalRow,
     JsonDict,
     NewOrderRow,
+    OrderRow,
     OrderUpdate,
     SnapshotRow,
     TradeRow,
@@ -295,6 +297,28 @@ class Journal:
             self.market_id, limit,
         )  # fmt: skip
         return [trade_dict(r) for r in rows]
+
+    async def live_orders(self) -> list[OrderRow]:
+        """Return the market's live orders as the orders table holds them."""
+        rows = await self._conn.fetch(_LIVE_ORDERS_SQL, self.market_id)
+        return [_order_row(r) for r in rows]
+
+
+_MS = "(extract(epoch FROM {0}) * 1000)::bigint AS {0}_ms"
+_LIVE_ORDERS_SQL = (
+    "SELECT order_id, account_id, client_order_id, side, kind, tif, post_only, stp, "
+    "price_ticks, stop_price_ticks, qty_lots, quote_qty_tick_lots, display_qty_lots, "
+    "open_qty_lots, filled_qty_lots, filled_quote_atoms, fee_atoms, status, reason, "
+    f"last_event_seq, {_MS.format('expire_at')}, {_MS.format('created_at')}, "
+    f"{_MS.format('updated_at')} FROM orders WHERE market_id = $1 "
+    "AND status IN ('open', 'untriggered', 'partially_filled')"
+)
+
+
+def _order_row(r: asyncpg.Record) -> OrderRow:
+    values: dict[str, Any] = {k: (int(v) if k.endswith("_atoms") else v) for k, v in r.items()}
+    values["account_id"] = AccountId(int(r["account_id"]))
+    return OrderRow(**values)
 
 
 class UnknownMarketError(LookupError):

@@ -20,7 +20,15 @@ from typing import Protocol
 
 from actors.accounts import AccountId
 from actors.contracts import LedgerEntry, Reservation
-from actors.market.rows import JournalRow, JsonDict, NewOrderRow, OrderUpdate, SnapshotRow, TradeRow
+from actors.market.rows import (
+    JournalRow,
+    JsonDict,
+    NewOrderRow,
+    OrderRow,
+    OrderUpdate,
+    SnapshotRow,
+    TradeRow,
+)
 
 Clock = Callable[[], int]
 """Milliseconds since the epoch (the pipeline's only clock)."""
@@ -113,6 +121,10 @@ class ProjectionStore(Protocol):
 
     async def recent_trades(self, limit: int) -> list[JsonDict]:
         """Return the last `limit` trades in their public form, newest first."""
+        ...
+
+    async def live_orders(self) -> list[OrderRow]:
+        """Return the market's live orders (open, untriggered, partially filled) as stored."""
         ...
 
 

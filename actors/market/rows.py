@@ -90,6 +90,36 @@ class OrderUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderRow:
+    """A live order as the orders table holds it (what the stream publisher starts from):
+    prices in ticks, quantities in lots, amounts in quote atoms, times in ms."""
+
+    order_id: str
+    account_id: AccountId
+    client_order_id: str | None
+    side: str
+    kind: str
+    tif: str
+    post_only: str | None
+    stp: str
+    price_ticks: int | None
+    stop_price_ticks: int | None
+    qty_lots: int | None
+    quote_qty_tick_lots: int | None
+    display_qty_lots: int | None
+    expire_at_ms: int | None
+    open_qty_lots: int
+    filled_qty_lots: int
+    filled_quote_atoms: int
+    fee_atoms: int
+    status: str
+    reason: str | None
+    last_event_seq: int
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class TradeRow:
     """One fill: `seq` is the fill's engine event seq; amounts in quote atoms."""
 

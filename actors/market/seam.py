@@ -27,7 +27,7 @@ Contract (docs/pipeline.md says the same for readers outside the code):
   same transaction as its output (the projection: exactly-once in effect, and the epoch
   fences a stale writer), or skip what is at or below its mark (the ledger shards, which
   also skip an apply a retried call repeats).
-- **Ephemeral consumers** (`durable = False`: the trade tape, a future publisher) see
+- **Ephemeral consumers** (`durable = False`: the trade tape, the stream publisher) see
   batches from their start onwards and keep no mark. They never slow the pipeline: their
   finish, if any, runs in the background, unchained and not awaited. A failure in
   `committed` or in the finish is logged and counted (`Seam.failures`) and never fails a
@@ -48,7 +48,7 @@ from typing import NamedTuple, Protocol
 
 from actors.accounts import AccountId
 from actors.contracts import Reservation
-from actors.engine import Command, Event, OrderId, OrderView
+from actors.engine import Command, Event, Lots, OrderId, OrderView, Side, Ticks
 from actors.ledger.fees import FillFees
 from actors.market.ports import FencedError, JournalWriteError
 
@@ -119,6 +119,19 @@ class Book(Protocol):
 
     def live_order_ids(self) -> list[OrderId]:
         """Return the ids of every live order and pending stop."""
+        ...
+
+    @property
+    def seq(self) -> int:
+        """Return the engine event seq after the batch (the book's update id)."""
+        ...
+
+    def level(self, side: Side, price: Ticks) -> tuple[Lots, int]:
+        """Return a price level's visible qty in lots and order count ((0, 0): none)."""
+        ...
+
+    def resting_level(self, order_id: OrderId) -> tuple[Side, Ticks] | None:
+        """Return the side and price of the level a resting order is queued at, or None."""
         ...
 
 

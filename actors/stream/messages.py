@@ -98,9 +98,9 @@ class OrderState(msgspec.Struct, frozen=True):
     shows it like REST's `OrderView`, plus the average price).
 
     `status` and `reason` take the values REST shows (`open`, `untriggered`,
-    `partially_filled`, `filled`, `cancelled`, `expired`, `rejected`). Quantities in lots, prices in ticks,
-    amounts in quote atoms, times in ms since the epoch. `u` is the engine event seq of the
-    last event that changed it.
+    `partially_filled`, `filled`, `cancelled`, `expired`, `rejected`). Quantities in lots,
+    prices in ticks, amounts in quote atoms, times in ms since the epoch. `u` is the engine
+    event seq of the last event that changed it.
     """
 
     market: str

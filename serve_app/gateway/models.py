@@ -228,6 +228,10 @@ class OrderBook(BaseModel):
 
     market: str
     seq: int = Field(description="Last engine event seq reflected in the snapshot.")
+    last_update_id: int = Field(
+        description="The same seq as `seq`, in the WebSocket stream's update-id space: "
+        "apply the stream's book updates with `u` > this id (docs/websocket.md)."
+    )
     bids: list[Level]
     asks: list[Level]
 

@@ -161,9 +161,11 @@ async def orderbook(
 
     async def load() -> str:
         raw = await core.call(f"market:{spec.symbol}", "l2", depth)
+        seq = int(raw.get("seq", 0))
         book = OrderBook(
             market=spec.symbol,
-            seq=int(raw.get("seq", 0)),
+            seq=seq,
+            last_update_id=seq,
             bids=views.levels(spec, raw["bids"]),
             asks=views.levels(spec, raw["asks"]),
         )

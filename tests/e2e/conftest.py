@@ -143,7 +143,7 @@ def exchange(
         logging_level=logging.WARNING, log_to_driver=False,
     )  # fmt: skip
     try:
-        start_core(pg_dsn, SHARD_COUNT, "clob")
+        start_core(pg_dsn, SHARD_COUNT, "clob", redis_url)
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         log_dir = tmp_path_factory.mktemp("request-log")

@@ -72,7 +72,7 @@ def test_orderbook_levels_have_price_quantity_and_count(exchange: Exchange, trad
     assert book["market"] == traded
     assert book["bids"] == [{"price": "9.000000", "qty": "0.750000000", "count": 2}]
     assert book["asks"] == []
-    assert book["seq"] > 0
+    assert book["seq"] > 0 and book["last_update_id"] == book["seq"]
 
 
 def test_orderbook_is_cached_for_100_ms_per_depth(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from actors.accounts import AccountId
@@ -29,6 +29,7 @@ from actors.market.rows import (
     JournalRow,
     JsonDict,
     NewOrderRow,
+    OrderRow,
     OrderUpdate,
     SnapshotRow,
     TradeRow,
@@ -162,17 +163,47 @@ class MemoryStore:
         self.mark = upto_seq
 
     def _project_order(self, u: NewOrderRow | OrderUpdate) -> None:
+        """Apply a row as `clob_project_json` (migrations 0010, 0016) does, written out
+        here on its own: the reference the stream publisher's copy is tested against."""
         if isinstance(u, NewOrderRow):
+            row = asdict(u)
+            for key in ("event_seq", "request_digest"):
+                row.pop(key)
+            row.update(last_event_seq=u.event_seq, updated_at_ms=u.created_at_ms)
             self.orders[u.order_id] = {
-                "account_id": u.account_id, "client_order_id": u.client_order_id,
-                "status": u.status, "open": u.open_qty_lots, "filled": u.filled_qty_lots,
-                "fee": u.fee_atoms, "digest": u.request_digest,
+                **row, "open": u.open_qty_lots, "filled": u.filled_qty_lots, "fee": u.fee_atoms,
+                "digest": u.request_digest,
             }  # fmt: skip
             return
-        order = self.orders[u.order_id]
-        order["status"], order["open"] = u.status, u.open_qty_lots
-        order["filled"] += u.filled_qty_delta_lots
-        order["fee"] += u.fee_delta_atoms
+        o = self.orders[u.order_id]
+        if o["last_event_seq"] >= u.event_seq:
+            return
+        filled_before = o["filled_qty_lots"]
+        filled = filled_before + u.filled_qty_delta_lots
+        if u.amended_open_lots is not None and o["qty_lots"] is not None:
+            o["qty_lots"] = filled_before + u.filled_before_amend_lots + u.amended_open_lots
+        o["open_qty_lots"] = o["open"] = u.open_qty_lots
+        o["filled_qty_lots"] = o["filled"] = filled
+        o["filled_quote_atoms"] += u.filled_quote_delta_atoms
+        o["fee_atoms"] += u.fee_delta_atoms
+        o["fee"] = o["fee_atoms"]
+        if u.price_ticks is not None:
+            o["price_ticks"] = u.price_ticks
+        o["status"] = "partially_filled" if u.status == "open" and filled > 0 else u.status
+        if u.reason is not None:
+            o["reason"] = u.reason
+        o["last_event_seq"] = u.event_seq
+        if u.updated_at_ms is not None:
+            o["updated_at_ms"] = u.updated_at_ms
+
+    def order_row(self, order_id: str) -> OrderRow:
+        """Return an order as the table holds it."""
+        o = self.orders[order_id]
+        return OrderRow(**{f: o[f] for f in OrderRow.__dataclass_fields__})
+
+    async def live_orders(self) -> list[OrderRow]:
+        """Return the live orders as stored."""
+        return [self.order_row(oid) for oid, o in self.orders.items() if o["status"] in _LIVE]
 
     async def client_orders(self) -> dict[tuple[AccountId, str], tuple[str, str | None]]:
         """Return the live orders' client order ids."""
@@ -295,3 +326,33 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now_ms
+
+
+class MemorySink:
+    """A stream sink in memory (the `actors.stream.ports.Sink` port): keeps every message.
+
+    Attributes:
+        messages: (channel, data) in publish order.
+        down: While True, publishes are dropped and counted, as a sink without Redis does.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.down = False
+        self.dropped = 0
+
+    def publish(self, channel: str, data: bytes) -> None:
+        """Keep the message (or drop it while `down`)."""
+        if self.down:
+            self.dropped += 1
+        else:
+            self.messages.append((channel, data))
+
+    def counters(self) -> dict[str, int]:
+        """Return the counters a real sink reports."""
+        return {"published": len(self.messages), "dropped": self.dropped, "errors": 0,
+                "queued": 0, "connected": int(not self.down)}  # fmt: skip
+
+    def on(self, channel: str) -> list[bytes]:
+        """Return the messages of one channel, in order."""
+        return [data for c, data in self.messages if c == channel]

@@ -59,12 +59,14 @@ PURE = [
     "actors/market/core.py", "actors/market/intake.py", "actors/market/passes.py",
     "actors/market/ports.py", "actors/market/projection.py", "actors/market/recovery.py",
     "actors/market/reservations.py", "actors/market/routing.py", "actors/market/rows.py",
-    "actors/market/seam.py", "actors/market/state.py",
+    "actors/market/seam.py", "actors/market/state.py", "actors/stream/messages.py",
+    "actors/stream/orders.py", "actors/stream/ports.py", "actors/stream/publisher.py",
 ]  # fmt: skip
 IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx"}
 IMPURE_PROJECT = ("actors.direct", "actors.infra", "actors.market.journal",
                   "actors.market.ledger_client", "actors.market.actor", "actors.ledger.shard",
-                  "actors.ledger.store", "actors.controller", "actors.bootstrap")  # fmt: skip
+                  "actors.ledger.store", "actors.controller", "actors.bootstrap",
+                  "actors.stream.sink")  # fmt: skip
 
 
 def _module_file(name: str) -> Path | None:
@@ -103,6 +105,14 @@ def test_the_pipeline_and_its_rules_reach_no_io_ray_or_adapter(pure: str) -> Non
 def test_the_ledger_never_imports_the_market(path: Path) -> None:
     market = [n for n in _imports(path) if n == "actors.market" or n.startswith("actors.market.")]
     assert not market, (path, market)
+
+
+@pytest.mark.parametrize("path", _files("actors/ledger"), ids=lambda p: p.name)
+def test_the_ledger_reaches_the_market_not_even_through_the_stream(path: Path) -> None:
+    # The shards publish balances with `actors.stream.balances` and `sink`, which must
+    # therefore stay clear of the market package (the publisher of markets is not for them).
+    reached = [n for n in _reachable(path) if n.split(".")[:2] == ["actors", "market"]]
+    assert not reached, (path, reached)
 
 
 def test_the_engine_imports_nothing_of_the_project_but_itself() -> None:
@@ -144,11 +154,15 @@ _GRAPH = {m: _project_imports(p, set(_PROJECT)) - {m} for m, p in _PROJECT.items
 
 # What each layer of the gateway may not import (serve_app -> actors, never back; below the
 # app: the routes, then the HTTP plumbing, then the gateway's services).
+# The WebSocket API (`serve_app.ws`) sits beside the routes: on the gateway's services only.
 _GATEWAY_LAYERS = {
-    "serve_app.gateway": ("serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.http"),
-    "serve_app.http": ("serve_app.app", "serve_app.lean", "serve_app.routes"),
-    "serve_app.routes": ("serve_app.app", "serve_app.lean"),
-}
+    "serve_app.gateway": (
+        "serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.http", "serve_app.ws",
+    ),
+    "serve_app.http": ("serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.ws"),
+    "serve_app.routes": ("serve_app.app", "serve_app.lean", "serve_app.ws"),
+    "serve_app.ws": ("serve_app.app", "serve_app.lean", "serve_app.routes", "serve_app.http"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("layer", sorted(_GATEWAY_LAYERS))

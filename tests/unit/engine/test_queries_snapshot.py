@@ -8,7 +8,7 @@ import random
 import pytest
 from engine_harness import Harness
 
-from actors.engine import MarketSpec, MatchingEngine, OrderId, Owner
+from actors.engine import MarketSpec, MatchingEngine, OrderId, Owner, Side, Ticks
 from actors.engine.codec import command_from_dict
 
 
@@ -36,6 +36,19 @@ def test_l2_aggregates_visible_qty_and_counts(h: Harness, depth: int | None, n: 
     l2 = h.engine.l2(depth)
     assert [tuple(x) for x in l2.bids] == [(99, 7, 2), (97, 1, 1)][:n]
     assert [tuple(x) for x in l2.asks] == [(101, 3, 1), (103, 4, 1)][:n]
+
+
+def test_level_and_resting_level_agree_with_l2(h: Harness) -> None:
+    _populate(h)
+    buy, sell = Side.BUY, Side.SELL
+    for side, levels in ((buy, h.engine.l2().bids), (sell, h.engine.l2().asks)):
+        for lv in levels:
+            assert h.engine.level(side, lv.price) == (lv.qty, lv.order_count)
+    assert h.engine.level(buy, Ticks(101)) == (0, 0) and h.engine.level(sell, Ticks(99)) == (0, 0)
+    assert h.engine.resting_level(OrderId("b2")) == (buy, 99)
+    assert h.engine.resting_level(OrderId("s1")) == (sell, 101)
+    assert h.engine.resting_level(OrderId("st")) is None  # a pending stop rests nowhere
+    assert h.engine.resting_level(OrderId("nope")) is None
 
 
 def test_l3_lists_every_order_in_queue_order(h: Harness) -> None:

@@ -1,0 +1,232 @@
+"""One client's WebSocket: its bounded send queue, its writer task, its `seq`, its rate
+limit, and the session state's transition table.
+
+Publishers (the hub's feeds, the session) call `send`, which never blocks and never
+awaits: it numbers the message and queues it. One writer task per connection drains the
+queue onto the socket, so a slow client only fills its own queue. When the queue is full
+the connection's book subscriptions are dropped (`on_overflow`, set by the session: a
+`resync` notice tells the client) and their queued messages purged; if it is still full,
+the socket is closed with `CLOSE_SLOW_CONSUMER`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.types import Send
+
+from serve_app.ws.protocol import with_seq
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # a sustained message flood
+CLOSE_TRY_AGAIN = 1013  # the replica's connection cap
+CLOSE_SLOW_CONSUMER = 4001
+CLOSE_HEARTBEAT = 4002  # cancel-on-disconnect's heartbeat was missed
+DRAIN_TIMEOUT_S = 2.0  # how long a draining close waits for the queue to be written
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits of one connection (from `AppArgs`; sent in `welcome`).
+
+    Attributes:
+        max_subscriptions: Subscriptions at once.
+        messages_per_s: Incoming messages per second (token bucket rate).
+        burst: Incoming messages the bucket holds.
+        max_frame_bytes: Largest incoming frame, bytes.
+        send_queue: Outgoing messages queued at most.
+        heartbeat_s: Default heartbeat of cancel-on-disconnect, seconds.
+    """
+
+    max_subscriptions: int = 50
+    messages_per_s: float = 20.0
+    burst: int = 40
+    max_frame_bytes: int = 64 * 1024
+    send_queue: int = 1000
+    heartbeat_s: float = 10.0
+
+
+class State(enum.Enum):
+    """A session's lifecycle."""
+
+    OPEN = "open"  # accepted, not authenticated
+    AUTHENTICATED = "authenticated"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_TRANSITIONS: dict[tuple[State, str], State] = {
+    (State.OPEN, "auth"): State.AUTHENTICATED,
+    (State.AUTHENTICATED, "auth"): State.AUTHENTICATED,  # a key may be replaced by another
+    (State.OPEN, "close"): State.CLOSING,
+    (State.AUTHENTICATED, "close"): State.CLOSING,
+    (State.CLOSING, "close"): State.CLOSING,
+    (State.CLOSING, "closed"): State.CLOSED,
+}
+
+
+class TransitionError(ValueError):
+    """A session event its state does not allow."""
+
+
+def transition(state: State, event: str) -> State:
+    """Return the state after `event` (`auth`, `close`, `closed`).
+
+    Raises:
+        TransitionError: The event is not allowed in `state`.
+    """
+    after = _TRANSITIONS.get((state, event))
+    if after is None:
+        raise TransitionError(f"{event!r} is not allowed in state {state.value}")
+    return after
+
+
+class TokenBucket:
+    """Allow `rate` events per second with bursts of up to `capacity`."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.tokens = capacity
+        self.stamp = time.monotonic()
+
+    def take(self, now: float | None = None) -> bool:
+        """Take one token; return False when there is none."""
+        now = time.monotonic() if now is None else now
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Connection:
+    """The outgoing side of one WebSocket (see the module docstring)."""
+
+    def __init__(self, send: Send, limits: Limits, connection_id: str) -> None:
+        self.id = connection_id
+        self.limits = limits
+        self.seq = 0
+        self.state = State.OPEN
+        self.on_overflow: Callable[[], list[bytes]] = list
+        self.close_code: int | None = None
+        self._send = send
+        self._queue: deque[tuple[bool, bytes]] = deque()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing: tuple[int, str] | None = None  # a draining close's code and reason
+        # Incoming: the allowance, and the refusals a flood may spend before a close.
+        self.inbox = TokenBucket(limits.messages_per_s, limits.burst)
+        self.flood = TokenBucket(limits.messages_per_s, 5 * limits.messages_per_s)
+
+    @property
+    def open(self) -> bool:
+        """Whether messages are still sent."""
+        return self.state in (State.OPEN, State.AUTHENTICATED)
+
+    def start(self) -> None:
+        """Start the writer task."""
+        self._writer = asyncio.create_task(self._write_loop())
+
+    def send(self, body: bytes, book: bool = False) -> None:
+        """Queue an encoded message (a JSON object without `seq`); never blocks.
+
+        Args:
+            body: The message.
+            book: Whether it belongs to a book subscription (purged on overflow).
+        """
+        if not self.open:
+            return
+        if len(self._queue) >= self.limits.send_queue:
+            notices = self._shed()
+            if len(self._queue) + len(notices) >= self.limits.send_queue:
+                self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
+                return
+            for notice in notices:
+                self._push(notice, False)
+            if book:  # its subscription was just dropped
+                return
+        self._push(body, book)
+
+    def _push(self, body: bytes, book: bool) -> None:
+        self.seq += 1
+        self._queue.append((book, with_seq(self.seq, body)))
+        self._wake.set()
+
+    def _shed(self) -> list[bytes]:
+        """Purge the queued book messages and drop the book subscriptions; return the
+        notices to send (their seqs stay unused: the client sees the gap)."""
+        self._queue = deque(item for item in self._queue if not item[0])
+        return self.on_overflow()
+
+    def queued(self) -> int:
+        """Return how many messages wait to be written."""
+        return len(self._queue)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    _, data = self._queue.popleft()
+                    await self._send({"type": "websocket.send", "text": data.decode()})
+                if not self.open:
+                    if self._closing is not None:  # a draining close: now the close frame
+                        await self._close_frame(*self._closing)
+                    return
+        except Exception as exc:  # the client went away mid-write: the reader sees it too
+            log.debug("connection %s: write failed: %s", self.id, exc)
+            self.state = State.CLOSING
+
+    def close(self, code: int, reason: str = "", drain: bool = False) -> None:
+        """Close the socket with `code` once.
+
+        Args:
+            code: The close code.
+            reason: The close reason.
+            drain: Write what is queued first (e.g. the errors before a flood's close);
+                after `DRAIN_TIMEOUT_S` the close happens anyway. Otherwise (a slow
+                consumer) what is queued is dropped.
+        """
+        if not self.open:
+            return
+        self.state = transition(self.state, "close")
+        self.close_code = code
+        if drain and self._writer is not None and not self._writer.done():
+            self._closing = (code, reason)
+            self._wake.set()
+            asyncio.get_running_loop().call_later(DRAIN_TIMEOUT_S, self._abort, code, reason)
+            return
+        self._abort(code, reason)
+
+    def _abort(self, code: int, reason: str) -> None:
+        if self._writer is not None and self._writer.done() and self._closing is not None:
+            return  # the draining close finished
+        self._closing = None
+        self._queue.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+        asyncio.get_running_loop().create_task(self._close_frame(code, reason))
+
+    async def _close_frame(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):  # already gone
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+    async def finish(self) -> None:
+        """Stop the writer (after the client left or the socket closed)."""
+        self.state = State.CLOSED
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer

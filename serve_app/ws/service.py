@@ -1,0 +1,120 @@
+"""The `/ws` endpoint of one gateway replica: accept, greet, read frames, hand them to
+the session, and clean up.
+
+One `WsService` per replica owns the hub (its Redis subscriptions) and counts the open
+sockets: beyond `ws_max_connections` a socket is accepted and closed at once with 1013
+(try again later), so that the deployment's `max_ongoing_requests` (REST's share plus
+this cap: each open WebSocket is one ongoing request of the replica) is never what
+refuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from serve_app.gateway import stats_cache
+from serve_app.gateway.args import AppArgs
+from serve_app.gateway.core import GatewayCore
+from serve_app.ws.connection import CLOSE_TRY_AGAIN, Connection, Limits
+from serve_app.ws.hub import Hub, Sources
+from serve_app.ws.protocol import encode
+from serve_app.ws.session import Session
+from serve_app.ws.trades import TAPE_SIZE
+
+log = logging.getLogger(__name__)
+
+
+def limits_of(args: AppArgs) -> Limits:
+    """Return the per-connection limits the application was built with."""
+    return Limits(
+        max_subscriptions=args.ws_max_subscriptions, messages_per_s=args.ws_messages_per_s,
+        burst=args.ws_burst, max_frame_bytes=args.ws_max_frame_bytes,
+        send_queue=args.ws_send_queue, heartbeat_s=args.ws_heartbeat_s,
+    )  # fmt: skip
+
+
+class WsService:
+    """See the module docstring."""
+
+    def __init__(self, core: GatewayCore, replica: str) -> None:
+        self.core = core
+        self.replica = replica
+        self.limits = limits_of(core.args)
+        self.max_connections = core.args.ws_max_connections
+        self.connections = 0
+        self.hub = Hub(core.args.redis_url, _sources(core))
+
+    def status(self) -> dict[str, Any]:
+        """Return this replica's WebSocket figures."""
+        return {
+            "connections": self.connections, "redis_up": self.hub.up,
+            "markets": len(self.hub.markets), "accounts": len(self.hub.accounts),
+            **self.hub.counters,
+        }  # fmt: skip
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Serve one client until it leaves or is closed."""
+        await websocket.accept()
+        if self.connections >= self.max_connections:
+            await websocket.close(CLOSE_TRY_AGAIN, "connection limit of this replica")
+            return
+        self.connections += 1
+        conn = Connection(websocket.send, self.limits, uuid.uuid4().hex)
+        session = Session(self.core, self.hub, conn)
+        conn.start()
+        try:
+            conn.send(self._welcome(conn))
+            api_key = websocket.headers.get("x-api-key")
+            if api_key is not None:
+                await session.authenticate(api_key)
+            await self._read(websocket, conn, session)
+        finally:
+            self.connections -= 1
+            await session.end()
+            await conn.finish()
+
+    def _welcome(self, conn: Connection) -> bytes:
+        limits = {**asdict(self.limits), "max_connections": self.max_connections}
+        return encode({"op": "welcome", "connection_id": conn.id, "replica": self.replica,
+                       "limits": limits})  # fmt: skip
+
+    async def _read(self, websocket: WebSocket, conn: Connection, session: Session) -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = message.get("text")
+            if frame is None:
+                frame = message.get("bytes") or b""
+            if conn.open:
+                await session.on_frame(frame)
+
+
+def _sources(core: GatewayCore) -> Sources:
+    async def fetch_book(symbol: str) -> dict[str, Any]:
+        book: dict[str, Any] = await core.call(f"market:{symbol}", "l2", None)
+        return book
+
+    async def fetch_trades(symbol: str) -> list[dict[str, Any]]:
+        trades: list[dict[str, Any]] = await core.call(
+            f"market:{symbol}", "recent_trades", TAPE_SIZE
+        )
+        return trades
+
+    async def spec_of(symbol: str) -> Any:
+        return (await core.registry.market(await core.pool(), symbol)).spec
+
+    async def decimals_of(asset: str) -> int:
+        return await core.registry.decimals(await core.pool(), asset)
+
+    async def stats_of(symbol: str) -> dict[str, Any]:
+        record = await core.registry.market(await core.pool(), symbol)
+        stats = await stats_cache.market_stats(core, [record])
+        return stats[symbol].model_dump(mode="json")
+
+    return Sources(fetch_book, fetch_trades, spec_of, decimals_of, stats_of)

@@ -1,0 +1,127 @@
+"""`/ws` over the real Serve app: welcome and seq, ping, every refused input with the
+connection still usable, the limits."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.e2e.conftest import Exchange, Trader
+from tests.e2e.ws_client import WsClient
+
+
+@pytest.fixture(scope="module")
+def market(exchange: Exchange) -> str:
+    return exchange.create_market("WSB")
+
+
+@pytest.fixture(scope="module")
+def trader(exchange: Exchange) -> Trader:
+    return exchange.trader()
+
+
+def _pong(client: WsClient) -> None:
+    assert client.call(op="ping", id="alive")["op"] == "pong"
+
+
+def test_welcome_then_ping_pong_with_seq(exchange: Exchange) -> None:
+    client = WsClient(exchange.url)
+    assert client.welcome["seq"] == 1
+    assert client.welcome["replica"]
+    assert client.welcome["limits"]["max_subscriptions"] == 50
+    assert client.welcome["limits"]["max_connections"] == 10_000
+    assert client.call(op="ping", id=7) == {"seq": 2, "op": "pong", "id": 7}
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("{not json", "invalid_json"),
+        ('{"op": "dance", "id": 1}', "unknown_op"),
+        ('{"op": "subscribe", "id": 1, "channel": "weather", "market": "WSB-USDC"}',
+         "unknown_channel"),
+        ('{"op": "subscribe", "id": 1, "channel": "trades", "market": "NOPE-USDC"}',
+         "unknown_market"),
+        ('{"op": "subscribe", "id": 1, "channel": "orders"}', "unauthorized"),
+        ('{"op": "auth", "id": 1, "api_key": "abc.def"}', "unauthorized"),
+        ('{"op": "place", "id": 1, "order": {"market": "WSB-USDC", "side": "buy", '
+         '"price": "1.00", "qty": "1"}}', "unauthorized"),
+        ('{"op": "unsubscribe", "id": 1, "channel": "trades", "market": "WSB-USDC"}',
+         "not_subscribed"),
+    ],
+)  # fmt: skip
+def test_a_refused_op_gets_its_error_and_the_connection_stays_usable(
+    exchange: Exchange, market: str, message: str, code: str
+) -> None:
+    client = WsClient(exchange.url)
+    client.ws.send(message)
+    answer = client.recv()
+    assert answer["op"] == "error", answer
+    assert answer["code"] == code, answer
+    _pong(client)
+    client.close()
+
+
+def test_a_wrong_key_at_the_handshake_is_reported_and_the_socket_stays(exchange: Exchange) -> None:
+    client = WsClient(exchange.url, api_key="nope.nope")
+    assert client.recv()["code"] == "unauthorized"
+    _pong(client)
+    client.close()
+
+
+def test_an_oversized_frame_is_refused_and_the_socket_stays(exchange: Exchange) -> None:
+    client = WsClient(exchange.url)
+    client.ws.send(json.dumps({"op": "ping", "pad": "x" * 70_000}))
+    assert client.recv()["code"] == "frame_too_large"
+    _pong(client)
+    client.close()
+
+
+def test_too_many_subscriptions_are_refused(exchange: Exchange, trader: Trader) -> None:
+    client = WsClient(exchange.url, api_key=trader.key)
+    assert client.recv()["op"] == "authenticated"
+    markets = [exchange.create_market(f"WSS{i}") for i in range(13)]
+    count = 0
+    for market in markets:
+        for channel in ("orderbook", "trades", "ticker", "orders"):
+            if count == 50:
+                break
+            time.sleep(0.05)  # under the message rate limit (20/s)
+            answer = client.call(op="subscribe", channel=channel, market=market)
+            assert answer["op"] == "subscribed", answer
+            count += 1
+    answer = client.call(op="subscribe", channel="fills", market=markets[-1])
+    assert answer["code"] == "too_many_subscriptions"
+    assert client.call(op="unsubscribe", channel="trades", market=markets[0])["op"] == (
+        "unsubscribed"
+    )
+    assert client.call(op="subscribe", channel="fills", market=markets[-1])["op"] == "subscribed"
+    client.close()
+
+
+def test_a_flood_is_rate_limited_then_closed_1008(exchange: Exchange) -> None:
+    client = WsClient(exchange.url)
+    for n in range(400):
+        client.send(op="ping", id=n)
+    codes: list[str] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            message = client.recv()
+            codes.append(message.get("code") or message["op"])
+    assert codes[:40] == ["pong"] * 40  # the burst
+    assert "rate_limited" in codes
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_metrics_count_open_websockets(exchange: Exchange) -> None:
+    client = WsClient(exchange.url)
+    text = httpx.get(f"{exchange.url}/metrics").text
+    (line,) = [x for x in text.splitlines() if x.startswith("clob_ws_connections{")]
+    assert float(line.rsplit(" ", 1)[1]) >= 1
+    assert "clob_ws_redis_reconnects_total{" in text
+    client.close()
