@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/hop_bench.py
 	$(BIN)/python bench/market_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/rest_bench.py
+	$(BIN)/python bench/ws_bench.py --points 500@10 --duration 10 --single 30
 
 clean:
 	rm -rf $(VENV) .clob .mypy_cache .pytest_cache .ruff_cache
