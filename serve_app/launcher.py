@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -86,6 +87,20 @@ async def migrate(database_url: str) -> list[str]:
         await conn.close()
 
 
+HAPROXY_MAXCONN_ENV = "RAY_SERVE_HAPROXY_MAXCONN"
+HAPROXY_FDS_PER_CONNECTION = 2.5
+"""Two sockets per proxied connection, and splice pipes for some (measured by ws_bench)."""
+
+
+def haproxy_maxconn() -> int:
+    """Return HAProxy's connection cap: what the hard fd limit allows, at least Serve's
+    default of 4,096 (each WebSocket holds a connection for its whole life)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        return 100_000
+    return max(4096, min(100_000, int((hard - 500) / HAPROXY_FDS_PER_CONNECTION)))
+
+
 def serve_environment(settings: Settings) -> dict[str, str]:
     """Return the environment Ray must start with for Serve's HAProxy ingress.
 
@@ -106,6 +121,7 @@ def serve_environment(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy_dir / "server-state"),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.serve.haproxy_stats_port or free_port()),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.serve.haproxy_metrics_port or free_port()),
+        "RAY_SERVE_HAPROXY_MAXCONN": os.environ.get(HAPROXY_MAXCONN_ENV) or str(haproxy_maxconn()),
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
     }
