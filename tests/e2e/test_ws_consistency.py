@@ -177,10 +177,10 @@ class Account:
 
 @pytest.fixture(scope="module")
 def venue(exchange: Exchange) -> Iterator[tuple[str, list[Account]]]:
-    symbol = exchange.create_market("WSC", min_notional=None, maker_fee_bps=7, taker_fee_bps=13)
+    symbol = exchange.create_market("WSQ", min_notional=None, maker_fee_bps=7, taker_fee_bps=13)
     accounts = []
     for _ in range(3):
-        trader = exchange.trader(USDC="5000", WSC="400")
+        trader = exchange.trader(USDC="5000", WSQ="400")
         client = WsClient(exchange.url, api_key=trader.key)
         for channel in ("orders", "fills", "balances"):
             ack = client.call(op="subscribe", channel=channel)
@@ -305,5 +305,5 @@ def test_streams_agree_with_rest(exchange: Exchange, venue: tuple[str, list[Acco
                             key=key)  # fmt: skip
         assert sorted(account.fills, key=key) == rest_fills
         balances = {b["asset"]: b for b in http.get("/api/v1/balances").json()["balances"]}
-        assert set(account.balances) == {"USDC", "WSC"}
+        assert set(account.balances) == {"USDC", "WSQ"}
         assert account.balances == {a: balances[a] for a in account.balances}
