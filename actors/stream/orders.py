@@ -76,14 +76,23 @@ class OrderStates:
 
 
 def _new(market: str, n: NewOrderRow) -> OrderState:
+    return _state(market, n, n.created_at_ms, n.event_seq)
+
+
+def _stored(market: str, r: OrderRow) -> OrderState:
+    return _state(market, r, r.updated_at_ms, r.last_event_seq)
+
+
+def _state(market: str, r: NewOrderRow | OrderRow, updated_at: int | None, u: int) -> OrderState:
+    """Return an order's state from a new order's row or a stored one (same columns)."""
     return OrderState(
-        market=market, order_id=n.order_id, client_order_id=n.client_order_id, side=n.side,
-        kind=n.kind, tif=n.tif, status=n.status, reason=n.reason, price=n.price_ticks,
-        stop_price=n.stop_price_ticks, qty=n.qty_lots, quote_qty=n.quote_qty_tick_lots,
-        display_qty=n.display_qty_lots, post_only=n.post_only, stp=n.stp,
-        expire_at=n.expire_at_ms, open_qty=n.open_qty_lots, filled_qty=n.filled_qty_lots,
-        filled_quote=n.filled_quote_atoms, fee=n.fee_atoms, created_at=n.created_at_ms,
-        updated_at=n.created_at_ms, u=n.event_seq,
+        market=market, order_id=r.order_id, client_order_id=r.client_order_id, side=r.side,
+        kind=r.kind, tif=r.tif, status=r.status, reason=r.reason, price=r.price_ticks,
+        stop_price=r.stop_price_ticks, qty=r.qty_lots, quote_qty=r.quote_qty_tick_lots,
+        display_qty=r.display_qty_lots, post_only=r.post_only, stp=r.stp,
+        expire_at=r.expire_at_ms, open_qty=r.open_qty_lots, filled_qty=r.filled_qty_lots,
+        filled_quote=r.filled_quote_atoms, fee=r.fee_atoms, created_at=r.created_at_ms,
+        updated_at=updated_at, u=u,
     )  # fmt: skip
 
 
@@ -99,16 +108,4 @@ def _updated(o: OrderState, u: OrderUpdate) -> OrderState:
         price=o.price if u.price_ticks is None else u.price_ticks, qty=qty, status=status,
         reason=o.reason if u.reason is None else u.reason, u=u.event_seq,
         updated_at=o.updated_at if u.updated_at_ms is None else u.updated_at_ms,
-    )  # fmt: skip
-
-
-def _stored(market: str, r: OrderRow) -> OrderState:
-    return OrderState(
-        market=market, order_id=r.order_id, client_order_id=r.client_order_id, side=r.side,
-        kind=r.kind, tif=r.tif, status=r.status, reason=r.reason, price=r.price_ticks,
-        stop_price=r.stop_price_ticks, qty=r.qty_lots, quote_qty=r.quote_qty_tick_lots,
-        display_qty=r.display_qty_lots, post_only=r.post_only, stp=r.stp,
-        expire_at=r.expire_at_ms, open_qty=r.open_qty_lots, filled_qty=r.filled_qty_lots,
-        filled_quote=r.filled_quote_atoms, fee=r.fee_atoms, created_at=r.created_at_ms,
-        updated_at=r.updated_at_ms, u=r.last_event_seq,
     )  # fmt: skip
