@@ -67,7 +67,7 @@ def test_subscribe_defaults_and_place_takes_the_rest_body() -> None:
 
 
 def test_seq_is_spliced_in_front() -> None:
-    assert json.loads(with_seq(12, b'{"op":"pong","id":null}')) == {
+    assert json.loads(with_seq(12, '{"op":"pong","id":null}')) == {
         "seq": 12, "op": "pong", "id": None,
     }  # fmt: skip
 
@@ -143,6 +143,8 @@ async def test_an_overflowing_queue_drops_the_book_first_then_closes_4001() -> N
 
     conn.on_overflow = drop_books
     conn.start()
+    conn.send(b'{"channel":"orderbook"}', book=True)
+    await asyncio.sleep(0.01)  # this one is being written (stuck): it no longer counts
     for _ in range(8):
         conn.send(b'{"channel":"orderbook"}', book=True)
     conn.send(b'{"channel":"trades"}')
