@@ -32,6 +32,7 @@ from serve_app.errors import ApiError, error_body
 from serve_app.gateway import orders
 from serve_app.gateway.models import OrderCreate
 from serve_app.http.deps import authorize, replica_core
+from serve_app.ws.connection import ASGI_SEND
 
 LeanRoute = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
 
@@ -65,7 +66,9 @@ class ExchangeAPI(FastAPI):
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a request: a lean route when one matches, else FastAPI."""
-        if scope["type"] == "http":
+        if scope["type"] == "websocket":  # the WebSocket's frames skip Starlette's wrappers
+            scope[ASGI_SEND] = send
+        elif scope["type"] == "http":
             path = route_path(scope)
             route = self.lean_routes.get((scope["method"], path))
             if route is not None:

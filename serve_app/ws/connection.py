@@ -2,8 +2,12 @@
 limit, and the session state's transition table.
 
 Publishers (the hub's feeds, the session) call `send`, which never blocks and never
-awaits: it numbers the message and queues it. One writer task per connection drains the
-queue onto the socket, so a slow client only fills its own queue. When the queue is full
+awaits: it numbers the message and, when nothing is queued or being written, writes it
+at once (`_write_now`: the ASGI send runs in the caller until it would wait, which on a
+socket that keeps up it never does). Otherwise it queues it, and one writer task per
+connection drains the queue onto the socket (and finishes a direct write that had to
+wait), so a slow client only fills its own queue. Waking a task per connection per
+message cost more CPU than writing the frame. When the queue is full
 the connection's book subscriptions are dropped (`on_overflow`, set by the session: a
 `resync` notice tells the client) and their queued messages purged; if it is still full,
 the socket is closed with `CLOSE_SLOW_CONSUMER`.
@@ -17,8 +21,9 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import Send
 
@@ -32,6 +37,10 @@ CLOSE_TRY_AGAIN = 1013  # the replica's connection cap
 CLOSE_SLOW_CONSUMER = 4001
 CLOSE_HEARTBEAT = 4002  # cancel-on-disconnect's heartbeat was missed
 DRAIN_TIMEOUT_S = 2.0  # how long a draining close waits for the queue to be written
+ASGI_SEND = "clob.asgi_send"
+"""The scope key of the `send` the app itself was called with (`ExchangeAPI.dispatch`):
+frames written with it skip Starlette's per-message wrappers (the `WebSocket.send` state
+checks, two exception-handling `sender`s), which cost CPU on every fan-out message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +130,9 @@ class Connection:
         self.on_overflow: Callable[[], list[bytes]] = list
         self.close_code: int | None = None
         self._send = send
-        self._queue: deque[tuple[bool, bytes]] = deque()
+        self._queue: deque[tuple[bool, str]] = deque()
+        self._busy = False  # a write is under way (its frame is no longer queued)
+        self._suspended: tuple[Coroutine[Any, Any, None], Any] | None = None  # for the writer
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing: tuple[int, str] | None = None  # a draining close's code and reason
@@ -138,11 +149,12 @@ class Connection:
         """Start the writer task."""
         self._writer = asyncio.create_task(self._write_loop())
 
-    def send(self, body: bytes, book: bool = False) -> None:
-        """Queue an encoded message (a JSON object without `seq`); never blocks.
+    def send(self, body: bytes | str, book: bool = False) -> None:
+        """Write or queue an encoded message (a JSON object without `seq`); never blocks.
 
         Args:
-            body: The message.
+            body: The message; `str` when it is shared by many connections, so that it
+                is decoded once.
             book: Whether it belongs to a book subscription (purged on overflow).
         """
         if not self.open:
@@ -158,9 +170,30 @@ class Connection:
                 return
         self._push(body, book)
 
-    def _push(self, body: bytes, book: bool) -> None:
+    def _push(self, body: bytes | str, book: bool) -> None:
         self.seq += 1
-        self._queue.append((book, with_seq(self.seq, body)))
+        text = with_seq(self.seq, body if isinstance(body, str) else body.decode())
+        if self._busy or self._queue or self._writer is None:
+            self._queue.append((book, text))
+            self._wake.set()
+        else:
+            self._write_now(text)
+
+    def _write_now(self, text: str) -> None:
+        """Run the frame's ASGI send until it completes or would wait; a send that waits
+        (the socket's buffer is full) is left to the writer task, and what comes next
+        queues behind it."""
+        sending = self._send({"type": "websocket.send", "text": text})
+        coro = sending if isinstance(sending, Coroutine) else _awaited(sending)
+        try:
+            step = coro.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:  # the client went away: the reader sees it too
+            self._write_failed(exc)
+            return
+        self._busy = True
+        self._suspended = (coro, step)
         self._wake.set()
 
     def _shed(self) -> list[bytes]:
@@ -178,16 +211,24 @@ class Connection:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                self._busy = True
+                if self._suspended is not None:
+                    suspended, self._suspended = self._suspended, None
+                    await _finish(*suspended)
                 while self._queue:
-                    _, data = self._queue.popleft()
-                    await self._send({"type": "websocket.send", "text": data.decode()})
+                    _, text = self._queue.popleft()
+                    await self._send({"type": "websocket.send", "text": text})
+                self._busy = False
                 if not self.open:
                     if self._closing is not None:  # a draining close: now the close frame
                         await self._close_frame(*self._closing)
                     return
         except Exception as exc:  # the client went away mid-write: the reader sees it too
-            log.debug("connection %s: write failed: %s", self.id, exc)
-            self.state = State.CLOSING
+            self._write_failed(exc)
+
+    def _write_failed(self, exc: Exception) -> None:
+        log.debug("connection %s: write failed: %s", self.id, exc)
+        self.state = State.CLOSING
 
     def close(self, code: int, reason: str = "", drain: bool = False) -> None:
         """Close the socket with `code` once.
@@ -215,6 +256,9 @@ class Connection:
             return  # the draining close finished
         self._closing = None
         self._queue.clear()
+        if self._suspended is not None:  # the writer never took it over
+            self._suspended[0].close()
+            self._suspended = None
         if self._writer is not None:
             self._writer.cancel()
         asyncio.get_running_loop().create_task(self._close_frame(code, reason))
@@ -230,3 +274,29 @@ class Connection:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
+
+
+async def _finish(coro: Coroutine[Any, Any, None], step: Any) -> None:
+    """Drive a coroutine that `Connection._write_now` started to its end.
+
+    `step` is what it last yielded: a future it waits for (as a Task would, resume it
+    once the future is done) or None (a bare yield, as `asyncio.sleep(0)` makes).
+    """
+    try:
+        while True:
+            if step is None:
+                await asyncio.sleep(0)
+            else:
+                step._asyncio_future_blocking = False
+                await asyncio.wait([step])  # its outcome reaches the coroutine when resumed
+            try:
+                step = coro.send(None)
+            except StopIteration:
+                return
+    except BaseException:
+        coro.close()
+        raise
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable

@@ -176,9 +176,13 @@ def encode(message: dict[str, Any]) -> bytes:
     return _encoder.encode(message)
 
 
-def with_seq(seq: int, body: bytes) -> bytes:
-    """Return `body` (an encoded JSON object) with `"seq": seq` as its first member."""
-    return b'{"seq":%d,%s' % (seq, body[1:])
+def with_seq(seq: int, body: str) -> str:
+    """Return `body` (a JSON object's text) with `"seq": seq` as its first member.
+
+    Text, not bytes: the ASGI frame is `str`, and a message shared by many connections is
+    decoded once by its publisher rather than once per connection.
+    """
+    return f'{{"seq":{seq},{body[1:]}'
 
 
 def error(code: str, message: str, op_id: Any = None, details: Any = None) -> bytes:

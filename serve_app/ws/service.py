@@ -15,12 +15,13 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
+from starlette.types import Send
 from starlette.websockets import WebSocket
 
 from serve_app.gateway import stats_cache
 from serve_app.gateway.args import AppArgs
 from serve_app.gateway.core import GatewayCore
-from serve_app.ws.connection import CLOSE_TRY_AGAIN, Connection, Limits
+from serve_app.ws.connection import ASGI_SEND, CLOSE_TRY_AGAIN, Connection, Limits
 from serve_app.ws.hub import Hub, Sources
 from serve_app.ws.protocol import encode
 from serve_app.ws.session import Session
@@ -64,7 +65,10 @@ class WsService:
             await websocket.close(CLOSE_TRY_AGAIN, "connection limit of this replica")
             return
         self.connections += 1
-        conn = Connection(websocket.send, self.limits, uuid.uuid4().hex)
+        # After the accept, frames go through the app's own `send` when there is one:
+        # Starlette's wrappers around it only add work per message.
+        send: Send = websocket.scope.get(ASGI_SEND, websocket.send)
+        conn = Connection(send, self.limits, uuid.uuid4().hex)
         session = Session(self.core, self.hub, conn)
         conn.start()
         try:

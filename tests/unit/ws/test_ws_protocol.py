@@ -67,7 +67,7 @@ def test_subscribe_defaults_and_place_takes_the_rest_body() -> None:
 
 
 def test_seq_is_spliced_in_front() -> None:
-    assert json.loads(with_seq(12, b'{"op":"pong","id":null}')) == {
+    assert json.loads(with_seq(12, '{"op":"pong","id":null}')) == {
         "seq": 12, "op": "pong", "id": None,
     }  # fmt: skip
 
@@ -143,6 +143,8 @@ async def test_an_overflowing_queue_drops_the_book_first_then_closes_4001() -> N
 
     conn.on_overflow = drop_books
     conn.start()
+    conn.send(b'{"channel":"orderbook"}', book=True)
+    await asyncio.sleep(0.01)  # this one is being written (stuck): it no longer counts
     for _ in range(8):
         conn.send(b'{"channel":"orderbook"}', book=True)
     conn.send(b'{"channel":"trades"}')
@@ -157,4 +159,47 @@ async def test_an_overflowing_queue_drops_the_book_first_then_closes_4001() -> N
     await asyncio.sleep(0.01)
     assert not conn.open
     assert socket.closed == CLOSE_SLOW_CONSUMER
+    await conn.finish()
+
+
+async def test_a_keeping_up_socket_is_written_at_once_and_a_waiting_write_keeps_the_order() -> None:
+    socket = Socket()
+    gate = asyncio.Event()
+    gate.set()
+
+    async def send(message: dict[str, Any]) -> None:
+        await gate.wait()  # clear: the socket's buffer is full, the write waits
+        await socket.send(message)
+
+    conn = Connection(send, Limits(), "c3")
+    conn.start()
+    conn.send(b'{"n":0}')
+    assert socket.frames == [{"seq": 1, "n": 0}]  # written without waking a task
+    gate.clear()
+    conn.send('{"n":1}')  # waits: the writer task finishes it, what follows queues behind
+    conn.send(b'{"n":2}')
+    assert conn.queued() == 1
+    await asyncio.sleep(0.01)
+    assert len(socket.frames) == 1
+    gate.set()
+    await asyncio.sleep(0.01)
+    conn.send(b'{"n":3}')  # caught up: at once again
+    assert socket.frames == [{"seq": n + 1, "n": n} for n in range(4)]
+    await conn.finish()
+
+
+async def test_closing_drops_a_write_that_waits() -> None:
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.send":
+            await asyncio.Event().wait()
+        closes.append(message["code"])
+
+    closes: list[int] = []
+    conn = Connection(send, Limits(), "c4")
+    conn.start()
+    conn.send(b'{"n":0}')
+    conn.close(CLOSE_SLOW_CONSUMER, "slow consumer")
+    await asyncio.sleep(0.01)
+    assert closes == [CLOSE_SLOW_CONSUMER]
+    assert not conn.open
     await conn.finish()

@@ -17,6 +17,7 @@ class FakeSocket:
 
     def __init__(self, frames: list[str]) -> None:
         self.headers: dict[str, str] = {}
+        self.scope: dict[str, Any] = {}  # no app `send` in it: frames go through `send`
         self.sent: list[dict[str, Any]] = []
         self.closed: int | None = None
         self.leave = asyncio.Event()
