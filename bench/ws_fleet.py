@@ -11,23 +11,19 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.ws_clients import BUCKETS_PER_MS
+from bench.ws_clients import BUCKETS_PER_MS, Figures
 
 CLIENTS = str(Path(__file__).resolve().with_name("ws_clients.py"))
 
 
 @dataclass
-class Merged:
-    """The figures of one replica (or of all), merged over the processes."""
-
-    hist: Counter[int] = field(default_factory=Counter)
-    count: int = 0
-    max_ms: float = 0.0
-    connections: int = 0
+class Merged(Figures):
+    """The figures of one replica (or of all), merged over the processes (`as_dict` of
+    each process's `Figures`)."""
 
     def merge(self, other: dict[str, Any]) -> None:
         self.hist.update({int(k): v for k, v in other["hist"].items()})
