@@ -159,7 +159,7 @@ def parse(frame: str | bytes) -> Operation:
     except ValidationError as exc:
         raise ProtocolError(
             "invalid_request", "the message has invalid fields", op_id,
-            {"errors": [_field_error(e) for e in exc.errors()]},
+            {"errors": field_errors(exc)},
         ) from None  # fmt: skip
     if isinstance(op, Subscribe) and op.channel not in CHANNELS:
         raise ProtocolError("unknown_channel", f"unknown channel {op.channel[:40]!r}", op.id)
@@ -167,8 +167,11 @@ def parse(frame: str | bytes) -> Operation:
     return result
 
 
-def _field_error(err: Any) -> dict[str, str]:
-    return {"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Return a validation error's fields and problems (`details.errors` of an error)."""
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+    ]
 
 
 def encode(message: dict[str, Any]) -> bytes:

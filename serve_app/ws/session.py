@@ -269,10 +269,9 @@ class Session:
             self.conn.send(protocol.error(exc.code, exc.message, op.id, details))
             return
         except ValidationError as exc:
-            errors = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]}
-                      for e in exc.errors()]  # fmt: skip
-            self.conn.send(protocol.error("invalid_request", "the request has invalid fields",
-                                          op.id, {"errors": errors}))  # fmt: skip
+            details = {"errors": protocol.field_errors(exc)}
+            message = "the request has invalid fields"
+            self.conn.send(protocol.error("invalid_request", message, op.id, details))
             return
         except Exception as exc:  # a bug or an unreachable market: never kill the session
             log.exception("ws %s failed", op.op)
