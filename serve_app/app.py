@@ -132,7 +132,7 @@ def app_builder(args: dict[str, Any] | AppArgs) -> Application:
     application: Application = deployment.options(
         num_replicas=parsed.gateway_replicas,
         # Each open WebSocket is one ongoing request of its replica for its whole life.
-        max_ongoing_requests=parsed.max_ongoing_requests + parsed.ws_max_connections,
+        max_ongoing_requests=parsed.max_ongoing_requests + parsed.ws.max_connections,
         logging_config={"enable_access_log": parsed.access_log},
     ).bind(parsed)
     return application

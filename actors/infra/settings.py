@@ -104,6 +104,32 @@ class ServeSettings(BaseModel):
         return value
 
 
+class WebSocketSettings(BaseModel):
+    """The WebSocket API's limits, per replica and per connection (`docs/websocket.md`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_connections: int = Field(
+        default=10_000, ge=1, description="Open WebSockets per replica; beyond: close 1013."
+    )
+    max_subscriptions: int = Field(
+        default=50, ge=1, description="Subscriptions per WebSocket at once."
+    )
+    messages_per_s: float = Field(
+        default=20.0, gt=0, description="Incoming WebSocket messages per second (token rate)."
+    )
+    burst: int = Field(default=40, ge=1, description="Incoming WebSocket messages in a burst.")
+    max_frame_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest incoming WebSocket frame, bytes."
+    )
+    send_queue: int = Field(
+        default=1000, ge=10, description="Outgoing messages queued per WebSocket at most."
+    )
+    heartbeat_s: float = Field(
+        default=10.0, ge=1, description="Default heartbeat of cancel-on-disconnect, seconds."
+    )
+
+
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?")
 
 DIRECT_PORTS_ENV = "CLOB_RAY__DIRECT_PORTS"
@@ -207,6 +233,7 @@ class Settings(BaseSettings):
     )
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    ws: WebSocketSettings = Field(default_factory=WebSocketSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
 
@@ -332,8 +359,8 @@ def _toml_value(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.infra.settings import WebSocketSettings
+
 
 class AppArgs(BaseModel):
     """Arguments of the application builder (also accepted by `serve run`)."""
@@ -48,26 +50,10 @@ class AppArgs(BaseModel):
         default=512,
         ge=1,
         description="Concurrent REST requests per replica (order batches); the deployment "
-        "allows this plus ws_max_connections (each open WebSocket is one ongoing request).",
+        "allows this plus ws.max_connections (each open WebSocket is one ongoing request).",
     )
-    ws_max_connections: int = Field(
-        default=10_000, ge=1, description="Open WebSockets per replica; beyond: close 1013."
-    )
-    ws_max_subscriptions: int = Field(
-        default=50, ge=1, description="Subscriptions per WebSocket at once."
-    )
-    ws_messages_per_s: float = Field(
-        default=20.0, gt=0, description="Incoming WebSocket messages per second (token rate)."
-    )
-    ws_burst: int = Field(default=40, ge=1, description="Incoming WebSocket messages in a burst.")
-    ws_max_frame_bytes: int = Field(
-        default=64 * 1024, ge=1024, description="Largest incoming WebSocket frame, bytes."
-    )
-    ws_send_queue: int = Field(
-        default=1000, ge=10, description="Outgoing messages queued per WebSocket at most."
-    )
-    ws_heartbeat_s: float = Field(
-        default=10.0, ge=1, description="Default heartbeat of cancel-on-disconnect, seconds."
+    ws: WebSocketSettings = Field(
+        default_factory=WebSocketSettings, description="The WebSocket API's limits."
     )
     access_log: bool = Field(
         default=False, description="Serve's access log line per request (costs CPU)."

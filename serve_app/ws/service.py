@@ -2,7 +2,7 @@
 the session, and clean up.
 
 One `WsService` per replica owns the hub (its Redis subscriptions) and counts the open
-sockets: beyond `ws_max_connections` a socket is accepted and closed at once with 1013
+sockets: beyond `ws.max_connections` a socket is accepted and closed at once with 1013
 (try again later), so that the deployment's `max_ongoing_requests` (REST's share plus
 this cap: each open WebSocket is one ongoing request of the replica) is never what
 refuses it.
@@ -32,10 +32,11 @@ log = logging.getLogger(__name__)
 
 def limits_of(args: AppArgs) -> Limits:
     """Return the per-connection limits the application was built with."""
+    ws = args.ws
     return Limits(
-        max_subscriptions=args.ws_max_subscriptions, messages_per_s=args.ws_messages_per_s,
-        burst=args.ws_burst, max_frame_bytes=args.ws_max_frame_bytes,
-        send_queue=args.ws_send_queue, heartbeat_s=args.ws_heartbeat_s,
+        max_subscriptions=ws.max_subscriptions, messages_per_s=ws.messages_per_s,
+        burst=ws.burst, max_frame_bytes=ws.max_frame_bytes, send_queue=ws.send_queue,
+        heartbeat_s=ws.heartbeat_s,
     )  # fmt: skip
 
 
@@ -46,7 +47,7 @@ class WsService:
         self.core = core
         self.replica = replica
         self.limits = limits_of(core.args)
-        self.max_connections = core.args.ws_max_connections
+        self.max_connections = core.args.ws.max_connections
         self.connections = 0
         self.hub = Hub(core.args.redis_url, _sources(core))
 

@@ -238,3 +238,12 @@ def test_demo_data_is_on_by_default_only_on_embedded_defaults(
 def test_demo_data_can_be_turned_off_in_the_file(config_file: Path) -> None:
     config_file.write_text("[demo]\nenabled = false\n")
     assert load_settings().demo_enabled is False
+
+
+def test_the_websocket_limits_are_a_section(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text("[ws]\nmax_connections = 123\n")
+    monkeypatch.setenv("CLOB_WS__HEARTBEAT_S", "4.5")
+    ws = load_settings().ws
+    assert (ws.max_connections, ws.heartbeat_s, ws.burst) == (123, 4.5, 40)

@@ -7,6 +7,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from actors.infra.settings import WebSocketSettings
 from serve_app.gateway.args import AppArgs
 from serve_app.ws.service import WsService
 
@@ -44,7 +45,7 @@ class FakeSocket:
 
 def _service(max_connections: int) -> WsService:
     args = AppArgs(database_url="postgresql://h/db", redis_url="redis://h",
-                   ws_max_connections=max_connections)  # fmt: skip
+                   ws=WebSocketSettings(max_connections=max_connections))  # fmt: skip
     return WsService(SimpleNamespace(args=args), "replica-1")  # type: ignore[arg-type]
 
 
