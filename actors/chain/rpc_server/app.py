@@ -58,7 +58,8 @@ async def _tick_forever(chain: Chain, interval_s: float) -> None:
         await asyncio.sleep(max(0.0, deadline - loop.time()))
         if loop.time() - deadline > 10 * interval_s:
             deadline = loop.time()  # a stalled loop does not replay the slots it missed
-        chain.tick()
+        if not chain.switches.slots_paused:
+            chain.tick()
 
 
 def answer(chain: Chain, body: bytes) -> Any:

@@ -88,6 +88,7 @@ class Switches:
     """Fault switches set by tests through the `clob_*` methods."""
 
     drop_next: int = 0
+    slots_paused: bool = False
     confirm_delay_slots: int = 0
     fail_next: int = 0
     fail_method: str | None = None

@@ -71,12 +71,21 @@ def advance_slots(chain: Chain, params: Params) -> Any:
     return chain.slot
 
 
+def pause_slots(chain: Chain, params: Params) -> Any:
+    """`clob_pauseSlots [paused]`: stop (true) or restart (false) the slot timer, so a test
+    moves slots only with `clob_advanceSlots` and can hit a boundary exactly."""
+    if len(params) < 1 or not isinstance(params[0], bool):
+        raise invalid("expected [true] or [false]")
+    chain.switches.slots_paused = params[0]
+    return switches(chain, [])
+
+
 def switches(chain: Chain, params: Params) -> Any:
     """`clob_switches []`: the switches' state and the frontiers."""
     s = chain.switches
     return {
         "dropNext": s.drop_next, "confirmDelaySlots": s.confirm_delay_slots,
-        "failNext": s.fail_next, "failMethod": s.fail_method,
+        "failNext": s.fail_next, "failMethod": s.fail_method, "slotsPaused": s.slots_paused,
         "slot": chain.slot, "confirmed": chain.frontier(Commitment.CONFIRMED),
         "finalized": chain.frontier(Commitment.FINALIZED),
     }  # fmt: skip
@@ -127,6 +136,7 @@ SWITCHES: dict[str, Callable[[Chain, Params], Any]] = {
     "clob_expireBlockhashes": expire_blockhashes,
     "clob_failRequests": fail_requests,
     "clob_advanceSlots": advance_slots,
+    "clob_pauseSlots": pause_slots,
     "clob_switches": switches,
     "clob_createMint": create_mint,
     "clob_mintTo": mint_to,
