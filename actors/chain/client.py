@@ -388,6 +388,11 @@ class ChainClient:
             raise ChainUnavailableError(f"{self.url}: {exc}") from None
         except RPCNoResultException as exc:
             raise ChainRpcError("NoResult", str(exc)) from None
+        except BaseException as exc:
+            # solders' parser panics (a BaseException) on an error answer it cannot read.
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise ChainRpcError("Unparseable", str(exc)) from None
         if not hasattr(resp, "value"):  # an error answer solders could not classify
             raise ChainRpcError("Unclassified", repr(resp))
         return resp

@@ -85,7 +85,7 @@ def dispatch(chain: Chain, request: Any) -> dict[str, Any]:
         return _error(rid, -32602, "Invalid params: params must be an array")
     injected = _injected_fault(chain, method)
     if injected is not None:
-        return _error(rid, injected.code, injected.message)
+        return _error(rid, injected.code, injected.message, injected.data)
     handler = METHODS.get(method)
     if handler is None:
         return _error(rid, -32601, "Method not found")
@@ -107,7 +107,9 @@ def _injected_fault(chain: Chain, method: str) -> RpcFault | None:
     if s.fail_method is not None and s.fail_method != method:
         return None
     s.fail_next -= 1
-    return RpcFault(s.fail_code, s.fail_message)
+    # A validator's "node is unhealthy" carries this data; clients' parsers expect it.
+    data = {"numSlotsBehind": None} if s.fail_code == -32005 else None
+    return RpcFault(s.fail_code, s.fail_message, data)
 
 
 def _error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
