@@ -14,10 +14,14 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from solders.keypair import Keypair
 
 from actors.infra.errors import ClobError
+
+if TYPE_CHECKING:  # the embedded chain imports this module and needs no settings
+    from actors.infra.settings import Settings
 
 KEY_FILE_MODE = 0o600
 ROLE_ENV = {
@@ -69,6 +73,22 @@ def load_keys(keys_dir: Path, environ: Mapping[str, str] | None = None) -> Chain
         else:
             pairs[role] = load_or_create_keypair(keys_dir / f"{role}.json")
     return ChainKeys(**pairs)
+
+
+def load_configured_keys(settings: Settings) -> ChainKeys:
+    """Return the keypairs the settings name (`<role>_keypair`), the rest from `keys_dir`.
+
+    The settings read `CLOB_<ROLE>_KEYPAIR` from the environment themselves.
+    """
+    keys_dir = settings.keys_dir or settings.data_dir / "keys"
+    named = {
+        "admin": settings.admin_keypair,
+        "operator": settings.operator_keypair,
+        "payer": settings.payer_keypair,
+        "mint_authority": settings.mint_authority_keypair,
+    }
+    environ = {ROLE_ENV[role]: str(path) for role, path in named.items() if path is not None}
+    return load_keys(keys_dir, environ)
 
 
 def load_or_create_keypair(path: Path) -> Keypair:

@@ -16,6 +16,9 @@ from solders.pubkey import Pubkey
 from actors.chain.client import AlreadyProcessedError, ChainClient, TransactionRejectedError
 from actors.chain.embedded import EmbeddedChain
 from actors.infra.embedded import EmbeddedServiceError
+from actors.infra.services import ensure_chain, stop_embedded
+from actors.infra.settings import EmbeddedSettings, Settings
+from serve_app.operations import status
 from tests.support.chain import advance, funded, lamports_to, rpc, signed
 
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
@@ -101,3 +104,29 @@ def test_a_missing_program_file_stops_the_start_with_the_reason(
     with pytest.raises(EmbeddedServiceError, match=r"existing \.so file"):
         chain.start()
     assert chain.running_pid_port() is None
+
+
+def test_clob_up_starts_reuses_reports_and_stops_the_embedded_chain(
+    server_dir: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOLANA_RPC_URL", raising=False)
+    settings = Settings(
+        data_dir=server_dir("chain-up"), embedded=EmbeddedSettings(solana_slot_ms=25)
+    )
+    url, started = ensure_chain(settings)
+    try:
+        assert started and ensure_chain(settings) == (url, False), "reused, not restarted"
+        row = next(r for r in status(settings) if r["name"] == "solana")
+        assert (row["status"], row["address"]) == ("up", url)
+        assert stop_embedded(settings, ["redis"]) == [], "only what is asked for"
+    finally:
+        assert stop_embedded(settings) == ["solana"]
+    row = next(r for r in status(settings) if r["name"] == "solana")
+    assert row["status"] == "down"
+
+    configured = Settings(
+        data_dir=settings.data_dir, solana_rpc_url="https://api.devnet.solana.com"
+    )
+    assert ensure_chain(configured) == ("https://api.devnet.solana.com", False)
+    row = next(r for r in status(configured) if r["name"] == "solana")
+    assert row["status"] == "configured"
