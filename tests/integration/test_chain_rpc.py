@@ -6,11 +6,13 @@ AsyncClient where the wrapper has no call, and raw requests for the switches.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
+from solana.rpc.types import TxOpts
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token import instructions as spl
@@ -51,8 +53,14 @@ async def test_identity_methods_answer_as_a_validator(solana_rpc_url: str) -> No
         assert genesis == (await raw.get_genesis_hash()).value
 
 
-async def test_slots_advance_and_frontiers_trail_by_depth(
-    solana_rpc_url: str, client: ChainClient
+async def test_slots_advance_on_a_timer(client: ChainClient) -> None:
+    first = await client.slot("processed")
+    await asyncio.sleep(0.2)  # 8 slots of 25 ms
+    assert await client.slot("processed") > first
+
+
+async def test_frontiers_trail_the_newest_slot_by_their_depth(
+    solana_rpc_url: str, client: ChainClient, paused: None
 ) -> None:
     first = await client.slot("processed")
     await advance(solana_rpc_url, 40)
@@ -60,7 +68,7 @@ async def test_slots_advance_and_frontiers_trail_by_depth(
     confirmed, finalized = await client.slot("confirmed"), await client.slot("finalized")
     assert processed >= first + 40
     assert finalized <= confirmed < processed
-    assert processed - finalized >= 32
+    assert (processed - confirmed, processed - finalized) == (1, 32)
     assert await client.block_height("processed") >= processed
 
 
@@ -92,6 +100,21 @@ async def test_a_transfer_is_processed_then_confirmed_then_finalized(
     assert await client.balance(to, "finalized") == 5_000_000
     landed = await client.transaction(signature, "finalized")
     assert landed is not None and landed.err is None and landed.slot == status.slot
+
+
+async def test_solanas_own_send_and_confirm_works_against_it(
+    solana_rpc_url: str, client: ChainClient
+) -> None:
+    payer, to = await funded(client), Keypair().pubkey()
+    async with AsyncClient(solana_rpc_url, Confirmed) as raw:
+        blockhash = (await raw.get_latest_blockhash()).value
+        tx = lamports_to(payer, to, 1_000, blockhash.blockhash)
+        # solana confirms at the preflight commitment: make it `confirmed`.
+        opts = TxOpts(skip_confirmation=False, preflight_commitment=Confirmed,
+                      last_valid_block_height=blockhash.last_valid_block_height)  # fmt: skip
+        sent = await raw.send_transaction(tx, opts)
+        assert sent.value == tx.signatures[0]
+    assert await client.balance(to, "confirmed") == 1_000
 
 
 async def test_tokens_move_and_their_balance_changes_are_reported(

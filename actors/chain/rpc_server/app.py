@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +32,7 @@ def build_app(chain: Chain, slot_ms: int) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         ticker = asyncio.create_task(_tick_forever(chain, slot_ms / 1000))
+        ticker.add_done_callback(_stop_if_failed)
         try:
             yield
         finally:
@@ -60,6 +62,15 @@ async def _tick_forever(chain: Chain, interval_s: float) -> None:
             deadline = loop.time()  # a stalled loop does not replay the slots it missed
         if not chain.switches.slots_paused:
             chain.tick()
+
+
+def _stop_if_failed(ticker: asyncio.Task[None]) -> None:
+    """Stop the server when its slot timer died: a chain whose slots stand still while it
+    keeps answering would let every blockhash and confirmation hang silently."""
+    if ticker.cancelled() or ticker.exception() is None:
+        return
+    log.critical("the slot timer failed; stopping", exc_info=ticker.exception())
+    signal.raise_signal(signal.SIGTERM)  # uvicorn shuts down cleanly on it
 
 
 def answer(chain: Chain, body: bytes) -> Any:
