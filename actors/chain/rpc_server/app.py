@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from actors.chain.rpc_server.chain import Chain, PreflightFailure, RpcFault
+from actors.chain.rpc_server.chain import Chain
+from actors.chain.rpc_server.errors import PreflightFailure, RpcFault
 from actors.chain.rpc_server.methods import METHODS
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ from spl.token import instructions as spl
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from actors.chain.rpc_server import encode
-from actors.chain.rpc_server.chain import Chain, Commitment, invalid
+from actors.chain.rpc_server.chain import Chain, Commitment
+from actors.chain.rpc_server.errors import invalid
 
 Params = list[Any]
 MAX_ADVANCE_SLOTS = 10_000

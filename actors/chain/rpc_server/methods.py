@@ -19,7 +19,8 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from actors.chain.rpc_server import encode
-from actors.chain.rpc_server.chain import Chain, Commitment, RpcFault, invalid
+from actors.chain.rpc_server.chain import Chain, Commitment
+from actors.chain.rpc_server.errors import RpcFault, invalid
 from actors.chain.rpc_server.faults import SWITCHES
 
 Params = list[Any]
