@@ -88,6 +88,14 @@ class ChainClient:
         """Close the HTTP connections."""
         await self._rpc.close()
 
+    async def is_healthy(self) -> bool:
+        """Tell whether the node answers `GET /health` with "ok" (False on any failure)."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return bool(await self._rpc.is_connected())
+        except (TimeoutError, SolanaRpcException, httpx.HTTPError, OSError):
+            return False
+
     async def slot(self, commitment: Commitment | None = None) -> int:
         """Return the newest slot at `commitment`."""
         resp = await self._call(self._rpc.get_slot(self._c(commitment)))
@@ -162,7 +170,10 @@ class ChainClient:
         commitment: Commitment | None = None,
         page_size: int = MAX_SIGNATURES_PER_PAGE,
     ) -> list[AddressSignature]:
-        """Return the address's transactions after `until` (all if None), oldest first."""
+        """Return the address's transactions after `until` (all if None), oldest first.
+
+        History is served from `confirmed` up: `processed` is read as `confirmed`.
+        """
         level = self._c(commitment, at_least_confirmed=True)
         found: list[AddressSignature] = []
         before: Signature | None = None

@@ -148,8 +148,10 @@ async def test_a_silent_or_absent_node_is_unavailable_within_the_timeout() -> No
         async with ChainClient(f"http://127.0.0.1:{port}", timeout_s=0.3) as silent:
             with pytest.raises(ChainUnavailableError):
                 await silent.slot()
+            assert not await silent.is_healthy()
     finally:
         server.close()
     async with ChainClient(f"http://127.0.0.1:{free_port()}", timeout_s=2) as absent:
         with pytest.raises(ChainUnavailableError):
             await absent.slot()
+        assert not await absent.is_healthy()

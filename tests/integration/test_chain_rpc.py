@@ -44,7 +44,10 @@ async def paused(solana_rpc_url: str) -> AsyncIterator[None]:
         await rpc(solana_rpc_url, "clob_pauseSlots", False)
 
 
-async def test_identity_methods_answer_as_a_validator(solana_rpc_url: str) -> None:
+async def test_identity_methods_answer_as_a_validator(
+    solana_rpc_url: str, client: ChainClient
+) -> None:
+    assert await client.is_healthy()
     async with AsyncClient(solana_rpc_url) as raw:
         assert await raw.is_connected()
         version = (await raw.get_version()).value
