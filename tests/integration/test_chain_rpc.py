@@ -56,6 +56,16 @@ async def test_identity_methods_answer_as_a_validator(
         assert genesis == (await raw.get_genesis_hash()).value
 
 
+async def test_the_same_airdrop_twice_in_one_slot_lands_twice(
+    client: ChainClient, paused: None
+) -> None:
+    to = Keypair().pubkey()
+    first = await client.request_airdrop(to, 1_000)
+    second = await client.request_airdrop(to, 1_000)
+    assert first != second
+    assert await client.balance(to, "processed") == 2_000
+
+
 async def test_slots_advance_on_a_timer(client: ChainClient) -> None:
     first = await client.slot("processed")
     await asyncio.sleep(0.2)  # 8 slots of 25 ms

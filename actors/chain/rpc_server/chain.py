@@ -25,6 +25,7 @@ from typing import Any
 from solders.account import Account
 from solders.clock import Clock
 from solders.hash import Hash
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
@@ -53,6 +54,7 @@ LAMPORTS_PER_SIGNATURE = 5000
 FAUCET_LAMPORTS = 500_000_000 * 10**9
 """What the faucet holds at genesis: 500 M SOL, far more than any test or demo airdrops."""
 PRUNE_EVERY_SLOTS = 256
+MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
 
 
 class Commitment(StrEnum):
@@ -225,6 +227,14 @@ class Chain:
         blockhash, _ = self.latest_blockhash(Commitment.PROCESSED)
         message = MessageV0.try_compile(self.faucet.pubkey(), instructions, [], blockhash)
         tx = VersionedTransaction(message, [self.faucet, *signers])
+        if self.store.signature_seq(str(tx.signatures[0])) is not None:
+            # The same request twice in one slot signs the same bytes: a memo of random
+            # text makes the second a transaction of its own instead of a duplicate.
+            nonce = Instruction(MEMO_PROGRAM_ID, os.urandom(8).hex().encode(), [])
+            message = MessageV0.try_compile(
+                self.faucet.pubkey(), [*instructions, nonce], [], blockhash
+            )
+            tx = VersionedTransaction(message, [self.faucet, *signers])
         self._preflight(tx)
         self._execute(tx)
         return tx.signatures[0]
