@@ -51,6 +51,8 @@ def _config(params: Params, index: int) -> dict[str, Any]:
 
 def _commitment(config: dict[str, Any], chain: Chain | None = None) -> Commitment:
     text = config.get("commitment") or "finalized"  # a validator's default
+    if not isinstance(text, str):
+        raise invalid("commitment must be a string")
     try:
         commitment = Commitment(_LEGACY_COMMITMENT.get(text, text))
     except ValueError:
