@@ -28,10 +28,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from actors.chain.keys import ChainKeys, load_configured_keys
 from actors.infra.embedded import free_port, pid_alive
 from actors.infra.errors import ClobError
 from actors.infra.ray_env import prefer_exchange_workers
 from actors.infra.services import (
+    ensure_chain,
     ensure_services,
     stop_embedded,
 )
@@ -57,6 +59,7 @@ class RunState:
     database_url: str
     redis_url: str
     started: list[str]
+    solana_rpc_url: str = ""  # absent from the state files of earlier versions
 
 
 def state_file(settings: Settings) -> Path:
@@ -205,6 +208,7 @@ class Exchange:
         self.started_services: list[str] = []
         self.ray_started = False
         self.demo: demo.DemoData | None = None
+        self.keys: ChainKeys | None = None
 
     def start(self) -> RunState:
         """Start every component; on failure stop what was started and raise."""
@@ -223,6 +227,10 @@ class Exchange:
     def _start(self, settings: Settings) -> RunState:
         services = ensure_services(settings, self.progress)
         self.started_services = services.started
+        solana_rpc_url, chain_started = ensure_chain(settings, self.progress)
+        if chain_started:
+            self.started_services.append("solana")
+        self.keys = load_configured_keys(settings)  # made on first start, mode 0600
         self.progress("applying migrations")
         applied = asyncio.run(migrate(services.database_url))
         self.progress(
@@ -240,10 +248,10 @@ class Exchange:
         )  # fmt: skip
         self.progress(f"trading core up ({ray.get(controller.shard_count.remote())} ledger shards)")
         self.demo = demo.for_launch(settings, services.database_url, controller, self.progress)
-        http_url = self._deploy(services.database_url, services.redis_url)
+        http_url = self._deploy(services.database_url, services.redis_url, solana_rpc_url)
         state = RunState(
             os.getpid(), http_url, ray_address, services.database_url, services.redis_url,
-            services.started,
+            self.started_services, solana_rpc_url,
         )  # fmt: skip
         # Written whole or not at all: `clob status` may read it at any moment.
         path = state_file(settings)
@@ -283,7 +291,7 @@ class Exchange:
         info: dict[str, Any] = getattr(context, "address_info", {})
         return str(info.get("gcs_address") or self.settings.ray_address)
 
-    def _deploy(self, database_url: str, redis_url: str) -> str:
+    def _deploy(self, database_url: str, redis_url: str, solana_rpc_url: str) -> str:
         from ray import serve
 
         from serve_app.app import app_builder
@@ -297,6 +305,7 @@ class Exchange:
         args = AppArgs(
             database_url=database_url,
             redis_url=redis_url,
+            solana_rpc_url=solana_rpc_url,
             admin_token=admin_token(self.settings),
             ray_namespace=self.settings.ray.namespace,
             # Test credits stand in for deposits until custody lands: embedded mode only.
@@ -376,6 +385,10 @@ def run_until_signalled(exchange: Exchange, state: RunState, echo: Progress) -> 
     echo(f"health     {state.http_url}/health")
     echo(f"PostgreSQL {state.database_url}")
     echo(f"Redis      {state.redis_url}")
+    echo(f"Solana     {state.solana_rpc_url}")
+    if exchange.keys is not None:
+        echo(f"keys       admin {exchange.keys.admin.pubkey()}, "
+             f"operator {exchange.keys.operator.pubkey()}")  # fmt: skip
     echo(f"Ray        {state.ray_address}")
     token_from = "the settings" if exchange.settings.admin_token else _token_file(exchange)
     echo(f"admin      send X-Admin-Token (the token is in {token_from})")

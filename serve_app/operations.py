@@ -13,8 +13,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from actors.chain.embedded import EmbeddedChain
 from actors.infra.embedded import EmbeddedPostgres, EmbeddedRedis
-from actors.infra.services import embedded_postgres, embedded_redis
+from actors.infra.services import embedded_chain, embedded_postgres, embedded_redis
 from actors.infra.settings import Settings
 from serve_app.launcher import LaunchError, RunState, admin_token, read_state
 
@@ -25,6 +26,7 @@ def status(settings: Settings) -> list[dict[str, Any]]:
     rows = [
         _store_row("postgresql", settings.database_url, embedded_postgres(settings)),
         _store_row("redis", settings.redis_url, embedded_redis(settings)),
+        _store_row("solana", settings.solana_rpc_url, embedded_chain(settings)),
     ]
     if state is None:
         rows.append({"name": "ray", "status": "down", "version": None, "address": None})
@@ -35,7 +37,9 @@ def status(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _store_row(
-    name: str, configured_url: str | None, server: EmbeddedPostgres | EmbeddedRedis
+    name: str,
+    configured_url: str | None,
+    server: EmbeddedPostgres | EmbeddedRedis | EmbeddedChain,
 ) -> dict[str, Any]:
     if configured_url:
         return {"name": name, "status": "configured", "version": None, "address": configured_url}
@@ -55,7 +59,7 @@ def _api_rows(state: RunState, token: str) -> list[dict[str, Any]]:
         body = admin_request(state.http_url, token, "GET", "/api/v1/system/status")
     except OSError as exc:
         return [{"name": "serve", "status": "down", "version": None, "address": str(exc)}]
-    return [c for c in body["components"] if c["name"] not in ("postgresql", "redis")]
+    return [c for c in body["components"] if c["name"] not in ("postgresql", "redis", "solana")]
 
 
 def admin_request(http_url: str, token: str, method: str, path: str) -> Any:

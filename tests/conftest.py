@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from actors.chain.embedded import EmbeddedChain
 from actors.infra.ray_env import prefer_exchange_workers
 from actors.infra.services import Services, ensure_services, stop_embedded
 from actors.infra.settings import Settings
@@ -98,3 +99,21 @@ def redis_url(services: Services) -> str:
 def lobster_dir() -> Path:
     """The shared LOBSTER sample data (`../shared/data/lobster` beside the repo)."""
     return Path(os.environ.get("CLOB_SHARED_DIR", REPO_ROOT.parent / "shared")) / "data" / "lobster"
+
+
+CHAIN_TEST_SLOT_MS = 25
+"""Slot time of the tests' embedded chain: 32 slots (finality) in under a second."""
+
+
+@pytest.fixture(scope="session")
+def solana_rpc_url(server_dir: Callable[[str], Path]) -> Iterator[str]:
+    """The JSON-RPC URL of an embedded chain started for the session (stopped after it).
+
+    Always the embedded chain, never `SOLANA_RPC_URL`: the tests use its fault switches.
+    """
+    chain = EmbeddedChain(server_dir("solana"), slot_ms=CHAIN_TEST_SLOT_MS)
+    url = chain.start()
+    try:
+        yield url
+    finally:
+        chain.stop()

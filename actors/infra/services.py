@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from actors.chain.embedded import EmbeddedChain
 from actors.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from actors.infra.settings import Settings
 
@@ -30,6 +31,29 @@ def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
 def embedded_redis(settings: Settings) -> EmbeddedRedis:
     """Return the embedded Redis handle for these settings."""
     return EmbeddedRedis(settings.data_dir, settings.embedded.redis_port)
+
+
+def embedded_chain(settings: Settings) -> EmbeddedChain:
+    """Return the embedded chain handle for these settings."""
+    embedded = settings.embedded
+    return EmbeddedChain(
+        settings.data_dir, embedded.solana_port, embedded.solana_slot_ms, embedded.solana_programs
+    )
+
+
+def ensure_chain(settings: Settings, progress: Progress = lambda _: None) -> tuple[str, bool]:
+    """Return the Solana JSON-RPC URL: `SOLANA_RPC_URL`, else the embedded chain's.
+
+    Returns:
+        The URL, and whether this call started the embedded chain (not merely reused it).
+    """
+    if settings.solana_rpc_url is not None:
+        return settings.solana_rpc_url, False
+    chain = embedded_chain(settings)
+    started = chain.running_pid_port() is None
+    if started:
+        progress("starting the embedded Solana chain")
+    return chain.start(), started
 
 
 def ensure_services(settings: Settings, progress: Progress = lambda _: None) -> Services:
@@ -67,9 +91,11 @@ def stop_embedded(settings: Settings, only: list[str] | None = None) -> list[str
 
     Args:
         settings: The configuration naming the data directory.
-        only: Stop just these (`"postgres"`, `"redis"`); None stops both.
+        only: Stop just these (`"postgres"`, `"redis"`, `"solana"`); None stops all.
     """
     stopped = []
+    if (only is None or "solana" in only) and embedded_chain(settings).stop():
+        stopped.append("solana")
     if (only is None or "redis" in only) and embedded_redis(settings).stop():
         stopped.append("redis")
     if (only is None or "postgres" in only) and embedded_postgres(settings).stop():

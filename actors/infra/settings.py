@@ -45,6 +45,29 @@ class EmbeddedSettings(BaseModel):
         default=0, description="TCP port of the embedded Redis; 0 picks a free one."
     )
     database: str = Field(default="clob", min_length=1, description="Database name to use.")
+    solana_port: Port = Field(
+        default=0, description="TCP port of the embedded chain's JSON-RPC; 0 picks a free one."
+    )
+    solana_slot_ms: int = Field(
+        default=400, ge=1, le=60_000, description="Milliseconds per slot of the embedded chain."
+    )
+    solana_programs: list[str] = Field(
+        default=[],
+        description='Extra programs the embedded chain loads at start, each "<program id>='
+        '<path to .so>".',
+    )
+
+    @field_validator("solana_programs")
+    @classmethod
+    def _program_specs(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            program_id, sep, path = spec.partition("=")
+            if not (sep and _BASE58_KEY.fullmatch(program_id.strip()) and path.strip()):
+                raise ValueError(f"{spec!r} is not <program id>=<path to .so>")
+        return value
+
+
+_BASE58_KEY = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
 
 
 class ServeSettings(BaseModel):
@@ -216,6 +239,23 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("RAY_ADDRESS", "CLOB_RAY_ADDRESS", "ray_address"),
         description="Ray cluster address; unset starts a local Ray.",
+    )
+    keys_dir: Path | None = Field(
+        default=None,
+        description="Directory of the keypair files made on first start (mode 0600); unset: "
+        "<data_dir>/keys.",
+    )
+    admin_keypair: Path | None = Field(
+        default=None, description="Keypair file of the cold admin authority; unset: keys_dir."
+    )
+    operator_keypair: Path | None = Field(
+        default=None, description="Keypair file of the hot operator authority; unset: keys_dir."
+    )
+    payer_keypair: Path | None = Field(
+        default=None, description="Keypair file paying fees and rent; unset: keys_dir."
+    )
+    mint_authority_keypair: Path | None = Field(
+        default=None, description="Keypair file minting the demo assets; unset: keys_dir."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     ledger_shards: int | None = Field(

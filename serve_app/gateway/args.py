@@ -17,6 +17,9 @@ class AppArgs(BaseModel):
 
     database_url: str = Field(description="PostgreSQL URL the gateway reads from.")
     redis_url: str = Field(description="Redis URL for caches and fan-out.")
+    solana_rpc_url: str | None = Field(
+        default=None, description="Solana JSON-RPC URL (the embedded chain's, or a cluster's)."
+    )
     gateway_replicas: int = Field(default=1, ge=1, description="Ingress replicas.")
     admin_token: str | None = Field(
         default=None, description="Token of the admin endpoints (X-Admin-Token); None: off."

@@ -34,7 +34,9 @@ OUTPUT = "up.log"  # what `clob up` prints, in its data directory
 
 def _env(data_dir: Path, port: int) -> dict[str, str]:
     env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "RAY_ADDRESS")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "RAY_ADDRESS", "SOLANA_RPC_URL")
     }
     env.update(
         CLOB_DATA_DIR=str(data_dir),
@@ -154,7 +156,7 @@ def test_cli_status_reports_every_component_up(
     )
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    services = ("postgresql", "redis", "ray", "serve")
+    services = ("postgresql", "redis", "solana", "ray", "serve")
     assert {*services, "ledger:0", "ledger:1", "market:SOL-USDC"} <= set(rows)
     assert all(row["status"] == "up" for row in rows.values()), rows
     assert all(rows[name]["version"] for name in services)
@@ -258,6 +260,13 @@ def test_banner_names_the_admin_token_file_and_the_demo_keys(
     assert sorted(accounts) == ["alice", "bob"]
     for name, account in accounts.items():
         assert f"  {name:<8} X-API-Key: {account['api_key']}" in printed
+    port = (data_dir / "solana" / "port").read_text().strip()
+    assert f"Solana     http://127.0.0.1:{port}" in printed
+    keypairs = sorted((data_dir / "keys").iterdir())
+    assert [k.name for k in keypairs] == [
+        "admin.json", "mint_authority.json", "operator.json", "payer.json",
+    ]  # fmt: skip
+    assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keypairs)
 
 
 # -- the README's walk-through -----------------------------------------------------------------
@@ -346,7 +355,8 @@ def test_ctrl_c_stops_everything_and_leaves_no_process(
     tree = [proc.pid, *(child.pid for child in psutil.Process(proc.pid).children(recursive=True))]
     postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
     redis_pid = int((data_dir / "redis" / "redis.pid").read_text().strip())
-    watched = [*tree, postmaster, redis_pid]
+    chain_pid = int((data_dir / "solana" / "server.pid").read_text().strip())
+    watched = [*tree, postmaster, redis_pid, chain_pid]
     assert len(tree) > 3, "clob up should run Ray's processes as its children"
     assert _haproxy_pids(data_dir), "clob up should serve through HAProxy"
 

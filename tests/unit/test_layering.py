@@ -62,7 +62,8 @@ PURE = [
     "actors/market/seam.py", "actors/market/state.py", "actors/stream/messages.py",
     "actors/stream/orders.py", "actors/stream/ports.py", "actors/stream/publisher.py",
 ]  # fmt: skip
-IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx"}
+IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx",
+              "solders", "spl", "anchorpy"}  # fmt: skip
 IMPURE_PROJECT = ("actors.direct", "actors.infra", "actors.market.journal",
                   "actors.market.ledger_client", "actors.market.actor", "actors.ledger.shard",
                   "actors.ledger.store", "actors.controller", "actors.bootstrap",
@@ -199,3 +200,39 @@ def test_serve_app_has_no_import_cycles() -> None:
     for module in sorted(m for m in _GRAPH if m.startswith("serve_app")):
         if module not in seen:
             walk(module, [module])
+
+
+# The chain layer: the product reaches Solana only through JSON-RPC, with `solana`'s client
+# behind one wrapper; the embedded chain is a validator stand-in run as its own process.
+CHAIN_CLIENT = "actors/chain/client.py"
+CHAIN_SERVER = "actors/chain/rpc_server"
+
+
+@pytest.mark.parametrize(
+    "path", [p for pkg in ("actors", "serve_app") for p in _files(pkg)],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)  # fmt: skip
+def test_only_the_chain_wrapper_uses_the_rpc_client(path: Path) -> None:
+    if path == ROOT / CHAIN_CLIENT:
+        return
+    rpc = [n for n in _imports(path) if n == "solana.rpc" or n.startswith("solana.rpc.")]
+    assert not rpc, f"{path.name} imports {rpc}: call the chain through {CHAIN_CLIENT}"
+
+
+@pytest.mark.parametrize("path", _files(CHAIN_SERVER), ids=lambda p: p.name)
+def test_the_embedded_chain_needs_neither_the_client_nor_the_exchange(path: Path) -> None:
+    for name in _imports(path):
+        top = name.split(".")[0]
+        assert top != "solana", f"{path.name} imports {name}: the server stands in for a validator"
+        if top in ("actors", "serve_app"):
+            assert name.startswith(("actors.chain.rpc_server", "actors.chain.keys")), (
+                f"{path.name} imports {name}: the server is independent of the exchange"
+            )
+
+
+def test_nothing_imports_the_embedded_chain_it_runs_as_a_process() -> None:
+    for module, imports in _GRAPH.items():
+        if module.startswith("actors.chain.rpc_server"):
+            continue
+        server = [i for i in imports if i.startswith("actors.chain.rpc_server")]
+        assert not server, f"{module} imports {server}: start it with actors.chain.embedded"

@@ -247,3 +247,24 @@ def test_the_websocket_limits_are_a_section(
     monkeypatch.setenv("CLOB_WS__HEARTBEAT_S", "4.5")
     ws = load_settings().ws
     assert (ws.max_connections, ws.heartbeat_s, ws.burst) == (123, 4.5, 40)
+
+
+def test_embedded_chain_settings_and_keypair_paths_come_from_env(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOB_EMBEDDED__SOLANA_SLOT_MS", "50")
+    monkeypatch.setenv("CLOB_ADMIN_KEYPAIR", "/secure/admin.json")
+    settings = load_settings()
+    assert settings.embedded.solana_slot_ms == 50
+    assert settings.admin_keypair == Path("/secure/admin.json")
+    assert settings.operator_keypair is None, "unset: a file in keys_dir"
+
+
+@pytest.mark.parametrize(
+    "spec", ["nothing", "abc=/x.so", "=/x.so", "11111111111111111111111111111111="]
+)
+def test_a_malformed_program_spec_is_named(config_file: Path, spec: str) -> None:
+    config_file.write_text(f'[embedded]\nsolana_programs = ["{spec}"]\n')
+    with pytest.raises(ConfigError) as failed:
+        load_settings()
+    assert [key for key, _ in failed.value.problems] == ["embedded.solana_programs"]
