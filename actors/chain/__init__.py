@@ -1,0 +1,1 @@
+"""The Solana side of custody: the exchange program's client, the chain layer and its RPC."""
