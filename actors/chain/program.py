@@ -19,8 +19,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
-from anchorpy import AccountsCoder, Context, Idl, InstructionCoder
+from anchorpy.coder.accounts import AccountsCoder
+from anchorpy.coder.instruction import InstructionCoder
+from anchorpy.program.context import Context
 from anchorpy.program.namespace.instruction import _InstructionFn
+from anchorpy_core.idl import Idl
 from pyheck import snake
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey

@@ -214,10 +214,24 @@ def setup_exchange(
     chain.ok(prog.ix_initialize(pid, payer, admin.pubkey(), chain.operator.pubkey()), admin)
     base, quote = chain.create_mint(9), chain.create_mint(6)
     for mint in (base, quote):
-        chain.ok(
-            prog.ix_add_asset(pid, admin.pubkey(), payer, mint, cap_atoms, window_slots), admin
+        ix = prog.ix_add_asset(
+            pid,
+            admin=admin.pubkey(),
+            payer=payer,
+            mint=mint,
+            cap_atoms=cap_atoms,
+            window_slots=window_slots,
         )
-    chain.ok(prog.ix_add_market(pid, admin.pubkey(), payer, market_id, base, quote), admin)
+        chain.ok(ix, admin)
+    ix = prog.ix_add_market(
+        pid,
+        admin=admin.pubkey(),
+        payer=payer,
+        market_id=market_id,
+        base_mint=base,
+        quote_mint=quote,
+    )
+    chain.ok(ix, admin)
     return Exchange(chain, base, quote, market_id)
 
 
