@@ -132,7 +132,9 @@ pub fn mint_decimals(account: &AccountView) -> Check<u8> {
     if !account.owned_by(&TOKEN_PROGRAM_ID) || account.data_len() != MINT_LEN {
         return Err(ExchangeError::InvalidMint);
     }
-    let data = account.try_borrow().map_err(|_| ExchangeError::InvalidMint)?;
+    let data = account
+        .try_borrow()
+        .map_err(|_| ExchangeError::InvalidMint)?;
     // Layout: ..., decimals at 44, is_initialized at 45.
     if data[45] != 1 {
         return Err(ExchangeError::InvalidMint);

@@ -60,3 +60,41 @@ pub mod account {
     pub const ASSET: [u8; 8] = [234, 180, 241, 252, 139, 224, 160, 8];
     pub const MARKET: [u8; 8] = [219, 190, 213, 55, 0, 227, 198, 154];
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{account, ix};
+    use sha2::{Digest, Sha256};
+
+    fn discriminator(preimage: &str) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&Sha256::digest(preimage.as_bytes())[..8]);
+        out
+    }
+
+    #[test]
+    fn instruction_discriminators_are_anchors() {
+        let table = [
+            ("initialize", ix::INITIALIZE),
+            ("add_asset", ix::ADD_ASSET),
+            ("add_market", ix::ADD_MARKET),
+            ("register_vault", ix::REGISTER_VAULT),
+            ("withdraw", ix::WITHDRAW),
+            ("withdraw_approved", ix::WITHDRAW_APPROVED),
+            ("settle", ix::SETTLE),
+            ("update_exchange", ix::UPDATE_EXCHANGE),
+            ("update_asset", ix::UPDATE_ASSET),
+            ("rotate_authorities", ix::ROTATE_AUTHORITIES),
+        ];
+        for (name, value) in table {
+            assert_eq!(discriminator(&format!("global:{name}")), value, "{name}");
+        }
+    }
+
+    #[test]
+    fn account_discriminators_are_anchors() {
+        assert_eq!(discriminator("account:Exchange"), account::EXCHANGE);
+        assert_eq!(discriminator("account:Asset"), account::ASSET);
+        assert_eq!(discriminator("account:Market"), account::MARKET);
+    }
+}

@@ -35,18 +35,42 @@ pub fn handler(program_id: &Address, accounts: &mut [AccountView], args: &[u8]) 
     let decimals = checks::mint_decimals(mint)?;
     let mint_key = mint.address().as_ref();
     checks::writable(asset)?;
-    let bump = checks::pda(asset, &[ASSET_SEED, mint_key], program_id, ExchangeError::AssetPdaMismatch)?;
+    let bump = checks::pda(
+        asset,
+        &[ASSET_SEED, mint_key],
+        program_id,
+        ExchangeError::AssetPdaMismatch,
+    )?;
     checks::uninitialized(asset, program_id)?;
     checks::writable(fee_vault)?;
-    let fee_bump = checks::pda(fee_vault, &[FEE_SEED, mint_key], program_id, ExchangeError::FeeVaultPdaMismatch)?;
+    let fee_bump = checks::pda(
+        fee_vault,
+        &[FEE_SEED, mint_key],
+        program_id,
+        ExchangeError::FeeVaultPdaMismatch,
+    )?;
     checks::uninitialized(fee_vault, program_id)?;
 
     let bump_seed = [bump];
-    let seeds = [Seed::from(ASSET_SEED), Seed::from(mint_key), Seed::from(&bump_seed)];
+    let seeds = [
+        Seed::from(ASSET_SEED),
+        Seed::from(mint_key),
+        Seed::from(&bump_seed),
+    ];
     create_pda(payer, asset, Asset::SPACE, program_id, &seeds)?;
     let fee_bump_seed = [fee_bump];
-    let fee_seeds = [Seed::from(FEE_SEED), Seed::from(mint_key), Seed::from(&fee_bump_seed)];
-    create_pda(payer, fee_vault, TOKEN_ACCOUNT_LEN, &TOKEN_PROGRAM_ID, &fee_seeds)?;
+    let fee_seeds = [
+        Seed::from(FEE_SEED),
+        Seed::from(mint_key),
+        Seed::from(&fee_bump_seed),
+    ];
+    create_pda(
+        payer,
+        fee_vault,
+        TOKEN_ACCOUNT_LEN,
+        &TOKEN_PROGRAM_ID,
+        &fee_seeds,
+    )?;
     InitializeAccount3::new(fee_vault, mint, &exchange.authority).invoke()?;
 
     let mut data = asset.try_borrow_mut()?;

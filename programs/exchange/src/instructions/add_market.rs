@@ -31,11 +31,20 @@ pub fn handler(program_id: &Address, accounts: &mut [AccountView], args: &[u8]) 
     }
     checks::writable(market)?;
     let id_seed = market_id.to_le_bytes();
-    let bump = checks::pda(market, &[MARKET_SEED, &id_seed], program_id, ExchangeError::MarketPdaMismatch)?;
+    let bump = checks::pda(
+        market,
+        &[MARKET_SEED, &id_seed],
+        program_id,
+        ExchangeError::MarketPdaMismatch,
+    )?;
     checks::uninitialized(market, program_id)?;
 
     let bump_seed = [bump];
-    let seeds = [Seed::from(MARKET_SEED), Seed::from(&id_seed), Seed::from(&bump_seed)];
+    let seeds = [
+        Seed::from(MARKET_SEED),
+        Seed::from(&id_seed),
+        Seed::from(&bump_seed),
+    ];
     create_pda(payer, market, Market::SPACE, program_id, &seeds)?;
 
     let mut data = market.try_borrow_mut()?;

@@ -19,7 +19,12 @@ pub fn handler(program_id: &Address, accounts: &mut [AccountView], args: &[u8]) 
     checks::signer(admin, ExchangeError::AdminSignatureMissing)?;
     checks::writable(exchange)?;
     checks::system_program(system_program)?;
-    let bump = checks::pda(exchange, &[EXCHANGE_SEED], program_id, ExchangeError::ExchangePdaMismatch)?;
+    let bump = checks::pda(
+        exchange,
+        &[EXCHANGE_SEED],
+        program_id,
+        ExchangeError::ExchangePdaMismatch,
+    )?;
     checks::uninitialized(exchange, program_id)?;
     let (authority, authority_bump) = Address::find_program_address(&[AUTHORITY_SEED], program_id);
 

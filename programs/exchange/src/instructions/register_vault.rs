@@ -50,6 +50,12 @@ pub fn handler(program_id: &Address, accounts: &mut [AccountView], args: &[u8]) 
         Seed::from(&id_seed),
         Seed::from(&bump_seed),
     ];
-    create_pda(operator, vault, TOKEN_ACCOUNT_LEN, &TOKEN_PROGRAM_ID, &seeds)?;
+    create_pda(
+        operator,
+        vault,
+        TOKEN_ACCOUNT_LEN,
+        &TOKEN_PROGRAM_ID,
+        &seeds,
+    )?;
     InitializeAccount3::new(vault, mint, &exchange.authority).invoke()
 }

@@ -59,8 +59,7 @@ pub fn handler(program_id: &Address, accounts: &mut [AccountView], args: &[u8]) 
     // Bound: a plan holds at most MAX_SETTLE_ENTRIES transfers (one per entry).
     for t in plan.transfers() {
         let (from, to) = (&vaults[t.from as usize], &vaults[t.to as usize]);
-        Transfer::new(from, to, authority, t.amount)
-            .invoke_signed(&[Signer::from(&seeds)])?;
+        Transfer::new(from, to, authority, t.amount).invoke_signed(&[Signer::from(&seeds)])?;
     }
     Ok(())
 }

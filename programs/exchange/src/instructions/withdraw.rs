@@ -57,10 +57,13 @@ pub(crate) fn run(
         let mut asset = config_mut::<Asset>(asset, program_id)?;
         check_vault(program_id, vault, &exchange, &asset, account_id, amount)?;
         check_destination(destination, &asset)?;
-        exchange.withdrawals.apply(withdrawal_id).map_err(|r| match r {
-            Replay::TooOld => ExchangeError::WithdrawalTooOld,
-            Replay::AlreadyApplied => ExchangeError::WithdrawalAlreadyApplied,
-        })?;
+        exchange
+            .withdrawals
+            .apply(withdrawal_id)
+            .map_err(|r| match r {
+                Replay::TooOld => ExchangeError::WithdrawalTooOld,
+                Replay::AlreadyApplied => ExchangeError::WithdrawalAlreadyApplied,
+            })?;
         asset.drain_to(Clock::get()?.slot);
         let used = match admin {
             Some(_) => bucket::admit_approved(asset.used_atoms(), amount),
@@ -71,8 +74,7 @@ pub(crate) fn run(
     };
     let bump_seed = [authority_bump];
     let seeds = [Seed::from(AUTHORITY_SEED), Seed::from(&bump_seed)];
-    Transfer::new(vault, destination, authority, amount)
-        .invoke_signed(&[Signer::from(&seeds)])
+    Transfer::new(vault, destination, authority, amount).invoke_signed(&[Signer::from(&seeds)])
 }
 
 /// The vault is the user's: an SPL account of the asset's mint, owned by the vault
@@ -108,4 +110,3 @@ fn check_destination(destination: &AccountView, asset: &Asset) -> Check {
     }
     Ok(())
 }
-

@@ -59,7 +59,12 @@ impl Asset {
     /// Drain the bucket up to `slot` with the current cap, and make `slot` its time.
     pub fn drain_to(&mut self, slot: u64) {
         let elapsed = slot.saturating_sub(self.last_slot());
-        let used = bucket::drained(self.used_atoms(), self.cap_atoms(), self.window_slots(), elapsed);
+        let used = bucket::drained(
+            self.used_atoms(),
+            self.cap_atoms(),
+            self.window_slots(),
+            elapsed,
+        );
         self.used_atoms = used.to_le_bytes();
         self.last_slot = slot.max(self.last_slot()).to_le_bytes();
     }

@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn admit_refuses_past_the_cap_and_accepts_up_to_it() {
         assert_eq!(admit(600, 400, 1_000), Ok(1_000));
-        assert_eq!(admit(600, 401, 1_000), Err(ExchangeError::OverWithdrawalCap));
+        assert_eq!(
+            admit(600, 401, 1_000),
+            Err(ExchangeError::OverWithdrawalCap)
+        );
         assert_eq!(admit(0, 1, 0), Err(ExchangeError::OverWithdrawalCap));
     }
 

@@ -219,9 +219,17 @@ mod tests {
             }
             let p = plan(&deltas[..n], &groups[..n]).unwrap();
             apply(&deltas[..n], &p);
-            let nonzero = |g: u8| (0..n).filter(|i| groups[*i] == g && deltas[*i] != 0).count();
+            let nonzero = |g: u8| {
+                (0..n)
+                    .filter(|i| groups[*i] == g && deltas[*i] != 0)
+                    .count()
+            };
             let bound = nonzero(0).saturating_sub(1) + nonzero(1).saturating_sub(1);
-            assert!(p.transfers().len() <= bound, "{} > {bound}", p.transfers().len());
+            assert!(
+                p.transfers().len() <= bound,
+                "{} > {bound}",
+                p.transfers().len()
+            );
         }
     }
 }
