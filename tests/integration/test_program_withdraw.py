@@ -121,6 +121,18 @@ def test_register_vault_checks_the_mint_the_pda_and_runs_once(ex: Exchange) -> N
     assert chain.error(ix, chain.operator) == "AlreadyInitialized"
 
 
+@pytest.mark.parametrize("lamports", [5_000, 10**9], ids=["below-rent", "above-rent"])
+def test_a_deposit_address_someone_prefunded_can_still_be_registered(
+    ex: Exchange, lamports: int
+) -> None:
+    chain = ex.chain
+    vault = prog.vault_pda(chain.program_id, ex.base, AccountId(1))
+    chain.svm.airdrop(vault, lamports)  # the System program would refuse to create it
+    assert funded_vault(ex, ex.base, 1, 10) == vault
+    assert chain.balance(vault) == 10
+    assert chain.data(vault)[32:64] == bytes(prog.authority_pda(chain.program_id))
+
+
 # withdraw
 
 

@@ -20,7 +20,7 @@ use pinocchio::{
     sysvars::{get_sysvar, rent::RENT_ID},
     AccountView, Address, ProgramResult,
 };
-use pinocchio_system::instructions::CreateAccount;
+use pinocchio_system::instructions::{Allocate, Assign, CreateAccount, Transfer};
 
 /// Bytes the runtime counts per account on top of its data, for rent.
 const ACCOUNT_STORAGE_OVERHEAD: u64 = 128;
@@ -52,6 +52,11 @@ pub(crate) fn config_mut<'a, T: Layout>(
 
 /// Create `target` (a PDA signed for by `seeds`) with `space` bytes owned by `owner`,
 /// rent-exempt, paid by `payer`.
+///
+/// Addresses are public before their accounts exist (a vault is a user's deposit
+/// address), and the System program refuses to create an account that already holds
+/// lamports: anyone could block an account for ever by sending it a few. Such an account
+/// is topped up, allocated and assigned instead, which only the PDA's signature can do.
 pub(crate) fn create_pda(
     payer: &AccountView,
     target: &AccountView,
@@ -59,14 +64,37 @@ pub(crate) fn create_pda(
     owner: &Address,
     seeds: &[Seed],
 ) -> ProgramResult {
-    let create = CreateAccount {
-        from: payer,
-        to: target,
-        lamports: minimum_balance(space)?,
+    let lamports = minimum_balance(space)?;
+    let signer = [Signer::from(seeds)];
+    if target.lamports() == 0 {
+        let create = CreateAccount {
+            from: payer,
+            to: target,
+            lamports,
+            space: space as u64,
+            owner,
+        };
+        return create.invoke_signed(&signer);
+    }
+    let missing = lamports.saturating_sub(target.lamports());
+    if missing > 0 {
+        Transfer {
+            from: payer,
+            to: target,
+            lamports: missing,
+        }
+        .invoke()?;
+    }
+    Allocate {
+        account: target,
         space: space as u64,
+    }
+    .invoke_signed(&signer)?;
+    Assign {
+        account: target,
         owner,
-    };
-    create.invoke_signed(&[Signer::from(seeds)])
+    }
+    .invoke_signed(&signer)
 }
 
 /// The rent-exempt minimum for `space` bytes, by the runtime's formula over the Rent
