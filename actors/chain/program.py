@@ -61,6 +61,20 @@ ERRORS: Final[Mapping[int, str]] = {e["code"]: e["name"] for e in _idl_json()["e
 """The program's custom error codes (from 6000) and their names, from the IDL."""
 
 
+def program_id_from(configured: str | None) -> Pubkey:
+    """Return the program id a setting names (`CLOB_PROGRAM_ID`), or `PROGRAM_ID`.
+
+    Raises:
+        ValueError: The setting is not a base58 public key.
+    """
+    if configured is None:
+        return PROGRAM_ID
+    try:
+        return Pubkey.from_string(configured)
+    except ValueError as exc:
+        raise ValueError(f"CLOB_PROGRAM_ID is not a base58 public key: {configured!r}") from exc
+
+
 def error_name(code: int) -> str | None:
     """Return the name of one of the program's custom error codes, or None."""
     return ERRORS.get(code)
