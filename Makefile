@@ -60,7 +60,8 @@ fuzz: $(STAMP)
 # Benchmarks print figures and assert nothing. BENCH_ARGS reach the market bench, e.g.
 # `make bench BENCH_ARGS="--events 1000000"` for the full recovery measurement.
 BENCH_ARGS ?= --batches 30 --events 200000
-bench: $(STAMP)
+bench: $(STAMP) program
+	$(BIN)/python bench/program_cu.py
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/engine_bench.py --gc actor --resting 1000
 	$(BIN)/python bench/hop_bench.py
