@@ -13,6 +13,7 @@ default, `PROGRAM_ID`, is the IDL's `metadata.address` (the dev keypair committe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -24,7 +25,6 @@ from anchorpy.coder.instruction import InstructionCoder
 from anchorpy.program.context import Context
 from anchorpy.program.namespace.instruction import _InstructionFn
 from anchorpy_core.idl import Idl
-from pyheck import snake
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 
@@ -130,11 +130,15 @@ def market_pda(program_id: Pubkey, market_id: int) -> Pubkey:
 # Instructions, built by anchorpy from the IDL.
 
 
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
 @cache
 def _builders(program_id: Pubkey) -> dict[str, _InstructionFn]:
     idl = load_idl()
     coder = InstructionCoder(idl)
-    return {snake(ix.name): _InstructionFn(ix, coder.build, program_id) for ix in idl.instructions}
+    return {_snake(ix.name): _InstructionFn(ix, coder.build, program_id) for ix in idl.instructions}
 
 
 def instruction(

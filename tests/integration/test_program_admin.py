@@ -79,6 +79,12 @@ def test_initialize_needs_the_admin_signature(chain: ProgramChain) -> None:
     assert not chain.exists(prog.exchange_pda(chain.program_id))
 
 
+def test_initialize_needs_the_payer_signature(chain: ProgramChain) -> None:
+    other = chain.funded()
+    ix = unsigned(swap(_init(chain), "initialize", "payer", other.pubkey()), "initialize", "payer")
+    assert chain.error(ix, chain.admin) == "PayerSignatureMissing"
+
+
 def test_initialize_refuses_an_exchange_account_off_its_pda(chain: ProgramChain) -> None:
     other = Keypair()
     ix = swap(_init(chain), "initialize", "exchange", other.pubkey())
