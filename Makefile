@@ -35,7 +35,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck program program-test
+test: lint typecheck program program-lint program-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
