@@ -3,6 +3,7 @@ transfers, the per-market batch replay window, and every refusal of a batch."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import pytest
@@ -210,3 +211,24 @@ def test_a_halted_exchange_settles_nothing(ex: Exchange, vaults: dict[str, Pubke
     halt = prog.ix_update_exchange(chain.program_id, admin=chain.admin.pubkey(), status=1)
     chain.ok(halt, chain.admin)
     assert chain.error(_settle(ex, 1, _trade(vaults)), chain.operator) == "ExchangeHalted"
+
+
+def test_random_balanced_batches_move_every_vault_by_exactly_its_delta(ex: Exchange) -> None:
+    chain = ex.chain
+    rng = random.Random(15)
+    pool = {
+        mint: [funded_vault(ex, mint, account, 50_000) for account in range(1, 11)]
+        for mint in (ex.base, ex.quote)
+    }
+    for batch_id in range(1, 9):
+        entries: list[tuple[Pubkey, int]] = []
+        for vaults in pool.values():
+            chosen = rng.sample(vaults, rng.randint(2, 8))
+            deltas = [rng.randint(-5_000, 5_000) for _ in chosen[:-1]]
+            deltas.append(-sum(deltas))
+            entries += zip(chosen, deltas, strict=True)
+        rng.shuffle(entries)
+        before = {vault: chain.balance(vault) for vault, _ in entries}
+        chain.ok(_settle(ex, batch_id, entries), chain.operator)
+        for vault, delta in entries:
+            assert chain.balance(vault) == before[vault] + delta
