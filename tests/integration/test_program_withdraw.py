@@ -281,3 +281,40 @@ def test_a_bucket_that_would_pass_u64_is_an_overflow(elf: bytes) -> None:
     chain.transfer(dest, user, vault, 1)  # the vault holds 2 again; the bucket u64_max - 1
     assert chain.error(_withdraw(ex, dest, 2, 2), chain.operator) == "ArithmeticOverflow"
     assert _used(ex) == u64_max - 1
+
+
+def test_a_frozen_vault_or_destination_is_refused_with_its_own_code(
+    ex: Exchange, user: Keypair
+) -> None:
+    chain = ex.chain
+    mint = chain.create_mint(freezable=True)
+    add = prog.ix_add_asset(
+        chain.program_id,
+        admin=chain.admin.pubkey(),
+        payer=chain.payer.pubkey(),
+        mint=mint,
+        cap_atoms=CAP,
+        window_slots=WINDOW,
+    )
+    chain.ok(add, chain.admin)
+    vault = funded_vault(ex, mint, 1, 100)
+
+    def withdraw(withdrawal_id: int, destination: Pubkey) -> Instruction:
+        return prog.ix_withdraw(
+            chain.program_id,
+            operator=chain.operator.pubkey(),
+            mint=mint,
+            account_id=AccountId(1),
+            withdrawal_id=withdrawal_id,
+            amount_atoms=10,
+            destination=destination,
+        )
+
+    frozen_dest = chain.token_account(mint, user.pubkey())
+    chain.freeze(mint, frozen_dest)
+    assert chain.error(withdraw(1, frozen_dest), chain.operator) == "TokenAccountFrozen"
+    dest = chain.token_account(mint, user.pubkey())
+    chain.ok(withdraw(2, dest), chain.operator)
+    chain.freeze(mint, vault)
+    assert chain.error(withdraw(3, dest), chain.operator) == "TokenAccountFrozen"
+    assert chain.balance(vault) == 90

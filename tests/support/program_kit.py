@@ -106,8 +106,9 @@ class ProgramChain:
 
     # SPL Token, through its real instructions.
 
-    def create_mint(self, decimals: int = 6) -> Pubkey:
-        """Create an SPL mint whose authority is the payer."""
+    def create_mint(self, decimals: int = 6, *, freezable: bool = False) -> Pubkey:
+        """Create an SPL mint whose mint (and, if `freezable`, freeze) authority is the
+        payer."""
         mint = Keypair()
         rent = self.svm.minimum_balance_for_rent_exemption(MINT_LEN)
         self.ok(
@@ -119,12 +120,23 @@ class ProgramChain:
                         program_id=prog.TOKEN_PROGRAM_ID,
                         mint=mint.pubkey(),
                         mint_authority=self.payer.pubkey(),
+                        freeze_authority=self.payer.pubkey() if freezable else None,
                     )
                 ),
             ],
             mint,
         )
         return mint.pubkey()
+
+    def freeze(self, mint: Pubkey, token_account: Pubkey) -> None:
+        """Freeze a token account of a freezable mint."""
+        params = spl.FreezeAccountParams(
+            program_id=prog.TOKEN_PROGRAM_ID,
+            account=token_account,
+            mint=mint,
+            authority=self.payer.pubkey(),
+        )
+        self.ok(spl.freeze_account(params))
 
     def token_account(self, mint: Pubkey, owner: Pubkey) -> Pubkey:
         """Create a plain SPL token account of `mint` owned by `owner`."""

@@ -106,7 +106,11 @@ pub struct TokenAccount {
     pub amount: u64,
 }
 
-/// Read an initialised (or frozen) SPL token account.
+/// SPL token account state: 0 uninitialised, 1 initialised, 2 frozen.
+const TOKEN_STATE_FROZEN: u8 = 2;
+
+/// Read an initialised SPL token account that can send and receive (not frozen: the
+/// token program would refuse the transfer; this says why in the program's own code).
 pub fn token_account(account: &AccountView) -> Check<TokenAccount> {
     if !account.owned_by(&TOKEN_PROGRAM_ID) || account.data_len() != TOKEN_ACCOUNT_LEN {
         return Err(ExchangeError::NotATokenAccount);
@@ -115,8 +119,10 @@ pub fn token_account(account: &AccountView) -> Check<TokenAccount> {
         .try_borrow()
         .map_err(|_| ExchangeError::NotATokenAccount)?;
     // Layout: mint 0..32, owner 32..64, amount 64..72, ..., state at 108 (0 = uninit).
-    if data[108] == 0 {
-        return Err(ExchangeError::NotATokenAccount);
+    match data[108] {
+        0 => return Err(ExchangeError::NotATokenAccount),
+        TOKEN_STATE_FROZEN => return Err(ExchangeError::TokenAccountFrozen),
+        _ => {}
     }
     let mut amount = [0u8; 8];
     amount.copy_from_slice(&data[64..72]);

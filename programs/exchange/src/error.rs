@@ -97,6 +97,8 @@ pub enum ExchangeError {
     MarketIdMismatch = 6043,
     /// The config account already exists.
     AlreadyInitialized = 6044,
+    /// A vault or destination token account is frozen by its mint's freeze authority.
+    TokenAccountFrozen = 6045,
 }
 
 impl From<ExchangeError> for ProgramError {
