@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: up down status test test-slow soak fuzz lint typecheck bench venv clean
+.PHONY: up down status test test-slow soak fuzz lint typecheck bench venv clean \
+	program program-test program-lint clean-tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -34,7 +35,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck program program-lint program-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
@@ -59,7 +60,8 @@ fuzz: $(STAMP)
 # Benchmarks print figures and assert nothing. BENCH_ARGS reach the market bench, e.g.
 # `make bench BENCH_ARGS="--events 1000000"` for the full recovery measurement.
 BENCH_ARGS ?= --batches 30 --events 200000
-bench: $(STAMP)
+bench: $(STAMP) program
+	$(BIN)/python bench/program_cu.py
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/engine_bench.py --gc actor --resting 1000
 	$(BIN)/python bench/hop_bench.py
@@ -69,3 +71,52 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .clob .mypy_cache .pytest_cache .ruff_cache
+
+# The exchange program (programs/exchange, programs/README.md). `cargo build-sbf` needs
+# platform tools these machines cannot download, so the build uses a pinned nightly's
+# LLVM BPF back end and sbpf-linker (../shared/SOLANA_PROGRAMS.md). Both are installed
+# into .tools/ (ignored) by the machine's rustup and crates.io on first use; stamp files
+# make a second run instant. `clean-tools` removes them.
+TOOLS := $(CURDIR)/.tools
+RUST_NIGHTLY := nightly-2026-10-30
+SBPF_LINKER_VERSION := 0.2.6
+RUSTUP ?= $(shell command -v rustup || echo $(HOME)/.cargo/bin/rustup)
+TOOLCHAIN_STAMP := $(TOOLS)/.toolchain-$(RUST_NIGHTLY)
+LINKER_STAMP := $(TOOLS)/.sbpf-linker-$(SBPF_LINKER_VERSION)
+RUST_ENV := RUSTUP_HOME=$(TOOLS)/rustup CARGO_HOME=$(TOOLS)/cargo \
+	PATH="$(TOOLS)/sbpf-linker/bin:$$PATH"
+CARGO := $(RUST_ENV) $(RUSTUP) run $(RUST_NIGHTLY) cargo
+PROGRAM_DIR := programs/exchange
+PROGRAM_SO := $(PROGRAM_DIR)/target/deploy/exchange.so
+PROGRAM_SRC := $(shell find $(PROGRAM_DIR)/src -name '*.rs') $(PROGRAM_DIR)/Cargo.toml \
+	$(PROGRAM_DIR)/Cargo.lock $(PROGRAM_DIR)/.cargo/config.toml
+
+$(TOOLCHAIN_STAMP):
+	@test -x "$(RUSTUP)" || { echo "rustup is required to build the program"; exit 1; }
+	@mkdir -p $(TOOLS)
+	$(RUST_ENV) $(RUSTUP) toolchain install $(RUST_NIGHTLY) --profile minimal \
+		--component rust-src,rustfmt,clippy --no-self-update
+	@touch $@
+
+$(LINKER_STAMP): $(TOOLCHAIN_STAMP)
+	$(CARGO) install sbpf-linker@$(SBPF_LINKER_VERSION) --locked --root $(TOOLS)/sbpf-linker
+	@touch $@
+
+$(PROGRAM_SO): $(TOOLCHAIN_STAMP) $(LINKER_STAMP) $(PROGRAM_SRC)
+	cd $(PROGRAM_DIR) && $(CARGO) build --release --locked --target bpfel-unknown-none \
+		-Zbuild-std=core,alloc
+	@mkdir -p $(dir $@)
+	cp $(PROGRAM_DIR)/target/bpfel-unknown-none/release/libexchange.so $@
+
+program: $(PROGRAM_SO)
+
+# The program's pure logic (replay window, leaky bucket, netting, arithmetic), native.
+program-test: $(TOOLCHAIN_STAMP)
+	cd $(PROGRAM_DIR) && $(CARGO) test --locked --quiet
+
+program-lint: $(TOOLCHAIN_STAMP)
+	cd $(PROGRAM_DIR) && $(CARGO) fmt --check
+	cd $(PROGRAM_DIR) && $(CARGO) clippy --locked --all-targets -- -D warnings
+
+clean-tools:
+	rm -rf $(TOOLS) $(PROGRAM_DIR)/target

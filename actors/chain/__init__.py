@@ -1,1 +1,2 @@
-"""Custody on Solana: the chain layer (RPC client, embedded chain, keys) and the program."""
+"""Custody on Solana: the exchange program's client, the chain layer (RPC client, embedded
+chain, keys)."""
