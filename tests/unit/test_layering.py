@@ -61,6 +61,7 @@ PURE = [
     "actors/market/reservations.py", "actors/market/routing.py", "actors/market/rows.py",
     "actors/market/seam.py", "actors/market/state.py", "actors/stream/messages.py",
     "actors/stream/orders.py", "actors/stream/ports.py", "actors/stream/publisher.py",
+    "actors/custody/policy.py", "actors/custody/withdrawals.py",
 ]  # fmt: skip
 IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx"}
 IMPURE_PROJECT = ("actors.direct", "actors.infra", "actors.market.journal",
@@ -199,3 +200,12 @@ def test_serve_app_has_no_import_cycles() -> None:
     for module in sorted(m for m in _GRAPH if m.startswith("serve_app")):
         if module not in seen:
             walk(module, [module])
+
+
+@pytest.mark.parametrize("path", _files("actors/custody"), ids=lambda p: p.name)
+def test_custody_records_reach_neither_the_market_nor_the_chain(path: Path) -> None:
+    # The records and the policy are the ledger's side of custody: the chain (solana,
+    # actors.chain) belongs to the custody actors that call them.
+    names = {n for n in _imports(path)}
+    assert not {n.split(".")[0] for n in names} & {"solana", "solders", "anchorpy"}, path
+    assert not [n for n in names if n.startswith(("actors.market", "actors.chain"))], path
