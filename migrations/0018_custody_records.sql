@@ -60,6 +60,10 @@ CREATE POLICY withdrawals_api_steps ON withdrawals AS RESTRICTIVE FOR UPDATE TO 
     USING (status IN ('requested', 'pending_confirmation'))
     WITH CHECK (status IN ('requested', 'pending_confirmation', 'cancelled'));
 
+-- What those steps write besides the status: the second step's code and deadline, and why
+-- a request was cancelled.
+GRANT UPDATE (confirm_code_sha256, confirm_expires_at, last_error) ON withdrawals TO clob_api;
+
 CREATE TABLE withdrawal_sends (
     tx_signature             TEXT PRIMARY KEY CHECK (length(tx_signature) BETWEEN 64 AND 100),
     withdrawal_id            BIGINT NOT NULL REFERENCES withdrawals,
