@@ -75,10 +75,12 @@ def used_in_window(recent: Iterable[tuple[int, int]], now_ms: int) -> int:
 
     Args:
         recent: `(requested at ms, amount atoms)` of the account's counted withdrawals of
-            one asset (older ones may be included: they are left out here).
+            one asset (older ones may be included: they are left out here). One stamped
+            after `now_ms` counts: it is recorded, and a request's clock may lag the
+            stamp of one recorded while it waited for the account's lock.
         now_ms: Now, ms since the epoch.
     """
-    return sum(atoms for at_ms, atoms in recent if now_ms - DAY_MS < at_ms <= now_ms)
+    return sum(atoms for at_ms, atoms in recent if at_ms > now_ms - DAY_MS)
 
 
 def decide(  # noqa: PLR0917 (the rule's inputs, each one number)

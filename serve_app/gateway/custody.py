@@ -158,8 +158,10 @@ async def _decide(  # noqa: PLR0917 (the policy's inputs)
     atoms: int,
     address: str,
 ) -> policy.Allowed:
-    """Apply the policy on the database's clock (the one `active_from` was set with)."""
-    now: datetime = await conn.fetchval("SELECT now()")
+    """Apply the policy on the database's clock (the one `active_from` was set with),
+    read now, after the account's lock: the transaction's start may be older than rows
+    recorded while it waited."""
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
     listed = await records.find_address(conn, address)
     recent = await records.recent_counted(conn, asset_id, COUNTED_STATES)
     decision = policy.decide(

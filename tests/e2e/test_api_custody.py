@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,45 @@ async def _seen_deposit(database_url: str, account_id: int) -> None:
             "INSERT INTO deposits (account_id, asset_id, amount_atoms, address, tx_signature, "
             "slot, confirmations) SELECT $1, asset_id, 1500000000, $2, $3, 7, 3 FROM assets "
             "WHERE symbol = 'WDR'", account_id, "D" * 44, f"{account_id:0>88}",
+        )  # fmt: skip
+    finally:
+        await conn.close()
+
+
+def test_concurrent_requests_never_pass_the_daily_limit_together(holder: Holder) -> None:
+    # Eight requests of 1 WDR at once against a limit of 5: the per-account lock lets
+    # each see the others' rows, so exactly five are debited.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: holder.http.post(
+            "/api/v1/withdrawals", json={"asset": "WDR", "amount": "1", "address": WALLET}
+        ), range(8)))  # fmt: skip
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 5 + [422] * 3, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 422} == {"daily_limit_exceeded"}
+    assert holder.available() == "5.000000000"
+
+
+def test_an_expired_second_step_is_cancelled_and_moves_nothing(
+    exchange: Exchange, holder: Holder
+) -> None:
+    held = holder.withdraw(amount="3")
+    asyncio.run(_expire(exchange.database_url, held["withdrawal_id"]))
+    url = f"/api/v1/withdrawals/{held['withdrawal_id']}/confirm"
+    late = holder.http.post(url, json={"code": held["confirmation_code"]})
+    assert late.status_code == 409 and late.json()["code"] == "confirmation_expired"
+    after = holder.reader.get(f"/api/v1/withdrawals/{held['withdrawal_id']}").json()
+    assert after["status"] == "cancelled" and holder.available() == "10.000000000"
+    # A cancelled request no longer counts against the daily limit.
+    assert holder.withdraw(amount="2")["status"] == "debited"
+
+
+async def _expire(database_url: str, withdrawal_id: int) -> None:
+    """Let a second step's time run out (as if `confirm_ttl_s` had passed)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE withdrawals SET confirm_expires_at = now() - interval '1 second' "
+            "WHERE withdrawal_id = $1", withdrawal_id,
         )  # fmt: skip
     finally:
         await conn.close()

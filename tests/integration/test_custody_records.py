@@ -205,3 +205,21 @@ async def test_a_deposit_is_recorded_and_credited_once(
     await deposits.set_cursor(conn, vault, "6" * 88, 9)  # older: the cursor stays
     assert await deposits.cursor(conn, vault) == (signature, 10)
     await _assert_conserved(shard, conn)
+
+
+async def test_a_new_address_cools_off_and_adding_it_again_does_not_restart_it(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    [account] = await new_accounts(db_url, 1)
+    async with conn.transaction():  # as the gateway: clob_api, acting for the account
+        await conn.execute("SET LOCAL ROLE clob_api")
+        await conn.execute("SELECT set_config('clob.account_id', $1, true)", str(account))
+        added = await records.add_address(conn, account, WALLET, "cold", cooling_off_s=3600)
+        assert (added.active_from - added.created_at).total_seconds() == 3600
+        assert await records.add_address(conn, account, WALLET, "other", 0) == added
+        assert [a.address for a in await records.list_addresses(conn)] == [WALLET]
+    async with conn.transaction():  # another account sees none of it
+        await conn.execute("SET LOCAL ROLE clob_api")
+        await conn.execute("SELECT set_config('clob.account_id', $1, true)", str(account + 1))
+        assert await records.find_address(conn, WALLET) is None
+        assert not await records.remove_address(conn, WALLET)

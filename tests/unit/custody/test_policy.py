@@ -49,6 +49,9 @@ def test_no_cooling_off_in_embedded_mode() -> None:
 def test_the_daily_limit_counts_the_last_24_hours_only() -> None:
     recent = [(NOW - DAY_MS, 900), (NOW - DAY_MS + 1, 300), (NOW - 5, 200)]  # first is out
     assert used_in_window(recent, NOW) == 500
+    # Recorded by a request that took the account's lock first, stamped after this one's
+    # clock: still counted.
+    assert used_in_window([(NOW + 3, 100)], NOW) == 100
     assert decide(POLICY, "USDC", 500, 0, recent, NOW) == Allowed(two_step=False)
     refusal = decide(POLICY, "USDC", 501, 0, recent, NOW)
     assert isinstance(refusal, Refusal) and refusal.code == "daily_limit_exceeded"
