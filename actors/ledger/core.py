@@ -37,14 +37,13 @@ from actors.engine import (
     Side,
     StpDecrement,
 )
-from actors.ledger.fees import charge_fill
+from actors.ledger.fees import RecordFees, charge_fill
 from actors.ledger.holds import Hold, terms_key
 from actors.ledger.rules import (
     Changes,
     CreditReferenceError,
     DebitReferenceError,
     InsufficientBalanceError,
-    Key,
     LedgerInvariantError,
     LedgerRequestError,
     Move,
@@ -346,7 +345,7 @@ class LedgerCore(LedgerState):
             self._settle_remainder(spec, record)
 
     def _on_fill(self, spec: MarketSpec, market: str, event: Fill) -> None:
-        fees = charge_fill(spec, event, _RecordFees(self._records, market))
+        fees = charge_fill(spec, event, RecordFees(self._records, market))
         price, qty = int(event.price), int(event.qty)
         taker_buys = event.taker_side == Side.BUY
         for order_id, fee, buys in (
@@ -386,24 +385,6 @@ class LedgerCore(LedgerState):
         if record.quote_budget_tick_lots is not None:
             record.quote_budget_tick_lots -= price * qty
         self._settle_remainder(spec, record)
-
-
-class _RecordFees:
-    """The fee numerators of one market's orders held on this shard (`charge_fill`'s
-    state here: each lives in its order's reservation record)."""
-
-    __slots__ = ("_market", "_records")
-
-    def __init__(self, records: dict[Key, OrderReservation], market: str) -> None:
-        self._records = records
-        self._market = market
-
-    def numerator(self, order_id: str) -> int | None:
-        record = self._records.get((self._market, order_id))
-        return None if record is None else record.fee_numerator
-
-    def set_numerator(self, order_id: str, numerator: int) -> None:
-        self._records[(self._market, order_id)].fee_numerator = numerator
 
 
 _Handler = Callable[[LedgerCore, MarketSpec, str, Event], None]
