@@ -283,3 +283,35 @@ async def _expire(database_url: str, withdrawal_id: int) -> None:
         )  # fmt: skip
     finally:
         await conn.close()
+
+
+ENDPOINT_BAD = [
+    ("POST", "/api/v1/withdrawal-addresses", {"address": 5}, 422, "invalid_request"),
+    ("POST", "/api/v1/withdrawal-addresses", {}, 422, "invalid_request"),
+    ("POST", "/api/v1/withdrawal-addresses", {"address": WALLET, "label": "x" * 129}, 422,
+     "invalid_request"),
+    ("DELETE", "/api/v1/withdrawal-addresses/not-base58", None, 404, "unknown_address"),
+    ("POST", "/api/v1/withdrawals/abc/confirm", {"code": "x"}, 422, "invalid_request"),
+    ("POST", "/api/v1/withdrawals/0/confirm", {"code": "x"}, 422, "invalid_request"),
+    ("POST", "/api/v1/withdrawals/1/confirm", {"code": ""}, 422, "invalid_request"),
+    ("POST", f"/api/v1/withdrawals/{2**53 - 1}/confirm", {"code": "x"}, 404,
+     "unknown_withdrawal"),
+    ("GET", f"/api/v1/withdrawals/{2**53 - 1}", None, 404, "unknown_withdrawal"),
+    ("GET", "/api/v1/withdrawals?status=bogus", None, 422, "invalid_request"),
+    ("GET", "/api/v1/withdrawals?limit=0", None, 422, "invalid_request"),
+    ("GET", "/api/v1/withdrawals?cursor=zzz", None, 422, "invalid_cursor"),
+    ("GET", "/api/v1/deposits?cursor=zzz", None, 422, "invalid_cursor"),
+    ("GET", "/api/v1/deposits?colour=red", None, 422, "invalid_request"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ENDPOINT_BAD, ids=[f"{c[0]} {c[1]} {c[4]}" for c in ENDPOINT_BAD])
+def test_every_custody_endpoint_refuses_bad_input_and_changes_nothing(
+    holder: Holder, case: tuple[str, str, Any, int, str]
+) -> None:
+    method, path, body, status, code = case
+    before = holder.state()
+    response = holder.http.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert holder.state() == before
