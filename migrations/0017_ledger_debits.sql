@@ -22,6 +22,9 @@ COMMENT ON COLUMN ledger_debits.asset_id IS 'Asset debited.';
 COMMENT ON COLUMN ledger_debits.amount_atoms IS 'Amount taken from available, atoms (> 0).';
 COMMENT ON COLUMN ledger_debits.created_at IS 'When it was applied.';
 GRANT SELECT, INSERT ON ledger_debits TO clob_system;
+-- A withdrawal takes available funds at once (a debit), it locks nothing.
+COMMENT ON COLUMN balances.locked_atoms IS 'Funds reserved for open orders, atoms, >= 0.';
+COMMENT ON TABLE ledger_reservations IS 'Locked funds per open order (ledger shards only). Sum of an account''s rows in an asset = its locked balance.';
 
 -- ---------------------------------------------------------------------------------------
 ALTER TABLE ledger_supply ADD COLUMN debited_atoms NUMERIC(38,0) NOT NULL DEFAULT 0;
