@@ -317,6 +317,7 @@ class Exchange:
             access_log=self.settings.serve.access_log,
             gateway_replicas=self.settings.serve.gateway_replicas,
             ws=self.settings.ws,
+            custody=self.settings.custody.resolved(embedded=self.settings.database_url is None),
         )
         serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
         http_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"

@@ -25,6 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from actors.custody.policy import CustodyPolicy
 from actors.infra.errors import ClobError
 
 DEFAULT_CONFIG_FILE = Path("clob.toml")
@@ -207,6 +208,56 @@ class DemoSettings(BaseModel):
     )
 
 
+DEFAULT_COOLING_OFF_S = 86_400
+"""Cooling-off of a new withdrawal address outside embedded mode when none is set (24 h)."""
+
+
+class CustodySettings(BaseModel):
+    """The withdrawal policy (`actors.custody.policy`). Amounts are integer atoms of the
+    asset (no decimals to misread: 1 USDC with 6 decimals is 1000000), keyed by asset
+    symbol; an asset not listed has no daily limit and never needs the second step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cooling_off_s: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds before a newly allowlisted withdrawal address may be used; "
+        f"unset: 0 on embedded defaults (no DATABASE_URL), else {DEFAULT_COOLING_OFF_S}.",
+    )
+    daily_limit_atoms: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Per asset, the most an account may withdraw in any 24 h, in atoms, "
+        'e.g. {"USDC": 10000000000}; unlisted assets: no limit.',
+    )
+    two_step_threshold_atoms: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Per asset, the amount in atoms above which a withdrawal needs the "
+        "second step (POST /withdrawals/{id}/confirm with its one-time code); unlisted "
+        "assets: never.",
+    )
+    confirm_ttl_s: int = Field(
+        default=900, ge=1, description="Seconds a second step may wait for its confirmation."
+    )
+
+    def resolved(self, embedded: bool) -> CustodySettings:
+        """Return these settings with `cooling_off_s` set (0 in embedded mode if unset)."""
+        if self.cooling_off_s is not None:
+            return self
+        return self.model_copy(update={"cooling_off_s": 0 if embedded else DEFAULT_COOLING_OFF_S})
+
+    def policy(self) -> CustodyPolicy:
+        """Return the policy the rules read (an unset cooling-off is the production one:
+        `resolved` decides embedded mode)."""
+        cooling = DEFAULT_COOLING_OFF_S if self.cooling_off_s is None else self.cooling_off_s
+        return CustodyPolicy(
+            cooling_off_s=cooling,
+            daily_limit_atoms=dict(self.daily_limit_atoms),
+            two_step_threshold_atoms=dict(self.two_step_threshold_atoms),
+            confirm_ttl_s=self.confirm_ttl_s,
+        )
+
+
 class Settings(BaseSettings):
     """Every setting of the exchange."""
 
@@ -276,6 +327,7 @@ class Settings(BaseSettings):
     ws: WebSocketSettings = Field(default_factory=WebSocketSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    custody: CustodySettings = Field(default_factory=CustodySettings)
 
     @property
     def demo_enabled(self) -> bool:
@@ -403,4 +455,7 @@ def _toml_value(value: object) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -2,10 +2,11 @@
 
 A `LedgerCore` owns the accounts with `account_id % shard_count == shard_id`: per asset
 their `available` and `locked` atoms, one fee account per asset, the reservation record of
-each open order of those accounts, the credited total per asset and a per-market journal
-high-water mark. That durable state is a function of the credits and the journals: a
-reservation enters it with its journal entry (`apply_events(..., reservation)`); before
-that it is a hold (`hold`, see `holds.py`), in memory only. The Ray shell (`shard.py`)
+each open order of those accounts, the credited and debited totals per asset and a
+per-market journal high-water mark. That durable state is a function of the credits, the
+debits and the journals: a reservation enters it with its journal entry
+(`apply_events(..., reservation)`); before that it is a hold (`hold`, see `holds.py`), in
+memory only. The Ray shell (`shard.py`)
 loads the durable state from PostgreSQL, feeds the core, and writes back what
 `take_changes` returns, in the background.
 
@@ -15,8 +16,8 @@ on two shards: each applies its own side, and each payer's fee goes to the fee a
 its own shard. Maker rebates are paid out of the fee account of the maker's shard, so one
 shard's fee balance may go negative; the sum over shards never does, because the spec
 forbids a rebate larger than the taker fee. Conservation per asset therefore holds over
-all shards together (`sum(available + locked + fees) == sum(credited)`), and within one
-shard only when the counterparties of its fills are on it too.
+all shards together (`sum(available + locked + fees) == sum(credited) - sum(debited)`),
+and within one shard only when the counterparties of its fills are on it too.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from actors.engine import (
     Side,
     StpDecrement,
 )
-from actors.ledger.fees import charge_fill
+from actors.ledger.fees import RecordFees, charge_fill
 from actors.ledger.holds import Hold, terms_key
 from actors.ledger.rules import (
     Changes,
     CreditReferenceError,
-    Key,
+    DebitReferenceError,
+    InsufficientBalanceError,
     LedgerInvariantError,
     LedgerRequestError,
     Move,
@@ -58,7 +60,7 @@ __all__ = ["Changes", "LedgerCore", "Move", "Moves", "Totals", "shard_of"]
 
 
 class LedgerCore(LedgerState):
-    """A ledger shard's commands (credit, hold, reserve, release) and the rules that turn a
+    """A ledger shard's commands (credit, debit, hold, reserve, release) and the rules that turn a
     journal entry's reservation and events into balance moves (see the module doc).
 
     Args:
@@ -91,11 +93,49 @@ class LedgerCore(LedgerState):
             if earlier != terms:
                 raise CreditReferenceError(f"reference {reference!r} was used for another credit")
             return False
-        check_credit(amount_atoms, self._credited.get(asset, 0))
+        check_credit(amount_atoms, self.supply(asset))
         self._references[reference] = terms
         self._move(account_id, asset, amount_atoms, 0)
         self._credited[asset] = self._credited.get(asset, 0) + amount_atoms
         self._changes.credits.append((reference, account_id, asset, amount_atoms))
+        return True
+
+    def debit(self, account_id: AccountId, asset: str, amount_atoms: int, reference: str) -> bool:
+        """Take funds out of an account's available balance (a withdrawal), once per
+        reference: the mirror of `credit`. Held funds are not available.
+
+        Returns:
+            True if debited now, False if the same debit was made before with it (even if
+            the balance is now short: a repeat changes nothing).
+
+        Raises:
+            LedgerRequestError: The amount is not positive or the account is another
+                shard's.
+            DebitReferenceError: The reference was used for another account, asset or
+                amount.
+            InsufficientBalanceError: Less than `amount_atoms` is available; nothing
+                changed.
+        """
+        if amount_atoms <= 0:
+            raise LedgerRequestError(f"debit amount must be positive, got {amount_atoms}")
+        self.check_owner(account_id)
+        self._moves = []
+        terms = (account_id, asset, amount_atoms)
+        earlier = self._debit_references.get(reference)
+        if earlier is not None:
+            if earlier != terms:
+                raise DebitReferenceError(f"reference {reference!r} was used for another debit")
+            return False
+        available = self.balance(account_id, asset)[0]
+        if available < amount_atoms:
+            raise InsufficientBalanceError(
+                f"account {account_id} has {available} atoms of {asset} available, "
+                f"{amount_atoms} asked"
+            )
+        self._debit_references[reference] = terms
+        self._move(account_id, asset, -amount_atoms, 0)
+        self._debited[asset] = self._debited.get(asset, 0) + amount_atoms
+        self._changes.debits.append((reference, account_id, asset, amount_atoms))
         return True
 
     def hold(self, r: Reservation, market_epoch: int = 0) -> bool:
@@ -305,7 +345,7 @@ class LedgerCore(LedgerState):
             self._settle_remainder(spec, record)
 
     def _on_fill(self, spec: MarketSpec, market: str, event: Fill) -> None:
-        fees = charge_fill(spec, event, _RecordFees(self._records, market))
+        fees = charge_fill(spec, event, RecordFees(self._records, market))
         price, qty = int(event.price), int(event.qty)
         taker_buys = event.taker_side == Side.BUY
         for order_id, fee, buys in (
@@ -345,24 +385,6 @@ class LedgerCore(LedgerState):
         if record.quote_budget_tick_lots is not None:
             record.quote_budget_tick_lots -= price * qty
         self._settle_remainder(spec, record)
-
-
-class _RecordFees:
-    """The fee numerators of one market's orders held on this shard (`charge_fill`'s
-    state here: each lives in its order's reservation record)."""
-
-    __slots__ = ("_market", "_records")
-
-    def __init__(self, records: dict[Key, OrderReservation], market: str) -> None:
-        self._records = records
-        self._market = market
-
-    def numerator(self, order_id: str) -> int | None:
-        record = self._records.get((self._market, order_id))
-        return None if record is None else record.fee_numerator
-
-    def set_numerator(self, order_id: str, numerator: int) -> None:
-        self._records[(self._market, order_id)].fee_numerator = numerator
 
 
 _Handler = Callable[[LedgerCore, MarketSpec, str, Event], None]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple, Protocol
 
 from actors.engine import Accepted, Cancelled, Event, Fill, MarketSpec, notional_quote_atoms
-from actors.ledger.rules import fill_fee_atoms
+from actors.ledger.rules import Key, OrderReservation, fill_fee_atoms
 
 
 class FillFees(NamedTuple):
@@ -117,3 +117,23 @@ class FeeCounts:
 
     def __len__(self) -> int:
         return len(self._numerators)
+
+
+class RecordFees:
+    """The fee numerators of one market's orders held on a ledger shard (`charge_fill`'s
+    state there: each lives in its order's reservation record)."""
+
+    __slots__ = ("_market", "_records")
+
+    def __init__(self, records: dict[Key, OrderReservation], market: str) -> None:
+        self._records = records
+        self._market = market
+
+    def numerator(self, order_id: str) -> int | None:
+        """Return the order's fee numerator, or None if it has no record here."""
+        record = self._records.get((self._market, order_id))
+        return None if record is None else record.fee_numerator
+
+    def set_numerator(self, order_id: str, numerator: int) -> None:
+        """Store the order's new fee numerator."""
+        self._records[(self._market, order_id)].fee_numerator = numerator

@@ -49,6 +49,15 @@ class CreditReferenceError(LedgerRequestError):
     """A credit reference was used before for another account, asset or amount."""
 
 
+class DebitReferenceError(LedgerRequestError):
+    """A debit reference was used before for another account, asset or amount."""
+
+
+class InsufficientBalanceError(LedgerRequestError):
+    """A debit asks for more than the account has available (holds excluded); nothing
+    changed."""
+
+
 @dataclass(slots=True)
 class OrderReservation:
     """The funds a shard holds locked for one order, and what the order may still need.
@@ -109,6 +118,7 @@ class Totals(NamedTuple):
     locked: int
     fees: int
     credited: int
+    debited: int = 0
 
 
 @dataclass(slots=True)
@@ -120,6 +130,7 @@ class Changes:
     reservations: list[OrderReservation] = field(default_factory=list)
     dropped: list[Key] = field(default_factory=list)
     credits: list[tuple[str, AccountId, str, int]] = field(default_factory=list)
+    debits: list[tuple[str, AccountId, str, int]] = field(default_factory=list)
     marks: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -200,11 +211,12 @@ def required_reservation(  # noqa: PLR0917 (the market actor calls it positional
 
 
 def check_credit(amount_atoms: int, total_atoms: int) -> None:
-    """Refuse a credit that would take the asset's credited total past `MAX_ATOMS`.
+    """Refuse a credit that would take the asset's supply past `MAX_ATOMS`.
 
     Args:
         amount_atoms: The credit (> 0).
-        total_atoms: The asset's credited total before it.
+        total_atoms: The asset's supply before it: credited minus debited (what the
+            balances and fees hold together, by conservation).
 
     Raises:
         AmountBoundError: `amount_too_large` (the amount alone exceeds the bound) or
@@ -217,7 +229,7 @@ def check_credit(amount_atoms: int, total_atoms: int) -> None:
     if total_atoms + amount_atoms > MAX_ATOMS:
         raise AmountBoundError(
             "total_too_large",
-            f"the asset's total would pass {MAX_ATOMS} atoms ({total_atoms} credited so far)",
+            f"the asset's total would pass {MAX_ATOMS} atoms ({total_atoms} held so far)",
         )
 
 

@@ -10,7 +10,7 @@ memory. `reserve` answers holds under the shard's epoch (`holds.py`); `apply` ma
 journaled reservations and their events part of the durable state, which is a function of
 the credits and the journals: a background flusher writes what changed (`store.save`,
 one statement) behind the calls, and a restart rebuilds the rest from the journal. Only
-`credit` waits for its write (a credit is in no journal). If a write fails, the in-memory
+`credit` and `debit` wait for their writes (they are in no journal). If a write fails, the in-memory
 state is thrown away and rebuilt on the next call (a new epoch: the holds are gone).
 """
 
@@ -48,6 +48,7 @@ from actors.ledger.core import LedgerCore, shard_of
 from actors.ledger.rules import (
     AmountBoundError,
     CreditReferenceError,
+    DebitReferenceError,
     LedgerRequestError,
     check_credit,
 )
@@ -257,7 +258,7 @@ class LedgerShard:
             asset_id = await self._registry.asset_id(conn, asset)
             earlier = await store.credit_terms(conn, reference)
             if earlier is None:
-                check_credit(amount_atoms, await store.credited_total(conn, asset_id))
+                check_credit(amount_atoms, await store.supply_total(conn, asset_id))
                 core.credit(account_id, asset, amount_atoms, reference)
             elif earlier != (account_id, asset, amount_atoms):
                 raise CreditReferenceError(f"reference {reference!r} was used for another credit")
@@ -274,6 +275,42 @@ class LedgerShard:
                 raise
             raise AmountBoundError("total_too_large", f"the total of {asset} is full") from None
         return view
+
+    async def debit(
+        self, account_id: AccountId, asset: str, amount_atoms: int, reference: str
+    ) -> tuple[bool, BalanceView]:
+        """Take funds from an account's available balance once per reference (a
+        withdrawal: `withdrawal:<id>`), with every journal entry committed before the call
+        applied first (a cancel just answered may release what is asked).
+
+        Returns:
+            Whether it was debited now (False: the same debit was made before with this
+            reference, nothing changed) and the balance after.
+
+        Raises:
+            LedgerRequestError: Not positive, account of another shard, unknown account or
+                asset; `InsufficientBalanceError` when less is available (nothing changed).
+            DebitReferenceError: The reference was used for another account, asset or
+                amount.
+        """
+
+        async def run(conn: asyncpg.Connection, core: LedgerCore) -> tuple[bool, BalanceView]:
+            core.check_owner(account_id)
+            await store.check_account(conn, account_id)
+            await self._registry.asset_id(conn, asset)
+            earlier = await store.debit_terms(conn, reference)
+            if earlier is None:
+                await self._catch_up_all(conn, core)
+                done = core.debit(account_id, asset, amount_atoms, reference)
+            elif earlier != (account_id, asset, amount_atoms):
+                raise DebitReferenceError(f"reference {reference!r} was used for another debit")
+            else:
+                done = False
+            return done, BalanceView(asset, *core.balance(account_id, asset))
+
+        result = await self._mutate(run)
+        await self.flush()  # a debit is in no journal: written before it is answered
+        return result
 
     async def flush(self) -> None:
         """Write everything changed so far to PostgreSQL; return once it is written."""
@@ -292,8 +329,8 @@ class LedgerShard:
         return await self._locked(run)
 
     async def totals(self) -> dict[str, dict[str, int]]:
-        """Return per asset the shard's sums: available, locked, fees, credited (atoms),
-        with every journal entry committed before the call applied."""
+        """Return per asset the shard's sums: available, locked, fees, credited, debited
+        (atoms), with every journal entry committed before the call applied."""
 
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> dict[str, dict[str, int]]:
             await self._catch_up_all(conn, core)

@@ -47,8 +47,12 @@ class LedgerState:
         self._balances: dict[tuple[AccountId, str], list[int]] = {}
         self._fees: dict[str, int] = {}
         self._credited: dict[str, int] = {}
+        self._debited: dict[str, int] = {}
         # Credit reference -> (account, asset, amount atoms) of the credit made with it.
         self._references: dict[str, tuple[AccountId, str, int]] = {}
+        # The same for debits (another namespace: a refund's credit and its withdrawal's
+        # debit are two operations).
+        self._debit_references: dict[str, tuple[AccountId, str, int]] = {}
         self._records: dict[Key, OrderReservation] = {}
         self._marks: dict[str, int] = {}
         self._moves: Moves = []
@@ -78,6 +82,10 @@ class LedgerState:
     def load_credited(self, asset: str, amount: int) -> None:
         """Set the stored credited total of an asset while recovering."""
         self._credited[asset] = amount
+
+    def load_debited(self, asset: str, amount: int) -> None:
+        """Set the stored debited total of an asset while recovering."""
+        self._debited[asset] = amount
 
     def load_reservation(self, record: OrderReservation) -> None:
         """Add a stored reservation record while recovering."""
@@ -130,9 +138,18 @@ class LedgerState:
         """Return the ids of every order of a market that holds a reservation here."""
         return [oid for (m, oid) in self._records if m == market]
 
+    def supply(self, asset: str) -> int:
+        """Return what this shard holds of an asset by its books: credited - debited."""
+        return self._credited.get(asset, 0) - self._debited.get(asset, 0)
+
     def totals(self) -> dict[str, Totals]:
-        """Return per asset the sums of available, locked, fees and credited atoms."""
-        assets = {a for _, a in self._balances} | set(self._fees) | set(self._credited)
+        """Return per asset the sums of available, locked, fees, credited and debited
+        atoms (conservation: available + locked + fees == credited - debited, summed
+        over every shard)."""
+        assets = (
+            {a for _, a in self._balances} | set(self._fees) | set(self._credited)
+            | set(self._debited)
+        )  # fmt: skip
         out = {}
         for asset in sorted(assets):
             values = [self.balance(acct, a) for (acct, a) in self._balances if a == asset]
@@ -141,6 +158,7 @@ class LedgerState:
                 sum(v[1] for v in values),
                 self._fees.get(asset, 0),
                 self._credited.get(asset, 0),
+                self._debited.get(asset, 0),
             )
         return out
 

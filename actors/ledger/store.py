@@ -1,9 +1,10 @@
 """PostgreSQL adapter of the ledger shards: every ledger SQL statement lives here.
 
 A shard's state is its accounts' rows (`account_id % shard_count = shard_id`) of
-`balances`, `ledger_reservations` and `ledger_credits`, its `fee_balances` row per asset and
-its `ledger_shard_marks`. `save` writes a set of changes with one statement
-(`clob_ledger_save_json`, JSON documents of every table's rows: one round trip).
+`balances`, `ledger_reservations`, `ledger_credits` and `ledger_debits`, its
+`fee_balances` row per asset and its `ledger_shard_marks`. `save` writes a set of changes
+with one statement (`clob_ledger_save_json`, JSON documents of every table's rows: one
+round trip).
 Amounts are `NUMERIC(38,0)`: they are read as text and written as JSON integers (exact at
 any size) so that no `Decimal` (let alone a float) ever touches a money path.
 """
@@ -118,6 +119,11 @@ async def load(
     ):  # fmt: skip
         core.load_credited(asset[r["asset_id"]], int(r["a"]))
     for r in await conn.fetch(
+        "SELECT asset_id, sum(amount_atoms)::text AS a FROM ledger_debits "
+        f"WHERE {_OWN} GROUP BY asset_id", shard_id, shard_count,
+    ):  # fmt: skip
+        core.load_debited(asset[r["asset_id"]], int(r["a"]))
+    for r in await conn.fetch(
         "SELECT market_id, applied_journal_seq FROM ledger_shard_marks "
         "WHERE shard_id = $1 AND shard_count = $2", shard_id, shard_count,
     ):  # fmt: skip
@@ -147,10 +153,11 @@ async def _load_reservations(conn: asyncpg.Connection, reg: Registry, core: Ledg
 async def save(
     conn: asyncpg.Connection, registry: Registry, core: LedgerCore, changes: Changes
 ) -> None:
-    """Write a set of changes with one statement (`clob_ledger_save_json`, migration 0011):
-    atomic on its own, and one round trip. Does nothing when nothing changed."""
+    """Write a set of changes with one statement (`clob_ledger_save_json`, migrations
+    0011 and 0017): atomic on its own, and one round trip. Does nothing when nothing
+    changed."""
     if not any(
-        (changes.credits, changes.balances, changes.fees, changes.dropped,
+        (changes.credits, changes.debits, changes.balances, changes.fees, changes.dropped,
          changes.reservations, changes.marks)
     ):  # fmt: skip
         return
@@ -165,11 +172,13 @@ async def save(
         [{"market_id": mid[market], "order_id": oid} for market, oid in changes.dropped],
         [_row(registry, r) for r in changes.reservations],
         [{"market_id": mid[market], "seq": seq} for market, seq in changes.marks],
+        [{"reference": ref, "account_id": acct, "asset_id": aid[asset], "amount": amount}
+         for ref, acct, asset, amount in changes.debits],
     )  # fmt: skip
     await conn.execute(_SAVE, core.shard_id, core.shard_count, *(jsonx.dumps(d) for d in documents))
 
 
-_SAVE = "SELECT clob_ledger_save_json($1, $2, $3, $4, $5, $6, $7, $8)"
+_SAVE = "SELECT clob_ledger_save_json($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 
 def _row(registry: Registry, r: OrderReservation) -> JsonDict:
@@ -277,13 +286,25 @@ async def credit_terms(conn: asyncpg.Connection, reference: str) -> tuple[int, s
     return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
 
 
+async def debit_terms(conn: asyncpg.Connection, reference: str) -> tuple[int, str, int] | None:
+    """Return (account, asset, amount atoms) of the debit made with a reference, if any."""
+    row = await conn.fetchrow(
+        "SELECT d.account_id, a.symbol, d.amount_atoms FROM ledger_debits d "
+        "JOIN assets a USING (asset_id) WHERE d.reference = $1",
+        reference,
+    )
+    return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
+
+
 SUPPLY_BOUND_CONSTRAINT = "ledger_supply_u64"
-"""The CHECK of migration 0015 that keeps an asset's credited total within a u64."""
+"""The CHECK (migrations 0015, 0017) that keeps an asset's supply (credited - debited)
+within a u64."""
 
 
-async def credited_total(conn: asyncpg.Connection, asset_id: int) -> int:
-    """Return the total credited of an asset over every shard, in atoms (migration 0015)."""
+async def supply_total(conn: asyncpg.Connection, asset_id: int) -> int:
+    """Return what the ledger holds of an asset over every shard, credited minus debited,
+    in atoms (`ledger_supply`, migrations 0015 and 0017)."""
     total = await conn.fetchval(
-        "SELECT credited_atoms FROM ledger_supply WHERE asset_id = $1", asset_id
+        "SELECT credited_atoms - debited_atoms FROM ledger_supply WHERE asset_id = $1", asset_id
     )
     return 0 if total is None else int(total)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.infra.settings import WebSocketSettings
+from actors.infra.settings import CustodySettings, WebSocketSettings
 
 
 class AppArgs(BaseModel):
@@ -60,4 +60,9 @@ class AppArgs(BaseModel):
     )
     access_log: bool = Field(
         default=False, description="Serve's access log line per request (costs CPU)."
+    )
+    custody: CustodySettings = Field(
+        default_factory=CustodySettings,
+        description="The withdrawal policy (`clob up` sets cooling_off_s: 0 in embedded "
+        "mode); an unset cooling_off_s is the production default.",
     )

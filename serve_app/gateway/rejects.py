@@ -31,6 +31,8 @@ STATUS_OF_CODE: dict[str, int] = {
     "unknown_asset": 404,
     "unknown_account": 404,
     "unknown_key": 404,
+    "unknown_address": 404,
+    "unknown_withdrawal": 404,
     # 405/415: a method or a media type the route does not take
     "method_not_allowed": 405,
     "unsupported_media_type": 415,
@@ -43,6 +45,8 @@ STATUS_OF_CODE: dict[str, int] = {
     "market_exists": 409,
     "order_not_open": 409,
     "key_limit_reached": 409,
+    "withdrawal_not_pending": 409,
+    "confirmation_expired": 409,
     # 422: validation and business rejects
     "invalid_request": 422,
     "invalid_decimal": 422,
@@ -64,6 +68,12 @@ STATUS_OF_CODE: dict[str, int] = {
     "insufficient_funds": 422,
     "amount_too_large": 422,
     "total_too_large": 422,
+    "invalid_address": 422,
+    "address_not_allowed": 422,
+    "address_cooling_off": 422,
+    "daily_limit_exceeded": 422,
+    "insufficient_balance": 422,
+    "invalid_confirmation_code": 422,
     # 429 / 503
     "rate_limited": 429,
     "unavailable": 503,

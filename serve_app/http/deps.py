@@ -89,6 +89,19 @@ async def get_reader(principal: Caller) -> Principal:
 Reader = Annotated[Principal, Depends(get_reader)]
 
 
+async def get_withdrawer(principal: Caller) -> Principal:
+    """A caller whose key has the `withdraw` scope (the allowlist, withdrawals).
+
+    Raises:
+        ApiError: 403 `forbidden` without it.
+    """
+    require_scope(principal, "withdraw")
+    return principal
+
+
+Withdrawer = Annotated[Principal, Depends(get_withdrawer)]
+
+
 async def require_admin(
     core: Core, token: Annotated[str | None, Security(_admin_token)] = None
 ) -> None:

@@ -25,10 +25,17 @@ import pytest
 
 from actors.infra.embedded import free_port
 from actors.infra.migrate import apply_migrations
+from actors.infra.settings import CustodySettings
 from serve_app import keys
 from serve_app.launcher import LaunchError, wait_for_http
 
 SHARD_COUNT = 2
+# Embedded mode's withdrawal policy (no cooling-off), with a daily limit of 5 WDR and the
+# second step above 2 WDR (9 decimals): the custody tests' asset, so no other test meets them.
+CUSTODY = CustodySettings(
+    cooling_off_s=0, daily_limit_atoms={"WDR": 5 * 10**9},
+    two_step_threshold_atoms={"WDR": 2 * 10**9},
+)  # fmt: skip
 ADMIN_TOKEN = secrets.token_urlsafe(16)
 READY_TIMEOUT_S = 120.0
 
@@ -151,7 +158,7 @@ def exchange(
         # address and a few accounts; `test_api_rate_limit.py` deploys a limited app.
         args = AppArgs(
             database_url=pg_dsn, redis_url=redis_url, admin_token=ADMIN_TOKEN, test_credits=True,
-            rate_limit_per_minute=0, request_log_dir=str(log_dir),
+            rate_limit_per_minute=0, request_log_dir=str(log_dir), custody=CUSTODY,
         )  # fmt: skip
         serve.run(app_builder(args), name="clob", route_prefix="/")
         url = f"http://127.0.0.1:{port}"

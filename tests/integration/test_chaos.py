@@ -237,7 +237,7 @@ async def _check_ledger(namespace: str, owners: list[int], reference: LedgerCore
     for asset in ASSETS:
         parts = [t[asset] for t in totals if asset in t]
         held = sum(p["available"] + p["locked"] + p["fees"] for p in parts)
-        assert held == sum(p["credited"] for p in parts), asset
+        assert held == sum(p["credited"] - p["debited"] for p in parts), asset
         assert sum(p["fees"] for p in parts) == reference.fees(asset), asset
     for owner in owners:
         views: list[BalanceView] = await eventually(

@@ -326,14 +326,18 @@ async def test_the_api_role_lacks_system_privileges(
 async def test_the_api_only_takes_the_users_steps_of_a_withdrawal(
     conn: asyncpg.Connection, world: World
 ) -> None:
+    # Migration 0018: record, hold for the second step, cancel; never debit, send or land.
     mine = "UPDATE withdrawals SET status = $1 WHERE account_id = $2"
+    for step in ("debited", "sent", "confirmed", "failed"):
+        async with acting(conn, "clob_api", world.a):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(mine, step, world.a)
     async with acting(conn, "clob_api", world.a):
-        assert await conn.execute(mine, "confirmed", world.a) == "UPDATE 1"
+        assert await conn.execute(mine, "cancelled", world.b) == "UPDATE 0"
     async with acting(conn, "clob_api", world.a):
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.execute(mine, "completed", world.a)
-    async with acting(conn, "clob_api", world.a):
-        assert await conn.execute(mine, "confirmed", world.b) == "UPDATE 0"
+        assert await conn.execute(mine, "cancelled", world.a) == "UPDATE 1"
+        # A cancelled one stays cancelled.
+        assert await conn.execute(mine, "requested", world.a) == "UPDATE 0"
 
 
 async def test_the_public_tape_shows_every_trade_without_accounts(

@@ -62,6 +62,7 @@ PURE = [
     "actors/market/reservations.py", "actors/market/routing.py", "actors/market/rows.py",
     "actors/market/seam.py", "actors/market/state.py", "actors/stream/messages.py",
     "actors/stream/orders.py", "actors/stream/ports.py", "actors/stream/publisher.py",
+    "actors/custody/policy.py", "actors/custody/withdrawals.py",
 ]  # fmt: skip
 IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx",
               "solders", "spl", "anchorpy"}  # fmt: skip
@@ -237,3 +238,12 @@ def test_nothing_imports_the_embedded_chain_it_runs_as_a_process() -> None:
             continue
         server = [i for i in imports if i.startswith("actors.chain.rpc_server")]
         assert not server, f"{module} imports {server}: start it with actors.chain.embedded"
+
+
+@pytest.mark.parametrize("path", _files("actors/custody"), ids=lambda p: p.name)
+def test_custody_records_reach_neither_the_market_nor_the_chain(path: Path) -> None:
+    # The records and the policy are the ledger's side of custody: the chain (solana,
+    # actors.chain) belongs to the custody actors that call them.
+    names = {n for n in _imports(path)}
+    assert not {n.split(".")[0] for n in names} & {"solana", "solders", "anchorpy"}, path
+    assert not [n for n in names if n.startswith(("actors.market", "actors.chain"))], path

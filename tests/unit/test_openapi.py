@@ -67,6 +67,16 @@ EXPECTED_STATUSES = {
     ("get", "/api/v1/keys"): {"200"} | _KEY,
     ("post", "/api/v1/keys"): {"201", "409"} | _KEY | _BODY,
     ("delete", "/api/v1/keys/{key_id}"): {"200", "404"} | _KEY,
+    ("post", "/api/v1/withdrawal-addresses"): {"201"} | _KEY | _BODY,
+    ("get", "/api/v1/withdrawal-addresses"): {"200"} | _KEY,
+    ("delete", "/api/v1/withdrawal-addresses/{address}"): {"200", "404"} | _KEY,
+    ("post", "/api/v1/withdrawals"): {"201", "404", "503"} | _KEY | _BODY,
+    ("get", "/api/v1/withdrawals"): {"200"} | _KEY,
+    ("get", "/api/v1/withdrawals/{withdrawal_id}"): {"200", "404"} | _KEY,
+    ("post", "/api/v1/withdrawals/{withdrawal_id}/confirm"): {"200", "404", "409", "503"}
+    | _KEY
+    | _BODY,
+    ("get", "/api/v1/deposits"): {"200"} | _KEY,
 }
 
 

@@ -268,3 +268,33 @@ def test_a_malformed_program_spec_is_named(config_file: Path, spec: str) -> None
     with pytest.raises(ConfigError) as failed:
         load_settings()
     assert [key for key, _ in failed.value.problems] == ["embedded.solana_programs"]
+
+
+def test_custody_limits_come_from_the_file_in_atoms_per_asset(config_file: Path) -> None:
+    config_file.write_text(
+        "[custody]\ncooling_off_s = 60\ndaily_limit_atoms = { USDC = 5000000 }\n"
+        'two_step_threshold_atoms = { "USDC" = 1000000 }\n'
+    )
+    policy = load_settings().custody.policy()
+    assert (policy.cooling_off_s, policy.daily_limit_atoms, policy.two_step_threshold_atoms) == (
+        60, {"USDC": 5_000_000}, {"USDC": 1_000_000}
+    )  # fmt: skip
+
+
+def test_custody_cooling_off_is_zero_only_on_embedded_defaults(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    custody = load_settings().custody
+    assert custody.cooling_off_s is None
+    assert custody.resolved(embedded=True).policy().cooling_off_s == 0
+    assert custody.resolved(embedded=False).policy().cooling_off_s == 86_400
+    assert custody.policy().cooling_off_s == 86_400, "unset and unresolved: the safe one"
+    monkeypatch.setenv("CLOB_CUSTODY__COOLING_OFF_S", "5")
+    assert load_settings().custody.resolved(embedded=True).policy().cooling_off_s == 5
+
+
+def test_negative_custody_amounts_are_refused(config_file: Path) -> None:
+    config_file.write_text("[custody]\ndaily_limit_atoms = { USDC = -1 }\n")
+    with pytest.raises(ConfigError) as problem:
+        load_settings()
+    assert "custody.daily_limit_atoms" in str(problem.value)

@@ -154,10 +154,11 @@ class Desk:
         return events
 
     def conserved(self) -> dict[str, tuple[int, int]]:
-        """Return per asset (available + locked + fees, credited) summed over shards."""
+        """Return per asset (available + locked + fees, credited - debited) summed over
+        shards."""
         out: dict[str, tuple[int, int]] = {}
         for shard in self.shards:
             for asset, t in shard.totals().items():
-                held, credited = out.get(asset, (0, 0))
-                out[asset] = (held + t.available + t.locked + t.fees, credited + t.credited)
+                held, net = out.get(asset, (0, 0))
+                out[asset] = (held + t.available + t.locked + t.fees, net + t.credited - t.debited)
         return out

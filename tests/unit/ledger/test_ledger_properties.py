@@ -1,8 +1,10 @@
 """Property: random order flow through the real engine and two ledger shards conserves money.
 
-After every command: per asset, available + locked + fees summed over the shards equals
-the credits; nothing is negative (the core raises otherwise); every reservation record
-belongs to a live order and covers what its remainder needs. When the book is emptied,
+After every command (orders, cancels, amends, and withdrawals: a debit of some of what is
+available, refunded by a credit at times): per asset, available + locked + fees summed over
+the shards equals the credits minus the debits; nothing is negative (the core raises
+otherwise); every reservation record belongs to a live order and covers what its remainder
+needs. When the book is emptied,
 nothing stays locked.
 """
 
@@ -14,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_harness import FLOW_SPEC, MARKET_ORDERS, PRICES, QUANTITIES, SIDES, Desk, limit_orders
 
-from actors.ledger.rules import required_now
+from actors.ledger.rules import InsufficientBalanceError, required_now
 
 OWNERS = (0, 1, 2, 3)
 SPEC = FLOW_SPEC
@@ -43,7 +45,9 @@ _op = st.one_of(
     _new,
     st.tuples(st.just("cancel"), st.just(0), st.integers(0, 1_000)),
     st.tuples(st.just("amend"), st.just(0), st.tuples(st.integers(0, 1_000), PRICES, QUANTITIES)),
-)
+    st.tuples(st.just("withdraw"), _owner,
+              st.tuples(st.sampled_from(["P", "Q"]), st.integers(1, 20_000), st.booleans())),
+)  # fmt: skip
 
 
 def _check(desk: Desk) -> None:
@@ -65,6 +69,9 @@ def _run(desk: Desk, op: tuple[str, int, Any], n: int) -> None:
     if kind == "new":
         desk.place(owner, f"o{n}", **arg)
         return
+    if kind == "withdraw":
+        _withdraw(desk, owner, n, arg)
+        return
     # Cancel or amend one of the live orders, picked by index.
     live = desk.engine.l3() + desk.engine.stops()
     if not live:
@@ -75,6 +82,25 @@ def _run(desk: Desk, op: tuple[str, int, Any], n: int) -> None:
         desk.cancel(owner, view.id)
     elif view.status == "resting":
         desk.amend(owner, view.id, arg[1], arg[2])
+
+
+def _withdraw(desk: Desk, owner: int, n: int, withdrawal: tuple[str, int, bool]) -> None:
+    """Debit `atoms` if available (else the debit refuses and changes nothing), repeat it
+    (a no-op), and refund it by a credit when `refund` (a failed withdrawal)."""
+    asset, atoms, refund = withdrawal
+    shard = desk.shard(owner)
+    before = shard.balance(owner, asset)
+    try:
+        assert shard.debit(owner, asset, atoms, f"withdrawal:{n}")
+    except InsufficientBalanceError:
+        assert before[0] < atoms and shard.balance(owner, asset) == before
+        return
+    assert shard.balance(owner, asset) == (before[0] - atoms, before[1])
+    assert not shard.debit(owner, asset, atoms, f"withdrawal:{n}")
+    if refund:
+        assert shard.credit(owner, asset, atoms, f"withdrawal-refund:{n}")
+        assert not shard.credit(owner, asset, atoms, f"withdrawal-refund:{n}")
+        assert shard.balance(owner, asset) == before
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

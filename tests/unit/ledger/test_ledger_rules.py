@@ -306,7 +306,7 @@ def test_a_fill_beyond_the_reservation_crashes() -> None:
 def test_credit_is_idempotent_by_reference_and_positive() -> None:
     core = LedgerCore()
     assert core.credit(1, "Q", 5, "ref") and not core.credit(1, "Q", 5, "ref")
-    assert core.totals()["Q"] == (5, 0, 0, 5)
+    assert core.totals()["Q"] == (5, 0, 0, 5, 0)
     with pytest.raises(ValueError, match="positive"):
         core.credit(1, "Q", 0, "zero")
 
@@ -321,7 +321,7 @@ def test_a_credit_reference_reused_for_another_credit_is_refused(
     core.credit(1, "Q", 5, "ref")
     with pytest.raises(CreditReferenceError):
         core.credit(*other, "ref")
-    assert core.totals()["Q"] == (5, 0, 0, 5)
+    assert core.totals()["Q"] == (5, 0, 0, 5, 0)
     assert core.balance(other[0], other[1]) == ((5, 0) if other[:2] == (1, "Q") else (0, 0))
 
 

@@ -1,0 +1,1 @@
+"""Custody records: the withdrawal lifecycle, the withdrawal policy and their SQL."""
