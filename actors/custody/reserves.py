@@ -1,0 +1,105 @@
+"""The reconciliation formula: what the vaults on chain must hold, given the ledger.
+
+Per asset, over every vault of its mint (users' vaults and the fee vault):
+
+    on_chain = ledger + deposits_pending - withdrawals_in_flight - unsettled
+
+- `ledger` = available + locked + fees: what the ledger owes its users and itself.
+- `deposits_pending`: deposits on chain that the ledger has not credited yet (they wait for
+  their confirmation depth).
+- `withdrawals_in_flight`: withdrawals the ledger has debited that have not left a vault
+  yet (debited first, sent after).
+- `unsettled`: the net that trades not yet settled on chain owe the vaults of this asset. A
+  trade moves an asset between two users' balances and the fee balance inside the ledger
+  only, so summed over every vault of one asset it is zero; per vault it is not. Until
+  settlement runs, it is the whole of the trading; afterwards, only the trades whose batch
+  has not been confirmed.
+
+The formula holds at every quiescent point, before settlement exists and after. Any
+`difference` (on chain minus expected) is shown, never hidden: a positive one is money the
+ledger does not know of (a deposit not yet seen), a negative one is money missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AssetReserves:
+    """The terms of the formula for one asset, atoms.
+
+    Attributes:
+        asset: The asset symbol.
+        on_chain: What its vaults hold on chain.
+        available: The ledger's available balances.
+        locked: The ledger's locked balances.
+        fees: The ledger's fee balances.
+        deposits_pending: Deposits on chain not yet credited.
+        withdrawals_in_flight: Withdrawals debited, not yet out of a vault.
+        unsettled: The net of trades not yet settled into these vaults.
+    """
+
+    asset: str
+    on_chain: int
+    available: int
+    locked: int
+    fees: int
+    deposits_pending: int
+    withdrawals_in_flight: int
+    unsettled: int = 0
+
+    @property
+    def ledger(self) -> int:
+        """Return what the ledger holds of the asset: available + locked + fees."""
+        return self.available + self.locked + self.fees
+
+    @property
+    def expected(self) -> int:
+        """Return what the vaults should hold by the formula."""
+        return self.ledger + self.deposits_pending - self.withdrawals_in_flight - self.unsettled
+
+    @property
+    def difference(self) -> int:
+        """Return on chain minus expected (0 when they agree)."""
+        return self.on_chain - self.expected
+
+    def as_dict(self) -> dict[str, int | str]:
+        """Return every term, the ledger, the expected holdings and the difference."""
+        return {
+            "asset": self.asset, "on_chain": self.on_chain, "available": self.available,
+            "locked": self.locked, "fees": self.fees, "ledger": self.ledger,
+            "deposits_pending": self.deposits_pending,
+            "withdrawals_in_flight": self.withdrawals_in_flight, "unsettled": self.unsettled,
+            "expected": self.expected, "difference": self.difference,
+        }  # fmt: skip
+
+
+def reserves(
+    on_chain: Mapping[str, int],
+    ledger: Mapping[str, Mapping[str, int]],
+    deposits_pending: Mapping[str, int],
+    withdrawals_in_flight: Mapping[str, int],
+    unsettled: Mapping[str, int] | None = None,
+) -> list[AssetReserves]:
+    """Return the formula's terms for every asset any input names, by symbol.
+
+    Args:
+        on_chain: Vault holdings by asset.
+        ledger: The ledger's totals by asset (`available`, `locked`, `fees`; others ignored).
+        deposits_pending: Uncredited deposits by asset.
+        withdrawals_in_flight: Debited, unsent withdrawals by asset.
+        unsettled: Unsettled trades' net by asset (none before settlement).
+    """
+    unsettled = unsettled or {}
+    assets = set(on_chain) | set(ledger) | set(deposits_pending) | set(withdrawals_in_flight)
+    rows = []
+    for asset in sorted(assets | set(unsettled)):
+        totals = ledger.get(asset, {})
+        rows.append(AssetReserves(
+            asset, on_chain.get(asset, 0), totals.get("available", 0), totals.get("locked", 0),
+            totals.get("fees", 0), deposits_pending.get(asset, 0),
+            withdrawals_in_flight.get(asset, 0), unsettled.get(asset, 0),
+        ))  # fmt: skip
+    return rows
