@@ -1,0 +1,82 @@
+"""The ports custody's loops are written against: the chain, the custody records and the
+ledger. The real adapters are the JSON-RPC client (`actors/chain`), PostgreSQL
+(`actors/custody/store.py`) and the ledger shards; the unit tests use in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from actors.accounts import AccountId
+from actors.custody.detect import DepositSeen, TxView, Vault
+from actors.custody.monitor import Landed
+
+
+class ChainReader(Protocol):
+    """What the deposit listener reads from the chain."""
+
+    async def slot(self) -> int:
+        """Return the current slot (at the `processed` commitment)."""
+        ...
+
+    async def signatures_since(self, address: str, until: str | None) -> list[str]:
+        """Return the signatures touching an address after `until` (None: all), oldest
+        first, at the `confirmed` commitment."""
+        ...
+
+    async def transaction(self, signature: str) -> TxView | None:
+        """Return a transaction's view, or None when the node does not have it yet."""
+        ...
+
+    async def statuses(self, signatures: Sequence[str]) -> dict[str, Landed | None]:
+        """Return each signature's status (None: not seen)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDeposit:
+    """A deposit recorded and not credited yet."""
+
+    deposit_id: int
+    seen: DepositSeen
+
+
+class DepositRecords(Protocol):
+    """The custody records the deposit listener keeps."""
+
+    async def vaults(self) -> list[Vault]:
+        """Return every registered vault."""
+        ...
+
+    async def cursor(self, address: str) -> str | None:
+        """Return the last signature of a vault read through (None: none yet)."""
+        ...
+
+    async def advance(self, address: str, signature: str, seen: Sequence[DepositSeen]) -> None:
+        """Record the deposits a signature made (each once, however often it is called) and
+        move the vault's cursor to it, in one transaction."""
+        ...
+
+    async def pending(self) -> list[PendingDeposit]:
+        """Return the deposits not credited yet, oldest first."""
+        ...
+
+    async def confirmations(self, deposit_id: int, confirmations: int) -> None:
+        """Record how deep a pending deposit is."""
+        ...
+
+    async def credited(self, deposit_id: int) -> None:
+        """Mark a deposit credited (after the ledger credited it)."""
+        ...
+
+
+class Ledger(Protocol):
+    """The ledger's commands custody uses (the shard of the account answers)."""
+
+    async def credit(
+        self, account_id: AccountId, asset: str, amount_atoms: int, reference: str
+    ) -> None:
+        """Credit an account once per reference (a repeat changes nothing)."""
+        ...
