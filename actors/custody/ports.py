@@ -11,7 +11,7 @@ from typing import Protocol
 
 from actors.accounts import AccountId
 from actors.custody.detect import DepositSeen, TxView, Vault
-from actors.custody.monitor import Landed
+from actors.custody.monitor import Attempt, Landed
 
 
 class ChainReader(Protocol):
@@ -79,4 +79,71 @@ class Ledger(Protocol):
         self, account_id: AccountId, asset: str, amount_atoms: int, reference: str
     ) -> None:
         """Credit an account once per reference (a repeat changes nothing)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalJob:
+    """A withdrawal the ledger has debited, to put on chain.
+
+    Attributes:
+        withdrawal_id: Its id (also the program's replay key).
+        account_id: The account debited (its vault pays).
+        asset: The asset symbol.
+        amount_atoms: The amount sent.
+        destination: The destination wallet (base58).
+    """
+
+    withdrawal_id: int
+    account_id: AccountId
+    asset: str
+    amount_atoms: int
+    destination: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx(Attempt):
+    """An attempt with its signed bytes, kept so that it can be sent again byte for byte."""
+
+    wire: bytes
+
+
+class ChainWriter(ChainReader, Protocol):
+    """What the withdrawal sender needs of the chain, on top of reading it."""
+
+    async def block_height(self) -> int:
+        """Return the current block height."""
+        ...
+
+    async def build_withdrawal(self, job: WithdrawalJob) -> SignedTx:
+        """Build and sign the program's withdraw for a job with a fresh blockhash."""
+        ...
+
+    async def send(self, tx: SignedTx) -> None:
+        """Send a signed transaction (errors of the node are raised; landing is not waited)."""
+        ...
+
+
+class WithdrawalRecords(Protocol):
+    """The custody records the withdrawal sender keeps."""
+
+    async def in_flight(self) -> list[WithdrawalJob]:
+        """Return the debited withdrawals not yet confirmed or failed, oldest first."""
+        ...
+
+    async def attempts(self, withdrawal_id: int) -> list[SignedTx]:
+        """Return a withdrawal's attempts, oldest first."""
+        ...
+
+    async def add_attempt(self, withdrawal_id: int, tx: SignedTx) -> None:
+        """Record an attempt (before it is sent, so a crash never loses its signature) and
+        mark the withdrawal sent."""
+        ...
+
+    async def confirmed(self, withdrawal_id: int, signature: str, slot: int) -> None:
+        """Mark a withdrawal confirmed by one of its attempts."""
+        ...
+
+    async def failed(self, withdrawal_id: int, reason: str) -> None:
+        """Mark a withdrawal failed (after the ledger re-credited it)."""
         ...
