@@ -10,6 +10,7 @@ instead of a preflight error that leaves nothing on chain to look up.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 
@@ -115,9 +116,7 @@ class RpcChain:
 
     async def send(self, tx: SignedTx) -> None:
         """Send signed bytes (again); a copy that already landed is no error."""
-        try:
+        with contextlib.suppress(AlreadyProcessedError):
             await self.client.send_transaction(
                 VersionedTransaction.from_bytes(tx.wire), skip_preflight=True
             )
-        except AlreadyProcessedError:
-            pass
