@@ -17,8 +17,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from solders.keypair import Keypair
 
 from actors.chain.embedded import EmbeddedChain
+from actors.chain.keys import ChainKeys
+from actors.chain.program_idl import PROGRAM_ID, PROGRAM_SO
 from actors.infra.ray_env import prefer_exchange_workers
 from actors.infra.services import Services, ensure_services, stop_embedded
 from actors.infra.settings import Settings
@@ -111,9 +114,19 @@ def solana_rpc_url(server_dir: Callable[[str], Path]) -> Iterator[str]:
 
     Always the embedded chain, never `SOLANA_RPC_URL`: the tests use its fault switches.
     """
-    chain = EmbeddedChain(server_dir("solana"), slot_ms=CHAIN_TEST_SLOT_MS)
+    # The exchange program, when built (`make test` builds it first; tests that need it
+    # and find it missing say so, see `tests/support/program_kit.program_elf`).
+    programs = [f"{PROGRAM_ID}={PROGRAM_SO}"] if PROGRAM_SO.is_file() else []
+    chain = EmbeddedChain(server_dir("solana"), slot_ms=CHAIN_TEST_SLOT_MS, programs=programs)
     url = chain.start()
     try:
         yield url
     finally:
         chain.stop()
+
+
+@pytest.fixture(scope="session")
+def chain_keys() -> ChainKeys:
+    """The exchange's keys on the session's chain: its program has one exchange config, so
+    one admin and operator for every test that sets the exchange up there."""
+    return ChainKeys(Keypair(), Keypair(), Keypair(), Keypair())

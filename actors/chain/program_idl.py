@@ -21,6 +21,8 @@ from anchorpy_core.idl import Idl
 from solders.pubkey import Pubkey
 
 IDL_PATH: Final = Path(__file__).resolve().parents[2] / "programs/exchange/idl/exchange.json"
+PROGRAM_SO: Final = IDL_PATH.parents[1] / "target/deploy/exchange.so"
+"""Where `make program` puts the built program (the embedded chain loads it from there)."""
 TOKEN_PROGRAM_ID: Final = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 SYSTEM_PROGRAM_ID: Final = Pubkey.from_string("11111111111111111111111111111111")
 STATUS_ACTIVE: Final = 0

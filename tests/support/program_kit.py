@@ -28,9 +28,9 @@ from solders.transaction_status import InstructionErrorCustom, TransactionErrorI
 
 from actors.accounts import AccountId
 from actors.chain import program as prog
+from actors.chain.program_idl import PROGRAM_SO
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROGRAM_SO = REPO_ROOT / "programs/exchange/target/deploy/exchange.so"
 MINT_LEN = 82
 TOKEN_ACCOUNT_LEN = 165
 SOL = 1_000_000_000  # lamports
