@@ -68,7 +68,7 @@ class DepositListener:
             if tx is None:
                 return  # not served yet: the next pass reads on from here
             seen = [d for d in deposits_in(tx, vaults, self._program_id) if d.vault == vault]
-            await self._records.advance(vault.address, signature, seen)
+            await self._records.advance(vault.address, signature, tx.slot, seen)
             report.signatures += 1
             report.recorded += len(seen)
 
@@ -85,13 +85,13 @@ class DepositListener:
                 continue
             depth = max(0, slot - status.slot)
             if depth < self._depth:
-                await self._records.confirmations(deposit.deposit_id, depth)
+                await self._records.confirmations(deposit, depth)
                 report.waiting += 1
                 continue
             seen = deposit.seen
             await self._ledger.credit(
                 seen.vault.account_id, seen.vault.asset, seen.amount_atoms, seen.reference
             )
-            await self._records.confirmations(deposit.deposit_id, depth)
-            await self._records.credited(deposit.deposit_id)
+            await self._records.confirmations(deposit, depth)
+            await self._records.credited(deposit)
             report.credited += 1

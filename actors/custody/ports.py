@@ -54,20 +54,22 @@ class DepositRecords(Protocol):
         """Return the last signature of a vault read through (None: none yet)."""
         ...
 
-    async def advance(self, address: str, signature: str, seen: Sequence[DepositSeen]) -> None:
-        """Record the deposits a signature made (each once, however often it is called) and
-        move the vault's cursor to it, in one transaction."""
+    async def advance(
+        self, address: str, signature: str, slot: int, seen: Sequence[DepositSeen]
+    ) -> None:
+        """Record the deposits a signature (of `slot`) made (each once, however often it is
+        called) and move the vault's cursor to it, in one transaction."""
         ...
 
     async def pending(self) -> list[PendingDeposit]:
         """Return the deposits not credited yet, oldest first."""
         ...
 
-    async def confirmations(self, deposit_id: int, confirmations: int) -> None:
+    async def confirmations(self, deposit: PendingDeposit, confirmations: int) -> None:
         """Record how deep a pending deposit is."""
         ...
 
-    async def credited(self, deposit_id: int) -> None:
+    async def credited(self, deposit: PendingDeposit) -> None:
         """Mark a deposit credited (after the ledger credited it)."""
         ...
 

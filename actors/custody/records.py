@@ -301,10 +301,15 @@ async def claim_debited(conn: asyncpg.Connection, limit: int, lease_s: float) ->
 
 
 async def mark_sent(
-    conn: asyncpg.Connection, withdrawal_id: int, signature: str, last_valid_block_height: int
+    conn: asyncpg.Connection,
+    withdrawal_id: int,
+    signature: str,
+    last_valid_block_height: int,
+    wire: bytes | None = None,
 ) -> Withdrawal | None:
     """Record a transaction sent for a debited (or already sent) withdrawal, in one
-    transaction with its `withdrawal_sends` row; None if it is in another state."""
+    transaction with its `withdrawal_sends` row (with its signed bytes `wire`, to send
+    again); None if it is in another state."""
     async with conn.transaction():
         moved = await _step(
             conn, withdrawal_id, WithdrawalEvent.SEND,
@@ -314,8 +319,8 @@ async def mark_sent(
         if moved is not None:
             await conn.execute(
                 "INSERT INTO withdrawal_sends (tx_signature, withdrawal_id, "
-                "last_valid_block_height) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                signature, withdrawal_id, last_valid_block_height,
+                "last_valid_block_height, tx_wire) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                signature, withdrawal_id, last_valid_block_height, wire,
             )  # fmt: skip
     return moved
 
@@ -327,6 +332,16 @@ async def sends(conn: asyncpg.Connection, withdrawal_id: int) -> list[tuple[str,
         "WHERE withdrawal_id = $1 ORDER BY sent_at", withdrawal_id,
     )  # fmt: skip
     return [(r[0], int(r[1])) for r in rows]
+
+
+async def sent_wires(conn: asyncpg.Connection, withdrawal_id: int) -> list[tuple[str, int, bytes]]:
+    """Return `(signature, last valid block height, signed bytes)` of every transaction
+    sent for it whose bytes were kept, oldest first."""
+    rows = await conn.fetch(
+        "SELECT tx_signature, last_valid_block_height, tx_wire FROM withdrawal_sends "
+        "WHERE withdrawal_id = $1 AND tx_wire IS NOT NULL ORDER BY sent_at", withdrawal_id,
+    )  # fmt: skip
+    return [(r[0], int(r[1]), bytes(r[2])) for r in rows]
 
 
 async def in_flight(conn: asyncpg.Connection) -> list[Withdrawal]:

@@ -64,7 +64,9 @@ class Records:
     async def cursor(self, address: str) -> str | None:
         return self.cursors.get(address)
 
-    async def advance(self, address: str, signature: str, seen: Sequence[DepositSeen]) -> None:
+    async def advance(
+        self, address: str, signature: str, slot: int, seen: Sequence[DepositSeen]
+    ) -> None:
         for s in seen:
             key = (s.signature, s.vault.address)
             self.rows.setdefault(key, PendingDeposit(len(self.rows) + 1, s))
@@ -73,11 +75,11 @@ class Records:
     async def pending(self) -> list[PendingDeposit]:
         return [p for p in self.rows.values() if p.deposit_id not in self.done]
 
-    async def confirmations(self, deposit_id: int, confirmations: int) -> None:
-        self.depth_of[deposit_id] = confirmations
+    async def confirmations(self, deposit: PendingDeposit, confirmations: int) -> None:
+        self.depth_of[deposit.deposit_id] = confirmations
 
-    async def credited(self, deposit_id: int) -> None:
-        self.done.add(deposit_id)
+    async def credited(self, deposit: PendingDeposit) -> None:
+        self.done.add(deposit.deposit_id)
 
 
 @dataclass
