@@ -168,7 +168,7 @@ class _Base:
                 self.passes += 1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 (a pass must not end the loop)
+            except Exception as exc:  # a pass must not end the loop
                 # Every pass starts again from what PostgreSQL and the chain hold; an
                 # unexpected error is logged with its trace and counted in `health`.
                 if not isinstance(exc, _EXPECTED):
