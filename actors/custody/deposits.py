@@ -17,6 +17,7 @@ from typing import Any, Literal
 import asyncpg
 
 from actors.accounts import AccountId
+from actors.custody.references import deposit_reference
 
 DepositStatus = Literal["pending", "credited", "failed"]
 """Where a deposit is: seen and waiting for its depth, credited once, or never to be."""
@@ -46,13 +47,7 @@ class Deposit:
     @property
     def credit_reference(self) -> str:
         """The ledger reference of its credit."""
-        return credit_reference(self.tx_signature, self.address)
-
-
-def credit_reference(signature: str, address: str) -> str:
-    """Return the ledger reference that credits a deposit (one per transaction and
-    deposit address)."""
-    return f"deposit:{signature}:{address}"
+        return deposit_reference(self.tx_signature, self.address)
 
 
 def _deposit(row: Any) -> Deposit:

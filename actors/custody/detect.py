@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from actors.accounts import AccountId
+from actors.custody.references import deposit_reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class DepositSeen:
     @property
     def reference(self) -> str:
         """Return the ledger's credit reference: one credit per transaction and vault."""
-        return f"deposit:{self.signature}:{self.vault.address}"
+        return deposit_reference(self.signature, self.vault.address)
 
 
 def deposits_in(tx: TxView, vaults: Mapping[str, Vault], program_id: str) -> list[DepositSeen]:

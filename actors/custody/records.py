@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from actors.accounts import AccountId
+from actors.custody.references import debit_reference, refund_reference
 from actors.custody.withdrawals import WithdrawalEvent, WithdrawalStatus, sources, target
 
 _ADVISORY_CLASS = 18
@@ -73,16 +74,6 @@ class AllowedAddress:
     label: str
     created_at: datetime
     active_from: datetime
-
-
-def debit_reference(withdrawal_id: int) -> str:
-    """Return the ledger reference that debits a withdrawal."""
-    return f"withdrawal:{withdrawal_id}"
-
-
-def refund_reference(withdrawal_id: int) -> str:
-    """Return the ledger reference that re-credits a failed withdrawal."""
-    return f"withdrawal-refund:{withdrawal_id}"
 
 
 def _withdrawal(row: Any) -> Withdrawal:

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 
 from actors.custody.monitor import Confirmed, Failed, Rebuild, Resend, decide
 from actors.custody.ports import ChainWriter, Ledger, WithdrawalJob, WithdrawalRecords
+from actors.custody.references import refund_reference
 
 log = logging.getLogger(__name__)
-
-
-def refund_reference(withdrawal_id: int) -> str:
-    """Return the ledger reference of a failed withdrawal's re-credit."""
-    return f"withdrawal-refund:{withdrawal_id}"
 
 
 @dataclass(slots=True)

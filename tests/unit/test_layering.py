@@ -63,7 +63,8 @@ PURE = [
     "actors/stream/orders.py", "actors/stream/ports.py", "actors/stream/publisher.py",
     "actors/custody/policy.py", "actors/custody/withdrawals.py",
     "actors/custody/detect.py", "actors/custody/listener.py", "actors/custody/monitor.py",
-    "actors/custody/ports.py", "actors/custody/reserves.py", "actors/custody/sender.py",
+    "actors/custody/ports.py", "actors/custody/references.py", "actors/custody/reserves.py",
+    "actors/custody/sender.py",
 ]  # fmt: skip
 IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx",
               "solders", "spl", "anchorpy"}  # fmt: skip

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from actors.accounts import AccountId
 from actors.custody.monitor import Landed
 from actors.custody.ports import SignedTx, WithdrawalJob
-from actors.custody.sender import WithdrawalSender, refund_reference
+from actors.custody.references import refund_reference
+from actors.custody.sender import WithdrawalSender
 
 JOB = WithdrawalJob(7, AccountId(1), "USDC", 250, "Wallet")
 VALID_FOR = 150
