@@ -51,6 +51,7 @@ from actors.custody.setup import send_and_confirm
 from actors.ledger import store
 from actors.ledger.rules import InsufficientBalanceError
 from actors.ledger.shard import LedgerShard, ledger_shard_options
+from serve_app.reconciliation import table
 from tests.support.chain import rpc
 from tests.support.market_kit import new_accounts
 from tests.support.program_kit import program_elf
@@ -392,9 +393,9 @@ def _print(tally: Tally, outcome: Counter[str], report: ReservesReport, elapsed_
     print(f"  test deposits re-sent after a drop: {tally.redeposits}; "
           f"withdrawals refused by the ledger (funds not credited yet): {tally.short}")  # fmt: skip
     print(f"  survived: {dict(outcome)}")
-    for row in report.assets:
-        print(f"  reserves {row.asset}: on chain {row.on_chain}, ledger {row.ledger}, "
-              f"difference {row.difference}")  # fmt: skip
+    print("  reserves (as `clob reconcile` prints them):")
+    for line in table(report):
+        print(f"    {line}")
 
 
 def _row(report: ReservesReport) -> Any:
