@@ -17,6 +17,8 @@ import contextlib
 import json
 import os
 import random
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -468,3 +470,21 @@ async def _until_report(
         if check(report) or time.monotonic() > deadline:
             return report
         await asyncio.sleep(0.1)
+
+
+def test_clob_reconcile_joins_the_cluster_and_exits_zero_when_balanced(
+    world: World, tmp_path: Path
+) -> None:
+    # `clob reconcile` as an operator runs it: a run-state file names this module's Ray,
+    # the command joins it as a driver, asks the chain actor, prints the table.
+    state = {"pid": os.getpid(), "http_url": "", "database_url": world.db_url, "redis_url": "",
+             "ray_address": ray.get_runtime_context().gcs_address, "started": []}  # fmt: skip
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    env = {**os.environ, "CLOB_DATA_DIR": str(tmp_path), "CLOB_RAY__NAMESPACE": world.namespace}
+    done = subprocess.run([sys.executable, "-m", "serve_app.cli", "reconcile"], env=env,
+                          capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["asset", "on", "chain"], done.stdout
+    assert [line.split()[0] for line in lines[1:-1]] == [ASSET]
+    assert lines[-1].startswith("balanced: 1 assets"), done.stdout
