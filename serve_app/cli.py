@@ -129,6 +129,20 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r["status"] == "up" for r in rows) else EXIT_DOWN
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Print the reserves check per asset; exit 4 if any difference is not zero."""
+    from serve_app.reconciliation import exit_code, fetch, table
+
+    report = fetch(load_settings())
+    if args.json:
+        _echo(json.dumps({"consistent": report.consistent, "vaults": report.vaults,
+                          "assets": [a.as_dict() for a in report.assets]}, indent=2))  # fmt: skip
+    else:
+        for line in table(report):
+            _echo(line)
+    return exit_code(report)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay JSON-lines commands from stdin through the engine; events to stdout."""
     from actors.engine.replay import replay_main
@@ -249,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     recover = sub.add_parser("recover", help="retry a failed market's recovery now")
     recover.add_argument("market", help="market symbol, e.g. SOL-USDC")
     recover.set_defaults(func=cmd_recover)
+    reconcile = sub.add_parser("reconcile", help="compare the vaults on chain with the ledger")
+    reconcile.add_argument("--json", action="store_true", help="print JSON (atoms)")
+    reconcile.set_defaults(func=cmd_reconcile)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     init = sub.add_parser("init-config", help="write clob.toml with the defaults")
     init.add_argument("path", nargs="?", help="where to write (default: clob.toml)")

@@ -29,6 +29,7 @@ from actors.chain.program import program_id_from
 from actors.custody.flows import ShardLedger
 from actors.custody.listener import DepositListener
 from actors.custody.pg import PgDepositRecords, PgWithdrawalRecords
+from actors.custody.reconcile import ReservesCache, ReservesReport, ShardTotals, gather
 from actors.custody.rpc import RpcChain
 from actors.custody.sender import WithdrawalSender
 from actors.custody.setup import AssetPlan, MarketPlan, ensure_exchange, ensure_vault
@@ -128,8 +129,8 @@ class _Base:
         self.program_id: Pubkey = program_id_from(config.program_id or None)
         environ = {ROLE_ENV[role]: path for role, path in config.key_paths.items()}
         self.keys: ChainKeys = load_keys(Path(config.keys_dir), environ)
-        shards = _RayShards(config.namespace, self._shard_count)
-        self.ledger = ShardLedger(shards.call, shards.shard_of)
+        self.shards = _RayShards(config.namespace, self._shard_count)
+        self.ledger = ShardLedger(self.shards.call, self.shards.shard_of)
         self.client = ChainClient(config.rpc_url)
         self.passes = 0
         self.errors = 0
@@ -208,6 +209,7 @@ class ChainActor(_Base):
 
     def __init__(self, config: CustodyConfig) -> None:
         self._set_up = False
+        self._reserves = ReservesCache(self._gather_reserves)
         super().__init__(config)
 
     async def run_pass(self) -> None:
@@ -281,6 +283,24 @@ class ChainActor(_Base):
         finally:
             await conn.close()
         return str(vault)
+
+    async def reserves(self, max_age_s: float = 0.0) -> ReservesReport:
+        """Return the reconciliation of the vaults with the ledger (`reconcile.py`): one
+        at most `max_age_s` old, one gathering at a time however many ask."""
+        return await self._reserves.get(max_age_s)
+
+    async def _gather_reserves(self) -> ReservesReport:
+        # Its own connection: the pass may be using the actor's at the same moment.
+        conn = await store.connect(self.config.database_url)
+        try:
+            return await gather(conn, self.client, self.program_id, self._shard_totals)
+        finally:
+            await conn.close()
+
+    async def _shard_totals(self) -> list[ShardTotals]:
+        count = await self._shard_count()
+        calls = (self.shards.call(f"ledger:{i}", "totals") for i in range(count))
+        return list(await asyncio.gather(*calls))
 
     async def status(self) -> dict[str, Any]:
         """Return the program id and the authorities' public keys."""

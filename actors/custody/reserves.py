@@ -2,18 +2,21 @@
 
 Per asset, over every vault of its mint (users' vaults and the fee vault):
 
-    on_chain = ledger + deposits_pending - withdrawals_in_flight - unsettled
+    on_chain = ledger + deposits_pending + withdrawals_in_flight - unsettled
 
 - `ledger` = available + locked + fees: what the ledger owes its users and itself.
 - `deposits_pending`: deposits on chain that the ledger has not credited yet (they wait for
   their confirmation depth).
 - `withdrawals_in_flight`: withdrawals the ledger has debited that have not left a vault
-  yet (debited first, sent after).
-- `unsettled`: the net that trades not yet settled on chain owe the vaults of this asset. A
-  trade moves an asset between two users' balances and the fee balance inside the ledger
-  only, so summed over every vault of one asset it is zero; per vault it is not. Until
-  settlement runs, it is the whole of the trading; afterwards, only the trades whose batch
-  has not been confirmed.
+  yet (debited first, sent after): the ledger no longer counts them, the vault still holds
+  them, so they are added.
+- `unsettled`: what trades not yet settled on chain moved into the vaults of this asset in
+  the ledger only (the ledger counts it, the chain does not yet). A trade moves an asset
+  between users' balances and the fee balance, so summed over every vault of one asset
+  (the fee vault included) its net is zero; per vault it is not. Until settlement runs it
+  is the whole of the trading (0 per asset); afterwards, the net of the trades whose batch
+  has not landed (0 per asset too, unless a batch moves other amounts than the ledger did,
+  which is then a difference).
 
 The formula holds at every quiescent point, before settlement exists and after. Any
 `difference` (on chain minus expected) is shown, never hidden: a positive one is money the
@@ -58,7 +61,7 @@ class AssetReserves:
     @property
     def expected(self) -> int:
         """Return what the vaults should hold by the formula."""
-        return self.ledger + self.deposits_pending - self.withdrawals_in_flight - self.unsettled
+        return self.ledger + self.deposits_pending + self.withdrawals_in_flight - self.unsettled
 
     @property
     def difference(self) -> int:
@@ -89,7 +92,7 @@ def reserves(
         on_chain: Vault holdings by asset.
         ledger: The ledger's totals by asset (`available`, `locked`, `fees`; others ignored).
         deposits_pending: Uncredited deposits by asset.
-        withdrawals_in_flight: Debited, unsent withdrawals by asset.
+        withdrawals_in_flight: Debited withdrawals not yet out of a vault, by asset.
         unsettled: Unsettled trades' net by asset (none before settlement).
     """
     unsettled = unsettled or {}

@@ -5,11 +5,20 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from serve_app.http.contract import document_errors, strict_request
-from serve_app.routes import account, admin, api_keys, custody, market_data, orders, system
+from serve_app.routes import (
+    account,
+    admin,
+    api_keys,
+    custody,
+    market_data,
+    orders,
+    reserves,
+    system,
+)  # fmt: skip
 
 ROUTERS = (
     orders.router, market_data.router, account.router, api_keys.router, custody.router,
-    admin.router, system.router,
+    reserves.router, admin.router, system.router,
 )  # fmt: skip
 
 

@@ -257,9 +257,9 @@ def test_nothing_imports_the_embedded_chain_it_runs_as_a_process() -> None:
         assert not server, f"{module} imports {server}: start it with actors.chain.embedded"
 
 
-# The custody actors and their chain adapters (`CUSTODY_CHAIN`) reach the chain; the rest of
-# the package (records, policy, the passes and their ports) does not.
-CUSTODY_CHAIN = {"actor.py", "rpc.py", "setup.py"}
+# The custody actors, their chain adapters and the reconciliation (`CUSTODY_CHAIN`) reach the
+# chain; the rest of the package (records, policy, the passes and their ports) does not.
+CUSTODY_CHAIN = {"actor.py", "reconcile.py", "rpc.py", "setup.py"}
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,7 @@ EXPECTED_STATUSES = {
     | _KEY
     | _BODY,
     ("get", "/api/v1/deposits"): {"200"} | _KEY,
+    ("get", "/api/v1/reserves"): {"200", "422", "503"},
 }
 
 
