@@ -77,6 +77,7 @@ EXPECTED_STATUSES = {
     | _KEY
     | _BODY,
     ("get", "/api/v1/deposits"): {"200"} | _KEY,
+    ("get", "/api/v1/deposit-address"): {"200", "404", "409", "503"} | _KEY,
 }
 
 
