@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 import spl.token.instructions as spl
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -57,12 +58,11 @@ def wallet_path(data_dir: Path) -> Path:
     return (data_dir / WALLET_FILE).resolve()
 
 
-async def mint_and_deposit(  # noqa: PLR0917 (the transfer's parts)
-    client: ChainClient, keys: ChainKeys, wallet: Keypair, mint: Pubkey, address: Pubkey,
-    atoms: int, decimals: int,
-) -> str:  # fmt: skip
-    """Mint `atoms` to the wallet's associated token account (the mint authority signs),
-    then transfer them from it into a deposit address; return the transfer's signature.
+async def fund_wallet(
+    client: ChainClient, keys: ChainKeys, wallet: Keypair, mint: Pubkey, atoms: int
+) -> Pubkey:
+    """Give a wallet SOL for fees (an airdrop, when low) and mint `atoms` to its associated
+    token account (the mint authority signs); return that token account.
 
     Raises:
         ChainError: A transaction was refused, failed or the chain is unreachable.
@@ -80,9 +80,30 @@ async def mint_and_deposit(  # noqa: PLR0917 (the transfer's parts)
         program_id=TOKEN_PROGRAM_ID, mint=mint, dest=source,
         mint_authority=keys.mint_authority.pubkey(), amount=atoms))  # fmt: skip
     await send_and_confirm(client, keys.payer, [create, mint_to], [keys.mint_authority])
-    move = spl.transfer_checked(spl.TransferCheckedParams(
+    return source
+
+
+def transfer(
+    wallet: Keypair, source: Pubkey, mint: Pubkey, address: Pubkey, *, atoms: int, decimals: int
+) -> Instruction:
+    """Return the wallet's SPL transfer of `atoms` from its token account to an address."""
+    return spl.transfer_checked(spl.TransferCheckedParams(
         program_id=TOKEN_PROGRAM_ID, source=source, mint=mint, dest=address,
         owner=wallet.pubkey(), amount=atoms, decimals=decimals))  # fmt: skip
+
+
+async def mint_and_deposit(  # noqa: PLR0917 (the transfer's parts)
+    client: ChainClient, keys: ChainKeys, wallet: Keypair, mint: Pubkey, address: Pubkey,
+    atoms: int, decimals: int,
+) -> str:  # fmt: skip
+    """Mint `atoms` to the wallet (`fund_wallet`), then transfer them from it into a
+    deposit address; return the transfer's signature.
+
+    Raises:
+        ChainError: A transaction was refused, failed or the chain is unreachable.
+    """
+    source = await fund_wallet(client, keys, wallet, mint, atoms)
+    move = transfer(wallet, source, mint, address, atoms=atoms, decimals=decimals)
     return str((await send_and_confirm(client, wallet, [move])).signature)
 
 
