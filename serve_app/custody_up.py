@@ -87,9 +87,9 @@ def start(config: CustodyConfig, progress: Progress) -> Any | None:
     try:
         mints = ray.get(chain.sync.remote(), timeout=SYNC_TIMEOUT_S)
     except Exception as exc:  # reported, not fatal: trading runs without custody
-        progress(f"custody: the chain is not set up yet ({type(exc).__name__}: "
-                 f"{str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ''}); "
-                 "see `clob status`")  # fmt: skip
+        cause = getattr(exc, "cause", None) or exc  # a RayTaskError carries the actor's
+        progress(f"custody: the chain is not set up yet ({type(cause).__name__}: "
+                 f"{str(cause)[:200]}); see `clob status`")  # fmt: skip
         return None
     progress(f"custody up: {len(mints)} assets on chain, {config.depth} confirmations")
     return chain
