@@ -322,3 +322,23 @@ def test_every_custody_endpoint_refuses_bad_input_and_changes_nothing(
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
     assert holder.state() == before
+
+
+def test_the_deposit_address_without_the_custody_service_answers_503_and_changes_nothing(
+    exchange: Exchange, holder: Holder
+) -> None:
+    # This module runs no custody actors (test_custody_flow.py does): the chain is away.
+    response = holder.reader.get("/api/v1/deposit-address", params={"asset": "WDR"})
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "unavailable"
+    assert response.json()["details"]["component"] == "custody:chain"
+    assert asyncio.run(_deposit_addresses(exchange.database_url, holder.account_id)) == 0
+
+
+async def _deposit_addresses(database_url: str, account_id: int) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        query = "SELECT count(*) FROM deposit_addresses WHERE account_id = $1"
+        return int(await conn.fetchval(query, account_id))
+    finally:
+        await conn.close()
