@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-up: $(STAMP)
+up: $(STAMP) program
 	$(BIN)/clob up
 
 down: $(STAMP)

@@ -170,6 +170,17 @@ def cmd_demo(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_deposit(args: argparse.Namespace) -> int:
+    """Deposit from the demo wallet into the deposit address of a key's account."""
+    from serve_app.operations import deposit_from_demo_wallet
+
+    address, signature = deposit_from_demo_wallet(load_settings(), args.key, args.asset,
+                                                  args.amount)  # fmt: skip
+    _echo(f"sent {args.amount} {args.asset} to {address} (transaction {signature}); "
+          "GET /api/v1/deposits shows it, credited at the confirmation depth")  # fmt: skip
+    return EXIT_OK
+
+
 def _local(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::") else host
 
@@ -282,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help='print the demo accounts\' keys as shell variables: eval "$(clob demo)"'
     )
     demo.set_defaults(func=cmd_demo)
+    deposit = sub.add_parser(
+        "deposit", help="deposit demo tokens from the demo wallet (embedded chain only)"
+    )
+    deposit.add_argument("--key", required=True, help="API key of the account to fund")
+    deposit.add_argument("asset", help="asset symbol, e.g. USDC")
+    deposit.add_argument("amount", help="amount in whole units, e.g. 250.5")
+    deposit.set_defaults(func=cmd_deposit)
     return parser
 
 

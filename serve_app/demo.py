@@ -7,9 +7,10 @@ has 9 decimals and USDC 6, as on Solana.
 
 Everything is idempotent, so every `clob up` on the same data directory may run it: the
 market is created only when no market of that symbol exists; the accounts are found by
-their external reference (`demo:alice`, `demo:bob`); their funds are ledger credits with
-fixed references (`demo:alice:SOL`, ...), which a ledger shard applies once; and a key is
-created only when `<data_dir>/demo_keys.json` (mode 0600) holds no live key of the
+their external reference (`demo:alice`, `demo:bob`); their funds are real deposits from
+a demo wallet on the embedded chain into their deposit addresses (`demo_deposit.py`),
+made once per address and credited once by the deposit listener; and a key is created
+only when `<data_dir>/demo_keys.json` (mode 0600) holds no live key of the
 account, since only the secret's hash is in the database.
 """
 
@@ -26,11 +27,11 @@ from typing import Any
 
 import asyncpg
 
+from actors.chain.keys import ChainKeys
 from actors.engine import MarketSpec
 from actors.infra.errors import ClobError
 from actors.infra.settings import Settings
-from actors.ledger.rules import shard_of
-from serve_app import keys, units
+from serve_app import demo_deposit, keys, units
 
 KEYS_FILE = "demo_keys.json"
 ACCOUNTS = ("alice", "bob")
@@ -112,7 +113,8 @@ def for_launch(
 
 
 def ensure_demo(settings: Settings, database_url: str, controller: Any) -> DemoData:
-    """Create whatever of the demo data is missing; call on a driver connected to Ray.
+    """Create whatever of the demo market and accounts is missing; call on a driver
+    connected to Ray. Their funds come by deposit (`fund`).
 
     Args:
         settings: The configuration (data directory, Ray namespace).
@@ -122,18 +124,13 @@ def ensure_demo(settings: Settings, database_url: str, controller: Any) -> DemoD
     Raises:
         DemoError: The market or an account could not be made.
     """
-    import ray
-
     spec = market_spec()
-    decimals = _ensure_market(controller, spec)
+    _ensure_market(controller, spec)
     path = keys_path(settings)
     try:
         accounts = asyncio.run(_ensure_accounts(database_url, read_keys(path)))
     except keys.KeysError as exc:
         raise DemoError(str(exc)) from None
-    shard_count = int(ray.get(controller.shard_count.remote()))
-    for account in accounts:
-        _fund(account, decimals, shard_count, settings.ray.namespace)
     write_keys(path, spec.symbol, accounts)
     return DemoData(spec.symbol, tuple(accounts), path)
 
@@ -180,14 +177,36 @@ async def _ensure_accounts(
         await conn.close()
 
 
-def _fund(account: DemoAccount, decimals: dict[str, int], shard_count: int, namespace: str) -> None:
-    import ray
+def fund(  # noqa: PLR0917 (what a deposit needs)
+    settings: Settings, database_url: str, data: DemoData, chain_actor: Any, rpc_url: str,
+    chain_keys: ChainKeys, progress: Callable[[str], None] = lambda _: None,
+) -> list[str]:  # fmt: skip
+    """Fund each demo account with `FUNDS` by a real deposit from the demo wallet on the
+    embedded chain, once, and wait until the deposit listener credits them.
 
-    shard = ray.get_actor(f"ledger:{shard_of(account.account_id, shard_count)}", namespace)
-    for asset, amount in FUNDS.items():
-        atoms = units.amount_to_atoms(amount, decimals[asset])
-        reference = f"demo:{account.name}:{asset}"  # fixed: the ledger applies it once
-        ray.get(shard.credit.remote(account.account_id, asset, atoms, reference))
+    Returns:
+        The signatures of the deposits made now (none when all were made before).
+    """
+    wallet = demo_deposit.load_wallet(settings.data_dir)
+    todo = [demo_deposit.Deposit(a.account_id, asset, amount)
+            for a in data.accounts for asset, amount in FUNDS.items()]  # fmt: skip
+    return asyncio.run(demo_deposit.fund(chain_actor, rpc_url, database_url, chain_keys, wallet,
+                                         todo, progress))  # fmt: skip
+
+
+def fund_for_launch(  # noqa: PLR0917 (what a deposit needs)
+    settings: Settings, database_url: str, data: DemoData, chain_actor: Any, rpc_url: str,
+    chain_keys: ChainKeys, progress: Callable[[str], None],
+) -> None:  # fmt: skip
+    """`fund` for `clob up`, on the embedded chain only; a failure is reported, not
+    raised (the exchange runs without the demo funds)."""
+    if settings.solana_rpc_url is not None:
+        progress("demo funds skipped: a real chain (SOLANA_RPC_URL) has no demo wallet")
+        return
+    try:
+        fund(settings, database_url, data, chain_actor, rpc_url, chain_keys, progress)
+    except Exception as exc:  # reported: the demo is a convenience, not the exchange
+        progress(f"demo funds incomplete: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def read_keys(path: Path) -> dict[str, dict[str, Any]]:
@@ -218,7 +237,8 @@ def banner(demo: DemoData | None) -> list[str]:
     variables = ["API", *(a.name.upper() for a in demo.accounts)]
     sets = f"{', '.join(variables[:-1])} and {variables[-1]}"
     return [
-        f"demo       market {demo.market}; {names}, each credited {funds} once",
+        f"demo       market {demo.market}; {names}, each funded once with {funds} by a "
+        "deposit from the demo wallet",
         f'demo keys  {demo.keys_file}  (eval "$(.venv/bin/clob demo)" sets {sets})',
         *(f"  {a.name:<8} X-API-Key: {a.api_key}" for a in demo.accounts),
     ]

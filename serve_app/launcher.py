@@ -38,7 +38,7 @@ from actors.infra.services import (
     stop_embedded,
 )
 from actors.infra.settings import DIRECT_PORTS_ENV, Settings
-from serve_app import demo
+from serve_app import custody_up, demo
 
 Progress = Callable[[str], None]
 APP_NAME = "clob"
@@ -227,7 +227,8 @@ class Exchange:
     def _start(self, settings: Settings) -> RunState:
         services = ensure_services(settings, self.progress)
         self.started_services = services.started
-        solana_rpc_url, chain_started = ensure_chain(settings, self.progress)
+        programs = custody_up.chain_programs(settings)  # CustodyUpError: not built
+        solana_rpc_url, chain_started = ensure_chain(settings, self.progress, programs)
         if chain_started:
             self.started_services.append("solana")
         self.keys = load_configured_keys(settings)  # made on first start, mode 0600
@@ -248,6 +249,11 @@ class Exchange:
         )  # fmt: skip
         self.progress(f"trading core up ({ray.get(controller.shard_count.remote())} ledger shards)")
         self.demo = demo.for_launch(settings, services.database_url, controller, self.progress)
+        config = custody_up.custody_config(settings, services.database_url, solana_rpc_url)
+        chain_actor = custody_up.start(config, self.progress)
+        if self.demo is not None and chain_actor is not None and self.keys is not None:
+            demo.fund_for_launch(settings, services.database_url, self.demo, chain_actor,
+                                 solana_rpc_url, self.keys, self.progress)  # fmt: skip
         http_url = self._deploy(services.database_url, services.redis_url, solana_rpc_url)
         state = RunState(
             os.getpid(), http_url, ray_address, services.database_url, services.redis_url,
@@ -308,8 +314,10 @@ class Exchange:
             solana_rpc_url=solana_rpc_url,
             admin_token=admin_token(self.settings),
             ray_namespace=self.settings.ray.namespace,
-            # Test credits stand in for deposits until custody lands: embedded mode only.
-            test_credits=self.settings.database_url is None,
+            # Credits from nothing are for tests on embedded defaults only: with a real
+            # chain they would break the reserves (vaults = ledger).
+            test_credits=self.settings.database_url is None
+            and self.settings.solana_rpc_url is None,
             rate_limit_per_minute=self.settings.serve.rate_limit_per_minute,
             client_ip=ratelimit.client_ip_source(self.settings),
             cors_origins=self.settings.serve.cors_origins,

@@ -7,16 +7,23 @@ the data directory.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
+import asyncpg
+from solders.pubkey import Pubkey
+
+from actors.chain.client import ChainClient
 from actors.chain.embedded import EmbeddedChain
+from actors.chain.keys import load_configured_keys
 from actors.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from actors.infra.services import embedded_chain, embedded_postgres, embedded_redis
 from actors.infra.settings import Settings
+from serve_app import demo_deposit, units
 from serve_app.launcher import LaunchError, RunState, admin_token, read_state
 
 
@@ -92,3 +99,50 @@ def recover_market(settings: Settings, symbol: str) -> list[dict[str, Any]]:
     except urllib.error.HTTPError as exc:
         raise LaunchError(f"recover {symbol}: {exc.code} {exc.read().decode()[:300]}") from None
     return rows
+
+
+def deposit_from_demo_wallet(
+    settings: Settings, api_key: str, asset: str, amount: str
+) -> tuple[str, str]:
+    """Mint demo tokens to the demo wallet and transfer them into the deposit address of
+    the key's account (`clob deposit`; the embedded chain only); return the address and
+    the transfer's signature.
+
+    Raises:
+        LaunchError: Nothing runs, a real chain is configured, or the API refused.
+    """
+    state = read_state(settings)
+    if state is None:
+        raise LaunchError("the exchange is not running (no `clob up` in this data directory)")
+    if settings.solana_rpc_url is not None:
+        raise LaunchError("a real chain (SOLANA_RPC_URL) has no demo wallet: send real tokens")
+    query = urllib.parse.urlencode({"asset": asset})
+    request = urllib.request.Request(f"{state.http_url}/api/v1/deposit-address?{query}",
+                                     headers={"X-API-Key": api_key})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            target = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise LaunchError(f"deposit-address: {exc.code} {exc.read().decode()[:300]}") from None
+    signature = asyncio.run(_deposit(settings, state, target, amount))
+    return str(target["address"]), signature
+
+
+async def _deposit(settings: Settings, state: RunState, target: dict[str, Any],
+                   amount: str) -> str:  # fmt: skip
+    conn = await asyncpg.connect(state.database_url)
+    try:
+        query = "SELECT decimals FROM assets WHERE symbol = $1"
+        decimals = int(await conn.fetchval(query, target["asset"]))
+    finally:
+        await conn.close()
+    try:
+        atoms = units.amount_to_atoms(amount, decimals, "amount")
+    except units.UnitError as exc:
+        raise LaunchError(f"amount: {exc}") from None
+    wallet = demo_deposit.load_wallet(settings.data_dir)
+    mint, address = Pubkey.from_string(target["mint"]), Pubkey.from_string(target["address"])
+    async with ChainClient(state.solana_rpc_url) as client:
+        return await demo_deposit.mint_and_deposit(
+            client, load_configured_keys(settings), wallet, mint, address, atoms, decimals
+        )

@@ -262,14 +262,21 @@ class ChainActor(_Base):
         """Return an account's deposit address for an asset, registering its vault on
         chain and recording it the first time.
 
+        An asset added since the last sync is set up on chain first (embedded chain: its
+        mint is made then).
+
         Raises:
-            KeyError: The asset has no mint (yet).
+            KeyError: No such asset, or it has no mint (a real chain's mints are
+                configured in `assets.mint`).
         """
         # Its own connection: the pass may be using the actor's at the same moment.
         conn = await store.connect(self.config.database_url)
         try:
-            row = await conn.fetchrow("SELECT asset_id, mint FROM assets WHERE symbol = $1",
-                                      asset)  # fmt: skip
+            query = "SELECT asset_id, mint FROM assets WHERE symbol = $1"
+            row = await conn.fetchrow(query, asset)
+            if row is not None and row[1] is None and self.config.embedded:
+                await self.sync()
+                row = await conn.fetchrow(query, asset)
             if row is None or row[1] is None:
                 raise KeyError(asset)
             mint = Pubkey.from_string(row[1])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from actors.chain.embedded import EmbeddedChain
@@ -33,23 +33,38 @@ def embedded_redis(settings: Settings) -> EmbeddedRedis:
     return EmbeddedRedis(settings.data_dir, settings.embedded.redis_port)
 
 
-def embedded_chain(settings: Settings) -> EmbeddedChain:
-    """Return the embedded chain handle for these settings."""
+def embedded_chain(settings: Settings, programs: Sequence[str] = ()) -> EmbeddedChain:
+    """Return the embedded chain handle for these settings.
+
+    Args:
+        settings: The configuration.
+        programs: Programs to load besides `embedded.solana_programs`, each
+            `<program id>=<path to .so>` (`clob up` passes the exchange program).
+    """
     embedded = settings.embedded
     return EmbeddedChain(
-        settings.data_dir, embedded.solana_port, embedded.solana_slot_ms, embedded.solana_programs
-    )
+        settings.data_dir, embedded.solana_port, embedded.solana_slot_ms,
+        [*programs, *embedded.solana_programs],
+    )  # fmt: skip
 
 
-def ensure_chain(settings: Settings, progress: Progress = lambda _: None) -> tuple[str, bool]:
+def ensure_chain(
+    settings: Settings, progress: Progress = lambda _: None, programs: Sequence[str] = ()
+) -> tuple[str, bool]:
     """Return the Solana JSON-RPC URL: `SOLANA_RPC_URL`, else the embedded chain's.
+
+    Args:
+        settings: The configuration.
+        progress: Called with a short line before a slow step.
+        programs: Programs the embedded chain loads when this call starts it (a chain
+            already running keeps what it loaded at its start).
 
     Returns:
         The URL, and whether this call started the embedded chain (not merely reused it).
     """
     if settings.solana_rpc_url is not None:
         return settings.solana_rpc_url, False
-    chain = embedded_chain(settings)
+    chain = embedded_chain(settings, programs)
     started = chain.running_pid_port() is None
     if started:
         progress("starting the embedded Solana chain")

@@ -239,6 +239,30 @@ class CustodySettings(BaseModel):
     confirm_ttl_s: int = Field(
         default=900, ge=1, description="Seconds a second step may wait for its confirmation."
     )
+    confirmations: int = Field(
+        default=32,
+        ge=1,
+        le=10_000,
+        description="Slots a deposit or a withdrawal must be below the chain's tip before it "
+        "is final (credited, confirmed); 32 is Solana's `finalized` depth.",
+    )
+    poll_s: float = Field(
+        default=0.5, gt=0, le=60, description="Seconds between the custody actors' passes."
+    )
+    cap_atoms: dict[str, Annotated[int, Field(ge=0, le=2**64 - 1)]] = Field(
+        default_factory=dict,
+        description="Per asset, the program's on-chain rolling outflow cap in atoms per "
+        "`window_slots`, set when the asset is added on chain; unlisted assets: "
+        "`default_cap_whole` whole units.",
+    )
+    default_cap_whole: int = Field(
+        default=1_000_000, ge=0, description="Whole units of the on-chain cap of unlisted assets."
+    )
+    window_slots: int = Field(
+        default=216_000,
+        ge=1,
+        description="The on-chain cap's window in slots (216,000 slots of 400 ms: a day).",
+    )
 
     def resolved(self, embedded: bool) -> CustodySettings:
         """Return these settings with `cooling_off_s` set (0 in embedded mode if unset)."""
@@ -296,6 +320,11 @@ class Settings(BaseSettings):
         description="Directory of the keypair files made on first start (mode 0600); unset: "
         "<data_dir>/keys.",
     )
+    program_id: str | None = Field(
+        default=None,
+        description="The exchange program's address (base58); unset: the IDL's dev address, "
+        "where the embedded chain loads the built program.",
+    )
     admin_keypair: Path | None = Field(
         default=None, description="Keypair file of the cold admin authority; unset: keys_dir."
     )
@@ -348,6 +377,15 @@ class Settings(BaseSettings):
     @classmethod
     def _check_solana_url(cls, value: str | None) -> str | None:
         return _check_scheme(value, ("http://", "https://"))
+
+    @field_validator("program_id")
+    @classmethod
+    def _check_program_id(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not _BASE58_KEY.fullmatch(value):
+            raise ValueError("must be a base58 public key")
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -26,7 +26,9 @@ class AppArgs(BaseModel):
     )
     ray_namespace: str = Field(default="clob", description="Namespace of the named actors.")
     test_credits: bool = Field(
-        default=False, description="Allow POST /admin/credits (embedded mode, until custody)."
+        default=False,
+        description="Allow POST /admin/credits (tests on embedded defaults only: money from "
+        "nothing, not a deposit).",
     )
     rate_limit_per_minute: int = Field(
         default=100,

@@ -20,18 +20,21 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 import asyncpg
+from ray.exceptions import RayTaskError
 from solders.pubkey import Pubkey
 
 from actors.accounts import AccountId
 from actors.custody import flows, policy, records
+from actors.custody.actor import CHAIN_ACTOR
 from actors.custody.records import Withdrawal
 from actors.custody.withdrawals import COUNTED_STATES, WithdrawalStatus
 from actors.ledger.rules import InsufficientBalanceError
 from serve_app import units
 from serve_app.errors import ApiError
 from serve_app.gateway import db
-from serve_app.gateway.core import GatewayCore
+from serve_app.gateway.core import GatewayCore, unavailable
 from serve_app.gateway.custody_models import (
+    DepositAddressView,
     WithdrawalConfirm,
     WithdrawalCreate,
     WithdrawalCreated,
@@ -232,3 +235,26 @@ async def _confirm_refusal(
     if await records.find_address(conn, w.destination) is None:
         return api_error("address_not_allowed", "the destination left your allowlist")
     return None
+
+
+async def deposit_address(
+    core: GatewayCore, account_id: AccountId, asset: str
+) -> DepositAddressView:
+    """Return the account's deposit address for an asset from the chain actor, which
+    registers the vault on chain the first time.
+
+    Raises:
+        ApiError: 404 `unknown_asset`; 409 `asset_not_on_chain` (a real chain's asset
+            without a configured mint); 503 `unavailable` (the chain or the chain actor).
+    """
+    pool = await core.pool()
+    await core.registry.decimals(pool, asset)  # 404 unknown_asset
+    try:
+        address = await core.call(CHAIN_ACTOR, "deposit_address", int(account_id), asset)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, KeyError):
+            raise api_error("asset_not_on_chain", "the asset has no mint on chain yet",
+                            asset=asset) from None  # fmt: skip
+        raise unavailable(CHAIN_ACTOR, exc.cause) from None  # the chain: retry
+    mint = await pool.fetchval("SELECT mint FROM assets WHERE symbol = $1", asset)
+    return DepositAddressView(asset=asset, address=str(address), mint=str(mint))

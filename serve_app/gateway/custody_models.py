@@ -130,3 +130,16 @@ class DepositPage(BaseModel):
 
     deposits: list[DepositView]
     next_cursor: str | None
+
+
+class DepositAddressView(BaseModel):
+    """Where to send an asset to deposit it."""
+
+    asset: str
+    address: str = Field(
+        description="Your deposit address for the asset: an SPL token account (your vault, "
+        "owned by the exchange program). Send the asset's tokens to it with a plain SPL "
+        "transfer; they are credited once the transfer is `confirmations` slots deep.",
+        examples=["9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"],
+    )
+    mint: str = Field(description="The asset's SPL mint: send only tokens of this mint.")

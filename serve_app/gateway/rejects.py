@@ -47,6 +47,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "key_limit_reached": 409,
     "withdrawal_not_pending": 409,
     "confirmation_expired": 409,
+    "asset_not_on_chain": 409,
     # 422: validation and business rejects
     "invalid_request": 422,
     "invalid_decimal": 422,

@@ -19,6 +19,8 @@ from serve_app.gateway.custody_models import (
     AddressCreate,
     AddressList,
     AddressView,
+    AssetSymbol,
+    DepositAddressView,
     DepositPage,
     DepositView,
     WithdrawalConfirm,
@@ -192,3 +194,25 @@ async def list_deposits(
         deposits=views,
         next_cursor=None if last is None else db.encode_cursor(last.created_at, last.deposit_id),
     )
+
+
+_CHAIN_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The chain or the custody service is unavailable; retry"}
+}
+
+
+@router.get(
+    "/deposit-address", response_model=DepositAddressView, summary="Your deposit address",
+    responses={404: {"description": "Unknown asset (`unknown_asset`)"},
+               409: {"description": "The asset has no mint on chain (`asset_not_on_chain`)"},
+               **_CHAIN_UNAVAILABLE},
+)  # fmt: skip
+async def get_deposit_address(
+    core: Core,
+    caller: Reader,
+    asset: Annotated[AssetSymbol, Query(description="The asset to deposit, e.g. `USDC`.")],
+) -> DepositAddressView:
+    """Return your deposit address for an asset (created on chain the first time): send
+    the asset's tokens there; each transfer shows in `GET /deposits`, `pending` with its
+    confirmations, then `credited` to your available balance once."""
+    return await custody.deposit_address(core, caller.account_id, asset)

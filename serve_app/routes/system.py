@@ -7,12 +7,14 @@ import asyncio
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from actors.custody.actor import CHAIN_ACTOR, DEPOSITS_ACTOR
 from serve_app import probes
 from serve_app.gateway.core import GatewayCore
 from serve_app.http.deps import Core, require_admin
 from serve_app.probes import ComponentStatus
 
 router = APIRouter(prefix="/system", tags=["system"])
+CUSTODY_ACTORS = (CHAIN_ACTOR, DEPOSITS_ACTOR)
 
 
 class SystemStatus(BaseModel):
@@ -26,8 +28,10 @@ class SystemStatus(BaseModel):
 async def system_status(core: Core) -> SystemStatus:
     """Report each component's state, version and address, and every market actor's and
     ledger shard's state (admin: it names internal addresses and errors)."""
-    pg, redis, actors = await asyncio.gather(postgres(core), _redis(core), trading_core(core))
-    components = [pg, redis, probes.ray_cluster(), probes.serve_apps(), *actors]
+    pg, redis, actors, custody = await asyncio.gather(
+        postgres(core), _redis(core), trading_core(core), custody_actors(core)
+    )
+    components = [pg, redis, probes.ray_cluster(), probes.serve_apps(), *actors, *custody]
     overall = "up" if all(c.status == "up" for c in components) else "degraded"
     return SystemStatus(status=overall, components=components)
 
@@ -59,3 +63,23 @@ async def _redis(core: GatewayCore) -> ComponentStatus:
     except Exception as exc:  # a probe reports any failure as "down"
         return probes.down("redis", core.args.redis_url, exc)
     return await probes.redis(client, core.args.redis_url)
+
+
+async def custody_actors(core: GatewayCore) -> list[ComponentStatus]:
+    """Probe the custody actors (deposit listener, chain actor) when a chain is configured.
+
+    They are not part of the public `/health`: trading goes on while the chain is away.
+    """
+    if not core.args.solana_rpc_url:
+        return []
+    return list(await asyncio.gather(*(_custody(core, name) for name in CUSTODY_ACTORS)))
+
+
+async def _custody(core: GatewayCore, name: str) -> ComponentStatus:
+    try:
+        health = await asyncio.wait_for(core.call(name, "health"), 2 * probes.TIMEOUT_S)
+    except Exception as exc:  # a probe reports any failure as "down"
+        return probes.down(name, None, exc)
+    details = {k: v for k, v in health.items() if k not in ("name", "last_error")}
+    return ComponentStatus(name=name, status="up", error=health.get("last_error"),
+                           details=details)  # fmt: skip

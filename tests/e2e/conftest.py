@@ -23,11 +23,14 @@ import asyncpg
 import httpx
 import pytest
 
+from actors.chain.keys import ChainKeys
 from actors.infra.embedded import free_port
 from actors.infra.migrate import apply_migrations
 from actors.infra.settings import CustodySettings
 from serve_app import keys
 from serve_app.launcher import LaunchError, wait_for_http
+from tests.support.chain import write_keys
+from tests.support.program_kit import program_elf
 
 SHARD_COUNT = 2
 # Embedded mode's withdrawal policy (no cooling-off), with a daily limit of 5 WDR and the
@@ -36,6 +39,8 @@ CUSTODY = CustodySettings(
     cooling_off_s=0, daily_limit_atoms={"WDR": 5 * 10**9},
     two_step_threshold_atoms={"WDR": 2 * 10**9},
 )  # fmt: skip
+CUSTODY_DEPTH = 8
+"""Confirmations the e2e custody actors wait for (slots of 25 ms: 0.2 s)."""
 ADMIN_TOKEN = secrets.token_urlsafe(16)
 READY_TIMEOUT_S = 120.0
 
@@ -168,3 +173,34 @@ def exchange(
         admin.close()
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def custody(
+    exchange: Exchange, solana_rpc_url: str, chain_keys: ChainKeys,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:  # fmt: skip
+    """Start the custody actors (`clob up` starts them after the core) on the session's
+    chain for one module; yield the chain actor; stop them after the module.
+
+    Per module, not for the package: they act on every account's withdrawals and
+    deposits, and the other modules' rows (debited withdrawals, made-up deposits) are
+    theirs to check as they left them.
+    """
+    import ray
+
+    from actors.custody.actor import CustodyConfig, start_custody
+
+    program_elf()
+    keys_dir = write_keys(tmp_path_factory.mktemp("custody-keys"), chain_keys)
+    config = CustodyConfig(
+        exchange.database_url, solana_rpc_url, "clob", str(keys_dir), depth=CUSTODY_DEPTH,
+        poll_s=0.1, shard_count=SHARD_COUNT,
+    )  # fmt: skip
+    actors = start_custody(config)
+    try:
+        ray.get(actors[0].sync.remote(), timeout=120)
+        yield actors[0]
+    finally:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)

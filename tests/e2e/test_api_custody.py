@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from solders.signature import Signature
 
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
@@ -240,10 +241,16 @@ async def _seen_deposit(database_url: str, account_id: int) -> None:
         await conn.execute(
             "INSERT INTO deposits (account_id, asset_id, amount_atoms, address, tx_signature, "
             "slot, confirmations) SELECT $1, asset_id, 1500000000, $2, $3, 7, 3 FROM assets "
-            "WHERE symbol = 'WDR'", account_id, "D" * 44, f"{account_id:0>88}",
+            "WHERE symbol = 'WDR'", account_id, "D" * 44, _signature(account_id),
         )  # fmt: skip
     finally:
         await conn.close()
+
+
+def _signature(account_id: int) -> str:
+    """A well-formed signature no transaction has (the deposit listener, when it runs,
+    looks pending ones up on chain and waits for them)."""
+    return str(Signature.from_bytes(account_id.to_bytes(8, "little") * 8))
 
 
 def test_concurrent_requests_never_pass_the_daily_limit_together(holder: Holder) -> None:
@@ -315,3 +322,23 @@ def test_every_custody_endpoint_refuses_bad_input_and_changes_nothing(
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
     assert holder.state() == before
+
+
+def test_the_deposit_address_without_the_custody_service_answers_503_and_changes_nothing(
+    exchange: Exchange, holder: Holder
+) -> None:
+    # This module runs no custody actors (test_custody_flow.py does): the chain is away.
+    response = holder.reader.get("/api/v1/deposit-address", params={"asset": "WDR"})
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "unavailable"
+    assert response.json()["details"]["component"] == "custody:chain"
+    assert asyncio.run(_deposit_addresses(exchange.database_url, holder.account_id)) == 0
+
+
+async def _deposit_addresses(database_url: str, account_id: int) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        query = "SELECT count(*) FROM deposit_addresses WHERE account_id = $1"
+        return int(await conn.fetchval(query, account_id))
+    finally:
+        await conn.close()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,8 @@ def test_system_status_is_for_admins_and_shows_every_component_up(
         f"{url}/api/v1/system/status", headers={"X-Admin-Token": token}, timeout=10
     ).json()
     components = {c["name"]: c for c in body["components"]}
-    assert {"postgresql", "redis", "ray", "serve", "ledger:0", "ledger:1"} <= set(components)
+    assert {"postgresql", "redis", "ray", "serve", "ledger:0", "ledger:1", "custody:chain",
+            "custody:deposits"} <= set(components)  # fmt: skip
     for name, component in components.items():
         assert component["status"] == "up", (name, component)
     for name in ("postgresql", "redis", "ray", "serve"):
@@ -335,6 +337,40 @@ def test_the_readme_walkthrough_trades_as_it_says(
         if shown is not None:
             answer = json.loads(outputs[index - 1])
             assert _shows(answer, shown), (step[-1], answer, shown)
+
+
+def test_clob_deposit_funds_an_account_from_the_demo_wallet_by_a_real_deposit(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, url, env = running
+    bob = demo.read_keys(Path(env["CLOB_DATA_DIR"]) / demo.KEYS_FILE)["bob"]["api_key"]
+    headers = {"X-API-Key": bob}
+
+    def usdc_deposits() -> list[dict[str, Any]]:
+        answer = httpx.get(f"{url}/api/v1/deposits", headers=headers, timeout=30).json()
+        return [d for d in answer["deposits"] if d["asset"] == "USDC"]
+
+    before = httpx.get(f"{url}/api/v1/balances", headers=headers, timeout=30).json()
+    [usdc] = [b["available"] for b in before["balances"] if b["asset"] == "USDC"]
+    done = subprocess.run(
+        [CLOB, "deposit", "--key", bob, "USDC", "5"], env=env, cwd=env["CLOB_DATA_DIR"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("sent 5 USDC to "), done.stdout
+    deadline = time.monotonic() + 60
+    while not (len(usdc_deposits()) == 2 and usdc_deposits()[0]["status"] == "credited"):
+        assert time.monotonic() < deadline, usdc_deposits()
+        time.sleep(0.5)
+    assert usdc_deposits()[0]["amount"] == "5.000000"
+    after = httpx.get(f"{url}/api/v1/balances", headers=headers, timeout=30).json()
+    [now] = [b["available"] for b in after["balances"] if b["asset"] == "USDC"]
+    assert Decimal(now) - Decimal(usdc) == 5
+    refused = subprocess.run(
+        [CLOB, "deposit", "--key", bob, "NOPE", "5"], env=env, cwd=env["CLOB_DATA_DIR"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "unknown_asset" in refused.stderr, refused.stderr
 
 
 def _haproxy_pids(data_dir: Path) -> list[int]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from actors.chain.client import ChainClient
+from actors.chain.keys import ChainKeys
 
 
 async def rpc(url: str, method: str, *params: Any) -> Any:
@@ -56,3 +60,14 @@ def lamports_to(payer: Keypair, to: Pubkey, lamports: int, blockhash: Hash) -> V
     """Return a system transfer of `lamports` from `payer` to `to`."""
     ix = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=lamports))
     return signed(payer, [ix], blockhash)
+
+
+def write_keys(directory: Path, keys: ChainKeys) -> Path:
+    """Write each role's keypair as a file of mode 0600 in `directory` (as `keys.py` reads
+    them); return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for role in ("admin", "operator", "payer", "mint_authority"):
+        path = directory / f"{role}.json"
+        path.write_text(json.dumps(list(bytes(getattr(keys, role)))))
+        os.chmod(path, 0o600)
+    return directory

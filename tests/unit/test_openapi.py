@@ -78,6 +78,7 @@ EXPECTED_STATUSES = {
     | _BODY,
     ("get", "/api/v1/deposits"): {"200"} | _KEY,
     ("get", "/api/v1/reserves"): {"200", "422", "503"},
+    ("get", "/api/v1/deposit-address"): {"200", "404", "409", "503"} | _KEY,
 }
 
 
