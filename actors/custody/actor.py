@@ -25,7 +25,12 @@ from solders.pubkey import Pubkey
 from actors.accounts import AccountId
 from actors.chain.client import ChainClient, ChainError
 from actors.chain.keys import ROLE_ENV, ChainKeys, load_keys
-from actors.chain.program import program_id_from
+from actors.chain.program import (
+    REPLAY_WINDOW_IDS,
+    decode_exchange,
+    exchange_pda,
+    program_id_from,
+)
 from actors.custody.flows import ShardLedger
 from actors.custody.listener import DepositListener
 from actors.custody.pg import PgDepositRecords, PgWithdrawalRecords
@@ -255,8 +260,21 @@ class ChainActor(_Base):
         for symbol, mint in mints.items():
             await conn.execute("UPDATE assets SET mint = $2 WHERE symbol = $1 AND mint IS NULL",
                                symbol, str(mint))  # fmt: skip
+        await self._align_withdrawal_ids(conn)
         self._set_up = True
         return {symbol: str(mint) for symbol, mint in mints.items()}
+
+    async def _align_withdrawal_ids(self, conn: asyncpg.Connection) -> None:
+        """Move the withdrawal id sequence past every id the program may have applied
+        (migration 0020 says why): new ids then start beyond its replay window."""
+        data = await self.client.account_data(exchange_pda(self.program_id), "confirmed")
+        if data is None:
+            return
+        floor = decode_exchange(data).withdrawals.base + REPLAY_WINDOW_IDS
+        await conn.execute(
+            "SELECT setval('withdrawals_withdrawal_id_seq', $1) "
+            "WHERE $1 > (SELECT last_value FROM withdrawals_withdrawal_id_seq)", floor,
+        )  # fmt: skip
 
     async def deposit_address(self, account_id: int, asset: str) -> str:
         """Return an account's deposit address for an asset, registering its vault on

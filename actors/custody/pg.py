@@ -109,5 +109,6 @@ class PgWithdrawalRecords:
 
     async def failed(self, withdrawal_id: int, reason: str) -> None:
         """Mark it failed and refunded (the sender re-credited the ledger first)."""
-        await records.mark_failed(self._conn, withdrawal_id, reason)
-        await records.mark_refunded(self._conn, withdrawal_id)
+        async with self._conn.transaction():  # never seen failed and not yet refunded
+            await records.mark_failed(self._conn, withdrawal_id, reason)
+            await records.mark_refunded(self._conn, withdrawal_id)
