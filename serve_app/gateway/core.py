@@ -130,6 +130,20 @@ class GatewayCore:
             self._handles.pop(name, None)
             raise unavailable(name, exc) from None
 
+    async def call_again_once(self, name: str, method: str, *args: Any) -> Any:
+        """`call` an idempotent method, once more if the actor was unreachable: a restarted
+        or replaced actor is then found afresh (the first failure dropped its handle).
+
+        Raises:
+            ApiError: 503 `unavailable` when the second call fails too.
+        """
+        try:
+            return await self.call(name, method, *args)
+        except ApiError as exc:
+            if exc.code != "unavailable":
+                raise
+        return await self.call(name, method, *args)
+
     async def _call_direct(self, name: str, method: str, *args: Any) -> Any:
         client = self._direct.get(name)
         if client is None:

@@ -250,7 +250,7 @@ async def deposit_address(
     pool = await core.pool()
     await core.registry.decimals(pool, asset)  # 404 unknown_asset
     try:
-        address = await core.call(CHAIN_ACTOR, "deposit_address", int(account_id), asset)
+        address = await core.call_again_once(CHAIN_ACTOR, "deposit_address", int(account_id), asset)
     except RayTaskError as exc:
         if isinstance(exc.cause, KeyError):
             raise api_error("asset_not_on_chain", "the asset has no mint on chain yet",

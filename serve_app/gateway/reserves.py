@@ -88,7 +88,7 @@ async def report(core: GatewayCore, max_age_s: float) -> ReservesReport:
         ApiError: 503 `unavailable` when the chain actor, the chain or a shard is.
     """
     try:
-        found: ReservesReport = await core.call(CHAIN_ACTOR, "reserves", max_age_s)
+        found: ReservesReport = await core.call_again_once(CHAIN_ACTOR, "reserves", max_age_s)
     except RayTaskError as exc:  # the chain or a shard did not answer the gathering
         raise unavailable(CHAIN_ACTOR, exc.cause) from None
     return found

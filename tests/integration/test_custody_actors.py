@@ -6,11 +6,8 @@ refuses is failed and re-credited once; the listener killed mid-way catches up."
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,26 +20,18 @@ from solders.pubkey import Pubkey
 
 from actors.chain.client import ChainClient
 from actors.chain.keys import ChainKeys
-from actors.chain.program import TOKEN_PROGRAM_ID
 from actors.custody import flows, records
 from actors.custody.actor import CustodyConfig, start_custody
-from actors.custody.setup import send_and_confirm
 from actors.ledger import store
 from actors.ledger.shard import LedgerShard, ledger_shard_options
+from serve_app.demo_deposit import mint_and_deposit
+from tests.support.chain import write_keys
 from tests.support.market_kit import new_accounts
 from tests.support.program_kit import program_elf
 
 pytestmark = pytest.mark.timeout(180)
 ASSET = "CUSD"
 CAP_ATOMS = 5_000
-
-
-def _write_keys(directory: Path, keys: ChainKeys) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for role in ("admin", "operator", "payer", "mint_authority"):
-        path = directory / f"{role}.json"
-        path.write_text(json.dumps(list(bytes(getattr(keys, role)))))
-        os.chmod(path, 0o600)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -76,7 +65,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     values = {n: request.getfixturevalue(n) for n in (
         "namespace", "db_url", "conn", "shard", "solana_rpc_url", "chain_keys")}  # fmt: skip
     keys_dir = tmp_path_factory.mktemp("keys")
-    _write_keys(keys_dir, values["chain_keys"])
+    write_keys(keys_dir, values["chain_keys"])
     config = CustodyConfig(values["db_url"], values["solana_rpc_url"], values["namespace"],
                            str(keys_dir), depth=4, poll_s=0.05,
                            cap_atoms={ASSET: CAP_ATOMS}, shard_count=1)  # fmt: skip
@@ -102,18 +91,7 @@ async def _available(shard: Any, account: int) -> int:
 
 async def _deposit(client: ChainClient, keys: ChainKeys, mint: Pubkey, vault: Pubkey,
                    atoms: int) -> str:  # fmt: skip
-    wallet = Keypair()
-    await client.request_airdrop(wallet.pubkey(), 10**9)
-    source = spl.get_associated_token_address(wallet.pubkey(), mint)
-    create = spl.create_associated_token_account(keys.payer.pubkey(), wallet.pubkey(), mint)
-    mint_to = spl.mint_to(spl.MintToParams(program_id=TOKEN_PROGRAM_ID, mint=mint, dest=source,
-                                           mint_authority=keys.mint_authority.pubkey(),
-                                           amount=atoms))  # fmt: skip
-    await send_and_confirm(client, keys.payer, [create, mint_to], [keys.mint_authority])
-    move = spl.transfer_checked(spl.TransferCheckedParams(
-        program_id=TOKEN_PROGRAM_ID, source=source, mint=mint, dest=vault,
-        owner=wallet.pubkey(), amount=atoms, decimals=6))  # fmt: skip
-    return str((await send_and_confirm(client, wallet, [move])).signature)
+    return await mint_and_deposit(client, keys, Keypair(), mint, vault, atoms, 6)
 
 
 async def _credited(conn: asyncpg.Connection, signature: str) -> bool:

@@ -54,7 +54,7 @@ from actors.ledger import store
 from actors.ledger.rules import InsufficientBalanceError
 from actors.ledger.shard import LedgerShard, ledger_shard_options
 from serve_app.reconciliation import table
-from tests.support.chain import rpc
+from tests.support.chain import rpc, write_keys
 from tests.support.market_kit import new_accounts
 from tests.support.program_kit import program_elf
 
@@ -72,14 +72,6 @@ CAP_ATOMS = 25_000  # the program's outflow cap: the later withdrawals are refus
 FAULTS = ("drop", "rpc", "delay", "expire")
 RPC_FAULT_METHODS = ("getSignatureStatuses", "getSignaturesForAddress", "getTransaction",
                      "getMultipleAccounts", "sendTransaction", "getLatestBlockhash")  # fmt: skip
-
-
-def _write_keys(directory: Path, keys: ChainKeys) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for role in ("admin", "operator", "payer", "mint_authority"):
-        path = directory / f"{role}.json"
-        path.write_text(json.dumps(list(bytes(getattr(keys, role)))))
-        os.chmod(path, 0o600)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -129,7 +121,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     values = {n: request.getfixturevalue(n) for n in (
         "namespace", "db_url", "conn", "shards", "solana_rpc_url", "chain_keys")}  # fmt: skip
     keys_dir = tmp_path_factory.mktemp("keys")
-    _write_keys(keys_dir, values["chain_keys"])
+    write_keys(keys_dir, values["chain_keys"])
     config = CustodyConfig(values["db_url"], values["solana_rpc_url"], values["namespace"],
                            str(keys_dir), depth=DEPTH, poll_s=0.05,
                            cap_atoms={ASSET: CAP_ATOMS}, shard_count=SHARDS)  # fmt: skip
