@@ -69,3 +69,8 @@ def test_reserves_are_public_cached_and_balance_a_credited_deposit(
     assert row["on_chain"] == row["ledger"] == row["available"] == "2.500000000", row
     assert row["difference"] == row["deposits_pending"] == "0.000000000", row
     assert trader.balances()[ASSET] == ("2.500000000", "0.000000000")
+
+
+def test_an_unknown_query_parameter_is_refused(exchange: Exchange, chain_actor: Any) -> None:
+    answer = httpx.get(f"{exchange.url}/api/v1/reserves", params={"asset": "X"}, timeout=60)
+    assert answer.status_code == 422 and answer.json()["code"] == "invalid_request", answer.text

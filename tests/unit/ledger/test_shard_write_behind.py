@@ -66,10 +66,11 @@ async def test_a_stream_of_changes_is_written_at_most_once_per_interval(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shard, recorder = _shard(monkeypatch)
+    last_change = 0.0
     for _ in range(40):  # 40 passes 5 ms apart: 200 ms of changes
         recorder.change()
+        last_change = time.monotonic()  # before the pause: a loaded host stretches it
         await asyncio.sleep(0.005)
-    last_change = time.monotonic()
     assert shard._flusher is not None
     await shard._flusher
     starts = [start for start, _ in recorder.writes]
@@ -78,5 +79,5 @@ async def test_a_stream_of_changes_is_written_at_most_once_per_interval(
     # Nothing is lost: every change was taken by some write, the last one after the last
     # change.
     assert sum(taken for _, taken in recorder.writes) == 40
-    assert starts[-1] >= last_change - 0.005
+    assert starts[-1] >= last_change - 0.001
     assert recorder.changes == 0
