@@ -8,9 +8,6 @@ is used when `SOLANA_RPC_URL` is configured.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +18,7 @@ from pathlib import Path
 
 import solders
 
-from actors.infra.embedded import EmbeddedServiceError, pid_alive
+from actors.infra.embedded import EmbeddedServiceError, read_pid_port, terminate
 
 _START_TIMEOUT_S = 60.0
 
@@ -49,12 +46,7 @@ class EmbeddedChain:
 
     def running_pid_port(self) -> tuple[int, int] | None:
         """Return `(pid, port)` of the server running on this data directory, if any."""
-        try:
-            pid = int((self.home / "server.pid").read_text().strip())
-            port = int((self.home / "port").read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return (pid, port) if pid_alive(pid) else None
+        return read_pid_port(self.home / "server.pid", self.home / "port")
 
     def url(self, port: int) -> str:
         """Return the JSON-RPC URL of the server on `port`."""
@@ -76,14 +68,7 @@ class EmbeddedChain:
         running = self.running_pid_port()
         if running is None:
             return False
-        os.kill(running[0], signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while pid_alive(running[0]):
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(running[0], os.WNOHANG)  # reap it if it is our child
-            if time.monotonic() > deadline:
-                raise EmbeddedServiceError("timed out after 30 s waiting for the chain to exit")
-            time.sleep(0.05)
+        terminate(running[0], "the chain")
         return True
 
     def version(self) -> str:

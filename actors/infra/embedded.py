@@ -8,6 +8,7 @@ shuts it down cleanly. Nothing here is used when a URL is configured.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -54,6 +55,29 @@ def pid_alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return True
+
+
+def read_pid_port(pid_file: Path, port_file: Path) -> tuple[int, int] | None:
+    """Return `(pid, port)` from a server's pid and port files if that process lives."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        port = int(port_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return (pid, port) if pid_alive(pid) else None
+
+
+def terminate(pid: int, what: str, timeout_s: float = 30) -> None:
+    """Send SIGTERM to a server and wait until it has exited (reaping it if it is our
+    child, so that it does not linger as a zombie)."""
+    os.kill(pid, signal.SIGTERM)
+
+    def gone() -> bool:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return not pid_alive(pid)
+
+    _wait_until(gone, timeout_s, f"{what} to exit")
 
 
 def _wait_until(predicate: object, timeout_s: float, what: str) -> None:
@@ -195,12 +219,7 @@ class EmbeddedRedis:
 
     def running_pid_port(self) -> tuple[int, int] | None:
         """Return `(pid, port)` of the server running on this data directory, if any."""
-        try:
-            pid = int((self.home / "redis.pid").read_text().strip())
-            port = int((self.home / "port").read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return (pid, port) if pid_alive(pid) else None
+        return read_pid_port(self.home / "redis.pid", self.home / "port")
 
     def url(self, port: int) -> str:
         """Return the URL of the server on `port`."""
@@ -218,8 +237,7 @@ class EmbeddedRedis:
         running = self.running_pid_port()
         if running is None:
             return False
-        os.kill(running[0], signal.SIGTERM)
-        _wait_until(lambda: not pid_alive(running[0]), 30, "Redis to exit")
+        terminate(running[0], "Redis")
         return True
 
     def version(self) -> str:
