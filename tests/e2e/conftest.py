@@ -29,7 +29,6 @@ from actors.infra.migrate import apply_migrations
 from actors.infra.settings import CustodySettings
 from serve_app import keys
 from serve_app.launcher import LaunchError, wait_for_http
-from tests.support.chain import write_keys
 from tests.support.program_kit import program_elf
 
 SHARD_COUNT = 2
@@ -189,14 +188,13 @@ def custody(
     """
     import ray
 
-    from actors.custody.actor import CustodyConfig, start_custody
+    from actors.custody.actor import start_custody
+    from tests.support.custody_kit import custody_config
 
     program_elf()
-    keys_dir = write_keys(tmp_path_factory.mktemp("custody-keys"), chain_keys)
-    config = CustodyConfig(
-        exchange.database_url, solana_rpc_url, "clob", str(keys_dir), depth=CUSTODY_DEPTH,
-        poll_s=0.1, shard_count=SHARD_COUNT,
-    )  # fmt: skip
+    config = custody_config(exchange.database_url, solana_rpc_url, "clob", chain_keys,
+                            tmp_path_factory, depth=CUSTODY_DEPTH, poll_s=0.1,
+                            shard_count=SHARD_COUNT)  # fmt: skip
     actors = start_custody(config)
     try:
         ray.get(actors[0].sync.remote(), timeout=120)

@@ -21,11 +21,9 @@ from solders.pubkey import Pubkey
 from actors.chain.client import ChainClient
 from actors.chain.keys import ChainKeys
 from actors.custody import flows, records
-from actors.custody.actor import CustodyConfig, start_custody
-from actors.ledger import store
-from actors.ledger.shard import LedgerShard, ledger_shard_options
+from actors.custody.actor import start_custody
 from serve_app.demo_deposit import mint_and_deposit
-from tests.support.chain import write_keys
+from tests.support.custody_kit import custody_config, start_shards, system_conn_with_asset
 from tests.support.market_kit import new_accounts
 from tests.support.program_kit import program_elf
 
@@ -36,16 +34,14 @@ CAP_ATOMS = 5_000
 
 @pytest_asyncio.fixture(scope="module")
 async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await store.connect(db_url)
-    await c.execute("INSERT INTO assets (symbol, decimals) VALUES ($1, 6)", ASSET)
+    c = await system_conn_with_asset(db_url, ASSET)
     yield c
     await c.close()
 
 
 @pytest.fixture(scope="module")
 def shard(namespace: str, db_url: str, conn: asyncpg.Connection) -> Any:
-    options = {**ledger_shard_options(0), "namespace": namespace}
-    return ray.remote(LedgerShard).options(**options).remote(0, 1, db_url)
+    return start_shards(namespace, db_url, 1)[0]
 
 
 @dataclass
@@ -64,11 +60,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     program_elf()
     values = {n: request.getfixturevalue(n) for n in (
         "namespace", "db_url", "conn", "shard", "solana_rpc_url", "chain_keys")}  # fmt: skip
-    keys_dir = tmp_path_factory.mktemp("keys")
-    write_keys(keys_dir, values["chain_keys"])
-    config = CustodyConfig(values["db_url"], values["solana_rpc_url"], values["namespace"],
-                           str(keys_dir), depth=4, poll_s=0.05,
-                           cap_atoms={ASSET: CAP_ATOMS}, shard_count=1)  # fmt: skip
+    config = custody_config(values["db_url"], values["solana_rpc_url"], values["namespace"],
+                            values["chain_keys"], tmp_path_factory, depth=4, poll_s=0.05,
+                            cap_atoms={ASSET: CAP_ATOMS}, shard_count=1)  # fmt: skip
     chain_actor, listener = start_custody(config)
     return World(values["db_url"], values["conn"], values["shard"], chain_actor, listener,
                  values["solana_rpc_url"], values["chain_keys"])  # fmt: skip

@@ -50,11 +50,10 @@ from actors.custody import flows, records
 from actors.custody.actor import CHAIN_ACTOR, DEPOSITS_ACTOR, CustodyConfig, start_custody
 from actors.custody.reconcile import ReservesReport
 from actors.custody.setup import send_and_confirm
-from actors.ledger import store
 from actors.ledger.rules import InsufficientBalanceError
-from actors.ledger.shard import LedgerShard, ledger_shard_options
 from serve_app.reconciliation import table
-from tests.support.chain import rpc, write_keys
+from tests.support.chain import rpc
+from tests.support.custody_kit import custody_config, start_shards, system_conn_with_asset
 from tests.support.market_kit import new_accounts
 from tests.support.program_kit import program_elf
 
@@ -76,19 +75,14 @@ RPC_FAULT_METHODS = ("getSignatureStatuses", "getSignaturesForAddress", "getTran
 
 @pytest_asyncio.fixture(scope="module")
 async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await store.connect(db_url)
-    await c.execute("INSERT INTO assets (symbol, decimals) VALUES ($1, 6)", ASSET)
+    c = await system_conn_with_asset(db_url, ASSET)
     yield c
     await c.close()
 
 
 @pytest.fixture(scope="module")
 def shards(namespace: str, db_url: str, conn: asyncpg.Connection) -> list[Any]:
-    return [
-        ray.remote(LedgerShard).options(**{**ledger_shard_options(i), "namespace": namespace})
-        .remote(i, SHARDS, db_url)
-        for i in range(SHARDS)
-    ]  # fmt: skip
+    return start_shards(namespace, db_url, SHARDS)
 
 
 @dataclass
@@ -120,11 +114,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     program_elf()
     values = {n: request.getfixturevalue(n) for n in (
         "namespace", "db_url", "conn", "shards", "solana_rpc_url", "chain_keys")}  # fmt: skip
-    keys_dir = tmp_path_factory.mktemp("keys")
-    write_keys(keys_dir, values["chain_keys"])
-    config = CustodyConfig(values["db_url"], values["solana_rpc_url"], values["namespace"],
-                           str(keys_dir), depth=DEPTH, poll_s=0.05,
-                           cap_atoms={ASSET: CAP_ATOMS}, shard_count=SHARDS)  # fmt: skip
+    config = custody_config(values["db_url"], values["solana_rpc_url"], values["namespace"],
+                            values["chain_keys"], tmp_path_factory, depth=DEPTH, poll_s=0.05,
+                            cap_atoms={ASSET: CAP_ATOMS}, shard_count=SHARDS)  # fmt: skip
     start_custody(config)
     return World(values["namespace"], values["db_url"], values["conn"], values["shards"],
                  values["solana_rpc_url"], values["chain_keys"], config)  # fmt: skip

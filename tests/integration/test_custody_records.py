@@ -20,9 +20,8 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from actors.accounts import AccountId
 from actors.custody import deposits, flows, records
 from actors.custody.withdrawals import STATUSES, WithdrawalStatus
-from actors.ledger import store
 from actors.ledger.rules import InsufficientBalanceError
-from actors.ledger.shard import LedgerShard, ledger_shard_options
+from tests.support.custody_kit import start_shards, system_conn_with_asset
 from tests.support.market_kit import new_accounts
 
 ASSET = "CU"
@@ -33,8 +32,7 @@ S = WithdrawalStatus
 @pytest_asyncio.fixture(scope="module")
 async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A `clob_system` connection to the module's database, with the asset."""
-    c = await store.connect(db_url)
-    await c.execute("INSERT INTO assets (symbol, decimals) VALUES ($1, 6)", ASSET)
+    c = await system_conn_with_asset(db_url, ASSET)
     yield c
     await c.close()
 
@@ -42,8 +40,7 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture(scope="module")
 def shard(namespace: str, db_url: str, conn: asyncpg.Connection) -> Any:
     """Ledger shard 0 of 1."""
-    options = {**ledger_shard_options(0), "namespace": namespace}
-    return ray.remote(LedgerShard).options(**options).remote(0, 1, db_url)
+    return start_shards(namespace, db_url, 1)[0]
 
 
 @pytest.fixture(scope="module")

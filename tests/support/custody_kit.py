@@ -1,0 +1,41 @@
+"""Helpers of the custody tests on real servers: the module database's system connection
+with its asset, ledger shards on Ray, and the custody actors' configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+import ray
+
+from actors.chain.keys import ChainKeys
+from actors.custody.actor import CustodyConfig
+from actors.ledger import store
+from actors.ledger.shard import LedgerShard, ledger_shard_options
+from tests.support.chain import write_keys
+
+
+async def system_conn_with_asset(db_url: str, asset: str) -> asyncpg.Connection:
+    """Return a `clob_system` connection to a database after adding an asset (6 decimals)."""
+    conn = await store.connect(db_url)
+    await conn.execute("INSERT INTO assets (symbol, decimals) VALUES ($1, 6)", asset)
+    return conn
+
+
+def start_shards(namespace: str, db_url: str, count: int) -> list[Any]:
+    """Start ledger shards 0..count-1 of `count` on Ray; return their handles."""
+    return [
+        ray.remote(LedgerShard).options(**{**ledger_shard_options(i), "namespace": namespace})
+        .remote(i, count, db_url)
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def custody_config(
+    db_url: str, rpc_url: str, namespace: str, keys: ChainKeys,
+    tmp_path_factory: pytest.TempPathFactory, **options: Any,
+) -> CustodyConfig:  # fmt: skip
+    """Return the custody actors' configuration, with `keys` written as key files."""
+    keys_dir = write_keys(tmp_path_factory.mktemp("custody-keys"), keys)
+    return CustodyConfig(db_url, rpc_url, namespace, str(keys_dir), **options)
