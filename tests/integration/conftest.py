@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests: a Ray and a database of each module's own."""
+"""Fixtures of the integration tests: a Ray and a database of each module's own, and a
+client of the session's embedded chain."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 import pytest_asyncio
 import ray
 
+from actors.chain.client import ChainClient
+from tests.support.chain import rpc
 from tests.support.market_kit import create_database, drop_database
 
 
@@ -38,3 +41,24 @@ def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
         yield ns
     finally:
         ray.shutdown()
+
+
+@pytest.fixture
+async def client(solana_rpc_url: str) -> AsyncIterator[ChainClient]:
+    """A client of the session's embedded chain (`confirmed`, 10 s timeout)."""
+    async with ChainClient(solana_rpc_url, "confirmed", timeout_s=10) as chain:
+        yield chain
+
+
+@pytest.fixture
+async def paused(solana_rpc_url: str) -> AsyncIterator[None]:
+    """Stop the embedded chain's slot timer for one test (slots move only with
+    `clob_advanceSlots`), and leave every switch off after it."""
+    await rpc(solana_rpc_url, "clob_pauseSlots", True)
+    try:
+        yield
+    finally:
+        await rpc(solana_rpc_url, "clob_pauseSlots", False)
+        await rpc(solana_rpc_url, "clob_dropTransactions", 0)
+        await rpc(solana_rpc_url, "clob_delayConfirmations", 0)
+        await rpc(solana_rpc_url, "clob_failRequests", 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from solders.keypair import Keypair
@@ -17,25 +16,6 @@ from actors.chain.client import (
 )
 from actors.infra.embedded import free_port
 from tests.support.chain import advance, funded, lamports_to, rpc
-
-
-@pytest.fixture
-async def client(solana_rpc_url: str) -> AsyncIterator[ChainClient]:
-    async with ChainClient(solana_rpc_url, "confirmed", timeout_s=10) as chain:
-        yield chain
-
-
-@pytest.fixture
-async def paused(solana_rpc_url: str) -> AsyncIterator[None]:
-    """Stop the slot timer for one test, and leave every switch off after it."""
-    await rpc(solana_rpc_url, "clob_pauseSlots", True)
-    try:
-        yield
-    finally:
-        await rpc(solana_rpc_url, "clob_pauseSlots", False)
-        await rpc(solana_rpc_url, "clob_dropTransactions", 0)
-        await rpc(solana_rpc_url, "clob_delayConfirmations", 0)
-        await rpc(solana_rpc_url, "clob_failRequests", 0)
 
 
 async def test_a_dropped_transaction_never_lands_and_then_expires(

@@ -7,7 +7,6 @@ AsyncClient where the wrapper has no call, and raw requests for the switches.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from solana.rpc.async_api import AsyncClient
@@ -26,22 +25,6 @@ from actors.chain.client import (
     TransactionRejectedError,
 )
 from tests.support.chain import advance, funded, lamports_to, rpc, rpc_raw, signed
-
-
-@pytest.fixture
-async def client(solana_rpc_url: str) -> AsyncIterator[ChainClient]:
-    async with ChainClient(solana_rpc_url, "confirmed", timeout_s=10) as chain:
-        yield chain
-
-
-@pytest.fixture
-async def paused(solana_rpc_url: str) -> AsyncIterator[None]:
-    """Stop the slot timer for one test: slots move only with `clob_advanceSlots`."""
-    await rpc(solana_rpc_url, "clob_pauseSlots", True)
-    try:
-        yield
-    finally:
-        await rpc(solana_rpc_url, "clob_pauseSlots", False)
 
 
 async def test_identity_methods_answer_as_a_validator(
