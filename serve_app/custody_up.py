@@ -10,9 +10,9 @@ deploys the program and records each asset's mint (`assets.mint`); docs/custody.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from actors.chain.keys import configured_key_paths
 from actors.chain.program_idl import PROGRAM_SO, program_id_from
 from actors.custody.actor import CustodyConfig, start_custody
 from actors.infra.errors import ClobError
@@ -51,18 +51,14 @@ def custody_config(settings: Settings, database_url: str, rpc_url: str) -> Custo
     """
     custody = settings.custody
     keys_dir = (settings.keys_dir or settings.data_dir / "keys").resolve()
-    named: dict[str, Path | None] = {
-        "admin": settings.admin_keypair,
-        "operator": settings.operator_keypair,
-        "payer": settings.payer_keypair,
-        "mint_authority": settings.mint_authority_keypair,
-    }
     return CustodyConfig(
         database_url=database_url,
         rpc_url=rpc_url,
         namespace=settings.ray.namespace,
         keys_dir=str(keys_dir),
-        key_paths={role: str(path.resolve()) for role, path in named.items() if path},
+        key_paths={
+            role: str(path.resolve()) for role, path in configured_key_paths(settings).items()
+        },
         program_id=settings.program_id or "",
         depth=custody.confirmations,
         poll_s=custody.poll_s,

@@ -81,14 +81,19 @@ def load_configured_keys(settings: Settings) -> ChainKeys:
     The settings read `CLOB_<ROLE>_KEYPAIR` from the environment themselves.
     """
     keys_dir = settings.keys_dir or settings.data_dir / "keys"
+    environ = {ROLE_ENV[role]: str(path) for role, path in configured_key_paths(settings).items()}
+    return load_keys(keys_dir, environ)
+
+
+def configured_key_paths(settings: Settings) -> dict[str, Path]:
+    """Return the keypair files the settings name (`<role>_keypair`), by role."""
     named = {
         "admin": settings.admin_keypair,
         "operator": settings.operator_keypair,
         "payer": settings.payer_keypair,
         "mint_authority": settings.mint_authority_keypair,
     }
-    environ = {ROLE_ENV[role]: str(path) for role, path in named.items() if path is not None}
-    return load_keys(keys_dir, environ)
+    return {role: path for role, path in named.items() if path is not None}
 
 
 def load_or_create_keypair(path: Path) -> Keypair:
