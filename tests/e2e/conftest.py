@@ -121,6 +121,20 @@ async def _create_key(database_url: str) -> keys.CreatedKey:
         await conn.close()
 
 
+async def withdrawing_account_keys(
+    database_url: str, second_scopes: tuple[str, ...]
+) -> tuple[keys.CreatedKey, str]:
+    """Create an account with a key of every scope (`read`, `trade`, `withdraw`); return it
+    and a second key of the same account with only `second_scopes`."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        full = await keys.create_key(conn, scopes=("read", "trade", "withdraw"))
+        second = await keys.create_key(conn, full.account_id, scopes=second_scopes)
+        return full, second.key
+    finally:
+        await conn.close()
+
+
 async def _migrate(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:

@@ -22,8 +22,7 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from serve_app import keys  # noqa: E402
-from tests.e2e.conftest import Exchange  # noqa: E402
+from tests.e2e.conftest import Exchange, withdrawing_account_keys  # noqa: E402
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 OTHER_WALLET = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"
@@ -33,7 +32,7 @@ class Holder:
     """An account with a `withdraw` key (`http`) and a read-only key (`reader`)."""
 
     def __init__(self, exchange: Exchange, **credits: str) -> None:
-        created, read_only = asyncio.run(_keys(exchange.database_url))
+        created, read_only = asyncio.run(withdrawing_account_keys(exchange.database_url, ("read",)))
         self.account_id = created.account_id
         self.http = httpx.Client(base_url=exchange.url, headers={"X-API-Key": created.key},
                                  timeout=30.0)  # fmt: skip
@@ -73,16 +72,6 @@ class Holder:
     def close(self) -> None:
         self.http.close()
         self.reader.close()
-
-
-async def _keys(database_url: str) -> tuple[keys.CreatedKey, str]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        made = await keys.create_key(conn, scopes=("read", "trade", "withdraw"))
-        reader = await keys.create_key(conn, made.account_id, scopes=("read",))
-        return made, reader.key
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,8 @@ from spl.token.instructions import get_associated_token_address
 from actors.chain.client import ChainClient
 from actors.chain.keys import ChainKeys
 from actors.chain.program import PROGRAM_ID, vault_pda
-from serve_app import keys
 from serve_app.demo_deposit import fund_wallet, mint_and_deposit, transfer
-from tests.e2e.conftest import CUSTODY_DEPTH, Exchange
+from tests.e2e.conftest import CUSTODY_DEPTH, Exchange, withdrawing_account_keys
 from tests.support.chain import rpc
 
 pytestmark = pytest.mark.timeout(300)
@@ -59,7 +58,7 @@ def market(exchange: Exchange, custody: Any) -> str:
 
 @pytest.fixture
 def account(exchange: Exchange, market: str) -> Iterator[Account]:
-    full, trade_only = asyncio.run(_keys(exchange.database_url))
+    full, trade_only = asyncio.run(withdrawing_account_keys(exchange.database_url, ("trade",)))
     made = Account(
         full.account_id,
         httpx.Client(base_url=exchange.url, headers={"X-API-Key": full.key}, timeout=60),
@@ -68,16 +67,6 @@ def account(exchange: Exchange, market: str) -> Iterator[Account]:
     yield made
     made.http.close()
     made.trade_only.close()
-
-
-async def _keys(database_url: str) -> tuple[keys.CreatedKey, str]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        full = await keys.create_key(conn, scopes=("read", "trade", "withdraw"))
-        trade_only = await keys.create_key(conn, full.account_id, scopes=("trade",))
-        return full, trade_only.key
-    finally:
-        await conn.close()
 
 
 def _until(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
