@@ -135,6 +135,16 @@ async def withdrawing_account_keys(
         await conn.close()
 
 
+async def deposit_address_count(database_url: str, account_id: int) -> int:
+    """Return how many deposit addresses an account has on record."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        query = "SELECT count(*) FROM deposit_addresses WHERE account_id = $1"
+        return int(await conn.fetchval(query, account_id))
+    finally:
+        await conn.close()
+
+
 async def _migrate(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:

@@ -22,7 +22,11 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from tests.e2e.conftest import Exchange, withdrawing_account_keys  # noqa: E402
+from tests.e2e.conftest import (  # noqa: E402
+    Exchange,
+    deposit_address_count,
+    withdrawing_account_keys,
+)
 
 WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 OTHER_WALLET = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"
@@ -321,13 +325,4 @@ def test_the_deposit_address_without_the_custody_service_answers_503_and_changes
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "unavailable"
     assert response.json()["details"]["component"] == "custody:chain"
-    assert asyncio.run(_deposit_addresses(exchange.database_url, holder.account_id)) == 0
-
-
-async def _deposit_addresses(database_url: str, account_id: int) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        query = "SELECT count(*) FROM deposit_addresses WHERE account_id = $1"
-        return int(await conn.fetchval(query, account_id))
-    finally:
-        await conn.close()
+    assert asyncio.run(deposit_address_count(exchange.database_url, holder.account_id)) == 0

@@ -26,7 +26,12 @@ from actors.chain.client import ChainClient
 from actors.chain.keys import ChainKeys
 from actors.chain.program import PROGRAM_ID, vault_pda
 from serve_app.demo_deposit import fund_wallet, mint_and_deposit, transfer
-from tests.e2e.conftest import CUSTODY_DEPTH, Exchange, withdrawing_account_keys
+from tests.e2e.conftest import (
+    CUSTODY_DEPTH,
+    Exchange,
+    deposit_address_count,
+    withdrawing_account_keys,
+)
 from tests.support.chain import rpc
 
 pytestmark = pytest.mark.timeout(300)
@@ -213,7 +218,7 @@ def test_bad_input_for_the_deposit_address_answers_its_code_and_changes_nothing(
     assert response.status_code == status, response.text
     if code is not None:
         assert response.json()["code"] == code
-    assert asyncio.run(_addresses(exchange.database_url, account.account_id)) == 0
+    assert asyncio.run(deposit_address_count(exchange.database_url, account.account_id)) == 0
 
 
 def test_the_deposit_address_needs_the_read_scope_and_a_key(
@@ -223,13 +228,4 @@ def test_the_deposit_address_needs_the_read_scope_and_a_key(
     assert refused.status_code == 403 and refused.json()["code"] == "forbidden", refused.text
     anonymous = httpx.get(f"{exchange.url}/api/v1/deposit-address", params={"asset": ASSET})
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
-    assert asyncio.run(_addresses(exchange.database_url, account.account_id)) == 0
-
-
-async def _addresses(database_url: str, account_id: int) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        query = "SELECT count(*) FROM deposit_addresses WHERE account_id = $1"
-        return int(await conn.fetchval(query, account_id))
-    finally:
-        await conn.close()
+    assert asyncio.run(deposit_address_count(exchange.database_url, account.account_id)) == 0
