@@ -132,7 +132,9 @@ def test_a_deposit_is_pending_with_its_confirmations_then_credited_once(
     # (confirmed) below the depth, so it must show as pending, not yet in the balance.
     signature = asyncio.run(_transfer_paused(solana_rpc_url, chain_keys, address, 2_500_000))
     try:
-        [seen] = _until("the deposit", lambda: _deposits(account))
+        # Recorded first (0 confirmations), then given its depth in the same listener pass.
+        [seen] = _until("the deposit's depth",
+                        lambda: [d for d in _deposits(account) if d["confirmations"]])  # fmt: skip
         assert (seen["tx_signature"], seen["status"], seen["amount"]) == (
             signature, "pending", "2.500000"
         )  # fmt: skip
