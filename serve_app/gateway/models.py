@@ -348,7 +348,7 @@ class MarketCreate(_Request):
 
 
 class Credit(_Request):
-    """A test credit (admin, embedded mode only, until custody lands)."""
+    """A test credit (admin; embedded mode only: real money arrives by deposit)."""
 
     # At most 2^53 - 1, the largest integer every JSON reader holds exactly (RFC 8259,
     # section 6): a bound of 2^63 is read as the float 2^63 by some clients (and fuzzers),

@@ -165,7 +165,8 @@ async def recover_market(symbol: str, core: Core) -> list[ComponentStatus]:
     },
 )  # fmt: skip
 async def credit(body: Credit, core: Core) -> Any:
-    """Credit an account (embedded mode only, until custody lands)."""
+    """Credit an account (embedded mode only, for tests and demos: real money arrives by
+    deposit)."""
     if not core.args.test_credits:
         raise api_error("test_credits_disabled", "test credits are enabled only in embedded mode")
     pool = await core.pool()
