@@ -34,6 +34,7 @@ from solders.transaction_status import (
     UiTransactionTokenBalance,
 )
 
+from actors.chain.program_idl import error_name
 from actors.chain.records import (
     AddressSignature,
     AlreadyProcessedError,
@@ -45,6 +46,7 @@ from actors.chain.records import (
     Commitment,
     LandedTransaction,
     SignatureStatus,
+    Simulation,
     TokenBalanceChange,
     TransactionExpiredError,
     TransactionFailedError,
@@ -55,8 +57,9 @@ from actors.chain.records import (
 __all__ = [
     "AddressSignature", "AlreadyProcessedError", "Blockhash", "BlockhashExpiredError",
     "ChainClient", "ChainError", "ChainRpcError", "ChainUnavailableError", "Commitment",
-    "LandedTransaction", "SignatureStatus", "TokenBalanceChange", "TransactionExpiredError",
-    "TransactionFailedError", "TransactionRejectedError", "program_error_code",
+    "LandedTransaction", "SignatureStatus", "Simulation", "TokenBalanceChange",
+    "TransactionExpiredError", "TransactionFailedError", "TransactionRejectedError",
+    "program_error_code",
 ]  # fmt: skip
 
 MAX_STATUSES_PER_CALL = 256
@@ -125,6 +128,24 @@ class ChainClient:
                       preflight_commitment=SolanaCommitment("processed"))  # fmt: skip
         resp = await self._call(self._rpc.send_raw_transaction(bytes(tx), opts))
         return Signature.from_string(str(resp.value))
+
+    async def simulate(self, tx: VersionedTransaction) -> Simulation:
+        """Run a transaction against the newest (processed) state and keep nothing.
+
+        Signatures are not checked and the blockhash is not replaced, so a transaction
+        simulates as it would land (an expired blockhash is `err` BlockhashNotFound). A
+        failed execution is an answer, not an exception.
+
+        Raises:
+            ChainUnavailableError: No answer (see `ChainError` for the others).
+        """
+        call = self._rpc.simulate_transaction(tx, False, SolanaCommitment("processed"))
+        value = (await self._call(call)).value
+        code = program_error_code(value.err)
+        return Simulation(
+            None if value.units_consumed is None else int(value.units_consumed),
+            value.err, list(value.logs or []), None if code is None else error_name(code),
+        )  # fmt: skip
 
     async def signature_statuses(
         self, signatures: Sequence[Signature]

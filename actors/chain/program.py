@@ -9,6 +9,7 @@ I/O beyond reading the IDL once; sending is the chain layer's work.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -64,6 +65,7 @@ __all__ = [
     "ReplayWindowState",
     "asset_pda",
     "authority_pda",
+    "chain_market_id",
     "decode_asset",
     "decode_exchange",
     "decode_market",
@@ -133,6 +135,21 @@ def vault_pda(program_id: Pubkey, mint: Pubkey, account_id: AccountId) -> Pubkey
 def market_pda(program_id: Pubkey, market_id: int) -> Pubkey:
     """Return a market config's address, `["market", market_id_le8]`."""
     return _pda(program_id, b"market", _le8("market_id", market_id))
+
+
+CHAIN_MARKET_ID_MASK = 2**63 - 1
+"""A chain market id keeps its top bit clear so it fits PostgreSQL's BIGINT."""
+
+
+def chain_market_id(base_mint: Pubkey, quote_mint: Pubkey) -> int:
+    """Return a market's id on chain, derived from its two mints.
+
+    The embedded chain is shared by every test database, each with its own mints, so an
+    id from the mints cannot collide where the databases' market ids do. The order of the
+    mints counts: (A, B) and (B, A) are two markets.
+    """
+    digest = hashlib.sha256(b"clob-market" + bytes(base_mint) + bytes(quote_mint)).digest()
+    return int.from_bytes(digest[:8], "little") & CHAIN_MARKET_ID_MASK
 
 
 # Instructions, built by anchorpy from the IDL.

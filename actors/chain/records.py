@@ -143,6 +143,32 @@ class LandedTransaction:
     token_changes: tuple[TokenBalanceChange, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """What a simulated transaction would do against the newest state (nothing is kept).
+
+    Attributes:
+        units_consumed: Compute units it used (None: the node did not say).
+        err: Its error (solders' type), None if it would succeed.
+        logs: Its log lines.
+        program_error: The exchange program's name for its custom error (e.g.
+            "InsufficientVaultBalance"), None for any other outcome. A custom code that
+            another program raised and that happens to be in the exchange's IDL would be
+            named too: the settle transactions call only the compute budget program, whose
+            errors are not custom, and the exchange program.
+    """
+
+    units_consumed: int | None
+    err: TransactionErrorType | None
+    logs: list[str]
+    program_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether it would succeed."""
+        return self.err is None
+
+
 def program_error_code(err: TransactionErrorType | None) -> int | None:
     """Return the custom program error code of an instruction error, else None."""
     if isinstance(err, TransactionErrorInstructionError) and isinstance(

@@ -77,3 +77,14 @@ def test_the_replay_window_view_reads_the_ring() -> None:
 def test_decoders_refuse_other_data() -> None:
     with pytest.raises(ValueError, match="Exchange"):
         prog.decode_exchange(b"\x00" * 248)
+
+
+def test_the_chain_market_id_is_a_bigint_hash_of_the_ordered_mints() -> None:
+    one, two = Pubkey(bytes([1]) * 32), Pubkey(bytes([2]) * 32)
+    # sha256(b"clob-market" + base + quote)[:8] little-endian, top bit cleared (the design's
+    # formula, pinned so a change of it cannot pass unnoticed).
+    assert prog.chain_market_id(one, two) == 4879644904448032743
+    assert prog.chain_market_id(one, two) != prog.chain_market_id(two, one)
+    ids = {prog.chain_market_id(Keypair().pubkey(), two) for _ in range(64)}
+    assert len(ids) == 64
+    assert all(0 <= i < 2**63 for i in ids | {prog.chain_market_id(two, one)})
