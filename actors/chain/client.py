@@ -219,7 +219,9 @@ class ChainClient:
         tx, meta = value.transaction.transaction, value.transaction.meta
         if not isinstance(tx, VersionedTransaction) or meta is None:
             raise ChainRpcError("UnexpectedAnswer", f"{signature}: no transaction or meta")
-        keys = list(tx.message.account_keys)
+        loaded = meta.loaded_addresses  # a v0 transaction's addresses from lookup tables
+        keys = [*tx.message.account_keys, *(loaded.writable if loaded else []),
+                *(loaded.readonly if loaded else [])]  # fmt: skip
         changes = _token_changes(keys, meta.pre_token_balances, meta.post_token_balances)
         return LandedTransaction(signature, value.slot, value.block_time, meta.err,
                                  tuple(meta.log_messages or ()), changes)  # fmt: skip

@@ -7,6 +7,11 @@ most once), preflight, and the fault switches. LiteSVM's own blockhash check and
 transaction history are off: it accepts any blockhash and would run a duplicate again, so
 both checks happen here, against this chain's own blockhashes and record.
 
+A v0 transaction may load accounts from address lookup tables: LiteSVM runs the lookup
+table program and resolves them; the chain keeps the SlotHashes sysvar that a new table's
+recent slot is checked against, and lists the loaded accounts in `meta` (`loadedAddresses`,
+balances) and in the record (see `lookups.py`).
+
 Every landed transaction is written to the `ChainStore` with the accounts it wrote, so a
 restart rebuilds the VM from the record (see `_restore`).
 """
@@ -28,6 +33,7 @@ from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
@@ -37,11 +43,11 @@ from solders.transaction_status import (
     TransactionErrorFieldless,
     TransactionErrorType,
     UiTransactionStatusMeta,
-    UiTransactionTokenBalance,
 )
 
 from actors.chain.rpc_server import encode
 from actors.chain.rpc_server.errors import PreflightFailure, RpcFault
+from actors.chain.rpc_server.lookups import Loaded, SlotHashes, loaded
 from actors.chain.rpc_server.store import ChainStore, Landed, TxRow
 
 MAX_BLOCKHASH_AGE = 150
@@ -113,6 +119,7 @@ class Chain:
         self.faucet = _faucet(data_dir / "faucet.json")
         self._genesis = self._genesis_hash()
         self._f = _Frontiers()
+        self._slot_hashes = SlotHashes()
         self._restore()
 
     # -- slots and blockhashes ------------------------------------------------------------
@@ -138,7 +145,8 @@ class Chain:
         f = self._f
         for _ in range(slots):
             f.slot += 1
-            f.recent[self._hash_of(f.slot)] = f.slot
+            f.recent[slot_hash := self._hash_of(f.slot)] = f.slot
+            self._slot_hashes.push(f.slot, slot_hash)
             delay = self.switches.confirm_delay_slots
             f.confirmed = max(f.confirmed, f.slot - CONFIRMED_DEPTH - delay)
             f.finalized = max(f.finalized, min(f.confirmed, f.slot - FINALIZED_DEPTH - delay))
@@ -201,7 +209,7 @@ class Chain:
         refusal = self._refusal(tx, tx.signatures[0])
         if refusal is not None and refusal != TransactionErrorFieldless.AlreadyProcessed:
             return RpcSimulateTransactionResult(err=refusal, logs=[], units_consumed=0)
-        result = self._svm.simulate_transaction(tx)
+        result = self._sync().simulate_transaction(tx)
         meta = result.meta()
         err = result.err() if isinstance(result, FailedTransactionMetadata) else None
         return RpcSimulateTransactionResult(
@@ -222,8 +230,6 @@ class Chain:
         Raises:
             RpcFault: The transaction failed (the faucet's own call was wrong).
         """
-        from solders.message import MessageV0
-
         blockhash, _ = self.latest_blockhash(Commitment.PROCESSED)
         message = MessageV0.try_compile(self.faucet.pubkey(), instructions, [], blockhash)
         tx = VersionedTransaction(message, [self.faucet, *signers])
@@ -269,8 +275,16 @@ class Chain:
             return TransactionErrorFieldless.BlockhashNotFound
         return None
 
+    def _sync(self) -> LiteSVM:
+        """Return the VM with its SlotHashes sysvar brought up to the newest slot (written
+        before a transaction runs, not on every tick: only the lookup table program reads
+        it)."""
+        if self._slot_hashes.dirty:
+            self._svm.set_slot_hashes(self._slot_hashes.take())
+        return self._svm
+
     def _preflight(self, tx: VersionedTransaction) -> None:
-        result = self._svm.simulate_transaction(tx)
+        result = self._sync().simulate_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             meta, err = result.meta(), result.err()
             detail = RpcSimulateTransactionResult(
@@ -279,59 +293,51 @@ class Chain:
             raise PreflightFailure(detail, encode.error_text(err))
 
     def _execute(self, tx: VersionedTransaction) -> None:
-        keys = list(tx.message.account_keys)
-        before = [_live(self._svm.get_account(key)) for key in keys]
-        result = self._svm.send_transaction(tx)
-        after = [_live(self._svm.get_account(key)) for key in keys]
+        svm = self._sync()
+        tables = loaded(tx.message, svm.get_account)
+        keys = [*tx.message.account_keys, *tables.writable, *tables.readonly]
+        before = [_live(svm.get_account(key)) for key in keys]
+        result = svm.send_transaction(tx)
+        after = [_live(svm.get_account(key)) for key in keys]
         if isinstance(result, FailedTransactionMetadata) and _lamports(before[0]) == _lamports(
             after[0]
         ):
             return  # not even the fee was taken: a validator drops it, nothing lands
-        self.store.record(self._landed(tx, result, keys, before, after))
+        self.store.record(self._landed(tx, result, tables, (keys, before, after)))
 
     def _landed(
         self,
         tx: VersionedTransaction,
         result: TransactionMetadata | FailedTransactionMetadata,
-        keys: list[Pubkey],
-        before: list[Account | None],
-        after: list[Account | None],
+        tables: Loaded,
+        accounts: tuple[list[Pubkey], list[Account | None], list[Account | None]],
     ) -> Landed:
         failed = isinstance(result, FailedTransactionMetadata)
         meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
         err = result.err() if isinstance(result, FailedTransactionMetadata) else None
-        header = tx.message.header
+        keys, before, after = accounts
+        header, static = tx.message.header, len(tx.message.account_keys)
         ui_meta = UiTransactionStatusMeta(
             err, LAMPORTS_PER_SIGNATURE * header.num_required_signatures,
             [_lamports(a) for a in before], [_lamports(a) for a in after],
             log_messages=list(meta.logs()),
-            pre_token_balances=self._token_balances(before),
-            post_token_balances=self._token_balances(after),
+            pre_token_balances=encode.token_balances(before, self._svm.get_account),
+            post_token_balances=encode.token_balances(after, self._svm.get_account),
             rewards=[],
+            loaded_addresses=tables.ui() if isinstance(tx.message, MessageV0) else None,
             compute_units_consumed=meta.compute_units_consumed(),
         )  # fmt: skip
+        writable = [encode.is_writable(header, i, static) for i in range(static)]
+        writable += [True] * len(tables.writable) + [False] * len(tables.readonly)
         written = tuple(
             (key, account)
-            for i, (key, account) in enumerate(zip(keys, after, strict=True))
-            if encode.is_writable(header, i, len(keys))
-            and not (account is not None and account.executable)
+            for key, account, flag in zip(keys, after, writable, strict=True)
+            if flag and not (account is not None and account.executable)
         )
         return Landed(
             str(tx.signatures[0]), self._f.slot, int(self._clock()), bytes(tx),
             ui_meta.to_json(), failed, tuple(keys), written,
         )  # fmt: skip
-
-    def _token_balances(self, accounts: list[Account | None]) -> list[UiTransactionTokenBalance]:
-        out = []
-        for index, account in enumerate(accounts):
-            parsed = encode.token_account(account)
-            if parsed is None:
-                continue
-            decimals = encode.mint_decimals(self._svm.get_account(parsed[0]))
-            entry = encode.token_balance(index, account, decimals)
-            if entry is not None:
-                out.append(entry)
-        return out
 
     def _hash_of(self, slot: int) -> Hash:
         seed = bytes(self._genesis) + self._f.hash_epoch.to_bytes(8, "little")
@@ -359,6 +365,7 @@ class Chain:
         f.hash_epoch_slot = int(self.store.get_meta("hash_epoch_slot") or 0)
         first = max(f.hash_epoch_slot, f.slot - MAX_BLOCKHASH_AGE, 0)
         f.recent = {self._hash_of(s): s for s in range(first, f.slot + 1)}
+        self._slot_hashes.fill(f.slot, self._hash_of)
         self._svm.set_clock(Clock(f.slot, 0, 0, 0, int(self._clock())))
 
     def _save_frontiers(self) -> None:
@@ -383,8 +390,6 @@ def _faucet(path: Path) -> Keypair:
 
 
 def _check_signed(tx: VersionedTransaction) -> Signature:
-    if tx.message.address_table_lookups if hasattr(tx.message, "address_table_lookups") else []:
-        raise RpcFault(-32602, "address lookup tables are not supported by the embedded chain")
     try:
         tx.sanitize()
     except Exception as exc:  # solders raises its own SanitizeError types

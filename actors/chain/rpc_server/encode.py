@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import based58
@@ -17,6 +18,7 @@ from solders.transaction_status import (
     TransactionErrorInstructionError,
     TransactionErrorType,
     TransactionStatus,
+    UiAddressTableLookup,
     UiCompiledInstruction,
     UiRawMessage,
     UiTransaction,
@@ -75,6 +77,21 @@ def ui_amount(amount: int, decimals: int) -> UiTokenAmount:
     return UiTokenAmount(float(text), decimals, str(amount), text)
 
 
+def token_balances(
+    accounts: list[Account | None], get: Callable[[Pubkey], Account | None]
+) -> list[UiTransactionTokenBalance]:
+    """Return the token balance entries of a transaction's accounts (`get` reads a mint)."""
+    out = []
+    for index, account in enumerate(accounts):
+        parsed = token_account(account)
+        if parsed is None:
+            continue
+        entry = token_balance(index, account, mint_decimals(get(parsed[0])))
+        if entry is not None:
+            out.append(entry)
+    return out
+
+
 def token_balance(
     index: int, account: Account | None, decimals: int | None
 ) -> UiTransactionTokenBalance | None:
@@ -113,7 +130,8 @@ def ui_transaction(tx: VersionedTransaction) -> UiTransaction:
     ]
     raw = UiRawMessage(
         message.header, list(message.account_keys), message.recent_blockhash, instructions,
-        [] if isinstance(message, MessageV0) else None,
+        [UiAddressTableLookup(t.account_key, bytes(t.writable_indexes), bytes(t.readonly_indexes))
+         for t in message.address_table_lookups] if isinstance(message, MessageV0) else None,
     )  # fmt: skip
     return UiTransaction(list(tx.signatures), raw)
 
