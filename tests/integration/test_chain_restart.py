@@ -11,13 +11,17 @@ import pytest
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
 
 from actors.chain.client import AlreadyProcessedError, ChainClient, TransactionRejectedError
 from actors.chain.embedded import EmbeddedChain
 from actors.infra.embedded import EmbeddedServiceError
 from actors.infra.services import ensure_chain, stop_embedded
 from actors.infra.settings import EmbeddedSettings, Settings
+from actors.settlement.lookup import ensure_table
 from serve_app.operations import status
 from tests.support.chain import advance, funded, lamports_to, rpc, signed
 
@@ -58,6 +62,9 @@ async def test_the_chain_survives_a_restart_and_reloads_its_programs(
             tx = lamports_to(payer, to, 3_000_000, blockhash.blockhash)
             await client.send_transaction(tx)
             await _memo(client, payer, program_id, b"before")
+            owner = await funded(client)
+            table = await ensure_table(client, payer=owner, authority=owner, table=None,
+                                       addresses=[Keypair().pubkey(), to])  # fmt: skip
             await advance(url, 40)
             before = {
                 "slot": await client.slot("processed"),
@@ -85,6 +92,14 @@ async def test_the_chain_survives_a_restart_and_reloads_its_programs(
             fresh = await client.latest_blockhash("processed")
             await client.send_transaction(lamports_to(payer, to, 1, fresh.blockhash))
             assert await client.balance(to, "processed") == 3_000_001
+            # A lookup table made before the restart still loads `to`, and new ones can be
+            # made (the SlotHashes sysvar is rebuilt).
+            ix = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=1))
+            message = MessageV0.try_compile(payer.pubkey(), [ix], [table], fresh.blockhash)
+            assert bytes(message.address_table_lookups[0].writable_indexes) == bytes([1])
+            await client.send_transaction(VersionedTransaction(message, [payer]))
+            assert await client.balance(to, "processed") == 3_000_002
+            await ensure_table(client, payer=owner, authority=owner, table=None, addresses=[to])
     finally:
         chain.stop()
     assert stat.S_IMODE((chain.home / "faucet.json").stat().st_mode) == 0o600
