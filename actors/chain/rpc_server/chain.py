@@ -144,9 +144,9 @@ class Chain:
         """Advance the chain by `slots` slots: new blockhashes, frontiers, the VM's clock."""
         f = self._f
         for _ in range(slots):
+            self._slot_hashes.push(f.slot, self._hash_of(f.slot))  # parents only, as a bank's
             f.slot += 1
-            f.recent[slot_hash := self._hash_of(f.slot)] = f.slot
-            self._slot_hashes.push(f.slot, slot_hash)
+            f.recent[self._hash_of(f.slot)] = f.slot
             delay = self.switches.confirm_delay_slots
             f.confirmed = max(f.confirmed, f.slot - CONFIRMED_DEPTH - delay)
             f.finalized = max(f.finalized, min(f.confirmed, f.slot - FINALIZED_DEPTH - delay))
@@ -365,7 +365,7 @@ class Chain:
         f.hash_epoch_slot = int(self.store.get_meta("hash_epoch_slot") or 0)
         first = max(f.hash_epoch_slot, f.slot - MAX_BLOCKHASH_AGE, 0)
         f.recent = {self._hash_of(s): s for s in range(first, f.slot + 1)}
-        self._slot_hashes.fill(f.slot, self._hash_of)
+        self._slot_hashes.fill(f.slot - 1, self._hash_of)
         self._svm.set_clock(Clock(f.slot, 0, 0, 0, int(self._clock())))
 
     def _save_frontiers(self) -> None:

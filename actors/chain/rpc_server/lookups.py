@@ -21,7 +21,8 @@ from solders.pubkey import Pubkey
 from solders.transaction_status import UiLoadedAddresses
 
 MAX_SLOT_HASHES = 512
-"""Entries of the SlotHashes sysvar, as on a validator: a table's recent slot must be one."""
+"""Entries of the SlotHashes sysvar, as on a validator: the slots before the current one;
+a new table's recent slot must be one of them."""
 
 
 @dataclass(frozen=True, slots=True)
