@@ -248,12 +248,12 @@ class ChainActor(_Base):
             known_mint = None if mint is None else Pubkey.from_string(mint)
             plans.append(AssetPlan(symbol, decimals, known_mint, cap, self.config.window_slots))
         markets = await conn.fetch(
-            "SELECT m.market_id, b.symbol, q.symbol FROM markets m "
+            "SELECT m.symbol, b.symbol, q.symbol FROM markets m "
             "JOIN assets b ON b.asset_id = m.base_asset_id "
             "JOIN assets q ON q.asset_id = m.quote_asset_id ORDER BY m.market_id"
         )
         known = {p.symbol for p in plans}
-        market_plans = [MarketPlan(int(r[0]), r[1], r[2]) for r in markets
+        market_plans = [MarketPlan(r[0], r[1], r[2]) for r in markets
                         if r[1] in known and r[2] in known]  # fmt: skip
         mints = await ensure_exchange(self.client, self.program_id, self.keys, plans,
                                       market_plans)  # fmt: skip
