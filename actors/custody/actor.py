@@ -68,6 +68,8 @@ class CustodyConfig:
         embedded: An embedded chain: mints are made for assets without one, and the
             operator and payer are funded from the faucet.
         shard_count: The ledger's shards; None: the number the ledger recorded.
+        withdrawal_wait_s: Seconds a withdrawal waits for its vault on chain to hold the
+            amount (trades not yet settled) before it is sent anyway.
     """
 
     database_url: str
@@ -83,6 +85,7 @@ class CustodyConfig:
     window_slots: int = 216_000  # a day of 400 ms slots
     embedded: bool = True
     shard_count: int | None = None
+    withdrawal_wait_s: float = 120.0
 
 
 def custody_actor_options(name: str, namespace: str) -> dict[str, Any]:
@@ -222,8 +225,8 @@ class ChainActor(_Base):
             await self._sync()
         conn = await self.conn()
         chain = RpcChain(self.client, self.program_id, self.keys.operator, await self.mints())
-        sender = WithdrawalSender(chain, PgWithdrawalRecords(conn), self.ledger,
-                                  self.config.depth)  # fmt: skip
+        sender = WithdrawalSender(chain, PgWithdrawalRecords(conn), self.ledger, self.config.depth,
+                                  wait_s=self.config.withdrawal_wait_s)  # fmt: skip
         await sender.run_pass()
 
     async def sync(self) -> dict[str, str]:
