@@ -34,12 +34,12 @@ from actors.chain.program import (
 from actors.custody.flows import ShardLedger
 from actors.custody.listener import DepositListener
 from actors.custody.pg import PgDepositRecords, PgWithdrawalRecords
-from actors.custody.reconcile import ReservesCache, ReservesReport, ShardTotals, gather
+from actors.custody.reconcile import ReservesCache, ReservesReport, gather
 from actors.custody.rpc import RpcChain
 from actors.custody.sender import WithdrawalSender
 from actors.custody.setup import AssetPlan, MarketPlan, ensure_exchange, ensure_vault
 from actors.ledger import store
-from actors.ledger.rules import shard_of
+from actors.ledger.rules import Holdings, shard_of
 
 log = logging.getLogger(__name__)
 
@@ -321,13 +321,13 @@ class ChainActor(_Base):
         # Its own connection: the pass may be using the actor's at the same moment.
         conn = await store.connect(self.config.database_url)
         try:
-            return await gather(conn, self.client, self.program_id, self._shard_totals)
+            return await gather(conn, self.client, self.program_id, self._shard_holdings)
         finally:
             await conn.close()
 
-    async def _shard_totals(self) -> list[ShardTotals]:
+    async def _shard_holdings(self) -> list[Holdings]:
         count = await self._shard_count()
-        calls = (self.shards.call(f"ledger:{i}", "totals") for i in range(count))
+        calls = (self.shards.call(f"ledger:{i}", "holdings") for i in range(count))
         return list(await asyncio.gather(*calls))
 
     async def status(self) -> dict[str, Any]:
