@@ -130,13 +130,13 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    """Print the reserves check per asset; exit 4 if any difference is not zero."""
-    from serve_app.reconciliation import exit_code, fetch, table
+    """Print the reserves check per asset and per vault; exit 4 if any difference is not
+    zero."""
+    from serve_app.reconciliation import as_json, exit_code, fetch, table
 
     report = fetch(load_settings())
     if args.json:
-        _echo(json.dumps({"consistent": report.consistent, "vaults": report.vaults,
-                          "assets": [a.as_dict() for a in report.assets]}, indent=2))  # fmt: skip
+        _echo(json.dumps(as_json(report), indent=2))
     else:
         for line in table(report):
             _echo(line)

@@ -65,6 +65,7 @@ def custody_config(settings: Settings, database_url: str, rpc_url: str) -> Custo
         cap_atoms=dict(custody.cap_atoms),
         default_cap_whole=custody.default_cap_whole,
         window_slots=custody.window_slots,
+        withdrawal_wait_s=custody.withdrawal_wait_s,
         embedded=settings.solana_rpc_url is None,
     )
 

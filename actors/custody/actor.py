@@ -34,12 +34,12 @@ from actors.chain.program import (
 from actors.custody.flows import ShardLedger
 from actors.custody.listener import DepositListener
 from actors.custody.pg import PgDepositRecords, PgWithdrawalRecords
-from actors.custody.reconcile import ReservesCache, ReservesReport, ShardTotals, gather
+from actors.custody.reconcile import ReservesCache, ReservesReport, gather
 from actors.custody.rpc import RpcChain
 from actors.custody.sender import WithdrawalSender
 from actors.custody.setup import AssetPlan, MarketPlan, ensure_exchange, ensure_vault
 from actors.ledger import store
-from actors.ledger.rules import shard_of
+from actors.ledger.rules import Holdings, shard_of
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ class CustodyConfig:
         embedded: An embedded chain: mints are made for assets without one, and the
             operator and payer are funded from the faucet.
         shard_count: The ledger's shards; None: the number the ledger recorded.
+        withdrawal_wait_s: Seconds a withdrawal waits for its vault on chain to hold the
+            amount (trades not yet settled) before it is sent anyway.
     """
 
     database_url: str
@@ -83,6 +85,7 @@ class CustodyConfig:
     window_slots: int = 216_000  # a day of 400 ms slots
     embedded: bool = True
     shard_count: int | None = None
+    withdrawal_wait_s: float = 120.0
 
 
 def custody_actor_options(name: str, namespace: str) -> dict[str, Any]:
@@ -222,8 +225,8 @@ class ChainActor(_Base):
             await self._sync()
         conn = await self.conn()
         chain = RpcChain(self.client, self.program_id, self.keys.operator, await self.mints())
-        sender = WithdrawalSender(chain, PgWithdrawalRecords(conn), self.ledger,
-                                  self.config.depth)  # fmt: skip
+        sender = WithdrawalSender(chain, PgWithdrawalRecords(conn), self.ledger, self.config.depth,
+                                  wait_s=self.config.withdrawal_wait_s)  # fmt: skip
         await sender.run_pass()
 
     async def sync(self) -> dict[str, str]:
@@ -248,12 +251,12 @@ class ChainActor(_Base):
             known_mint = None if mint is None else Pubkey.from_string(mint)
             plans.append(AssetPlan(symbol, decimals, known_mint, cap, self.config.window_slots))
         markets = await conn.fetch(
-            "SELECT m.market_id, b.symbol, q.symbol FROM markets m "
+            "SELECT m.symbol, b.symbol, q.symbol FROM markets m "
             "JOIN assets b ON b.asset_id = m.base_asset_id "
             "JOIN assets q ON q.asset_id = m.quote_asset_id ORDER BY m.market_id"
         )
         known = {p.symbol for p in plans}
-        market_plans = [MarketPlan(int(r[0]), r[1], r[2]) for r in markets
+        market_plans = [MarketPlan(r[0], r[1], r[2]) for r in markets
                         if r[1] in known and r[2] in known]  # fmt: skip
         mints = await ensure_exchange(self.client, self.program_id, self.keys, plans,
                                       market_plans)  # fmt: skip
@@ -318,13 +321,13 @@ class ChainActor(_Base):
         # Its own connection: the pass may be using the actor's at the same moment.
         conn = await store.connect(self.config.database_url)
         try:
-            return await gather(conn, self.client, self.program_id, self._shard_totals)
+            return await gather(conn, self.client, self.program_id, self._shard_holdings)
         finally:
             await conn.close()
 
-    async def _shard_totals(self) -> list[ShardTotals]:
+    async def _shard_holdings(self) -> list[Holdings]:
         count = await self._shard_count()
-        calls = (self.shards.call(f"ledger:{i}", "totals") for i in range(count))
+        calls = (self.shards.call(f"ledger:{i}", "holdings") for i in range(count))
         return list(await asyncio.gather(*calls))
 
     async def status(self) -> dict[str, Any]:

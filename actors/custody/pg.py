@@ -86,10 +86,12 @@ class PgWithdrawalRecords:
         """Return the debited and sent withdrawals, oldest first."""
         rows = await self._conn.fetch(
             "SELECT w.withdrawal_id, w.account_id, a.symbol, w.amount_atoms::text, "
-            "w.destination FROM withdrawals w JOIN assets a USING (asset_id) "
+            "w.destination, extract(epoch FROM now() - coalesce(w.debited_at, w.created_at)) "
+            "FROM withdrawals w JOIN assets a USING (asset_id) "
             "WHERE w.status IN ('debited', 'sent') ORDER BY w.withdrawal_id"
         )
-        return [WithdrawalJob(int(r[0]), AccountId(int(r[1])), r[2], int(r[3]), r[4]) for r in rows]
+        return [WithdrawalJob(int(r[0]), AccountId(int(r[1])), r[2], int(r[3]), r[4],
+                              float(r[5])) for r in rows]  # fmt: skip
 
     async def attempts(self, withdrawal_id: int) -> list[SignedTx]:
         """See `WithdrawalRecords.attempts`."""

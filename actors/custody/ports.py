@@ -94,6 +94,7 @@ class WithdrawalJob:
         asset: The asset symbol.
         amount_atoms: The amount sent.
         destination: The destination wallet (base58).
+        waited_s: Seconds since the ledger debited it (the database's clock).
     """
 
     withdrawal_id: int
@@ -101,6 +102,11 @@ class WithdrawalJob:
     asset: str
     amount_atoms: int
     destination: str
+    waited_s: float = 0.0
+
+
+VaultOf = tuple[AccountId, str]
+"""A user's vault: (account id, asset symbol)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,11 @@ class ChainWriter(ChainReader, Protocol):
 
     async def block_height(self) -> int:
         """Return the current block height."""
+        ...
+
+    async def vault_balances(self, vaults: Sequence[VaultOf]) -> dict[VaultOf, int]:
+        """Return what each vault holds on chain (`confirmed`; 0 for a vault that does not
+        exist)."""
         ...
 
     async def build_withdrawal(self, job: WithdrawalJob) -> SignedTx:

@@ -1,28 +1,31 @@
-"""Reconciliation: gather the terms of the reserves formula (`reserves.py`) per asset from
-the chain, the ledger shards and the custody records, and keep the last answer a while.
+"""Reconciliation: gather the terms of the reserves formula (`reserves.py`) per asset and
+per vault from the chain, the ledger shards and PostgreSQL, and keep the last answer a
+while.
 
 The terms come from three places that change independently, so one gathering reads them
 in an order that makes a move between two reads detectable, and tries again when it sees
 one (up to `attempts` times; the answer says whether its reads agreed, `consistent`):
 
-1. the ledger's totals from every shard (each shard's sums after every committed journal
-   entry: available, locked, fees, credited, debited);
-2. in one read-only REPEATABLE READ transaction of PostgreSQL: `ledger_supply` (the sums of
-   every credit and debit), the deposits pending (recorded, not credited: no ledger credit
-   of their reference), the withdrawals debited (a `withdrawal:<id>` debit, no
-   `withdrawal-refund:<id>` credit, not `confirmed`) with their sends, and the vaults;
+1. every shard's holdings (`LedgerShard.holdings`: each account's balance per asset, the
+   sums, the journal marks; after every committed journal entry);
+2. in one read-only REPEATABLE READ transaction of PostgreSQL (`reserves_sql.py`):
+   `ledger_supply`, the deposits pending, the withdrawals debited with their sends, the
+   unsettled trades, the vaults, the journal heads and the projection marks;
 3. on chain, at `confirmed`: the statuses of those sends, every vault's token balance, then
    the statuses again.
 
-The shards' totals agree with the snapshot when their credited and debited sums equal
-`ledger_supply`'s (no credit or debit in between) and each asset's `available + locked +
-fees` equals `credited - debited` (no trade half applied across shards). The chain's reads
-agree when no send changed its state between the two status reads around the balances.
-A withdrawal whose send landed without error at `confirmed` has left its vault even if the
-sender has not marked it confirmed yet, so it is not in flight.
+The reads agree when the shards' credited and debited sums equal `ledger_supply`'s (no
+credit or debit in between), each asset's `available + locked + fees` equals `credited -
+debited` (no trade half applied across shards), every shard applied each market's journal
+up to the head the snapshot saw and the trades table (the projection) reached it too (no
+trade between the reads, none missing from the unsettled term), and no send changed its
+state between the two status reads around the balances. A withdrawal whose send landed
+without error at `confirmed` has left its vault even if the sender has not marked it
+confirmed yet, so it is not in flight.
 
-Before settlement (issue 16) `unsettled` is 0 for every asset: trades move only the
-ledger, and each trade's net per asset is zero over the asset's vaults.
+Per vault the check is exact when trading is quiet (nothing moved between the reads) and
+every settlement that moved tokens is `confirmed` or `finalized`: a batch that landed and
+is not yet marked so counts as unsettled while the vaults already moved.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -38,35 +41,19 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from actors.chain.client import ChainClient
-from actors.chain.program import fee_vault_pda
-from actors.custody.reserves import AssetReserves, reserves
+from actors.chain.program import fee_vault_pda, vault_pda
+from actors.custody.reserves import AssetReserves, VaultKey, VaultReserves, reserves, vault_reserves
+from actors.custody.reserves_sql import ReserveRecords, read_records
+from actors.ledger.rules import Holdings
 
-ShardTotals = Mapping[str, Mapping[str, int]]
-"""One shard's `totals()`: per asset symbol, available, locked, fees, credited, debited."""
-
-_SUPPLY = """SELECT a.symbol, s.credited_atoms::text, s.debited_atoms::text
-    FROM ledger_supply s JOIN assets a USING (asset_id)"""
-_PENDING = """SELECT a.symbol, sum(d.amount_atoms)::text
-    FROM deposits d JOIN assets a USING (asset_id)
-    WHERE d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM ledger_credits c
-        WHERE c.reference = 'deposit:' || d.tx_signature || ':' || d.address)
-    GROUP BY a.symbol"""
-_DEBITED = """SELECT w.withdrawal_id, a.symbol, ld.amount_atoms::text
-    FROM ledger_debits ld
-    JOIN withdrawals w ON ld.reference = 'withdrawal:' || w.withdrawal_id
-    JOIN assets a ON a.asset_id = w.asset_id
-    WHERE w.status <> 'confirmed' AND NOT EXISTS (SELECT 1 FROM ledger_credits c
-        WHERE c.reference = 'withdrawal-refund:' || w.withdrawal_id)"""
-_SENDS = """SELECT withdrawal_id, tx_signature FROM withdrawal_sends
-    WHERE withdrawal_id = ANY($1::bigint[])"""
-_DECIMALS = "SELECT symbol, decimals FROM assets"
-_VAULTS = """SELECT a.symbol, a.mint, da.address FROM assets a
-    LEFT JOIN deposit_addresses da USING (asset_id) WHERE a.mint IS NOT NULL"""
+MAX_DIFFERING_SHOWN = 20
+"""Vaults that differ listed in a report (the largest differences first)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ReservesReport:
-    """One reconciliation: per asset, the formula's terms and their difference.
+    """One reconciliation: per asset, the formula's terms and their difference; per vault,
+    how many were checked and the ones that differ.
 
     Attributes:
         assets: One row per asset (by symbol).
@@ -75,6 +62,9 @@ class ReservesReport:
         consistent: The reads agreed (nothing moved between them): a difference is real.
         attempts: Gatherings made for this answer.
         as_of_ms: When it was gathered, Unix ms.
+        vaults_checked: Vaults whose terms were compared.
+        vaults_differing: Vaults whose difference is not zero.
+        differing: The first `MAX_DIFFERING_SHOWN` of them, largest difference first.
     """
 
     assets: tuple[AssetReserves, ...]
@@ -83,41 +73,33 @@ class ReservesReport:
     consistent: bool
     attempts: int
     as_of_ms: int
+    vaults_checked: int = 0
+    vaults_differing: int = 0
+    differing: tuple[VaultReserves, ...] = ()
 
     @property
     def balanced(self) -> bool:
-        """Tell whether every asset's difference is zero."""
-        return all(row.difference == 0 for row in self.assets)
+        """Tell whether every asset's and every vault's difference is zero."""
+        return self.vaults_differing == 0 and all(row.difference == 0 for row in self.assets)
 
 
 @dataclass(frozen=True, slots=True)
-class _Records:
-    """What one PostgreSQL snapshot says."""
+class Gathered:
+    """One gathering's answer.
 
-    supply: dict[str, tuple[int, int]]  # asset: (credited, debited)
-    pending: dict[str, int]
-    debited: dict[int, tuple[str, int]]  # withdrawal id: (asset, atoms)
-    sends: dict[int, list[str]]  # withdrawal id: its signatures
-    vaults: dict[str, list[Pubkey]]  # asset: its token accounts (fee vault first)
+    Attributes:
+        assets: The per-asset rows.
+        vaults: Every vault's row.
+        decimals: Each asset's decimals.
+        accounts_read: Token accounts read on chain.
+        agreed: Whether the reads agreed (see the module doc).
+    """
+
+    assets: list[AssetReserves]
+    vaults: list[VaultReserves]
     decimals: dict[str, int]
-
-
-async def _read_records(conn: asyncpg.Connection, program_id: Pubkey) -> _Records:
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        supply = {r[0]: (int(r[1]), int(r[2])) for r in await conn.fetch(_SUPPLY)}
-        pending = {r[0]: int(r[1]) for r in await conn.fetch(_PENDING)}
-        debited = {int(r[0]): (r[1], int(r[2])) for r in await conn.fetch(_DEBITED)}
-        sends: dict[int, list[str]] = defaultdict(list)
-        for r in await conn.fetch(_SENDS, list(debited)):
-            sends[int(r[0])].append(r[1])
-        decimals = {r[0]: int(r[1]) for r in await conn.fetch(_DECIMALS)}
-        vaults: dict[str, list[Pubkey]] = {}
-        for symbol, mint, address in await conn.fetch(_VAULTS):
-            if symbol not in vaults:
-                vaults[symbol] = [fee_vault_pda(program_id, Pubkey.from_string(mint))]
-            if address is not None:
-                vaults[symbol].append(Pubkey.from_string(address))
-    return _Records(supply, pending, debited, dict(sends), vaults, decimals)
+    accounts_read: int
+    agreed: bool
 
 
 async def _landed(client: ChainClient, sends: Mapping[int, Sequence[str]]) -> frozenset[int]:
@@ -130,20 +112,25 @@ async def _landed(client: ChainClient, sends: Mapping[int, Sequence[str]]) -> fr
     )  # fmt: skip
 
 
-async def _on_chain(client: ChainClient, vaults: Mapping[str, Sequence[Pubkey]]) -> dict[str, int]:
-    flat = [address for addresses in vaults.values() for address in addresses]
-    balances = await client.token_balances(flat, "confirmed")
-    return {asset: sum(balances.get(a) or 0 for a in addresses)
-            for asset, addresses in vaults.items()}  # fmt: skip
-
-
-def _sum_totals(shards: Sequence[ShardTotals]) -> dict[str, dict[str, int]]:
+def _sum_totals(shards: Sequence[Holdings]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for totals in shards:
-        for asset, terms in totals.items():
-            for term, atoms in terms.items():
+    for holdings in shards:
+        for asset, totals in holdings.totals.items():
+            for term, atoms in totals._asdict().items():
                 out[asset][term] += int(atoms)
     return {asset: dict(terms) for asset, terms in out.items()}
+
+
+def _vault_ledger(shards: Sequence[Holdings]) -> dict[VaultKey, int]:
+    """Return each user's vault's ledger term (available + locked) and each fee vault's
+    (the fee balances of every shard)."""
+    out: dict[VaultKey, int] = defaultdict(int)
+    for holdings in shards:
+        for (account_id, asset), atoms in holdings.accounts.items():
+            out[(account_id, asset)] += atoms
+        for asset, totals in holdings.totals.items():
+            out[(None, asset)] += totals.fees
+    return dict(out)
 
 
 def ledger_agrees(
@@ -162,37 +149,97 @@ def ledger_agrees(
     return True
 
 
+def marks_agree(marks: Iterable[Mapping[str, int]], heads: Mapping[str, tuple[int, int]]) -> bool:
+    """Tell whether every shard applied, and the projection wrote, each market's journal
+    up to the head a snapshot saw (`heads`: market -> (head, projection mark))."""
+    marks = list(marks)
+    for market, (head, projected) in heads.items():
+        if projected != head or any(m.get(market, 0) != head for m in marks):
+            return False
+    return True
+
+
+def _addresses(
+    program_id: Pubkey, records: ReserveRecords, keys: Iterable[VaultKey]
+) -> dict[VaultKey, Pubkey]:
+    """Return the address of every asset's fee vault, of every vault the records list, and
+    of every other vault a term names whose asset has a mint (its PDA: unregistered, it
+    holds nothing, or tokens someone sent to a vault the records do not know)."""
+    mints = {asset: Pubkey.from_string(mint) for asset, mint in records.mints.items()}
+    out: dict[VaultKey, Pubkey] = {
+        (None, asset): fee_vault_pda(program_id, mint) for asset, mint in mints.items()
+    }
+    out.update((key, Pubkey.from_string(a)) for key, a in records.vaults.items())
+    for key in keys:
+        account_id, asset = key
+        if key not in out and account_id is not None and asset in mints:
+            out[key] = vault_pda(program_id, mints[asset], account_id)
+    return out
+
+
+def _by_asset(terms: Mapping[VaultKey, int]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for (_, asset), atoms in terms.items():
+        out[asset] += atoms
+    return dict(out)
+
+
+def _only(terms: Mapping[VaultKey, int], keys: Mapping[VaultKey, object]) -> dict[VaultKey, int]:
+    return {key: atoms for key, atoms in terms.items() if key in keys}
+
+
 async def gather_once(
     conn: asyncpg.Connection,
     client: ChainClient,
     program_id: Pubkey,
-    shard_totals: Callable[[], Awaitable[Sequence[ShardTotals]]],
-) -> tuple[list[AssetReserves], dict[str, int], int, bool]:
-    """Read every term once (see the module doc).
-
-    Returns:
-        The rows, the assets' decimals, the vaults read, and whether the reads agreed.
-    """
-    ledger = _sum_totals(await shard_totals())
-    records = await _read_records(conn, program_id)
+    shard_holdings: Callable[[], Awaitable[Sequence[Holdings]]],
+) -> Gathered:
+    """Read every term once (see the module doc) and apply the formula per asset and per
+    vault (vaults of assets without a mint are not on chain and are left out)."""
+    holdings = list(await shard_holdings())
+    ledger, vault_ledger = _sum_totals(holdings), _vault_ledger(holdings)
+    records = await read_records(conn)
     before = await _landed(client, records.sends)
-    on_chain = await _on_chain(client, records.vaults)
+    keys = set(vault_ledger) | set(records.pending) | set(records.unsettled)
+    keys |= {key for key, _ in records.debited.values()}
+    addresses = _addresses(program_id, records, keys)
+    balances = await client.token_balances(list(addresses.values()), "confirmed")
     after = await _landed(client, records.sends)
-    in_flight: dict[str, int] = defaultdict(int)
-    for wid, (asset, atoms) in records.debited.items():
+    on_chain = {key: balances.get(address) or 0 for key, address in addresses.items()}
+    in_flight: dict[VaultKey, int] = defaultdict(int)
+    for wid, (key, atoms) in records.debited.items():
         if wid not in after:
-            in_flight[asset] += atoms
-    rows = reserves(on_chain, ledger, records.pending, in_flight)
-    agreed = before == after and ledger_agrees(ledger, records.supply)
-    vaults = sum(len(v) for v in records.vaults.values())
-    return rows, records.decimals, vaults, agreed
+            in_flight[key] += atoms
+    rows = reserves(_by_asset(on_chain), ledger, _by_asset(records.pending),
+                    _by_asset(in_flight), _by_asset(records.unsettled))  # fmt: skip
+    vaults = vault_reserves(
+        {key: str(address) for key, address in addresses.items()}, on_chain=on_chain,
+        ledger=_only(vault_ledger, addresses), deposits_pending=_only(records.pending, addresses),
+        withdrawals_in_flight=_only(in_flight, addresses),
+        unsettled=_only(records.unsettled, addresses),
+    )  # fmt: skip
+    agreed = (before == after and ledger_agrees(ledger, records.supply)
+              and marks_agree((h.marks for h in holdings), records.heads))  # fmt: skip
+    return Gathered(rows, vaults, records.decimals, len(addresses), agreed)
+
+
+def report_of(gathered: Gathered, attempts: int, as_of_ms: int) -> ReservesReport:
+    """Return a gathering as a report (the vaults that differ, largest first, at most
+    `MAX_DIFFERING_SHOWN`)."""
+    differing = sorted((v for v in gathered.vaults if v.difference),
+                       key=lambda v: (-abs(v.difference), v.asset, v.account_id or 0))  # fmt: skip
+    return ReservesReport(
+        tuple(gathered.assets), gathered.decimals, gathered.accounts_read, gathered.agreed,
+        attempts, as_of_ms, len(gathered.vaults), len(differing),
+        tuple(differing[:MAX_DIFFERING_SHOWN]),
+    )  # fmt: skip
 
 
 async def gather(
     conn: asyncpg.Connection,
     client: ChainClient,
     program_id: Pubkey,
-    shard_totals: Callable[[], Awaitable[Sequence[ShardTotals]]],
+    shard_holdings: Callable[[], Awaitable[Sequence[Holdings]]],
     *,
     attempts: int = 3,
     pause_s: float = 0.2,
@@ -202,17 +249,17 @@ async def gather(
     Args:
         conn: A `clob_system` connection, outside a transaction.
         client: The chain.
-        program_id: The exchange program (its fee vaults are PDAs of it).
-        shard_totals: Every ledger shard's `totals()`.
+        program_id: The exchange program (its vaults are PDAs of it).
+        shard_holdings: Every ledger shard's `holdings()`.
         attempts: Gatherings at most.
         pause_s: Pause between two gatherings.
     """
     for attempt in range(1, attempts + 1):
-        rows, decimals, vaults, agreed = await gather_once(conn, client, program_id, shard_totals)
-        if agreed or attempt == attempts:
+        gathered = await gather_once(conn, client, program_id, shard_holdings)
+        if gathered.agreed or attempt == attempts:
             break
         await asyncio.sleep(pause_s)
-    return ReservesReport(tuple(rows), decimals, vaults, agreed, attempt, int(time.time() * 1000))
+    return report_of(gathered, attempt, int(time.time() * 1000))
 
 
 class ReservesCache:

@@ -30,10 +30,10 @@ from actors.chain.client import (
     SignatureStatus,
     program_error_code,
 )
-from actors.chain.program import error_name, ix_withdraw
+from actors.chain.program import error_name, ix_withdraw, vault_pda
 from actors.custody.detect import TokenBalance, TxView
 from actors.custody.monitor import Landed
-from actors.custody.ports import SignedTx, WithdrawalJob
+from actors.custody.ports import SignedTx, VaultOf, WithdrawalJob
 
 _INVOKE = re.compile(r"^Program (\w+) invoke \[\d+\]$")
 
@@ -97,6 +97,12 @@ class RpcChain:
         """Return each signature's status."""
         found = await self.client.signature_statuses([Signature.from_string(s) for s in signatures])
         return {s: landed_of(status) for s, status in zip(signatures, found, strict=True)}
+
+    async def vault_balances(self, vaults: Sequence[VaultOf]) -> dict[VaultOf, int]:
+        """Return what each vault holds on chain at `confirmed` (0: no such vault)."""
+        addresses = {v: vault_pda(self.program_id, self.mints[v[1]], v[0]) for v in vaults}
+        found = await self.client.token_balances(list(addresses.values()), "confirmed")
+        return {v: found.get(address) or 0 for v, address in addresses.items()}
 
     async def build_withdrawal(self, job: WithdrawalJob) -> SignedTx:
         """Build and sign a withdrawal to the destination wallet's associated token account."""

@@ -25,6 +25,7 @@ from actors.chain.keys import ChainKeys
 from actors.chain.program import (
     TOKEN_PROGRAM_ID,
     asset_pda,
+    chain_market_id,
     exchange_pda,
     ix_add_asset,
     ix_add_market,
@@ -58,9 +59,10 @@ class AssetPlan:
 
 @dataclass(frozen=True, slots=True)
 class MarketPlan:
-    """A market as the chain needs it: its id and its two assets' symbols."""
+    """A market as the chain needs it: its two assets' symbols. Its id on chain is
+    `chain_market_id` of their mints, not the database's id (see there)."""
 
-    market_id: int
+    symbol: str
     base: str
     quote: str
 
@@ -126,10 +128,12 @@ async def ensure_exchange(
             )  # fmt: skip
             await send_and_confirm(client, payer, [ix], [admin])
     for market in markets:
-        if not await _exists(client, market_pda(program_id, market.market_id)):
+        base, quote = mints[market.base], mints[market.quote]
+        market_id = chain_market_id(base, quote)
+        if not await _exists(client, market_pda(program_id, market_id)):
             ix = ix_add_market(program_id, admin=admin.pubkey(), payer=payer.pubkey(),
-                               market_id=market.market_id, base_mint=mints[market.base],
-                               quote_mint=mints[market.quote])  # fmt: skip
+                               market_id=market_id, base_mint=base,
+                               quote_mint=quote)  # fmt: skip
             await send_and_confirm(client, payer, [ix], [admin])
     return mints
 

@@ -263,6 +263,12 @@ class CustodySettings(BaseModel):
         ge=1,
         description="The on-chain cap's window in slots (216,000 slots of 400 ms: a day).",
     )
+    withdrawal_wait_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds a withdrawal waits for its vault on chain to hold the amount "
+        "(trades that credited the account not yet settled) before it is sent anyway.",
+    )
 
     def resolved(self, embedded: bool) -> CustodySettings:
         """Return these settings with `cooling_off_s` set (0 in embedded mode if unset)."""

@@ -121,6 +121,23 @@ class Totals(NamedTuple):
     debited: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """Everything one shard holds, in atoms, read at one moment (the reserves' per-vault
+    terms, `actors/custody/reconcile.py`).
+
+    Attributes:
+        accounts: Per (account, asset), available + locked (holds included: a hold only
+            moves atoms from available to locked); balances of 0 are left out.
+        totals: Per asset, the shard's sums (`LedgerState.totals`).
+        marks: Per market symbol, the last journal seq applied.
+    """
+
+    accounts: dict[tuple[AccountId, str], int]
+    totals: dict[str, Totals]
+    marks: dict[str, int]
+
+
 @dataclass(slots=True)
 class Changes:
     """What changed since the last `take_changes`, as absolute values to persist."""

@@ -49,6 +49,7 @@ from actors.ledger.rules import (
     AmountBoundError,
     CreditReferenceError,
     DebitReferenceError,
+    Holdings,
     LedgerRequestError,
     check_credit,
 )
@@ -335,6 +336,16 @@ class LedgerShard:
         async def run(conn: asyncpg.Connection, core: LedgerCore) -> dict[str, dict[str, int]]:
             await self._catch_up_all(conn, core)
             return {asset: t._asdict() for asset, t in core.totals().items()}
+
+        return await self._locked(run)
+
+    async def holdings(self) -> Holdings:
+        """Return every account's balance per asset, the totals and the marks (see
+        `Holdings`), with every journal entry committed before the call applied."""
+
+        async def run(conn: asyncpg.Connection, core: LedgerCore) -> Holdings:
+            await self._catch_up_all(conn, core)
+            return core.holdings()
 
         return await self._locked(run)
 

@@ -18,6 +18,7 @@ from actors.engine.types import MAX_ATOMS
 from actors.ledger.holds import Holds
 from actors.ledger.rules import (
     Changes,
+    Holdings,
     Key,
     LedgerInvariantError,
     LedgerRequestError,
@@ -161,6 +162,12 @@ class LedgerState:
                 self._debited.get(asset, 0),
             )
         return out
+
+    def holdings(self) -> Holdings:
+        """Return every account's available + locked per asset, the totals and the marks
+        (the fee balances are the totals' `fees`)."""
+        accounts = {key: sum(cell) for key, cell in self._balances.items() if any(cell)}
+        return Holdings(accounts, self.totals(), dict(self._marks))
 
     def records(self) -> Iterator[OrderReservation]:
         """Iterate over the live reservation records (read-only use)."""

@@ -18,7 +18,7 @@ from ray.exceptions import RayTaskError
 
 from actors.custody.actor import CHAIN_ACTOR
 from actors.custody.reconcile import ReservesReport
-from actors.custody.reserves import AssetReserves
+from actors.custody.reserves import AssetReserves, VaultReserves
 from serve_app import units
 from serve_app.gateway.core import GatewayCore, unavailable
 
@@ -43,13 +43,32 @@ class AssetReservesView(BaseModel):
     ledger: str = _amount("available + locked + fees")
     deposits_pending: str = _amount("Deposits on chain not credited yet (below the depth)")
     withdrawals_in_flight: str = _amount("Withdrawals debited that have not left a vault yet")
-    unsettled: str = _amount("Trades not yet settled on chain, net (0 before settlement)")
+    unsettled: str = _amount(
+        "Trades not yet settled on chain, net over the asset's vaults (0 by construction; "
+        "per vault it is not)"
+    )
     expected: str = _amount("What the vaults must hold by the formula")
     difference: str = _amount("on_chain - expected: 0 when they agree")
 
 
+class VaultDifferenceView(BaseModel):
+    """A vault whose holdings on chain differ from what the ledger says it must hold.
+
+    The account and the terms behind `expected` are left out of the public view (they are
+    one account's ledger); `clob reconcile` shows them to operators."""
+
+    asset: str
+    address: str = Field(description="The vault's token account (base58).")
+    on_chain: str = _amount("What the vault holds on chain")
+    expected: str = _amount(
+        "What it must hold: the account's ledger balance (the fee balance for the fee "
+        "vault) + its deposits pending + its withdrawals in flight - its unsettled trades"
+    )
+    difference: str = _amount("on_chain - expected")
+
+
 class ReservesView(BaseModel):
-    """The vaults on chain against the ledger, per asset."""
+    """The vaults on chain against the ledger, per asset and per vault."""
 
     as_of: datetime = Field(description="When the terms were read.")
     consistent: bool = Field(
@@ -59,6 +78,14 @@ class ReservesView(BaseModel):
     balanced: bool = Field(description="Every asset's difference is zero.")
     vaults: int = Field(description="Token accounts read on chain.")
     assets: list[AssetReservesView]
+    vaults_checked: int = Field(
+        description="Vaults compared one by one (each user's vault of each asset, and "
+        "each asset's fee vault)."
+    )
+    vaults_differing: int = Field(description="Vaults whose difference is not zero.")
+    differing: list[VaultDifferenceView] = Field(
+        description="The first 20 vaults that differ, the largest difference first."
+    )
 
 
 def asset_view(row: AssetReserves, decimals: int) -> AssetReservesView:
@@ -70,6 +97,16 @@ def asset_view(row: AssetReserves, decimals: int) -> AssetReservesView:
     )
 
 
+def vault_view(row: VaultReserves, decimals: int) -> VaultDifferenceView:
+    """Return one differing vault in whole units."""
+    return VaultDifferenceView(
+        asset=row.asset, address=row.address,
+        on_chain=units.atoms_to_decimal(row.on_chain, decimals),
+        expected=units.atoms_to_decimal(row.expected, decimals),
+        difference=units.atoms_to_decimal(row.difference, decimals),
+    )  # fmt: skip
+
+
 def reserves_view(report: ReservesReport) -> ReservesView:
     """Return a report as the API shows it."""
     return ReservesView(
@@ -78,6 +115,9 @@ def reserves_view(report: ReservesReport) -> ReservesView:
         balanced=report.balanced,
         vaults=report.vaults,
         assets=[asset_view(r, report.decimals.get(r.asset, 0)) for r in report.assets],
+        vaults_checked=report.vaults_checked,
+        vaults_differing=report.vaults_differing,
+        differing=[vault_view(v, report.decimals.get(v.asset, 0)) for v in report.differing],
     )
 
 

@@ -16,11 +16,25 @@ from solders.pubkey import Pubkey
 from actors.accounts import AccountId
 from actors.chain.client import ChainClient
 from actors.chain.keys import ChainKeys
-from actors.chain.program import PROGRAM_ID, TOKEN_PROGRAM_ID, asset_pda, exchange_pda
+from actors.chain.program import (
+    PROGRAM_ID,
+    TOKEN_PROGRAM_ID,
+    asset_pda,
+    chain_market_id,
+    decode_market,
+    exchange_pda,
+    market_pda,
+)
 from actors.custody.detect import Vault, deposits_in
 from actors.custody.ports import WithdrawalJob
 from actors.custody.rpc import RpcChain
-from actors.custody.setup import AssetPlan, ensure_exchange, ensure_vault, send_and_confirm
+from actors.custody.setup import (
+    AssetPlan,
+    MarketPlan,
+    ensure_exchange,
+    ensure_vault,
+    send_and_confirm,
+)
 from tests.support.chain import advance
 from tests.support.program_kit import program_elf
 
@@ -74,12 +88,25 @@ async def _deposit(world: World, wallet: Keypair, source: Pubkey, vault: Pubkey,
     return str((await send_and_confirm(world.client, wallet, [ix])).signature)
 
 
-async def test_setup_is_idempotent(world: World) -> None:
+async def test_setup_is_idempotent_and_keys_markets_by_their_mints(world: World) -> None:
     plan = [AssetPlan("USDC", 6, world.mint, CAP, 1_000_000)]
     again = await ensure_exchange(world.client, PROGRAM_ID, world.keys, plan, [])
     assert again == {"USDC": world.mint}
     for address in (exchange_pda(PROGRAM_ID), asset_pda(PROGRAM_ID, world.mint)):
         assert await world.client.account_data(address) is not None
+    # A market is made at the id of its mints (the chain is shared by every test database,
+    # so a database's market id would collide), once however often setup runs.
+    plan.append(AssetPlan("SOL", 9, None, CAP, 1_000_000))
+    market = MarketPlan("SOL-USDC", "SOL", "USDC")
+    mints = await ensure_exchange(world.client, PROGRAM_ID, world.keys, plan, [market])
+    plan[1] = AssetPlan("SOL", 9, mints["SOL"], CAP, 1_000_000)
+    assert await ensure_exchange(world.client, PROGRAM_ID, world.keys, plan, [market]) == mints
+    market_id = chain_market_id(mints["SOL"], world.mint)
+    data = await world.client.account_data(market_pda(PROGRAM_ID, market_id))
+    assert data is not None
+    state = decode_market(data)
+    expected = (market_id, mints["SOL"], world.mint)
+    assert (state.market_id, state.base_mint, state.quote_mint) == expected
 
 
 async def test_a_deposit_into_a_vault_is_found_in_its_history(world: World) -> None:

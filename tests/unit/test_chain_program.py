@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -31,6 +33,15 @@ def test_pdas_are_distinct_per_seed() -> None:
     assert one != two
     assert prog.asset_pda(pid, KEY) != prog.fee_vault_pda(pid, KEY)
     assert prog.market_pda(pid, 1) != prog.market_pda(prog.authority_pda(pid), 1)
+
+
+def test_the_chain_market_id_is_the_mints_hash_and_fits_a_bigint() -> None:
+    base, quote = Keypair().pubkey(), Keypair().pubkey()
+    market_id = prog.chain_market_id(base, quote)
+    digest = hashlib.sha256(b"clob-market" + bytes(base) + bytes(quote)).digest()
+    assert market_id == int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    assert 0 <= market_id < 2**63 and market_id == prog.chain_market_id(base, quote)
+    assert prog.chain_market_id(quote, base) != market_id  # base and quote are ordered
 
 
 @pytest.mark.parametrize("bad", [-1, 2**64])

@@ -1,14 +1,15 @@
 """The withdrawal sender's passes over in-memory fakes of its ports: every withdrawal ends
-confirmed by exactly one landed attempt, or failed and re-credited once."""
+confirmed by exactly one landed attempt, or failed and re-credited once; a new attempt
+waits until its vault holds the amount (or it waited too long)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from actors.accounts import AccountId
 from actors.custody.monitor import Landed
-from actors.custody.ports import SignedTx, WithdrawalJob
+from actors.custody.ports import SignedTx, VaultOf, WithdrawalJob
 from actors.custody.references import refund_reference
 from actors.custody.sender import WithdrawalSender
 
@@ -24,6 +25,7 @@ class Chain:
     built: int = 0
     sends: list[str] = field(default_factory=list)
     paid: dict[int, int] = field(default_factory=dict)  # withdrawal id: times applied
+    vault: int = 10**9  # what every vault holds
 
     async def slot(self) -> int:
         return self.tip
@@ -39,6 +41,9 @@ class Chain:
 
     async def statuses(self, signatures: Sequence[str]) -> dict[str, Landed | None]:
         return {s: self.landed.get(s) for s in signatures}
+
+    async def vault_balances(self, vaults: Sequence[VaultOf]) -> dict[VaultOf, int]:
+        return dict.fromkeys(vaults, self.vault)
 
     async def build_withdrawal(self, job: WithdrawalJob) -> SignedTx:
         self.built += 1
@@ -152,3 +157,38 @@ async def test_a_refusal_by_the_program_fails_and_re_credits() -> None:
     await _run(chain, sender, 5, 10)
     assert records.outcome == {7: ("failed", "OverWithdrawalCap")}
     assert ledger.credits == {refund_reference(7): 250}
+
+
+async def test_a_withdrawal_waits_for_its_vault_to_hold_the_amount() -> None:
+    chain, records, ledger, sender = _world()
+    chain.vault = 249  # the trades that credited the account are not settled yet
+    report = await sender.run_pass()
+    assert (report.waiting, report.sent, chain.built, records.tries) == (1, 0, 0, {})
+    chain.vault = 250
+    await _run(chain, sender, 5, 10)
+    assert records.outcome == {7: ("confirmed", "sig1")} and ledger.credits == {}
+
+
+async def test_a_withdrawal_that_waited_too_long_is_sent_anyway_and_refused() -> None:
+    chain, records, ledger, _ = _world()
+    sender = WithdrawalSender(chain, records, ledger, depth=32, wait_s=120)
+    chain.vault = 0
+    records.jobs[7] = replace(JOB, waited_s=119.0)
+    assert (await sender.run_pass()).waiting == 1 and chain.sends == []
+    records.jobs[7] = replace(JOB, waited_s=120.0)
+    chain.mode = "refuse"  # the program: the vault is short
+    await _run(chain, sender, 5, 10)
+    assert chain.built == 1 and records.outcome == {7: ("failed", "OverWithdrawalCap")}
+    assert ledger.credits == {refund_reference(7): 250}
+
+
+async def test_withdrawals_from_one_vault_are_sent_only_while_it_holds_them_all() -> None:
+    chain, records, _, sender = _world("drop")
+    chain.vault = 600
+    for wid in (8, 9):
+        records.jobs[wid] = replace(JOB, withdrawal_id=wid)
+    report = await sender.run_pass()  # 250 + 250 fit in 600; a third 250 does not
+    assert (report.sent, report.waiting, chain.sends) == (2, 1, ["sig1", "sig2"])
+    report = await sender.run_pass()  # both on their way (not landed): still no room
+    assert (report.resent, report.waiting, chain.built) == (2, 1, 2)
+    assert 9 not in records.tries

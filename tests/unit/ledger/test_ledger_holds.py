@@ -63,6 +63,14 @@ def test_a_hold_sets_funds_aside_in_memory_only() -> None:
     assert (totals.available, totals.locked, totals.credited) == (40, 60, 100)
 
 
+def test_holdings_count_a_hold_once_as_the_accounts_balance() -> None:
+    core = _funded()
+    assert core.hold(_buy("o1", 60))
+    holdings = core.holdings()
+    assert holdings.accounts == {(1, "Q"): 100}
+    assert (holdings.totals["Q"].available, holdings.totals["Q"].locked) == (40, 60)
+
+
 def test_the_journal_entry_makes_a_hold_durable() -> None:
     core = _funded()
     r = _buy("o1", 60)

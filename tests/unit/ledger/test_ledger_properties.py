@@ -2,7 +2,8 @@
 
 After every command (orders, cancels, amends, and withdrawals: a debit of some of what is
 available, refunded by a credit at times): per asset, available + locked + fees summed over
-the shards equals the credits minus the debits; nothing is negative (the core raises
+the shards equals the credits minus the debits; each shard's holdings are its accounts'
+balances and sum to its totals; nothing is negative (the core raises
 otherwise); every reservation record belongs to a live order and covers what its remainder
 needs. When the book is emptied,
 nothing stays locked.
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_harness import FLOW_SPEC, MARKET_ORDERS, PRICES, QUANTITIES, SIDES, Desk, limit_orders
 
+from actors.ledger.core import LedgerCore
 from actors.ledger.rules import InsufficientBalanceError, required_now
 
 OWNERS = (0, 1, 2, 3)
@@ -62,6 +64,20 @@ def _check(desk: Desk) -> None:
             assert record.pending_atoms == 0
         for asset, totals in shard.totals().items():
             assert totals.available >= 0 and totals.locked >= 0, asset
+        _check_holdings(desk, shard)
+
+
+def _check_holdings(desk: Desk, shard: LedgerCore) -> None:
+    """The holdings are every account's balance and sum to the totals."""
+    holdings = shard.holdings()
+    assert holdings.totals == shard.totals()
+    assert holdings.marks == ({desk.spec.symbol: desk.journal_seq} if desk.journal_seq else {})
+    sums: dict[str, int] = {}
+    for (account, asset), atoms in holdings.accounts.items():
+        assert atoms == sum(shard.balance(account, asset)) > 0
+        sums[asset] = sums.get(asset, 0) + atoms
+    for asset, totals in holdings.totals.items():
+        assert sums.get(asset, 0) == totals.available + totals.locked, asset
 
 
 def _run(desk: Desk, op: tuple[str, int, Any], n: int) -> None:
