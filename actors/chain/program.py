@@ -13,7 +13,6 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from functools import cache
-from hashlib import sha256
 
 from anchorpy.coder.instruction import InstructionCoder
 from anchorpy.program.context import Context
@@ -131,17 +130,6 @@ def fee_vault_pda(program_id: Pubkey, mint: Pubkey) -> Pubkey:
 def vault_pda(program_id: Pubkey, mint: Pubkey, account_id: AccountId) -> Pubkey:
     """Return a user's vault token account (their deposit address for `mint`)."""
     return _pda(program_id, b"vault", bytes(mint), _le8("account_id", account_id))
-
-
-def chain_market_id(base_mint: Pubkey, quote_mint: Pubkey) -> int:
-    """Return a market's id on chain, derived from its two mints.
-
-    The database's market ids are not used on chain: a chain outlives (or is shared by)
-    several databases, whose ids would collide there. The top bit is cleared so that the
-    id fits a BIGINT.
-    """
-    digest = sha256(b"clob-market" + bytes(base_mint) + bytes(quote_mint)).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def market_pda(program_id: Pubkey, market_id: int) -> Pubkey:
