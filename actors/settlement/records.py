@@ -312,9 +312,11 @@ async def transition(
     if unknown:
         raise ValueError(f"not settable by a transition: {sorted(unknown)}")
     names = sorted(fields)
-    sets = [f"{name} = ${i}" for i, name in enumerate(names, start=4)]
-    entry = _ON_ENTRY[SettlementStatus(new)] if old != new else ""
-    assignments = ", ".join(["status = $3", "updated_at = now()", *sets, *([entry] * bool(entry))])
+    sets = ["status = $3", "updated_at = now()"]
+    sets += [f"{name} = ${i}" for i, name in enumerate(names, start=4)]
+    if old != new:  # staying `submitted` (a new attempt) enters nothing
+        sets.append(_ON_ENTRY[SettlementStatus(new)])
+    assignments = ", ".join(sets)
     moved = await conn.fetchval(
         f"UPDATE settlements SET {assignments} WHERE settlement_id = $1 AND status = $2 "
         "RETURNING settlement_id",

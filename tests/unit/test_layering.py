@@ -274,7 +274,7 @@ def test_custody_records_reach_neither_the_market_nor_the_chain(path: Path) -> N
     assert not [n for n in names if n.startswith(("actors.market", "actors.chain"))], path
 
 
-# Settlement (docs/settlement.md) builds on the chain layer, the account ids, the ledger's
+# Settlement (issue 16) builds on the chain layer, the account ids, the ledger's
 # rules and the stream's messages; the market's pipeline and the custody actors are not its.
 SETTLEMENT_MAY_IMPORT = ("actors.settlement", "actors.chain", "actors.accounts",
                          "actors.ledger.rules", "actors.stream.messages")  # fmt: skip
