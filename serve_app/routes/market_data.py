@@ -187,8 +187,8 @@ async def market_trades(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
 ) -> PublicTradePage:
-    """Return a market's trades, newest first: the latest from the market actor's memory,
-    older pages from PostgreSQL."""
+    """Return a market's trades, newest first, each with its settlement once batched: the
+    latest from the market actor's memory, older pages from PostgreSQL."""
     record = await core.registry.market(await core.pool(), market)
     before = _seq_cursor(cursor)
     trades = [] if before is not None else await _from_memory(core, record, limit)
