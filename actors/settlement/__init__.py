@@ -1,1 +1,1 @@
-"""On-chain settlement: batcher actors put every committed trade on chain exactly once."""
+"""On-chain settlement: every trade moved between the users' vaults on chain, exactly once."""

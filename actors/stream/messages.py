@@ -15,8 +15,9 @@ Channels (Redis pub/sub):
   then resyncs its copy of the book from the market actor (`MarketActor.l2`, whose
   `last_update_id` is in the same id space).
 - `stream:acct:{account_id}` gets an `AccountBatch` per committed batch that concerns the
-  account (its orders changed or filled) from the market, and one per change of its
-  balances from its ledger shard.
+  account (its orders changed or filled) from the market, one per change of its
+  balances from its ledger shard, and one per change of status of a settlement of its
+  trades from the settlement batcher (`settlement_messages`).
 
 **Book update ids are engine event seqs.** The engine numbers every event of a market
 (`MatchingEngine.seq`: gap-free, durable, the same after a replay). A batch's `U` is the
@@ -152,15 +153,50 @@ class Balance(msgspec.Struct, frozen=True):
     locked: int
 
 
+class SettlementState(msgspec.Struct, frozen=True):
+    """A settlement's status after a change, as one of its accounts sees it: `trades` are
+    the seqs (per-market trade ids) of that account's trades in it (as maker or taker)."""
+
+    settlement_id: int
+    market: str
+    status: str  # pending, submitted, confirmed, finalized or failed
+    signature: str | None
+    slot: int | None
+    trades: list[int]
+    ts: int  # ms since the epoch: when the status changed
+
+
 class AccountBatch(msgspec.Struct, frozen=True):
-    """What one batch (of a market) or one ledger change (of a shard) changed for an
-    account. `E` as in `MarketBatch`."""
+    """What one batch (of a market), one ledger change (of a shard) or one settlement's
+    change of status (of a settlement batcher) changed for an account. `E` as in
+    `MarketBatch` (for a settlement: the change's `ts`)."""
 
     account_id: int
     E: int
     orders: list[OrderState] = []
     fills: list[AccountFill] = []
     balances: list[Balance] = []
+    settlements: list[SettlementState] = []
+
+
+def settlement_messages(  # noqa: PLR0917 (a settlement state's fields)
+    account_trades: dict[int, list[int]],
+    settlement_id: int,
+    market: str,
+    status: str,
+    signature: str | None,
+    slot: int | None,
+    ts: int,
+) -> list[tuple[str, bytes]]:
+    """Return the stream messages of a settlement's change of status: one `AccountBatch`
+    per account of its trades (`records.accounts_of`: account -> its trade seqs), each
+    with that account's trades only, as (channel, encoded message) for a `Sink`."""
+    return [
+        (account_channel(account), encode(AccountBatch(account, E=ts, settlements=[
+            SettlementState(settlement_id, market, status, signature, slot, list(seqs), ts)
+        ])))
+        for account, seqs in sorted(account_trades.items())
+    ]  # fmt: skip
 
 
 _encoder = msgspec.json.Encoder()

@@ -163,7 +163,8 @@ async def live_market_ids(conn: asyncpg.Connection) -> list[int]:
 
 
 _OWN_TRADES = """
-SELECT * FROM (
+SELECT f.*, (SELECT s.status FROM settlements s WHERE s.settlement_id = f.settlement_id)
+       AS settlement_status FROM (
     (SELECT t.*, 'maker' AS liquidity FROM trades t
       WHERE maker_account_id = $1 {filters} {maker_after}
       ORDER BY executed_at DESC, trade_id DESC LIMIT $2)
@@ -228,19 +229,38 @@ async def own_trades(  # noqa: PLR0917 (one argument per filter)
 async def public_trades(
     pool: asyncpg.Pool, market_id: int, before_seq: int | None, limit: int
 ) -> list[Any]:
-    """Return a market's trades with `seq < before_seq` (all when None), newest first."""
+    """Return a market's trades with `seq < before_seq` (all when None), newest first, with
+    their `settlement_id` and `settlement_status` (null until batched)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL ROLE clob_api")
         return list(
             await conn.fetch(
-                "SELECT seq, taker_side, price_ticks, qty_lots, executed_at FROM public_trades "
-                "WHERE market_id = $1 AND ($2::bigint IS NULL OR seq < $2) "
-                "ORDER BY seq DESC LIMIT $3",
+                "SELECT p.seq, p.taker_side, p.price_ticks, p.qty_lots, p.executed_at, "
+                "p.settlement_id, s.status AS settlement_status FROM public_trades p "
+                "LEFT JOIN settlements s ON s.settlement_id = p.settlement_id "
+                "WHERE p.market_id = $1 AND ($2::bigint IS NULL OR p.seq < $2) "
+                "ORDER BY p.seq DESC LIMIT $3",
                 market_id,
                 before_seq,
                 limit,
             )
         )
+
+
+async def settlements_of(
+    pool: asyncpg.Pool, market_id: int, first_seq: int, last_seq: int
+) -> dict[int, tuple[int, str]]:
+    """Return `seq -> (settlement id, status)` of a market's batched trades in a seq range
+    (the trades of the market actor's memory have no settlement of their own)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL ROLE clob_api")
+        rows = await conn.fetch(
+            "SELECT p.seq, p.settlement_id, s.status FROM public_trades p "
+            "JOIN settlements s ON s.settlement_id = p.settlement_id "
+            "WHERE p.market_id = $1 AND p.seq BETWEEN $2 AND $3",
+            market_id, first_seq, last_seq,
+        )  # fmt: skip
+    return {int(r["seq"]): (int(r["settlement_id"]), r["status"]) for r in rows}
 
 
 STATS_WAIT_S = 1.0  # a restarting market's stats are served as projected so far

@@ -50,6 +50,8 @@ OrderStatus = Literal[
     "pending_new", "open", "untriggered", "partially_filled", "filled", "cancelled",
     "expired", "rejected",
 ]  # fmt: skip
+SettlementState = Literal["pending", "submitted", "confirmed", "finalized", "failed"]
+"""A settlement's status (`actors/settlement/states.py`)."""
 ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,32}$")]
 
@@ -278,6 +280,13 @@ class PublicTrade(BaseModel):
     quote_qty: str
     taker_side: Side
     time: datetime
+    settlement_id: int | None = Field(
+        default=None, description="Its on-chain settlement (`GET /settlements/{id}`); null "
+        "until batched.",
+    )  # fmt: skip
+    settlement_status: SettlementState | None = Field(
+        default=None, description="That settlement's status; null until batched."
+    )
 
 
 class PublicTradePage(BaseModel):
@@ -305,6 +314,12 @@ class OwnTrade(BaseModel):
     fee: str = Field(description="Your fee (negative: rebate), quote units.")
     fee_asset: str
     time: datetime
+    settlement_id: int | None = Field(
+        default=None, description="Its on-chain settlement; null until batched."
+    )
+    settlement_status: SettlementState | None = Field(
+        default=None, description="That settlement's status; null until batched."
+    )
 
 
 class OwnTradePage(BaseModel):

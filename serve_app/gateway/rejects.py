@@ -33,6 +33,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "unknown_key": 404,
     "unknown_address": 404,
     "unknown_withdrawal": 404,
+    "settlement_not_found": 404,
     # 405/415: a method or a media type the route does not take
     "method_not_allowed": 405,
     "unsupported_media_type": 415,
@@ -48,6 +49,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "withdrawal_not_pending": 409,
     "confirmation_expired": 409,
     "asset_not_on_chain": 409,
+    "settlement_not_failed": 409,
     # 422: validation and business rejects
     "invalid_request": 422,
     "invalid_decimal": 422,
@@ -88,6 +90,7 @@ _ALIASES = {
 _MESSAGES = {
     "unknown_order": "no such order",
     "unknown_market": "no such market",
+    "settlement_not_found": "no such settlement",
     "market_halted": "the market is halted: only cancels are accepted",
     "insufficient_funds": "not enough available balance for this order",
     "amount_too_large": "an amount of this order could pass 2^64 - 1 atoms of an asset",
@@ -117,6 +120,9 @@ READ_CATCHING_UP: dict[int | str, dict[str, Any]] = {
 }
 UNKNOWN_MARKET: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown market (`unknown_market`)"}
+}
+UNKNOWN_SETTLEMENT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown settlement (`settlement_not_found`)"}
 }
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"description": "A component (market, ledger shard, controller) is unavailable; retry"}

@@ -33,6 +33,10 @@ from serve_app.gateway.models import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SETTLEMENT_FIELDS = frozenset({"settlement_id", "settlement_status"})
+"""REST's settlement fields of a trade, left out of the WebSocket's trades and fills: a
+trade is streamed before any settlement has it; its settlement's changes come on the
+`settlements` channel."""
 
 
 def _opt(value: Any, convert: Any) -> str | None:
@@ -211,9 +215,11 @@ def levels(spec: MarketSpec, raw: Iterable[Mapping[str, Any]]) -> list[Level]:
 
 
 def public_trade(  # noqa: PLR0917 (a trade's fields)
-    spec: MarketSpec, seq: int, side: str, price: int, qty: int, at: datetime
-) -> PublicTrade:
-    """Return a trade of the public tape."""
+    spec: MarketSpec, seq: int, side: str, price: int, qty: int, at: datetime,
+    settlement: tuple[int, str] | None = None,
+) -> PublicTrade:  # fmt: skip
+    """Return a trade of the public tape, with its settlement's id and status once batched."""
+    settlement_id, status = settlement or (None, None)
     return PublicTrade(
         seq=seq,
         price=units.ticks_to_price(spec, price),
@@ -221,11 +227,14 @@ def public_trade(  # noqa: PLR0917 (a trade's fields)
         quote_qty=units.quote_atoms_to_quote(spec, notional_quote_atoms(spec, price, qty)),
         taker_side=side,  # type: ignore[arg-type]
         time=at,
+        settlement_id=settlement_id,
+        settlement_status=status,  # type: ignore[arg-type]
     )
 
 
 def own_trade(spec: MarketSpec, row: Mapping[str, Any]) -> OwnTrade:
-    """Return one of the caller's fills from a `trades` row plus its `liquidity`."""
+    """Return one of the caller's fills from a `trades` row plus its `liquidity` and
+    `settlement_status`."""
     maker = row["liquidity"] == "maker"
     taker_side = row["taker_side"]
     side: Literal["buy", "sell"] = taker_side
@@ -242,6 +251,7 @@ def own_trade(spec: MarketSpec, row: Mapping[str, Any]) -> OwnTrade:
             spec, int(row["maker_fee_atoms"] if maker else row["taker_fee_atoms"])
         ),
         fee_asset=spec.quote_asset, time=row["executed_at"],
+        settlement_id=row["settlement_id"], settlement_status=row["settlement_status"],
     )  # fmt: skip
 
 

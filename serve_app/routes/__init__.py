@@ -13,12 +13,13 @@ from serve_app.routes import (
     market_data,
     orders,
     reserves,
+    settlements,
     system,
 )  # fmt: skip
 
 ROUTERS = (
     orders.router, market_data.router, account.router, api_keys.router, custody.router,
-    reserves.router, admin.router, system.router,
+    reserves.router, settlements.router, admin.router, system.router,
 )  # fmt: skip
 
 

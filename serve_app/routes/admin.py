@@ -1,12 +1,13 @@
-"""Admin endpoints (header `X-Admin-Token`): create, halt and resume markets; test credits."""
+"""Admin endpoints (header `X-Admin-Token`): create, halt and resume markets; test credits;
+failed settlements (list, retry)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from ray.exceptions import RayTaskError
 
 from actors.engine import MarketSpec
@@ -14,14 +15,22 @@ from actors.engine.spec import InvalidMarketSpecError
 from actors.engine.types import MAX_INT64_EXCLUSIVE
 from actors.ledger.rules import AmountBoundError, CreditReferenceError
 from serve_app import probes, units
-from serve_app.gateway import db, stats_cache, views
+from serve_app.gateway import db, settlements, stats_cache, views
 from serve_app.gateway.core import GatewayCore
-from serve_app.gateway.models import Credit, CreditResult, MarketCreate, MarketView
-from serve_app.gateway.rejects import UNAVAILABLE, UNKNOWN_MARKET, api_error
+from serve_app.gateway.models import (
+    Credit,
+    CreditResult,
+    MarketCreate,
+    MarketView,
+    SettlementState,
+)
+from serve_app.gateway.rejects import UNAVAILABLE, UNKNOWN_MARKET, UNKNOWN_SETTLEMENT, api_error
+from serve_app.gateway.settlement_models import SettlementPage, SettlementView
 from serve_app.http.deps import Core, require_admin
 from serve_app.probes import ComponentStatus
 from serve_app.routes.account import balances_of
 from serve_app.routes.market_data import invalidate_markets
+from serve_app.routes.settlements import SettlementId
 
 router = APIRouter(
     prefix="/admin",
@@ -195,3 +204,31 @@ async def credit(body: Credit, core: Core) -> Any:
     after = await balances_of(core, body.account_id)
     mine = next(b for b in after.balances if b.asset == body.asset)
     return CreditResult(account_id=body.account_id, balance=mine)
+
+
+@router.get(
+    "/settlements", response_model=SettlementPage, summary="List settlements",
+    responses=UNKNOWN_MARKET,
+)  # fmt: skip
+async def list_settlements(
+    core: Core,
+    status: Annotated[SettlementState | None, Query(description="Only this status.")] = None,
+    market: Annotated[str | None, Query(description="Only this market's.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
+) -> SettlementPage:
+    """Return settlements, newest first (`?status=failed`: the ones waiting for you)."""
+    return await settlements.page(core, status, market, limit, cursor)
+
+
+@router.post(
+    "/settlements/{settlement_id}/retry", response_model=SettlementView,
+    summary="Retry a failed settlement",
+    responses={**UNKNOWN_SETTLEMENT,
+               409: {"description": "The settlement is not failed (`settlement_not_failed`)"}},
+)  # fmt: skip
+async def retry_settlement(settlement_id: SettlementId, core: Core) -> SettlementView:
+    """Make a failed settlement pending again, its retries reset: the batcher sends it
+    with the same trades and deltas (the program applies each batch id once, so a batch
+    that did land after all is not applied twice)."""
+    return await settlements.retry(core, settlement_id)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from actors.markets_repo import MarketRecord
 from serve_app.gateway import db, stats_cache, views
 from serve_app.gateway.core import GatewayCore
 from serve_app.gateway.models import (
@@ -186,11 +187,11 @@ async def market_trades(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the last page.")] = None,
 ) -> PublicTradePage:
-    """Return a market's trades, newest first: the latest from the market actor's memory,
-    older pages from PostgreSQL."""
+    """Return a market's trades, newest first, each with its settlement once batched: the
+    latest from the market actor's memory, older pages from PostgreSQL."""
     record = await core.registry.market(await core.pool(), market)
     before = _seq_cursor(cursor)
-    trades = [] if before is not None else await _from_memory(core, record.spec.symbol, limit)
+    trades = [] if before is not None else await _from_memory(core, record, limit)
     if len(trades) < limit:
         oldest = trades[-1].seq if trades else before
         rows = await db.public_trades(
@@ -198,7 +199,7 @@ async def market_trades(
         )
         trades += [
             views.public_trade(record.spec, int(r["seq"]), r["taker_side"], int(r["price_ticks"]),
-                               int(r["qty_lots"]), r["executed_at"])
+                               int(r["qty_lots"]), r["executed_at"], _settlement(r))
             for r in rows
         ]  # fmt: skip
     next_cursor = str(trades[-1].seq) if len(trades) == limit else None
@@ -213,14 +214,27 @@ def _seq_cursor(cursor: str | None) -> int | None:
     return int(cursor)
 
 
-async def _from_memory(core: GatewayCore, symbol: str, limit: int) -> list[PublicTrade]:
-    record = await core.registry.market(await core.pool(), symbol)
+def _settlement(row: Any) -> tuple[int, str] | None:
+    sid = row["settlement_id"]
+    return None if sid is None else (int(sid), row["settlement_status"])
+
+
+async def _from_memory(core: GatewayCore, record: MarketRecord, limit: int) -> list[PublicTrade]:
+    symbol = record.spec.symbol
     try:
         raw = await core.call(f"market:{symbol}", "recent_trades", limit)
     except Exception:  # the tape is also in PostgreSQL: fall back to it
         return []
+    raw = raw[:limit]
+    seqs = [int(t["seq"]) for t in raw]
+    batched = (
+        await db.settlements_of(await core.pool(), record.market_id, min(seqs), max(seqs))
+        if seqs
+        else {}
+    )
     return [
         views.public_trade(record.spec, int(t["seq"]), t["taker_side"], int(t["price"]),
-                           int(t["qty"]), _EPOCH + timedelta(milliseconds=int(t["ts"])))
-        for t in raw[:limit]
+                           int(t["qty"]), _EPOCH + timedelta(milliseconds=int(t["ts"])),
+                           batched.get(int(t["seq"])))
+        for t in raw
     ]  # fmt: skip

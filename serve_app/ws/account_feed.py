@@ -4,8 +4,8 @@
 Each `AccountBatch` from `stream:acct:{account_id}` becomes at most one message per
 channel and filter (`market`), encoded once and queued on each subscriber. Orders show
 REST's `OrderView` fields (without `fills`) plus `avg_price`; fills REST's own-trade
-fields; balances REST's balance fields. `settlements` has no events until the settlement
-issue: subscribing works and nothing is sent.
+fields; balances REST's balance fields; settlements a settlement's new status with the
+account's own trades in it (`settlement_view`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from typing import Any
 import msgspec
 
 from actors.engine import MarketSpec
-from actors.stream.messages import AccountBatch, AccountFill, OrderState, decode_account
+from actors.stream.messages import (
+    AccountBatch,
+    AccountFill,
+    OrderState,
+    SettlementState,
+    decode_account,
+)
 from serve_app import units
 from serve_app.gateway import views
 from serve_app.gateway.models import OwnTrade
@@ -68,7 +74,17 @@ def fill_view(spec: MarketSpec, fill: AccountFill) -> dict[str, Any]:
         quote_qty=units.quote_atoms_to_quote(spec, fill.quote),
         fee=units.quote_atoms_to_quote(spec, fill.fee), fee_asset=spec.quote_asset,
         time=_when(fill.ts) or _EPOCH,
-    ).model_dump(mode="json", exclude={"trade_id"})  # fmt: skip
+    ).model_dump(mode="json", exclude={"trade_id", *views.SETTLEMENT_FIELDS})  # fmt: skip
+
+
+def settlement_view(state: SettlementState) -> dict[str, Any]:
+    """Return a settlement's change of status as the account sees it: the fields of REST's
+    `GET /settlements/{id}` that change, and `trades`, the seqs of the account's own trades
+    in it (the settlement's other trades are other accounts')."""
+    return {
+        "settlement_id": state.settlement_id, "market": state.market, "status": state.status,
+        "signature": state.signature, "slot": state.slot, "trades": list(state.trades),
+    }  # fmt: skip
 
 
 class AccountFeed:
@@ -132,8 +148,8 @@ class AccountFeed:
                 .model_dump(mode="json")
                 for b in batch.balances
             ]  # fmt: skip
-        else:  # settlements: nothing publishes them yet
-            return []
+        else:  # settlements
+            data = [settlement_view(st) for st in batch.settlements if market in (None, st.market)]
         if not data:
             return []
         return [encode({"channel": channel, channel: data, "E": batch.E})]

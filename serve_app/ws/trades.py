@@ -38,7 +38,7 @@ def trades_messages(fmt: Formatter, batch: MarketBatch, format_: str) -> list[by
     trades: list[dict[str, Any]] = [
         views.public_trade(
             fmt.spec, t.id, t.taker_side, t.price, t.qty, _EPOCH + timedelta(milliseconds=t.ts)
-        ).model_dump(mode="json")
+        ).model_dump(mode="json", exclude=set(views.SETTLEMENT_FIELDS))
         for t in batch.trades
     ]
     return [encode({"channel": "trades", "market": batch.market, "trades": trades, "E": batch.E})]

@@ -64,7 +64,7 @@ PURE = [
     "actors/custody/policy.py", "actors/custody/withdrawals.py",
     "actors/custody/detect.py", "actors/custody/listener.py", "actors/custody/monitor.py",
     "actors/custody/ports.py", "actors/custody/references.py", "actors/custody/reserves.py",
-    "actors/custody/sender.py",
+    "actors/custody/sender.py", "actors/settlement/states.py",
 ]  # fmt: skip
 IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx",
               "solders", "spl", "anchorpy"}  # fmt: skip
@@ -273,3 +273,16 @@ def test_custody_records_reach_neither_the_market_nor_the_chain(path: Path) -> N
     names = {n for n in _imports(path)}
     assert not {n.split(".")[0] for n in names} & {"solana", "solders", "anchorpy"}, path
     assert not [n for n in names if n.startswith(("actors.market", "actors.chain"))], path
+
+
+# Settlement (issue 16) builds on the chain layer, the account ids, the ledger's
+# rules and the stream's messages; the market's pipeline and the custody actors are not its.
+SETTLEMENT_MAY_IMPORT = ("actors.settlement", "actors.chain", "actors.accounts",
+                         "actors.ledger.rules", "actors.stream.messages")  # fmt: skip
+
+
+@pytest.mark.parametrize("path", _files("actors/settlement"), ids=lambda p: p.name)
+def test_settlement_imports_only_its_layers(path: Path) -> None:
+    project = {n for n in _imports(path) if n.split(".")[0] in ("actors", "serve_app")}
+    outside = [n for n in project if not n.startswith(SETTLEMENT_MAY_IMPORT)]
+    assert not outside, f"{path.name} imports {outside}"
