@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from solders.address_lookup_table_account import ID as LOOKUP_TABLE_PROGRAM_ID
 from solders.address_lookup_table_account import (
@@ -95,9 +95,39 @@ def market_accounts(ctx: SettleContext) -> list[Pubkey]:
 async def load_table(
     client: ChainClient, table: Pubkey, commitment: Commitment | None = None
 ) -> AddressLookupTable | None:
-    """Return a table's state, or None if there is no such table."""
+    """Return a table's state, or None if there is no such table (no account, or one that
+    is not a lookup table)."""
     data = await client.account_data(table, commitment)
-    return None if data is None else AddressLookupTable.deserialize(data)
+    if data is None:
+        return None
+    try:
+        return AddressLookupTable.deserialize(data)
+    except ValueError:  # not a table's data (InvalidAccountData, UninitializedAccount)
+        return None
+
+
+async def create_table(
+    client: ChainClient,
+    *,
+    payer: Keypair,
+    authority: Keypair,
+    record: Callable[[Pubkey], Awaitable[None]] | None = None,
+) -> Pubkey:
+    """Create an empty table of `authority` (the payer pays its rent); return its address.
+
+    `record` is awaited with the address before the creation is sent, so that a caller
+    keeping the address never loses a table it paid for; an address recorded for a
+    creation that did not land has no table behind it (`load_table` answers None).
+
+    Raises:
+        ChainError: The creation was refused, failed or expired.
+    """
+    recent = await client.slot("finalized")
+    create, table = ix_create_table(authority.pubkey(), payer.pubkey(), recent)
+    if record is not None:
+        await record(table)
+    await _send(client, payer, [create])
+    return table
 
 
 async def ensure_table(
@@ -129,9 +159,7 @@ async def ensure_table(
         TimeoutError: The entries did not become usable in time.
     """
     if table is None:
-        recent = await client.slot("finalized")
-        create, table = ix_create_table(authority.pubkey(), payer.pubkey(), recent)
-        await _send(client, payer, [create])
+        table = await create_table(client, payer=payer, authority=authority)
     state = await load_table(client, table, "confirmed")
     if state is None:
         raise ValueError(f"{table} is not an address lookup table")

@@ -1,13 +1,15 @@
 """Settle transactions on the embedded chain with the built program: simulated, measured
 exactly, landed with exactly their deltas, netted and unnetted, with and without an
-address lookup table."""
+address lookup table; a market's table kept by `MarketTables` (address in PostgreSQL)."""
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from solders.hash import Hash
@@ -17,7 +19,9 @@ from solders.transaction_status import TransactionErrorFieldless
 from actors.chain.client import ChainClient, ChainUnavailableError
 from actors.chain.keys import ChainKeys
 from actors.chain.program import MAX_SETTLE_ENTRIES, decode_market, market_pda
+from actors.ledger import store
 from actors.settlement.lookup import ensure_table, market_accounts
+from actors.settlement.tables import MarketTables, load_table_address, save_table_address
 from actors.settlement.trades import Instruction, VaultKey
 from actors.settlement.tx import (
     MAX_COMPUTE_UNITS,
@@ -27,6 +31,7 @@ from actors.settlement.tx import (
     vault_of,
 )
 from tests.support.chain import rpc
+from tests.support.market_kit import create_database, drop_database
 from tests.support.program_kit import program_elf
 from tests.support.settle_kit import SettleMarket, balanced, land, settle_market, trade
 
@@ -146,3 +151,69 @@ async def test_a_lookup_table_lets_the_program_s_largest_batch_and_more_trades_f
         assert landed.signature in {s.signature for s in seen}  # loaded accounts' history
     finally:
         market.ctx = plain
+
+
+async def _db_market(url: str) -> int:
+    """Insert a market (and its two assets) into a migrated database; return its id."""
+    conn = await asyncpg.connect(url)
+    try:
+        tag = uuid.uuid4().hex[:6].upper()
+        insert = "INSERT INTO assets (symbol, decimals) VALUES ($1, 6) RETURNING asset_id"
+        ids = [await conn.fetchval(insert, f"{side}{tag}") for side in "BQ"]
+        market_id: int = await conn.fetchval(
+            """INSERT INTO markets (symbol, base_asset_id, quote_asset_id, lot_size_atoms,
+                                    tick_size_atoms, maker_fee_bps, taker_fee_bps)
+               VALUES ($1, $2, $3, 1000, 1000, 0, 5) RETURNING market_id""",
+            f"B{tag}-Q{tag}", *ids,
+        )  # fmt: skip
+        return market_id
+    finally:
+        await conn.close()
+
+
+async def test_a_market_s_table_is_made_once_extended_kept_in_the_database_and_used(
+    market: SettleMarket, pg_dsn: str
+) -> None:
+    url = await create_database(pg_dsn, "tables")
+    conn = await store.connect(url)  # as clob_system, the batcher's role
+    try:
+        market_id = await _db_market(url)
+        saved: list[str] = []
+
+        async def save(mid: int, address: str) -> None:
+            saved.append(address)
+            await save_table_address(conn, mid, address)
+
+        async def load(mid: int) -> str | None:
+            return await load_table_address(conn, mid)
+
+        ctx, keys = market.ctx, market.vault_keys()
+        vaults = [vault_of(ctx, k) for k in keys]
+        fixed, payer, operator = market_accounts(ctx), market.keys.payer, market.keys.operator
+        await save(market_id, str(market.keys.admin.pubkey()))  # recorded, but no table
+        tables = MarketTables(market.client, payer, operator, load, save)
+        first = await tables.context(ctx, market_id, vaults[:4])
+        (table,) = first.lookup_tables
+        assert saved[1:] == [str(table.key)] == [await load(market_id)]  # replaced
+        assert list(table.addresses) == [*fixed, *vaults[:4]]
+        second = await tables.context(ctx, market_id, vaults[2:8])
+        assert second.lookup_tables[0].key == table.key and len(saved) == 2  # extended
+        assert list(second.lookup_tables[0].addresses) == [*fixed, *vaults[:8]]
+
+        again = MarketTables(market.client, payer, operator, load, save)  # a restart
+        await again.load(market_id)
+        batch = keys[-MAX_SETTLE_ENTRIES:]  # 28 of them are not in the table yet
+        assert again.fits(ctx, market_id)([batch]) and not fits(ctx, [batch])
+        third = await again.context(ctx, market_id, [vault_of(ctx, k) for k in batch])
+        assert third.lookup_tables[0].key == table.key and len(saved) == 2
+        held = dict.fromkeys([*fixed, *vaults[:8], *vaults[-MAX_SETTLE_ENTRIES:]])
+        assert list(third.lookup_tables[0].addresses) == list(held)
+        plain, market.ctx = market.ctx, third
+        try:
+            landed = await land(market, [balanced(batch, random.Random(22))])
+        finally:
+            market.ctx = plain
+        assert landed.tx_bytes <= 1_232
+    finally:
+        await conn.close()
+        await drop_database(pg_dsn, url)
