@@ -64,7 +64,7 @@ PURE = [
     "actors/custody/policy.py", "actors/custody/withdrawals.py",
     "actors/custody/detect.py", "actors/custody/listener.py", "actors/custody/monitor.py",
     "actors/custody/ports.py", "actors/custody/references.py", "actors/custody/reserves.py",
-    "actors/custody/sender.py",
+    "actors/custody/sender.py", "actors/settlement/trades.py",
 ]  # fmt: skip
 IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx",
               "solders", "spl", "anchorpy"}  # fmt: skip
@@ -119,6 +119,32 @@ def test_the_program_client_does_no_io(pure: str) -> None:
         third = {n.split(".")[0] for n in _imports(path)} & (IMPURE_TOP - CHAIN_DATA_LIBS)
         assert not third, f"{pure} reaches {name}, which imports {third}"
         assert not name.startswith(IMPURE_PROJECT), f"{pure} reaches the adapter {name}"
+
+
+# Settlement planning builds on the program's client side (its limits) and does no I/O.
+SETTLEMENT_PURE = ["actors/settlement/planner.py", "actors/settlement/trades.py"]
+
+
+@pytest.mark.parametrize("pure", SETTLEMENT_PURE)
+def test_settlement_planning_does_no_io(pure: str) -> None:
+    test_the_program_client_does_no_io(pure)
+
+
+# Settlement sits beside custody: it reads the chain layer, the account id, the ledger's
+# rules and the stream's messages, and nothing else of the exchange (serve_app reads it).
+SETTLEMENT_MAY_IMPORT = (
+    "actors.settlement", "actors.chain", "actors.accounts", "actors.ledger.rules",
+    "actors.stream.messages",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", _files("actors/settlement"), ids=lambda p: p.name)
+def test_settlement_imports_only_what_the_design_allows(path: Path) -> None:
+    project = {n for n in _imports(path) if n.split(".")[0] in ("actors", "serve_app")}
+    other = [n for n in project if not any(
+        n == allowed or n.startswith(f"{allowed}.") for allowed in SETTLEMENT_MAY_IMPORT
+    )]  # fmt: skip
+    assert not other, f"{path.name} imports {other}: outside settlement's layer"
 
 
 @pytest.mark.parametrize("path", _files("actors/ledger"), ids=lambda p: p.name)
