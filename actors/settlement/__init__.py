@@ -1,1 +1,1 @@
-"""On-chain settlement: every trade moved between the users' vaults on chain, exactly once."""
+"""On-chain settlement: committed trades put on Solana in batches, each exactly once."""

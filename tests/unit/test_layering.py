@@ -64,7 +64,7 @@ PURE = [
     "actors/custody/policy.py", "actors/custody/withdrawals.py",
     "actors/custody/detect.py", "actors/custody/listener.py", "actors/custody/monitor.py",
     "actors/custody/ports.py", "actors/custody/references.py", "actors/custody/reserves.py",
-    "actors/custody/sender.py", "actors/settlement/states.py",
+    "actors/custody/sender.py", "actors/settlement/states.py", "actors/settlement/trades.py",
 ]  # fmt: skip
 IMPURE_TOP = {"asyncpg", "ray", "redis", "fastapi", "starlette", "uvicorn", "solana", "httpx",
               "solders", "spl", "anchorpy"}  # fmt: skip
@@ -120,6 +120,42 @@ def test_the_program_client_does_no_io(pure: str) -> None:
         third = {n.split(".")[0] for n in _imports(path)} & (IMPURE_TOP - CHAIN_DATA_LIBS)
         assert not third, f"{pure} reaches {name}, which imports {third}"
         assert not name.startswith(IMPURE_PROJECT), f"{pure} reaches the adapter {name}"
+
+
+# Settlement planning builds on the program's client side (its limits) and does no I/O.
+SETTLEMENT_PURE = ["actors/settlement/planner.py", "actors/settlement/trades.py"]
+
+
+@pytest.mark.parametrize("pure", SETTLEMENT_PURE)
+def test_settlement_planning_does_no_io(pure: str) -> None:
+    test_the_program_client_does_no_io(pure)
+
+
+# Settlement sits beside custody: it reads the chain layer, the account id, the ledger's
+# rules and the stream's messages, and nothing else of the exchange (serve_app reads it).
+# Its shell and adapters (the actor, the chain and PostgreSQL adapters) also reach the
+# custody actors' setup and configuration (vault registration, the keys and chain they
+# share), the ledger's connection helper and the stream's Redis sink.
+SETTLEMENT_MAY_IMPORT = (
+    "actors.settlement", "actors.chain", "actors.accounts", "actors.ledger.rules",
+    "actors.stream.messages",
+)  # fmt: skip
+SETTLEMENT_SHELL = {"actor.py", "chain.py", "pg.py"}
+SETTLEMENT_SHELL_MAY_IMPORT = (
+    "actors.custody.setup", "actors.custody.actor", "actors.ledger.store", "actors.stream.sink",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", _files("actors/settlement"), ids=lambda p: p.name)
+def test_settlement_imports_only_what_the_design_allows(path: Path) -> None:
+    allowed = SETTLEMENT_MAY_IMPORT
+    if path.name in SETTLEMENT_SHELL:
+        allowed += SETTLEMENT_SHELL_MAY_IMPORT
+    project = {n for n in _imports(path) if n.split(".")[0] in ("actors", "serve_app")}
+    other = [n for n in project if not any(
+        n == a or n.startswith(f"{a}.") for a in allowed
+    )]  # fmt: skip
+    assert not other, f"{path.name} imports {other}: outside settlement's layer"
 
 
 @pytest.mark.parametrize("path", _files("actors/ledger"), ids=lambda p: p.name)
@@ -273,16 +309,3 @@ def test_custody_records_reach_neither_the_market_nor_the_chain(path: Path) -> N
     names = {n for n in _imports(path)}
     assert not {n.split(".")[0] for n in names} & {"solana", "solders", "anchorpy"}, path
     assert not [n for n in names if n.startswith(("actors.market", "actors.chain"))], path
-
-
-# Settlement (issue 16) builds on the chain layer, the account ids, the ledger's
-# rules and the stream's messages; the market's pipeline and the custody actors are not its.
-SETTLEMENT_MAY_IMPORT = ("actors.settlement", "actors.chain", "actors.accounts",
-                         "actors.ledger.rules", "actors.stream.messages")  # fmt: skip
-
-
-@pytest.mark.parametrize("path", _files("actors/settlement"), ids=lambda p: p.name)
-def test_settlement_imports_only_its_layers(path: Path) -> None:
-    project = {n for n in _imports(path) if n.split(".")[0] in ("actors", "serve_app")}
-    outside = [n for n in project if not n.startswith(SETTLEMENT_MAY_IMPORT)]
-    assert not outside, f"{path.name} imports {outside}"
