@@ -17,6 +17,8 @@ from actors.chain.program_idl import PROGRAM_SO, program_id_from
 from actors.custody.actor import CustodyConfig, start_custody
 from actors.infra.errors import ClobError
 from actors.infra.settings import Settings
+from actors.settlement.actor import SettlementConfig, start_settlement
+from actors.settlement.batcher import BatcherConfig
 
 Progress = Callable[[str], None]
 SYNC_TIMEOUT_S = 120.0
@@ -90,3 +92,22 @@ def start(config: CustodyConfig, progress: Progress) -> Any | None:
         return None
     progress(f"custody up: {len(mints)} assets on chain, {config.depth} confirmations")
     return chain
+
+
+def settlement_config(
+    settings: Settings, custody: CustodyConfig, redis_url: str | None
+) -> SettlementConfig:
+    """Return the settlement batchers' configuration from the settings."""
+    s = settings.settlement
+    batcher = BatcherConfig(netting=s.netting, max_trades=s.max_trades, interval_s=s.interval_s,
+                            max_in_flight=s.max_in_flight, base_fee=s.priority_fee)  # fmt: skip
+    return SettlementConfig(custody=custody, redis_url=redis_url, batchers=s.batchers,
+                            batcher=batcher, poll_s=s.poll_s, lookup_tables=s.lookup_tables,
+                            markets=tuple(s.markets))  # fmt: skip
+
+
+def start_batchers(config: SettlementConfig, progress: Progress) -> list[Any]:
+    """Start (or find) the settlement batchers; return their handles."""
+    progress(f"starting settlement ({config.batchers} batcher(s), "
+             f"{'netted' if config.batcher.netting else 'one settle per trade'})")  # fmt: skip
+    return start_settlement(config)

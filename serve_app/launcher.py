@@ -251,6 +251,9 @@ class Exchange:
         self.demo = demo.for_launch(settings, services.database_url, controller, self.progress)
         config = custody_up.custody_config(settings, services.database_url, solana_rpc_url)
         chain_actor = custody_up.start(config, self.progress)
+        custody_up.start_batchers(
+            custody_up.settlement_config(settings, config, services.redis_url), self.progress
+        )
         if self.demo is not None and chain_actor is not None and self.keys is not None:
             demo.fund_for_launch(settings, services.database_url, self.demo, chain_actor,
                                  solana_rpc_url, self.keys, self.progress)  # fmt: skip
@@ -326,6 +329,7 @@ class Exchange:
             gateway_replicas=self.settings.serve.gateway_replicas,
             ws=self.settings.ws,
             custody=self.settings.custody.resolved(embedded=self.settings.database_url is None),
+            settlement_batchers=self.settings.settlement.batchers,
         )
         serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
         http_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"

@@ -288,6 +288,49 @@ class CustodySettings(BaseModel):
         )
 
 
+class SettlementSettings(BaseModel):
+    """The settlement batchers (`actors.settlement`; docs/settlement.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batchers: int = Field(
+        default=1, ge=1, le=64, description="Batcher actors; markets are shared by id modulo."
+    )
+    netting: bool = Field(
+        default=True,
+        description="One netted `settle` per batch (each vault's net change once); false: "
+        "one `settle` per trade, as seed 000.",
+    )
+    interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="A batch closes this long after its first trade."
+    )
+    max_trades: int = Field(
+        default=10_000, ge=1, le=100_000, description="Most trades in a batch (seed 000: 10)."
+    )
+    max_in_flight: int = Field(
+        default=32, ge=1, le=512, description="Most submitted settlements per market."
+    )
+    priority_fee: int = Field(
+        default=1_000,
+        ge=0,
+        le=10**9,
+        description="First attempt's priority fee, micro-lamports per compute unit (doubled "
+        "on each retry).",
+    )
+    poll_s: float = Field(
+        default=0.1, gt=0, le=60, description="Seconds between a batcher's passes."
+    )
+    lookup_tables: bool = Field(
+        default=True,
+        description="Compile settle transactions against an address lookup table per market "
+        "(about 10 bytes per vault instead of 41: a netted batch reaches the program's 32 "
+        "vaults).",
+    )
+    markets: list[str] = Field(
+        default_factory=list, description="Settle only these markets (symbols); empty: all."
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the exchange."""
 
@@ -363,6 +406,7 @@ class Settings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     custody: CustodySettings = Field(default_factory=CustodySettings)
+    settlement: SettlementSettings = Field(default_factory=SettlementSettings)
 
     @property
     def demo_enabled(self) -> bool:

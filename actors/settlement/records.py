@@ -20,9 +20,9 @@ from typing import Any
 import asyncpg
 
 from actors.accounts import AccountId
-from actors.settlement.planner import BatchPlan, Instruction
+from actors.settlement.planner import BatchPlan
 from actors.settlement.states import UNFINISHED, SettlementStatus, check
-from actors.settlement.trades import SettleTrade, VaultKey
+from actors.settlement.trades import Instruction, SettleTrade, VaultKey
 
 
 class RecordConflictError(RuntimeError):
@@ -62,6 +62,8 @@ class SettlementJob:
     next_try_at: float | None  # epoch seconds
     created_at_ms: int
     first_executed_at_ms: int  # its first trade's execution, ms since the epoch
+    signature: str | None = None  # the newest attempt's, or the one that landed
+    slot: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,7 @@ def _check_plan(plan: BatchPlan, netted: bool) -> None:
 
 _JOB = """s.settlement_id, s.market_id, s.chain_market_id, s.batch_id, s.batch_count, s.status,
     s.instructions::text AS instructions, s.trade_count, s.retries, s.next_try_at, s.created_at,
+    s.signature, s.slot,
     (SELECT t.executed_at FROM trades t
       WHERE t.market_id = s.market_id AND t.seq = s.first_seq) AS first_executed_at"""
 
@@ -191,6 +194,7 @@ def _job(row: Any) -> SettlementJob:
         next_try_at=None if next_try is None else next_try.timestamp(),
         created_at_ms=_ms(row["created_at"]),
         first_executed_at_ms=_ms(row["first_executed_at"]),
+        signature=row["signature"], slot=None if row["slot"] is None else int(row["slot"]),
     )  # fmt: skip
 
 
@@ -317,12 +321,30 @@ async def transition(
     if old != new:  # staying `submitted` (a new attempt) enters nothing
         sets.append(_ON_ENTRY[SettlementStatus(new)])
     assignments = ", ".join(sets)
-    moved = await conn.fetchval(
-        f"UPDATE settlements SET {assignments} WHERE settlement_id = $1 AND status = $2 "
-        "RETURNING settlement_id",
-        settlement_id, str(old), str(new), *(_value(n, fields[n]) for n in names),
-    )  # fmt: skip
+    async with conn.transaction():
+        moved = await conn.fetchval(
+            f"UPDATE settlements SET {assignments} WHERE settlement_id = $1 AND status = $2 "
+            "RETURNING settlement_id",
+            settlement_id, str(old), str(new), *(_value(n, fields[n]) for n in names),
+        )  # fmt: skip
+        if moved is not None and new == SettlementStatus.PENDING:
+            await _fresh_batch_ids(conn, settlement_id)
     return moved is not None
+
+
+async def _fresh_batch_ids(conn: asyncpg.Connection, settlement_id: int) -> None:
+    """Give a settlement the market's next batch ids (the operator's retry): its old ids
+    may have fallen out of the program's replay window meanwhile. They were never applied:
+    a settlement fails only once none of its attempts can land."""
+    await conn.execute(
+        """WITH s AS (SELECT market_id, batch_count FROM settlements WHERE settlement_id = $1),
+                m AS (UPDATE settlement_markets m
+                         SET next_batch_id = m.next_batch_id + s.batch_count
+                        FROM s WHERE m.market_id = s.market_id
+                        RETURNING m.next_batch_id - s.batch_count AS first)
+           UPDATE settlements SET batch_id = m.first FROM m WHERE settlement_id = $1""",
+        settlement_id,
+    )  # fmt: skip
 
 
 # -- attempts ------------------------------------------------------------------------------

@@ -63,6 +63,9 @@ class AppArgs(BaseModel):
     access_log: bool = Field(
         default=False, description="Serve's access log line per request (costs CPU)."
     )
+    settlement_batchers: int = Field(
+        default=1, ge=1, le=64, description="Settlement batcher actors (`settlement:<i>`)."
+    )
     custody: CustodySettings = Field(
         default_factory=CustodySettings,
         description="The withdrawal policy (`clob up` sets cooling_off_s: 0 in embedded "

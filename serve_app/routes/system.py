@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from actors.custody.actor import CHAIN_ACTOR, DEPOSITS_ACTOR
+from actors.settlement.actor import settlement_actor_name
 from serve_app import probes
 from serve_app.gateway.core import GatewayCore
 from serve_app.http.deps import Core, require_admin
@@ -28,10 +29,12 @@ class SystemStatus(BaseModel):
 async def system_status(core: Core) -> SystemStatus:
     """Report each component's state, version and address, and every market actor's and
     ledger shard's state (admin: it names internal addresses and errors)."""
-    pg, redis, actors, custody = await asyncio.gather(
-        postgres(core), _redis(core), trading_core(core), custody_actors(core)
-    )
-    components = [pg, redis, probes.ray_cluster(), probes.serve_apps(), *actors, *custody]
+    pg, redis, actors, custody, settlement = await asyncio.gather(
+        postgres(core), _redis(core), trading_core(core), custody_actors(core),
+        settlement_status(core),
+    )  # fmt: skip
+    components = [pg, redis, probes.ray_cluster(), probes.serve_apps(), *actors, *custody,
+                  *settlement]  # fmt: skip
     overall = "up" if all(c.status == "up" for c in components) else "degraded"
     return SystemStatus(status=overall, components=components)
 
@@ -73,6 +76,33 @@ async def custody_actors(core: GatewayCore) -> list[ComponentStatus]:
     if not core.args.solana_rpc_url:
         return []
     return list(await asyncio.gather(*(_custody(core, name) for name in CUSTODY_ACTORS)))
+
+
+async def settlement_status(core: GatewayCore) -> list[ComponentStatus]:
+    """Probe the settlement batchers, and report the settlements by status: a failed one
+    (given up after its last retry: an operator must look) makes it "degraded"."""
+    if not core.args.solana_rpc_url:
+        return []
+    names = [settlement_actor_name(i) for i in range(core.args.settlement_batchers)]
+    batchers = list(await asyncio.gather(*(_custody(core, name) for name in names)))
+    try:
+        pool, _ = await asyncio.wait_for(core.connections(), probes.TIMEOUT_S)
+        rows = await pool.fetch(
+            "SELECT status, count(*), min(settlement_id) FROM settlements "
+            "WHERE status IN ('pending', 'submitted', 'failed') GROUP BY status"
+        )
+    except Exception as exc:  # a probe reports any failure as "down"
+        return [*batchers, probes.down("settlements", None, exc)]
+    counts = {r[0]: int(r[1]) for r in rows}
+    first_failed = next((int(r[2]) for r in rows if r[0] == "failed"), None)
+    summary = ComponentStatus(
+        name="settlements", status="degraded" if counts.get("failed") else "up",
+        error=None if first_failed is None else f"settlement {first_failed} failed: "
+        f"POST /api/v1/admin/settlements/{first_failed}/retry once the cause is fixed",
+        details={"pending": counts.get("pending", 0), "submitted": counts.get("submitted", 0),
+                 "failed": counts.get("failed", 0)},
+    )  # fmt: skip
+    return [*batchers, summary]
 
 
 async def _custody(core: GatewayCore, name: str) -> ComponentStatus:

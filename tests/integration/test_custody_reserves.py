@@ -26,14 +26,19 @@ from actors.bootstrap import start_core
 from actors.chain.client import ChainClient
 from actors.chain.keys import ChainKeys
 from actors.chain.program import PROGRAM_ID
-from actors.custody import flows, records
+from actors.custody import records
 from actors.custody.actor import start_custody
 from actors.custody.reconcile import Gathered, gather_once
 from actors.custody.reserves import VaultKey
 from actors.ledger import store
 from actors.ledger.rules import Holdings
 from serve_app.demo_deposit import mint_and_deposit
-from tests.support.custody_kit import custody_config
+from tests.support.custody_kit import (
+    custody_config,
+    withdraw_debited,
+    withdrawal_confirmed,
+    withdrawal_status,
+)
 from tests.support.market_kit import limit, new_accounts
 from tests.support.program_kit import program_elf
 
@@ -95,26 +100,6 @@ def _trade_deltas(rows: list[asyncpg.Record], base: str, quote: str) -> dict[Vau
     return {key: atoms for key, atoms in out.items() if atoms}
 
 
-async def _withdraw(conn: asyncpg.Connection, namespace: str, account: int, asset: str,
-                    atoms: int) -> int:  # fmt: skip
-    async def name_of(account_id: AccountId) -> str:
-        return f"ledger:{account_id % SHARDS}"
-
-    def call(name: str, method: str, *args: Any) -> Any:
-        return getattr(ray.get_actor(name, namespace=namespace), method).remote(*args)
-
-    ledger = flows.ShardLedger(call, name_of)
-    asset_id = await conn.fetchval("SELECT asset_id FROM assets WHERE symbol = $1", asset)
-    w, _ = await records.insert_request(conn, account, asset_id, atoms, str(Keypair().pubkey()),
-                                        None)  # fmt: skip
-    return (await flows.debit_withdrawal(conn, ledger, w)).withdrawal_id
-
-
-async def _status(conn: asyncpg.Connection, withdrawal_id: int) -> str:
-    return str(await conn.fetchval("SELECT status FROM withdrawals WHERE withdrawal_id = $1",
-                                   withdrawal_id))  # fmt: skip
-
-
 async def test_each_vault_plus_its_unsettled_trades_equals_the_ledger(
     exchange: Exchange, conn: asyncpg.Connection, db_url: str, namespace: str
 ) -> None:
@@ -154,10 +139,10 @@ async def test_each_vault_plus_its_unsettled_trades_equals_the_ledger(
 
     # Withdrawals: the buyer's from its deposit is paid; the seller's quote exists only in
     # the ledger (trades not settled), so its withdrawal waits, unsent.
-    paid = await _withdraw(conn, namespace, buyer, quote, 10_000)
-    waiting = await _withdraw(conn, namespace, seller, quote, 20_000)
-    await _until("the paid withdrawal", lambda: _confirmed(conn, paid))
-    assert await _status(conn, waiting) == "debited"
+    paid = await withdraw_debited(conn, namespace, SHARDS, buyer, asset=quote, atoms=10_000)
+    waiting = await withdraw_debited(conn, namespace, SHARDS, seller, asset=quote, atoms=20_000)
+    await _until("the paid withdrawal", lambda: withdrawal_confirmed(conn, paid))
+    assert await withdrawal_status(conn, waiting) == "debited"
     assert await records.sends(conn, waiting) == []
 
     async def holdings() -> list[Holdings]:
@@ -197,7 +182,3 @@ async def test_each_vault_plus_its_unsettled_trades_equals_the_ledger(
     report = await chain_actor.reserves.remote(0)
     assert report.consistent and report.vaults_checked >= len(ours), report
     assert not [v for v in report.differing if v.asset in (base, quote)], report.differing
-
-
-async def _confirmed(conn: asyncpg.Connection, withdrawal_id: int) -> bool:
-    return await _status(conn, withdrawal_id) == "confirmed"

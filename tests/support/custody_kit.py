@@ -8,8 +8,11 @@ from typing import Any
 import asyncpg
 import pytest
 import ray
+from solders.keypair import Keypair
 
+from actors.accounts import AccountId
 from actors.chain.keys import ChainKeys
+from actors.custody import flows, records
 from actors.custody.actor import CustodyConfig
 from actors.ledger import store
 from actors.ledger.shard import LedgerShard, ledger_shard_options
@@ -39,3 +42,39 @@ def custody_config(
     """Return the custody actors' configuration, with `keys` written as key files."""
     keys_dir = write_keys(tmp_path_factory.mktemp("custody-keys"), keys)
     return CustodyConfig(db_url, rpc_url, namespace, str(keys_dir), **options)
+
+
+async def withdraw_debited(
+    conn: asyncpg.Connection,
+    namespace: str,
+    shards: int,
+    account: int,
+    *,
+    asset: str,
+    atoms: int,
+) -> int:
+    """Request a withdrawal of `atoms` to a new wallet and debit the ledger for it (what
+    `POST /withdrawals` does); return its id. The chain actor then sends it."""
+
+    async def name_of(account_id: AccountId) -> str:
+        return f"ledger:{account_id % shards}"
+
+    def call(name: str, method: str, *args: Any) -> Any:
+        return getattr(ray.get_actor(name, namespace=namespace), method).remote(*args)
+
+    ledger = flows.ShardLedger(call, name_of)
+    asset_id = await conn.fetchval("SELECT asset_id FROM assets WHERE symbol = $1", asset)
+    w, _ = await records.insert_request(conn, account, asset_id, atoms, str(Keypair().pubkey()),
+                                        None)  # fmt: skip
+    return (await flows.debit_withdrawal(conn, ledger, w)).withdrawal_id
+
+
+async def withdrawal_status(conn: asyncpg.Connection, withdrawal_id: int) -> str:
+    """Return a withdrawal's status."""
+    return str(await conn.fetchval("SELECT status FROM withdrawals WHERE withdrawal_id = $1",
+                                   withdrawal_id))  # fmt: skip
+
+
+async def withdrawal_confirmed(conn: asyncpg.Connection, withdrawal_id: int) -> bool:
+    """Tell whether a withdrawal is confirmed on chain."""
+    return await withdrawal_status(conn, withdrawal_id) == "confirmed"
