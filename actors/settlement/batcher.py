@@ -55,6 +55,7 @@ from actors.settlement.trades import VaultKey
 log = logging.getLogger(__name__)
 
 BLOCKED = "InsufficientVaultBalance"
+BLOCKED_WARN_S = 60.0
 Fits = Callable[[Sequence[Sequence[VaultKey]]], bool]
 
 
@@ -134,6 +135,7 @@ class Batcher:
         self._planners: dict[int, Planner] = {}
         self._taken: dict[int, int] = {}  # per market: the last trade seq given to its planner
         self._sent_at: dict[str, float] = {}  # signature -> last send (memory only)
+        self._blocked: dict[int, float] = {}  # settlement -> since when it waits for funds
         self._floors: set[int] = set()  # markets whose batch ids were raised past the chain's
         self._pending_publish: list[tuple[MarketInfo, SettlementJob, StatusChange]] = []
 
@@ -168,6 +170,13 @@ class Batcher:
             elif job.status == "confirmed":
                 await self._finalize(market, job)
         await self.flush_publish()
+        self._forget_old_sends()
+
+    def _forget_old_sends(self) -> None:
+        """Drop send times no blockhash can still need (a validator's is valid ~80 s)."""
+        if len(self._sent_at) > 1_000:
+            horizon = self._clock() - 600.0
+            self._sent_at = {s: t for s, t in self._sent_at.items() if t >= horizon}
 
     # -- intake -------------------------------------------------------------------------
 
@@ -223,9 +232,16 @@ class Batcher:
         if not isinstance(prepared, Prepared):
             if prepared.error == BLOCKED:
                 self.stats.blocked += 1
+                blocked_since = self._blocked.setdefault(job.settlement_id, self._clock())
+                if self._clock() - blocked_since > BLOCKED_WARN_S:
+                    log.warning("settlement %d has waited %.0f s for its vaults' funds (a "
+                                "batch of another market must land first)", job.settlement_id,
+                                self._clock() - blocked_since)  # fmt: skip
+                    self._blocked[job.settlement_id] = self._clock()
                 return False
             await self._count_failure(market, job, f"simulation: {prepared.error}", [])
             return False
+        self._blocked.pop(job.settlement_id, None)
         attempt = await self._store.add_attempt(job.settlement_id, prepared)
         await self._store.transition(job.settlement_id, job.status, "submitted",
                                      cu_consumed=prepared.cu_consumed)  # fmt: skip
@@ -318,7 +334,7 @@ class Batcher:
         self, market: MarketInfo, job: SettlementJob, error: str, status: str
     ) -> None:
         self.stats.failed += 1
-        self.stats.failed_ids.append(job.settlement_id)
+        self.stats.failed_ids = [*self.stats.failed_ids[-99:], job.settlement_id]
         self.stats.last_error = error
         log.error("settlement %d of %s FAILED after %d retries: %s (an operator must look: "
                   "POST /api/v1/admin/settlements/%d/retry)", job.settlement_id, market.symbol,
