@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -22,25 +20,23 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from actors.accounts import AccountId
-from actors.bootstrap import start_core
 from actors.chain.client import ChainClient
-from actors.chain.keys import ChainKeys
 from actors.chain.program import PROGRAM_ID
 from actors.custody import records
-from actors.custody.actor import start_custody
 from actors.custody.reconcile import Gathered, gather_once
 from actors.custody.reserves import VaultKey
 from actors.ledger import store
 from actors.ledger.rules import Holdings
 from serve_app.demo_deposit import mint_and_deposit
 from tests.support.custody_kit import (
-    custody_config,
+    CustodyExchange,
+    start_custody_exchange,
+    until,
     withdraw_debited,
     withdrawal_confirmed,
     withdrawal_status,
 )
 from tests.support.market_kit import limit, new_accounts
-from tests.support.program_kit import program_elf
 
 pytestmark = pytest.mark.timeout(300)
 SHARDS = 2
@@ -54,34 +50,12 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     await c.close()
 
 
-@dataclass
-class Exchange:
-    controller: Any
-    chain_actor: Any
-    rpc_url: str
-    keys: ChainKeys
-
-
 @pytest.fixture(scope="module")
-def exchange(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
+def exchange(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> CustodyExchange:
     """The trading core and the custody actors of this module's database."""
-    program_elf()
-    values = {n: request.getfixturevalue(n) for n in (
-        "db_url", "namespace", "solana_rpc_url", "chain_keys")}  # fmt: skip
-    controller = start_core(values["db_url"], SHARDS, values["namespace"])
-    config = custody_config(values["db_url"], values["solana_rpc_url"], values["namespace"],
-                            values["chain_keys"], tmp_path_factory, depth=4, poll_s=0.05,
-                            shard_count=SHARDS)  # fmt: skip
-    chain_actor, _ = start_custody(config)
-    return Exchange(controller, chain_actor, values["solana_rpc_url"], values["chain_keys"])
-
-
-async def _until(what: str, check: Callable[[], Awaitable[Any]], timeout_s: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not (found := await check()):
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-    return found
+    return start_custody_exchange(request, tmp_path_factory, SHARDS)
 
 
 def _trade_deltas(rows: list[asyncpg.Record], base: str, quote: str) -> dict[VaultKey, int]:
@@ -101,7 +75,7 @@ def _trade_deltas(rows: list[asyncpg.Record], base: str, quote: str) -> dict[Vau
 
 
 async def test_each_vault_plus_its_unsettled_trades_equals_the_ledger(
-    exchange: Exchange, conn: asyncpg.Connection, db_url: str, namespace: str
+    exchange: CustodyExchange, conn: asyncpg.Connection, db_url: str, namespace: str
 ) -> None:
     controller, chain_actor = exchange.controller, exchange.chain_actor
     solana_rpc_url, chain_keys = exchange.rpc_url, exchange.keys
@@ -127,7 +101,7 @@ async def test_each_vault_plus_its_unsettled_trades_equals_the_ledger(
                                     "d.status = 'credited'", [base, quote])  # fmt: skip
         return bool(found == 2)
 
-    await _until("both deposits' credits", credited)
+    await until("both deposits' credits", credited)
 
     # Trades: the buyer takes 4 lots at 1,000; the seller takes a bid of 3 at 990; 6 lots of
     # the seller's ask rest (locked, still the seller's).
@@ -141,7 +115,7 @@ async def test_each_vault_plus_its_unsettled_trades_equals_the_ledger(
     # the ledger (trades not settled), so its withdrawal waits, unsent.
     paid = await withdraw_debited(conn, namespace, SHARDS, buyer, asset=quote, atoms=10_000)
     waiting = await withdraw_debited(conn, namespace, SHARDS, seller, asset=quote, atoms=20_000)
-    await _until("the paid withdrawal", lambda: withdrawal_confirmed(conn, paid))
+    await until("the paid withdrawal", lambda: withdrawal_confirmed(conn, paid))
     assert await withdrawal_status(conn, waiting) == "debited"
     assert await records.sends(conn, waiting) == []
 
@@ -155,7 +129,7 @@ async def test_each_vault_plus_its_unsettled_trades_equals_the_ledger(
             found = await gather_once(conn, client, PROGRAM_ID, holdings)
             return found if found.agreed else None
 
-        gathered: Gathered = await _until("reads that agree", agreed)
+        gathered: Gathered = await until("reads that agree", agreed)
     rows = await conn.fetch("SELECT * FROM trades t JOIN markets m USING (market_id) "
                             "WHERE m.symbol = $1", symbol)  # fmt: skip
     assert len(rows) == 2

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -20,11 +18,8 @@ import ray
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from actors.bootstrap import start_core
 from actors.chain.client import ChainClient
-from actors.chain.keys import ChainKeys
 from actors.chain.program import PROGRAM_ID, chain_market_id, decode_market, market_pda
-from actors.custody.actor import CustodyConfig, start_custody
 from actors.custody.reconcile import Gathered, gather_once
 from actors.ledger import store
 from actors.ledger.rules import Holdings
@@ -32,13 +27,14 @@ from actors.settlement.actor import SettlementConfig, start_settlement
 from actors.settlement.batcher import BatcherConfig
 from serve_app.demo_deposit import mint_and_deposit
 from tests.support.custody_kit import (
-    custody_config,
+    CustodyExchange,
+    start_custody_exchange,
+    until,
     withdraw_debited,
     withdrawal_confirmed,
     withdrawal_status,
 )
 from tests.support.market_kit import limit, new_accounts
-from tests.support.program_kit import program_elf
 
 pytestmark = pytest.mark.timeout(300)
 SHARDS = 2
@@ -52,40 +48,16 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     await c.close()
 
 
-@dataclass
-class Exchange:
-    controller: Any
-    chain_actor: Any
-    config: CustodyConfig
-    rpc_url: str
-    keys: ChainKeys
-
-
 @pytest.fixture(scope="module")
-def exchange(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
+def exchange(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> CustodyExchange:
     """The trading core and the custody actors of this module's database."""
-    program_elf()
-    values = {n: request.getfixturevalue(n) for n in (
-        "db_url", "namespace", "solana_rpc_url", "chain_keys")}  # fmt: skip
-    controller = start_core(values["db_url"], SHARDS, values["namespace"])
-    config = custody_config(values["db_url"], values["solana_rpc_url"], values["namespace"],
-                            values["chain_keys"], tmp_path_factory, depth=4, poll_s=0.05,
-                            shard_count=SHARDS)  # fmt: skip
-    chain_actor, _ = start_custody(config)
-    return Exchange(controller, chain_actor, config, values["solana_rpc_url"],
-                    values["chain_keys"])  # fmt: skip
-
-
-async def _until(what: str, check: Callable[[], Awaitable[Any]], timeout_s: float = 90) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not (found := await check()):
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-    return found
+    return start_custody_exchange(request, tmp_path_factory, SHARDS)
 
 
 async def test_trades_settle_once_and_the_vaults_equal_the_ledger(
-    exchange: Exchange, conn: asyncpg.Connection, db_url: str, namespace: str
+    exchange: CustodyExchange, conn: asyncpg.Connection, db_url: str, namespace: str
 ) -> None:
     controller, chain_actor = exchange.controller, exchange.chain_actor
     tag = uuid.uuid4().hex[:5].upper()
@@ -110,7 +82,7 @@ async def test_trades_settle_once_and_the_vaults_equal_the_ledger(
                                     "d.status = 'credited'", [base, quote])  # fmt: skip
         return bool(found == 4)
 
-    await _until("the deposits' credits", credited)
+    await until("the deposits' credits", credited, timeout_s=90)
 
     # Trades among three accounts, a rebate to the makers; one ask rests (locked).
     await market.submit.remote([limit(seller, "s1", "sell", 1_000, 10)])
@@ -140,8 +112,12 @@ async def test_trades_settle_once_and_the_vaults_equal_the_ledger(
                 "USING (settlement_id) WHERE t.market_id = $1", market_id)  # fmt: skip
             return all(r["status"] == "finalized" for r in rows)
 
-        await _until("every trade's settlement finalized", finalized)
-        await _until("the waiting withdrawal, paid", lambda: withdrawal_confirmed(conn, waiting))
+        await until("every trade's settlement finalized", finalized, timeout_s=90)
+        await until(
+            "the waiting withdrawal, paid",
+            lambda: withdrawal_confirmed(conn, waiting),
+            timeout_s=90,
+        )
         health = await batcher.health.remote()
         assert health["failed"] == 0 and health["errors"] == 0, health
     finally:
@@ -167,7 +143,7 @@ async def test_trades_settle_once_and_the_vaults_equal_the_ledger(
             found = await gather_once(conn, client, PROGRAM_ID, holdings)
             return found if found.agreed else None
 
-        gathered: Gathered = await _until("reads that agree", agreed)
+        gathered: Gathered = await until("reads that agree", agreed, timeout_s=90)
     ours = [v for v in gathered.vaults if v.asset in (base, quote)]
     assert len(ours) == 8  # three accounts' two vaults and the two fee vaults
     for vault in ours:  # settled: each vault on chain IS its ledger balance

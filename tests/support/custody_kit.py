@@ -3,6 +3,9 @@ with its asset, ledger shards on Ray, and the custody actors' configuration."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -11,12 +14,14 @@ import ray
 from solders.keypair import Keypair
 
 from actors.accounts import AccountId
+from actors.bootstrap import start_core
 from actors.chain.keys import ChainKeys
 from actors.custody import flows, records
-from actors.custody.actor import CustodyConfig
+from actors.custody.actor import CustodyConfig, start_custody
 from actors.ledger import store
 from actors.ledger.shard import LedgerShard, ledger_shard_options
 from tests.support.chain import write_keys
+from tests.support.program_kit import program_elf
 
 
 async def system_conn_with_asset(db_url: str, asset: str) -> asyncpg.Connection:
@@ -78,3 +83,40 @@ async def withdrawal_status(conn: asyncpg.Connection, withdrawal_id: int) -> str
 async def withdrawal_confirmed(conn: asyncpg.Connection, withdrawal_id: int) -> bool:
     """Tell whether a withdrawal is confirmed on chain."""
     return await withdrawal_status(conn, withdrawal_id) == "confirmed"
+
+
+@dataclass
+class CustodyExchange:
+    """A module's trading core and custody actors on the session's chain."""
+
+    controller: Any
+    chain_actor: Any
+    config: CustodyConfig
+    rpc_url: str
+    keys: ChainKeys
+
+
+def start_custody_exchange(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, shards: int
+) -> CustodyExchange:
+    """Start the trading core (`shards` ledger shards) and both custody actors of the
+    module's database (fixtures `db_url`, `namespace`, `solana_rpc_url`, `chain_keys`)."""
+    program_elf()
+    values = {n: request.getfixturevalue(n) for n in (
+        "db_url", "namespace", "solana_rpc_url", "chain_keys")}  # fmt: skip
+    controller = start_core(values["db_url"], shards, values["namespace"])
+    config = custody_config(values["db_url"], values["solana_rpc_url"], values["namespace"],
+                            values["chain_keys"], tmp_path_factory, depth=4, poll_s=0.05,
+                            shard_count=shards)  # fmt: skip
+    chain_actor, _ = start_custody(config)
+    return CustodyExchange(controller, chain_actor, config, values["solana_rpc_url"],
+                           values["chain_keys"])  # fmt: skip
+
+
+async def until(what: str, check: Callable[[], Awaitable[Any]], timeout_s: float = 60) -> Any:
+    """Poll `check` until it returns something true; return it (fails after `timeout_s`)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not (found := await check()):
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+    return found
