@@ -187,7 +187,8 @@ class SettlementActor:
                 "resent": stats.resent, "rebuilt": stats.rebuilt, "failures": stats.failures,
                 "confirmed": stats.confirmed, "finalized": stats.finalized,
                 "failed": stats.failed, "failed_ids": list(stats.failed_ids[-20:]),
-                "blocked": stats.blocked, "last_settlement_error": stats.last_error}  # fmt: skip
+                "blocked": stats.blocked, "cuts": stats.cuts,
+                "last_settlement_error": stats.last_error}  # fmt: skip
 
 
 def settlement_actor_options(index: int, namespace: str) -> dict[str, Any]:

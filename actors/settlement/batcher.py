@@ -55,7 +55,6 @@ from actors.settlement.trades import VaultKey
 log = logging.getLogger(__name__)
 
 BLOCKED = "InsufficientVaultBalance"
-BLOCKED_WARN_S = 60.0
 Fits = Callable[[Sequence[Sequence[VaultKey]]], bool]
 
 
@@ -71,6 +70,7 @@ class BatcherConfig:
         intake_limit: Most trades read per market per pass.
         base_fee: The first attempt's priority fee, micro-lamports per compute unit.
         resend_s: The least pause between two sends of the same bytes.
+        cut_after_s: A batch whose vaults cannot pay for this long is cut in two.
     """
 
     netting: bool = True
@@ -80,6 +80,7 @@ class BatcherConfig:
     intake_limit: int = 5_000
     base_fee: int = 1_000
     resend_s: float = 1.0
+    cut_after_s: float = 3.0
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class BatcherStats:
     finalized: int = 0
     failed: int = 0  # settlements given up: an alert each
     blocked: int = 0  # simulations that waited for another market's batch
+    cuts: int = 0  # batches cut in two after waiting too long
     last_error: str | None = None
     failed_ids: list[int] = field(default_factory=list)
 
@@ -231,13 +233,7 @@ class Batcher:
             return False
         if not isinstance(prepared, Prepared):
             if prepared.error == BLOCKED:
-                self.stats.blocked += 1
-                blocked_since = self._blocked.setdefault(job.settlement_id, self._clock())
-                if self._clock() - blocked_since > BLOCKED_WARN_S:
-                    log.warning("settlement %d has waited %.0f s for its vaults' funds (a "
-                                "batch of another market must land first)", job.settlement_id,
-                                self._clock() - blocked_since)  # fmt: skip
-                    self._blocked[job.settlement_id] = self._clock()
+                await self._blocked_wait(job)
                 return False
             await self._count_failure(market, job, f"simulation: {prepared.error}", [])
             return False
@@ -257,6 +253,21 @@ class Batcher:
             moved = await self._count_failure(market, job, error, [], status="submitted")
             return not moved
         return True
+
+    async def _blocked_wait(self, job: SettlementJob) -> None:
+        """A batch whose vaults cannot pay yet waits, uncounted; one that has waited
+        `cut_after_s` is cut in two (`cut.py` says why: two markets' batches may wait on
+        each other)."""
+        self.stats.blocked += 1
+        since = self._blocked.setdefault(job.settlement_id, self._clock())
+        if self._clock() - since < self._config.cut_after_s or job.trade_count < 2:
+            return
+        new_id = await self._store.cut(job.settlement_id)
+        self._blocked.pop(job.settlement_id, None)
+        if new_id is not None:
+            self.stats.cuts += 1
+            log.info("settlement %d waited %.1f s for its vaults' funds: its second half is "
+                     "settlement %d", job.settlement_id, self._clock() - since, new_id)  # fmt: skip
 
     async def _watch(self, market: MarketInfo, job: SettlementJob) -> None:
         attempts = await self._store.attempts(job.settlement_id)

@@ -13,6 +13,7 @@ import asyncpg
 import actors.ledger.store as ledger_store
 from actors.accounts import AccountId
 from actors.settlement import records
+from actors.settlement.cut import cut
 from actors.settlement.planner import BatchPlan
 from actors.settlement.ports import MarketInfo, Prepared, StatusChange
 from actors.settlement.records import AttemptRow, MarketState, SettlementJob
@@ -109,6 +110,9 @@ class PgSettlementStore:
 
     async def transition(self, settlement_id: int, old: str, new: str, **fields: Any) -> bool:
         return await records.transition(await self.conn(), settlement_id, old, new, **fields)
+
+    async def cut(self, settlement_id: int) -> int | None:
+        return await cut(await self.conn(), settlement_id)
 
     async def accounts_of(self, settlement_id: int) -> dict[int, list[int]]:
         found = await records.accounts_of(await self.conn(), settlement_id)

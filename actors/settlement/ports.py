@@ -93,6 +93,8 @@ class SettlementStore(Protocol):
 
     async def accounts_of(self, settlement_id: int) -> dict[int, list[int]]: ...
 
+    async def cut(self, settlement_id: int) -> int | None: ...
+
 
 class SettleChain(Protocol):
     """The chain, as the batcher uses it (`chain.py`)."""

@@ -132,10 +132,11 @@ async def trades_after(
             WHERE t.market_id = $1 AND t.seq > $2 ORDER BY t.seq LIMIT $3""",
         market_id, after_seq, limit,
     )  # fmt: skip
-    return [_trade(r) for r in rows]
+    return [settle_trade(r) for r in rows]
 
 
-def _trade(r: Any) -> SettleTrade:
+def settle_trade(r: Any) -> SettleTrade:
+    """Return a `trades` row (with its market's lot size as `base`) as settlement sees it."""
     return SettleTrade(
         seq=int(r["seq"]), maker=AccountId(int(r["maker_account_id"])),
         taker=AccountId(int(r["taker_account_id"])), taker_side=r["taker_side"],

@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from actors.ledger import store
 from actors.settlement import reads, records
+from actors.settlement.cut import cut, instructions_of
 from actors.settlement.records import StaleMarkError, TradeAlreadySettledError
 from actors.settlement.states import STATUSES, TRANSITIONS, IllegalTransitionError
 from actors.settlement.states import SettlementStatus as S
@@ -293,3 +294,38 @@ async def test_the_api_reads_show_trades_and_attempts_but_no_account(
                                                                              "sent")  # fmt: skip
     assert "wire" not in attempt
     assert [s["settlement_id"] for s in listed] == [sid]
+
+
+async def test_a_pending_settlement_is_cut_in_two_and_a_sent_one_never(
+    conn: asyncpg.Connection, db_url: str
+) -> None:
+    market_id, _ = await _market(conn, db_url, 5)
+    await records.market_state(conn, market_id, CHAIN_MARKET)
+    job = await _create(conn, market_id, 0, 5)
+    trades = await records.trades_after(conn, market_id, 0, 5)
+
+    new_id = await cut(conn, job.settlement_id)
+
+    assert new_id is not None
+    first, second = await records.get(conn, job.settlement_id), await records.get(conn, new_id)
+    assert first is not None and second is not None
+    assert (first.trade_count, first.batch_id, first.instructions) == (
+        2, job.batch_id, instructions_of(trades[:2], netted=True),
+    )  # fmt: skip
+    assert (second.trade_count, second.status, second.instructions) == (
+        3, S.PENDING, instructions_of(trades[2:], netted=True),
+    )  # fmt: skip
+    assert second.batch_id == job.batch_id + 1  # the market's next id, never used
+    linked = await conn.fetch(
+        "SELECT settlement_id FROM trades WHERE market_id = $1 ORDER BY seq", market_id
+    )
+    assert [r[0] for r in linked] == [job.settlement_id] * 2 + [new_id] * 3
+    assert await _mark(conn, market_id) == (5, 3, 2)  # the mark stays; ids move on
+    # Down to one trade; and never once an attempt exists.
+    assert await cut(conn, job.settlement_id) is not None
+    assert await cut(conn, job.settlement_id) is None  # a single trade
+    await records.add_attempt(conn, new_id, SIGNATURES[0], b"\x01", 0, None, 10)
+    assert await cut(conn, new_id) is None
+    counts = await conn.fetchval("SELECT sum(trade_count) FROM settlements WHERE market_id = $1",
+                                 market_id)  # fmt: skip
+    assert counts == 5

@@ -16,6 +16,7 @@ import pytest
 from actors.accounts import AccountId
 from actors.chain.records import ChainUnavailableError
 from actors.settlement.batcher import Batcher, BatcherConfig
+from actors.settlement.cut import instructions_of
 from actors.settlement.monitor import Seen
 from actors.settlement.planner import BatchPlan
 from actors.settlement.ports import MarketInfo, Prepared, Refused, StatusChange
@@ -105,6 +106,24 @@ class FakeStore:
 
     async def accounts_of(self, settlement_id: int) -> dict[int, list[int]]:
         return {1: self.trade_ids[settlement_id], 2: self.trade_ids[settlement_id]}
+
+    async def cut(self, settlement_id: int) -> int | None:
+        job, seqs = self.jobs[settlement_id], self.trade_ids[settlement_id]
+        if job.status != "pending" or self.rows[settlement_id] or len(seqs) < 2:
+            return None
+        trades = [t for t in self.trades if t.seq in seqs]
+        keep, rest = trades[: len(trades) // 2], trades[len(trades) // 2 :]
+        self.jobs[settlement_id] = dataclasses.replace(
+            job, trade_count=len(keep), instructions=instructions_of(keep, True)
+        )
+        new = len(self.jobs) + 1
+        self.jobs[new] = dataclasses.replace(
+            job, settlement_id=new, batch_id=self.next_batch, trade_count=len(rest),
+            instructions=instructions_of(rest, True))  # fmt: skip
+        self.next_batch += 1
+        self.trade_ids[settlement_id] = [t.seq for t in keep]
+        self.trade_ids[new], self.rows[new] = [t.seq for t in rest], []
+        return new
 
 
 class FakeChain:
@@ -304,6 +323,36 @@ def test_a_blocked_simulation_waits_uncounted() -> None:
 
     run(go())
     assert store.jobs[1].status == "submitted" and batcher.stats.blocked == 10 and not alerts
+
+
+def test_a_batch_blocked_too_long_is_cut_until_it_can_pay() -> None:
+    batcher, store, chain, _, clock, _ = make(interval_s=60.0, cut_after_s=3.0)
+    store.trades = [trade(s) for s in range(1, 5)]
+    chain.refuse = "InsufficientVaultBalance"
+
+    async def go() -> None:
+        await passes(batcher)
+        await batcher.flush()
+        await passes(batcher)  # blocked since now
+        clock.now += 2.9
+        await passes(batcher)
+        assert len(store.jobs) == 1  # not yet
+        clock.now += 0.2
+        await passes(batcher)  # cut: 2 + 2
+        assert [store.trade_ids[i] for i in sorted(store.jobs)] == [[1, 2], [3, 4]]
+        await passes(batcher)  # both wait from now
+        clock.now += 3.1
+        await passes(batcher)  # each cut again: one trade each
+        chain.refuse = None
+        await passes(batcher, 2)
+        chain.deepen("finalized")
+        await passes(batcher, 2)
+
+    run(go())
+    assert sorted(t for ids in store.trade_ids.values() for t in ids) == [1, 2, 3, 4]
+    assert len(store.jobs) == 4 and batcher.stats.cuts == 3
+    assert {j.status for j in store.jobs.values()} == {"finalized"}
+    assert batcher.stats.failures == 0
 
 
 def test_at_most_max_in_flight_are_submitted() -> None:
