@@ -117,7 +117,7 @@ def test_system_status_is_for_admins_and_shows_every_component_up(
     ).json()
     components = {c["name"]: c for c in body["components"]}
     assert {"postgresql", "redis", "ray", "serve", "ledger:0", "ledger:1", "custody:chain",
-            "custody:deposits"} <= set(components)  # fmt: skip
+            "custody:deposits", "settlement:0", "settlements"} <= set(components)  # fmt: skip
     for name, component in components.items():
         assert component["status"] == "up", (name, component)
     for name in ("postgresql", "redis", "ray", "serve"):
