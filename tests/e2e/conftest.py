@@ -14,10 +14,10 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -30,6 +30,9 @@ from actors.infra.settings import CustodySettings
 from serve_app import keys
 from serve_app.launcher import LaunchError, wait_for_http
 from tests.support.program_kit import program_elf
+
+if TYPE_CHECKING:
+    from actors.custody.actor import CustodyConfig
 
 SHARD_COUNT = 2
 # Embedded mode's withdrawal policy (no cooling-off), with a daily limit of 5 WDR and the
@@ -162,7 +165,7 @@ def _wait_ready(url: str) -> None:
 
 @pytest.fixture(scope="package")
 def exchange(
-    pg_dsn: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    pg_dsn: str, redis_url: str, solana_rpc_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Exchange]:
     """Start Ray, the trading core and the Serve app; yield the exchange."""
     import ray
@@ -183,10 +186,13 @@ def exchange(
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         log_dir = tmp_path_factory.mktemp("request-log")
         # No rate limit: the tests send far more than 100 requests a minute from one
-        # address and a few accounts; `test_api_rate_limit.py` deploys a limited app.
+        # address and a few accounts; `test_api_rate_limit.py` deploys a limited app. The
+        # chain's URL, as `clob up` gives it: the system status probes the custody actors
+        # and the settlement batchers (down in the modules that do not start them).
         args = AppArgs(
-            database_url=pg_dsn, redis_url=redis_url, admin_token=ADMIN_TOKEN, test_credits=True,
-            rate_limit_per_minute=0, request_log_dir=str(log_dir), custody=CUSTODY,
+            database_url=pg_dsn, redis_url=redis_url, solana_rpc_url=solana_rpc_url,
+            admin_token=ADMIN_TOKEN, test_credits=True, rate_limit_per_minute=0,
+            request_log_dir=str(log_dir), custody=CUSTODY,
         )  # fmt: skip
         serve.run(app_builder(args), name="clob", route_prefix="/")
         url = f"http://127.0.0.1:{port}"
@@ -199,10 +205,21 @@ def exchange(
 
 
 @pytest.fixture(scope="module")
-def custody(
+def custody_settings(
     exchange: Exchange, solana_rpc_url: str, chain_keys: ChainKeys,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Any]:  # fmt: skip
+) -> CustodyConfig:  # fmt: skip
+    """The custody actors' configuration on the session's chain (keys written for the
+    module)."""
+    from tests.support.custody_kit import custody_config
+
+    return custody_config(exchange.database_url, solana_rpc_url, "clob", chain_keys,
+                          tmp_path_factory, depth=CUSTODY_DEPTH, poll_s=0.1,
+                          shard_count=SHARD_COUNT)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def custody(custody_settings: CustodyConfig) -> Iterator[Any]:
     """Start the custody actors (`clob up` starts them after the core) on the session's
     chain for one module; yield the chain actor; stop them after the module.
 
@@ -213,16 +230,44 @@ def custody(
     import ray
 
     from actors.custody.actor import start_custody
-    from tests.support.custody_kit import custody_config
 
     program_elf()
-    config = custody_config(exchange.database_url, solana_rpc_url, "clob", chain_keys,
-                            tmp_path_factory, depth=CUSTODY_DEPTH, poll_s=0.1,
-                            shard_count=SHARD_COUNT)  # fmt: skip
-    actors = start_custody(config)
+    actors = start_custody(custody_settings)
     try:
         ray.get(actors[0].sync.remote(), timeout=120)
         yield actors[0]
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)
+
+
+@pytest.fixture(scope="module")
+def settlement(
+    custody: Any, custody_settings: CustodyConfig, redis_url: str
+) -> Iterator[Callable[[str], Any]]:
+    """Yield `start(market)`: start a settlement batcher (`settlement:0`, as `clob up`
+    starts it) settling only that market, publishing to the accounts' streams, quick to
+    close its batches; return its handle. It is killed after the module.
+
+    Only the module's market: the other modules' trades were funded by credits, not
+    deposits, and their vaults on chain cannot pay them.
+    """
+    import ray
+
+    from actors.settlement.actor import SettlementConfig, start_settlement
+    from actors.settlement.batcher import BatcherConfig
+
+    started: list[Any] = []
+
+    def start(market: str) -> Any:
+        config = SettlementConfig(custody=custody_settings, redis_url=redis_url, markets=(market,),
+                                  poll_s=0.05, batcher=BatcherConfig(interval_s=0.2))  # fmt: skip
+        (batcher,) = start_settlement(config)
+        started.append(batcher)
+        return batcher
+
+    try:
+        yield start
+    finally:
+        for batcher in started:
+            ray.kill(batcher, no_restart=True)

@@ -117,7 +117,7 @@ def test_system_status_is_for_admins_and_shows_every_component_up(
     ).json()
     components = {c["name"]: c for c in body["components"]}
     assert {"postgresql", "redis", "ray", "serve", "ledger:0", "ledger:1", "custody:chain",
-            "custody:deposits"} <= set(components)  # fmt: skip
+            "custody:deposits", "settlement:0", "settlements"} <= set(components)  # fmt: skip
     for name, component in components.items():
         assert component["status"] == "up", (name, component)
     for name in ("postgresql", "redis", "ray", "serve"):
@@ -337,6 +337,38 @@ def test_the_readme_walkthrough_trades_as_it_says(
         if shown is not None:
             answer = json.loads(outputs[index - 1])
             assert _shows(answer, shown), (step[-1], answer, shown)
+
+
+def test_a_trade_of_the_demo_accounts_is_settled_on_chain(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    # After the walk-through (its tape shows one trade): the demo accounts' funds came by
+    # deposit, so `settlement:0` can put their trades on chain. Landed (`confirmed`) is
+    # enough here: `finalized` is 32 slots of 400 ms later (test_settlement_e2e.py waits
+    # for it on the tests' quick chain).
+    _, url, env = running
+    keys = demo.read_keys(Path(env["CLOB_DATA_DIR"]) / demo.KEYS_FILE)
+    api = f"{url}/api/v1"
+    for name, side in (("alice", "sell"), ("bob", "buy")):
+        order = {"market": "SOL-USDC", "side": side, "price": "150", "qty": "0.1"}
+        headers = {"X-API-Key": keys[name]["api_key"]}
+        placed = httpx.post(f"{api}/orders", json=order, headers=headers, timeout=30)
+        assert placed.status_code == 201, placed.text
+
+    def tape() -> list[dict[str, Any]]:
+        trades: list[dict[str, Any]] = httpx.get(f"{api}/trades/SOL-USDC", timeout=30).json()[
+            "trades"
+        ]
+        return trades
+
+    landed = ("confirmed", "finalized")
+    deadline = time.monotonic() + 60
+    while not all(t["settlement_status"] in landed for t in tape()):
+        assert time.monotonic() < deadline, tape()
+        time.sleep(0.2)
+    for settlement_id in {t["settlement_id"] for t in tape()}:
+        body = httpx.get(f"{api}/settlements/{settlement_id}", timeout=30).json()
+        assert body["status"] in landed and body["signature"] and body["slot"], body
 
 
 def test_clob_deposit_funds_an_account_from_the_demo_wallet_by_a_real_deposit(
