@@ -55,6 +55,7 @@ from actors.settlement.trades import VaultKey
 log = logging.getLogger(__name__)
 
 BLOCKED = "InsufficientVaultBalance"
+BLOCKED_PAUSE_MAX_S = 5.0
 Fits = Callable[[Sequence[Sequence[VaultKey]]], bool]
 
 
@@ -138,6 +139,8 @@ class Batcher:
         self._taken: dict[int, int] = {}  # per market: the last trade seq given to its planner
         self._sent_at: dict[str, float] = {}  # signature -> last send (memory only)
         self._blocked: dict[int, float] = {}  # settlement -> since when it waits for funds
+        self._blocked_until: dict[int, float] = {}  # ... and when it is simulated again
+        self._blocked_times: dict[int, int] = {}
         self._floors: set[int] = set()  # markets whose batch ids were raised past the chain's
         self._pending_publish: list[tuple[MarketInfo, SettlementJob, StatusChange]] = []
 
@@ -164,6 +167,8 @@ class Batcher:
                 if in_flight.get(job.market_id, 0) >= self._config.max_in_flight:
                     continue
                 if job.next_try_at is not None and self._clock() < job.next_try_at:
+                    continue
+                if self._clock() < self._blocked_until.get(job.settlement_id, 0.0):
                     continue
                 if await self._submit(market, job):
                     in_flight[job.market_id] = in_flight.get(job.market_id, 0) + 1
@@ -237,7 +242,7 @@ class Batcher:
                 return False
             await self._count_failure(market, job, f"simulation: {prepared.error}", [])
             return False
-        self._blocked.pop(job.settlement_id, None)
+        self._unblock(job.settlement_id)
         attempt = await self._store.add_attempt(job.settlement_id, prepared)
         await self._store.transition(job.settlement_id, job.status, "submitted",
                                      cu_consumed=prepared.cu_consumed)  # fmt: skip
@@ -259,15 +264,25 @@ class Batcher:
         `cut_after_s` is cut in two (`cut.py` says why: two markets' batches may wait on
         each other)."""
         self.stats.blocked += 1
-        since = self._blocked.setdefault(job.settlement_id, self._clock())
+        sid = job.settlement_id
+        since = self._blocked.setdefault(sid, self._clock())
+        times = self._blocked_times[sid] = self._blocked_times.get(sid, 0) + 1
+        # Simulated again after 0.1, 0.2, 0.4 ... s, at most every 5 s: a batch that never
+        # pays (e.g. funds credited off chain on embedded defaults) costs the chain little.
+        self._blocked_until[sid] = self._clock() + min(BLOCKED_PAUSE_MAX_S, 0.05 * 2**times)
         if self._clock() - since < self._config.cut_after_s or job.trade_count < 2:
             return
-        new_id = await self._store.cut(job.settlement_id)
-        self._blocked.pop(job.settlement_id, None)
+        new_id = await self._store.cut(sid)
+        self._unblock(sid)
         if new_id is not None:
             self.stats.cuts += 1
             log.info("settlement %d waited %.1f s for its vaults' funds: its second half is "
                      "settlement %d", job.settlement_id, self._clock() - since, new_id)  # fmt: skip
+
+    def _unblock(self, settlement_id: int) -> None:
+        self._blocked.pop(settlement_id, None)
+        self._blocked_until.pop(settlement_id, None)
+        self._blocked_times.pop(settlement_id, None)
 
     async def _watch(self, market: MarketInfo, job: SettlementJob) -> None:
         attempts = await self._store.attempts(job.settlement_id)

@@ -311,18 +311,24 @@ def test_a_late_landing_of_an_earlier_attempt_wins() -> None:
 
 
 def test_a_blocked_simulation_waits_uncounted() -> None:
-    batcher, store, chain, _, _, alerts = make()
+    batcher, store, chain, _, clock, alerts = make()
     store.trades = [trade(1)]
     chain.refuse = "InsufficientVaultBalance"
 
     async def go() -> None:
-        await passes(batcher, 10)
+        await passes(batcher, 10)  # simulated once: the next is 0.1 s away
         assert store.jobs[1].status == "pending" and store.jobs[1].retries == 0
+        for pause in (0.1, 0.2, 0.4):  # then after a pause that doubles
+            clock.now += pause - 0.01
+            await passes(batcher)
+            clock.now += 0.01
+            await passes(batcher)
         chain.refuse = None
+        clock.now += 0.8
         await passes(batcher)
 
     run(go())
-    assert store.jobs[1].status == "submitted" and batcher.stats.blocked == 10 and not alerts
+    assert store.jobs[1].status == "submitted" and batcher.stats.blocked == 4 and not alerts
 
 
 def test_a_batch_blocked_too_long_is_cut_until_it_can_pay() -> None:
