@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import asyncpg
+import ray
 import spl.token.instructions as spl
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
@@ -30,8 +33,20 @@ from actors.chain.client import (
     program_error_code,
 )
 from actors.chain.keys import ChainKeys
-from actors.chain.program import PROGRAM_ID, TOKEN_PROGRAM_ID, error_name, ix_settle, market_pda
+from actors.chain.program import (
+    PROGRAM_ID,
+    TOKEN_PROGRAM_ID,
+    chain_market_id,
+    decode_market,
+    error_name,
+    ix_settle,
+    market_pda,
+)
+from actors.custody.reconcile import Gathered, gather_once
+from actors.custody.reserves import VaultReserves
 from actors.custody.setup import send_and_confirm
+from actors.ledger.rules import Holdings
+from tests.support.chain import rpc
 
 WHALE_ATOMS = 10**12
 # The first 8 bytes of every settle instruction's data (its discriminator).
@@ -130,3 +145,73 @@ async def _settle_batch_id(raw: AsyncClient, signature: Signature) -> int | None
         if keys[ix.program_id_index] == PROGRAM_ID and bytes(ix.data[:8]) == SETTLE_TAG:
             return int.from_bytes(bytes(ix.data[16:24]), "little")  # market id, then batch id
     return None
+
+
+async def soon(check: Callable[[], Awaitable[Any]], timeout_s: float = 5) -> bool:
+    """Poll `check` until it holds (True) or `timeout_s` has passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def until(what: str, check: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
+    """Poll `check` until it answers something true; return it (fail after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := await check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+    return found
+
+
+async def market_ids(conn: asyncpg.Connection, symbol: str) -> tuple[int, int]:
+    """Return a market's database id and its chain market id."""
+    row = await conn.fetchrow(
+        "SELECT m.market_id, b.mint AS base, q.mint AS quote FROM markets m "
+        "JOIN assets b ON b.asset_id = m.base_asset_id "
+        "JOIN assets q ON q.asset_id = m.quote_asset_id WHERE m.symbol = $1", symbol)  # fmt: skip
+    mints = Pubkey.from_string(row["base"]), Pubkey.from_string(row["quote"])
+    return int(row["market_id"]), chain_market_id(*mints)
+
+
+async def agreed_vaults(
+    conn: asyncpg.Connection, client: ChainClient, namespace: str, shards: int,
+    assets: Sequence[str], *, timeout_s: float = 60,
+) -> list[VaultReserves]:  # fmt: skip
+    """Return the assets' vault rows of a gathering whose reads agree (`gather_once`)."""
+
+    async def holdings() -> list[Holdings]:
+        handles = [ray.get_actor(f"ledger:{i}", namespace=namespace) for i in range(shards)]
+        return list(await asyncio.gather(*(h.holdings.remote() for h in handles)))
+
+    async def agreed() -> Gathered | None:
+        found = await gather_once(conn, client, PROGRAM_ID, holdings)
+        return found if found.agreed else None
+
+    gathered: Gathered = await until("reads that agree", agreed, timeout_s)
+    return [v for v in gathered.vaults if v.asset in assets]
+
+
+async def applied_once(
+    url: str, client: ChainClient, chain_id: int, batch_ids: Sequence[int]
+) -> Counter[str]:
+    """Assert that the market's replay window holds every batch id and that exactly one
+    settle transaction of each landed successfully (none was applied twice); return how
+    many landed refused, by error (the program's refusals of duplicates among them)."""
+    data = await client.account_data(market_pda(PROGRAM_ID, chain_id), "finalized")
+    assert data is not None
+    window = decode_market(data).batches
+    assert all(window.contains(b) for b in batch_ids), batch_ids
+    landed = await landed_settles(url, client, chain_id)
+    ok = Counter(b for b, error in landed if error is None)
+    assert sorted(ok.elements()) == sorted(batch_ids), (ok, batch_ids)
+    return Counter(error for _, error in landed if error is not None)
+
+
+async def calm(url: str) -> None:
+    """Turn the embedded chain's fault switches off."""
+    await rpc(url, "clob_dropTransactions", 0)
+    await rpc(url, "clob_failRequests", 0)
+    await rpc(url, "clob_delayConfirmations", 0)
