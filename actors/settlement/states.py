@@ -2,7 +2,8 @@
 
 ```
 pending ──send──> submitted ──land──> confirmed ──finalize──> finalized
-   │                 │ └──resend or rebuild──> submitted
+   │ └──failed submission, before any send──> pending
+   │                 │ └──resend, rebuild or failed submission──> submitted
    └──fail──> failed <──fail (the 4th failed submission)
 failed ──operator's retry──> pending
 ```
@@ -12,8 +13,10 @@ once a transaction was sent, `confirmed` when one landed at `confirmed` commitme
 `finalized` at `finalized`. `failed` is where the retries end (an alert); only an
 operator's retry leaves it. The trigger `settlements_transition` (migration 0021) refuses
 every change of status this table does not list (SQLSTATE CL004); an UPDATE that keeps
-the status changes other fields only, so `submitted -> submitted` (a new attempt) is the
-one self-loop listed here.
+the status changes other fields only, so the two self-loops listed here are field
+updates: `submitted -> submitted` (a new attempt, or a failed submission counted) and
+`pending -> pending` (a failed submission before any send - a simulation refused, an RPC
+error - counted with its retry time, as a sent one's is).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class IllegalTransitionError(ValueError):
 
 _S = SettlementStatus
 TRANSITIONS: dict[SettlementStatus, frozenset[SettlementStatus]] = {
-    _S.PENDING: frozenset({_S.SUBMITTED, _S.FAILED}),
+    _S.PENDING: frozenset({_S.PENDING, _S.SUBMITTED, _S.FAILED}),
     _S.SUBMITTED: frozenset({_S.SUBMITTED, _S.CONFIRMED, _S.FAILED}),
     _S.CONFIRMED: frozenset({_S.FINALIZED}),
     _S.FINALIZED: frozenset(),

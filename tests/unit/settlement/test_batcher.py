@@ -137,6 +137,7 @@ class FakeChain:
         self.land_error: list[str] = []  # errors the next landings carry
         self.send_errors = 0
         self.refuse: str | None = None
+        self.prepare_errors = 0  # RPC errors while preparing
         self.prepared = 0
         self.fees: list[int] = []
 
@@ -157,6 +158,9 @@ class FakeChain:
 
     async def prepare(self, market: MarketInfo, job: SettlementJob, cu_price: int
                       ) -> Prepared | Refused:  # fmt: skip
+        if self.prepare_errors:
+            self.prepare_errors -= 1
+            raise ChainUnavailableError("node is unhealthy")
         if self.refuse is not None:
             return Refused(self.refuse)
         self.prepared += 1
@@ -359,6 +363,43 @@ def test_a_batch_blocked_too_long_is_cut_until_it_can_pay() -> None:
     assert len(store.jobs) == 4 and batcher.stats.cuts == 3
     assert {j.status for j in store.jobs.values()} == {"finalized"}
     assert batcher.stats.failures == 0
+
+
+def test_a_never_sent_settlement_counts_its_failures_and_is_given_up_after_the_last() -> None:
+    # A simulation refused for good (or an RPC error before the send) leaves the settlement
+    # pending: its failures are counted as a sent one's are, with the same backoff.
+    batcher, store, chain, publisher, clock, alerts = make()
+    store.trades = [trade(1)]
+    chain.refuse = "InvalidVault"
+
+    async def go() -> None:
+        await passes(batcher, 3)  # created, refused: failure 1; then within its backoff
+        assert store.jobs[1].status == "pending" and store.jobs[1].retries == 1
+        assert store.jobs[1].next_try_at == clock.now + 2.0
+        for pause in (2.0, 4.0, 8.0):
+            clock.now += pause
+            await passes(batcher, 2)
+
+    run(go())
+    assert store.jobs[1].status == "failed" and alerts == [1] and not chain.sent
+    assert batcher.stats.failures == 3 and batcher.stats.failed == 1
+    assert store.fields[1]["last_error"] == "simulation: InvalidVault"
+    assert [c[1] for c in publisher.changes] == ["failed"]
+
+
+def test_an_rpc_error_before_the_first_send_is_retried_with_a_doubled_fee() -> None:
+    batcher, store, chain, _, clock, _ = make()
+    store.trades = [trade(1)]
+    chain.prepare_errors = 1
+
+    async def go() -> None:
+        await passes(batcher, 2)
+        assert store.jobs[1].status == "pending" and store.jobs[1].retries == 1
+        clock.now += 2.0
+        await passes(batcher)
+
+    run(go())
+    assert store.jobs[1].status == "submitted" and chain.fees == [2_000]
 
 
 def test_at_most_max_in_flight_are_submitted() -> None:
