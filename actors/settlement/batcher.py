@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 BLOCKED = "InsufficientVaultBalance"
 BLOCKED_PAUSE_MAX_S = 5.0
+STALE_BLOCKHASH = "BlockhashNotFound"
 Fits = Callable[[Sequence[Sequence[VaultKey]]], bool]
 
 
@@ -240,6 +241,8 @@ class Batcher:
             if prepared.error == BLOCKED:
                 await self._blocked_wait(job)
                 return False
+            if STALE_BLOCKHASH in prepared.error:  # expired between fetch and simulation
+                return False  # the next pass takes a new one; nothing was refused
             await self._count_failure(market, job, f"simulation: {prepared.error}", [])
             return False
         self._unblock(job.settlement_id)

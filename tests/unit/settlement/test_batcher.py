@@ -437,3 +437,18 @@ def test_a_new_batcher_resumes_from_the_records() -> None:
     assert sorted(t for ids in store.trade_ids.values() for t in ids) == [1, 2, 3]
     assert {j.status for j in store.jobs.values()} == {"finalized"}
     assert store.floor_raised == [0, 0]
+
+
+def test_a_blockhash_stale_at_the_simulation_is_no_failure() -> None:
+    batcher, store, chain, _, _, _ = make()
+    store.trades = [trade(1)]
+    chain.refuse = "TransactionErrorFieldless.BlockhashNotFound"
+
+    async def go() -> None:
+        await passes(batcher, 3)
+        assert store.jobs[1].retries == 0 and batcher.stats.failures == 0
+        chain.refuse = None
+        await passes(batcher)
+
+    run(go())
+    assert store.jobs[1].status == "submitted"
