@@ -41,12 +41,16 @@ test: lint typecheck program program-lint program-test
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
-# The chaos test at soak size: 1,000 kills of market actors and ledger shards among 500
-# batches per market, checked at 10 checkpoints, failing past 30 minutes (docs/operations.md).
+# The chaos tests at soak size: 1,000 kills of market actors and ledger shards among 500
+# batches per market, checked at 10 checkpoints, failing past 30 minutes (docs/operations.md);
+# then settlement under chain faults and kills, 400 steps (docs/settlement.md).
 SOAK_ENV ?= CLOB_CHAOS_KILLS=1000 CLOB_CHAOS_BATCHES=500 CLOB_CHAOS_CHECKPOINTS=10 \
 	CLOB_CHAOS_TIMEOUT_S=1800
+SETTLEMENT_SOAK_ENV ?= CLOB_SETTLEMENT_CHAOS_STEPS=400 CLOB_SETTLEMENT_CHAOS_TIMEOUT_S=600
 soak: $(STAMP)
 	$(SOAK_ENV) $(BIN)/pytest tests/integration/test_chaos.py -q $(PYTEST_ARGS)
+	$(SETTLEMENT_SOAK_ENV) $(BIN)/pytest tests/integration/test_settlement_chaos.py -q -s \
+		$(PYTEST_ARGS)
 
 # The fuzz stage of `make test` (tests/e2e/test_fuzz.py) on a larger budget: FUZZ_TIME
 # seconds of schemathesis, FUZZ_EXAMPLES cases per operation and phase, seed FUZZ_SEED.
