@@ -7,12 +7,13 @@ deposits (`settlement_setup.py`; the deposit listener is then stopped, so that i
 of every vault's new signatures do not share the two cores with what is measured). Then,
 for each variant, a settlement batcher (`settlement:0`, the product's actor with its real
 adapters) is started for the market, `--trades` trades are made through the market actor
-as fast as it takes them (one resting order and the order that fills it, between two
-random accounts, 1-5 lots), and the run ends when every one of them is in a confirmed
-settlement; the batcher is then stopped and the next variant starts on the same market
-and accounts (its trades come after the previous run's mark). Before the first variant, a
-warm-up run (not reported) with the default variant makes each vault trade once, so the
-lookup table holds the market's vaults (up to its 256 addresses) before any measurement.
+as fast as it takes them, or at `--rate` trades a second (one resting order and the order
+that fills it, between two random accounts, 1-5 lots), and the run ends when every one of
+them is in a confirmed settlement; the batcher is then stopped and the next variant starts
+on the same market and accounts (its trades come after the previous run's mark). Before
+the first variant, a warm-up run (not reported) with the default variant makes each vault
+trade once, so the lookup table holds the market's vaults (up to its 256 addresses) before
+any measurement.
 
 Variants: (a) netted with lookup tables (the default), (b) netted without tables,
 (c) unnetted (one `settle` per trade) with tables, (d) seed 000: unnetted, at most 10
@@ -20,9 +21,10 @@ trades per batch, no tables.
 
 Figures per variant, from the records (`trades`, `settlements`):
 - trades settled per second: the run's trades / (last confirmed_at - first executed_at);
-- drain: last confirmed_at - last executed_at (how long settlement trails the burst);
-- lag from a trade's executed_at to its settlement's confirmed_at, p50 and p99 (of a
-  burst: most of it is queueing behind earlier batches);
+- drain: last confirmed_at - last executed_at (how long settlement trails the trading);
+- lag from a trade's executed_at to its settlement's confirmed_at, p50 and p99 (in a
+  burst most of it is queueing behind earlier batches; `--rate` below the variant's
+  throughput shows the lag of a steady flow);
 - compute units (the simulation's, `cu_consumed`), bytes (`tx_bytes`) and fee lamports
   per trade; trades per transaction;
 and the ratio of each to seed 000's variant (d). Asserts nothing.
@@ -77,8 +79,6 @@ from bench.settlement_setup import (  # noqa: E402
 )
 from tests.support.chain import write_keys  # noqa: E402
 from tests.support.market_kit import create_database  # noqa: E402
-
-ORDERS_PER_CALL = 200
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ async def _stop_batcher(stack: Stack, batcher: Any) -> None:
 
 async def run_variant(  # noqa: PLR0917 (what a run needs)
     stack: Stack, market: BenchMarket, variant: Variant, pairs: list[tuple[int, int, str, int]],
-    interval_s: float, timeout_s: float,
+    interval_s: float, timeout_s: float, rate: float = 0.0,
 ) -> Figures:  # fmt: skip
     """Settle `pairs` as trades with one variant's batcher; return its figures."""
     conn = await asyncpg.connect(stack.url)
@@ -201,7 +201,7 @@ async def run_variant(  # noqa: PLR0917 (what a run needs)
         batcher = await _start_batcher(stack, market, variant, interval_s)
         orders = trade_orders(pairs, f"{variant.key}{uuid.uuid4().hex[:6]}-")
         started = time.perf_counter()
-        await submit(market, orders, ORDERS_PER_CALL)
+        await submit(market, orders, rate)
         submit_s = time.perf_counter() - started
 
         async def settled() -> bool:
@@ -231,7 +231,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("trades settled / s", "per_s", "{:,.1f}"),
     ("lag p50 (s)", "p50_s", "{:.2f}"),
     ("lag p99 (s)", "p99_s", "{:.2f}"),
-    ("drain after burst (s)", "drain_s", "{:.2f}"),
+    ("drain after last trade (s)", "drain_s", "{:.2f}"),
     ("trades / tx", "per_tx", "{:.1f}"),
     ("CU / trade", "cu", "{:,.0f}"),
     ("bytes / trade", "bytes", "{:.1f}"),
@@ -289,11 +289,13 @@ async def run(args: argparse.Namespace, url: str, rpc_url: str, keys_dir: str,
             results: dict[str, Figures] = {}
             for variant in VARIANTS:
                 pairs = _pairs(rng, market.accounts, args.trades)
-                results[variant.key] = await run_variant(stack, market, variant, pairs,
-                                                         args.interval, args.timeout)  # fmt: skip
+                results[variant.key] = await run_variant(
+                    stack, market, variant, pairs, args.interval, args.timeout, args.rate
+                )
                 print(f"({variant.key}) {variant.label}: done", flush=True)
-            report(f"{args.trades:,} trades among {k} accounts (slot {args.slot_ms} ms, "
-                   f"batch interval {args.interval} s)", results)  # fmt: skip
+            offered = f"{args.rate:g} trades/s" if args.rate > 0 else "one burst"
+            report(f"{args.trades:,} trades among {k} accounts, {offered} (slot {args.slot_ms} "
+                   f"ms, batch interval {args.interval} s)", results)  # fmt: skip
     finally:
         ray.shutdown()
 
@@ -315,6 +317,12 @@ def main() -> None:
     )
     parser.add_argument("--slot-ms", type=int, default=400, help="the chain's slot time")
     parser.add_argument("--timeout", type=float, default=900.0, help="s per variant, at most")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="trades offered per second; 0: all at once (a burst)",
+    )
     parser.add_argument("--seed", type=int, default=16)
     args = parser.parse_args()  # fmt: skip
     args.accounts = [int(a) for a in args.accounts.split(",")]

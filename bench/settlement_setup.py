@@ -47,6 +47,8 @@ QUOTE_ATOMS = 10**12
 REGISTERS_PER_TX = 6
 TRANSFERS_PER_TX = 10
 SENDS_AT_ONCE = 8
+BURST_ORDERS = 200
+"""Orders per market call in a burst (100 trades)."""
 SOL = 10**9
 CREDIT_TIMEOUT_S = 300.0
 
@@ -196,9 +198,15 @@ def trade_orders(pairs: Sequence[tuple[int, int, str, int]], tag: str) -> list[O
     return out
 
 
-async def submit(market: BenchMarket, orders: Sequence[OrderRequest], per_call: int) -> None:
-    """Submit orders to the market actor, `per_call` a call, one call at a time."""
-    for start in range(0, len(orders), per_call):
+async def submit(market: BenchMarket, orders: Sequence[OrderRequest], rate: float) -> None:
+    """Submit the trades' orders to the market actor, one call at a time: as fast as it
+    takes them (`rate` 0: `BURST_ORDERS` a call), or `rate` trades a second (a call every
+    0.1 s)."""
+    per_call = BURST_ORDERS if rate <= 0 else 2 * max(1, round(rate / 10))
+    started = time.monotonic()
+    for i, start in enumerate(range(0, len(orders), per_call)):
+        if rate > 0:
+            await asyncio.sleep(max(0.0, started + i * per_call / 2 / rate - time.monotonic()))
         await market.handle.submit.remote(list(orders[start : start + per_call]))
 
 
