@@ -66,6 +66,7 @@ fuzz: $(STAMP)
 BENCH_ARGS ?= --batches 30 --events 200000
 bench: $(STAMP) program
 	$(BIN)/python bench/program_cu.py
+	$(BIN)/python bench/settlement_bench.py
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/engine_bench.py --gc actor --resting 1000
 	$(BIN)/python bench/hop_bench.py
