@@ -100,7 +100,8 @@ def settlement_config(
     """Return the settlement batchers' configuration from the settings."""
     s = settings.settlement
     batcher = BatcherConfig(netting=s.netting, max_trades=s.max_trades, interval_s=s.interval_s,
-                            max_in_flight=s.max_in_flight, base_fee=s.priority_fee)  # fmt: skip
+                            max_in_flight=s.max_in_flight, base_fee=s.priority_fee,
+                            max_instructions=s.max_instructions)  # fmt: skip
     return SettlementConfig(custody=custody, redis_url=redis_url, batchers=s.batchers,
                             batcher=batcher, poll_s=s.poll_s, lookup_tables=s.lookup_tables,
                             markets=tuple(s.markets))  # fmt: skip

@@ -310,6 +310,13 @@ class SettlementSettings(BaseModel):
     max_in_flight: int = Field(
         default=32, ge=1, le=512, description="Most submitted settlements per market."
     )
+    max_instructions: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Netted, the most `settle` instructions (32 vaults each) in one "
+        "transaction; the 1,232 bytes decide too (with a lookup table two fit).",
+    )
     priority_fee: int = Field(
         default=1_000,
         ge=0,

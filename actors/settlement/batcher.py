@@ -73,6 +73,8 @@ class BatcherConfig:
         base_fee: The first attempt's priority fee, micro-lamports per compute unit.
         resend_s: The least pause between two sends of the same bytes.
         cut_after_s: A batch whose vaults cannot pay for this long is cut in two.
+        max_instructions: Netted, the most `settle` instructions in one transaction (each
+            of at most 32 vaults; the bytes decide: with a lookup table, two fit).
     """
 
     netting: bool = True
@@ -83,6 +85,7 @@ class BatcherConfig:
     base_fee: int = 1_000
     resend_s: float = 1.0
     cut_after_s: float = 3.0
+    max_instructions: int = 2
 
 
 @dataclass(slots=True)
@@ -199,8 +202,8 @@ class Batcher:
             await self._chain.open_market(market)
             state = await self._store.market_state(mid, market.chain_market_id)
             planner = Planner(netting=self._config.netting, max_trades=self._config.max_trades,
-                              interval_s=self._config.interval_s,
-                              fits=self._fits_for(market))  # fmt: skip
+                              interval_s=self._config.interval_s, fits=self._fits_for(market),
+                              max_instructions=self._config.max_instructions)  # fmt: skip
             self._planners[mid] = planner
             self._taken[mid] = state.mark_seq
         trades = await self._store.trades_after(mid, self._taken[mid], self._config.intake_limit)

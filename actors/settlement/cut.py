@@ -18,21 +18,34 @@ from __future__ import annotations
 
 import asyncpg
 
+from actors.chain.program import I64_MAX, I64_MIN, MAX_SETTLE_ENTRIES
 from actors.settlement.records import encode_instructions, settle_trade
 from actors.settlement.trades import (
     Instruction,
     SettleTrade,
+    VaultKey,
     instruction_of,
-    net_deltas,
     trade_deltas,
 )
 
 
 def instructions_of(trades: list[SettleTrade], netted: bool) -> tuple[Instruction, ...]:
-    """Return the instructions that settle `trades`: one netted, or one per trade."""
-    if netted:
-        return (instruction_of(net_deltas(trades)),)
-    return tuple(instruction_of(trade_deltas(t)) for t in trades)
+    """Return the instructions that settle `trades`: netted, as few as hold at most
+    `MAX_SETTLE_ENTRIES` vaults each, taking the trades in order (part of a batch that
+    fitted a transaction, so no more instructions or vaults than it had); else one per
+    trade."""
+    if not netted:
+        return tuple(instruction_of(trade_deltas(t)) for t in trades)
+    nets: list[dict[VaultKey, int]] = [{}]
+    for trade in trades:
+        net = nets[-1]
+        widened = {key: net.get(key, 0) + d for key, d in trade_deltas(trade).items()}
+        in_range = all(I64_MIN <= d <= I64_MAX for d in widened.values())
+        if net and (len(net.keys() | widened.keys()) > MAX_SETTLE_ENTRIES or not in_range):
+            nets.append({})
+            widened = trade_deltas(trade)
+        nets[-1].update(widened)
+    return tuple(instruction_of(net) for net in nets)
 
 
 async def cut(conn: asyncpg.Connection, settlement_id: int) -> int | None:

@@ -51,7 +51,7 @@ class Planner:
     """Group one market's trades, fed in seq order, into batches.
 
     Args:
-        netting: One netted instruction per batch (True) or one per trade (False).
+        netting: Netted instructions (True) or one per trade (False).
         max_trades: A batch closes when it holds this many trades (seed mode: 10).
         interval_s: A batch closes this many seconds after its first trade came in.
         fits: Whether a transaction with instructions over these vault lists (each in
@@ -59,9 +59,14 @@ class Planner:
             brings a vault the open batch has not seen (the size depends only on the set
             of vaults); unnetted, once per trade.
         clock: Monotonic time in seconds.
+        max_instructions: Netted, how many instructions a batch may hold: when a trade
+            would take an instruction past `MAX_SETTLE_ENTRIES` vaults, it starts the
+            next one in the same transaction if the bytes allow (with a lookup table two
+            fit: twice the vaults per transaction). Each has its own batch id.
 
     Raises:
-        ValueError: `max_trades` below 1 or `interval_s` not positive.
+        ValueError: `max_trades` or `max_instructions` below 1 or `interval_s` not
+            positive.
     """
 
     def __init__(
@@ -72,9 +77,12 @@ class Planner:
         interval_s: float,
         fits: Fits,
         clock: Callable[[], float] = time.monotonic,
+        max_instructions: int = 1,
     ) -> None:
-        if max_trades < 1 or not interval_s > 0:
-            raise ValueError(f"bad limits: max_trades={max_trades}, interval_s={interval_s}")
+        if max_trades < 1 or max_instructions < 1 or not interval_s > 0:
+            raise ValueError(f"bad limits: max_trades={max_trades}, interval_s={interval_s}, "
+                             f"max_instructions={max_instructions}")  # fmt: skip
+        self._max_instructions = max_instructions
         self._netting = netting
         self._max_trades = max_trades
         self._interval_s = interval_s
@@ -86,8 +94,10 @@ class Planner:
     def _reset(self) -> None:
         self._trades: list[SettleTrade] = []
         self._opened_at = 0.0
-        # Netted: the running net per vault (zeros kept: its keys are the vaults seen).
+        # Netted: the running net per vault (zeros kept: its keys are the vaults seen) of
+        # the open instruction, and the nets of the batch's instructions before it.
         self._net: dict[VaultKey, int] = {}
+        self._nets: list[dict[VaultKey, int]] = []
         # Unnetted: each trade's instruction, and the vaults of each (what `fits` sizes).
         self._instructions: list[Instruction] = []
         self._vault_lists: list[tuple[VaultKey, ...]] = []
@@ -152,18 +162,37 @@ class Planner:
         net = self._net
         summed = {key: net.get(key, 0) + delta for key, delta in deltas.items()}
         if not _in_i64(summed.values()):
-            return False
+            return self._next_instruction(deltas)
         if not summed.keys() <= net.keys():
             vaults = sorted(net.keys() | summed.keys(), key=vault_order)
-            if len(vaults) > MAX_SETTLE_ENTRIES or not self._fits([vaults]):
+            if len(vaults) > MAX_SETTLE_ENTRIES:
+                return self._next_instruction(deltas)
+            if not self._fits([*self._vault_sets(), vaults]):
                 return False
         net.update(summed)
+        return True
+
+    def _vault_sets(self) -> list[list[VaultKey]]:
+        """Return the vaults of the batch's closed instructions (netted)."""
+        return [sorted(n, key=vault_order) for n in self._nets]
+
+    def _next_instruction(self, deltas: dict[VaultKey, int]) -> bool:
+        """Start the batch's next netted instruction with a trade, if one more fits."""
+        if not self._net or len(self._nets) + 1 >= self._max_instructions:
+            return False
+        opened = sorted(deltas, key=vault_order)
+        current = sorted(self._net, key=vault_order)
+        if not self._fits([*self._vault_sets(), current, opened]):
+            return False
+        self._nets.append(self._net)
+        self._net = dict(deltas)
         return True
 
     def _close(self) -> BatchPlan:
         trades = tuple(self._trades)
         if self._netting:
-            instructions: tuple[Instruction, ...] = (instruction_of(self._net),)
+            nets = [*self._nets, self._net]
+            instructions: tuple[Instruction, ...] = tuple(instruction_of(n) for n in nets)
         else:
             instructions = tuple(self._instructions)
         plan = BatchPlan(trades, instructions, trades[0].seq, trades[-1].seq, self._opened_at)

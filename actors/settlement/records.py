@@ -171,10 +171,11 @@ def _check_plan(plan: BatchPlan, netted: bool) -> None:
         plan.first_seq, plan.last_seq,
     ):  # fmt: skip
         raise ValueError(f"a plan's trades must be its seq range in order: {seqs}")
-    if not plan.instructions or (netted and len(plan.instructions) != 1) or (
+    if not plan.instructions or (netted and len(plan.instructions) > len(seqs)) or (
         not netted and len(plan.instructions) != len(seqs)
     ):  # fmt: skip
-        raise ValueError("a netted plan has one instruction, an unnetted one one per trade")
+        raise ValueError("a netted plan has at most one instruction per trade, an unnetted "
+                         "one exactly one per trade")  # fmt: skip
 
 
 _JOB = """s.settlement_id, s.market_id, s.chain_market_id, s.batch_id, s.batch_count, s.status,

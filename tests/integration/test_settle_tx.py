@@ -147,6 +147,11 @@ async def test_a_lookup_table_lets_the_program_s_largest_batch_and_more_trades_f
         k_plain, k_table = _trades_per_tx(plain, more), _trades_per_tx(with_table, more)
         assert k_table > k_plain
         await land(market, more[:k_table])
+        # Two netted instructions in one transaction: the 48 user vaults and the fee vaults
+        # (the planner's `max_instructions`), each within the program's 32.
+        halves = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+        two = await land(market, [balanced(h, random.Random(9 + i)) for i, h in enumerate(halves)])
+        assert two.tx_bytes <= 1_232 and sum(len(h) for h in halves) > MAX_SETTLE_ENTRIES
         seen = await client.signatures_since(vault_of(with_table, entries[0]))
         assert landed.signature in {s.signature for s in seen}  # loaded accounts' history
     finally:

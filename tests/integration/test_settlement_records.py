@@ -192,7 +192,7 @@ async def test_a_stale_mark_or_a_settled_trade_is_refused_and_changes_nothing(
         "SELECT count(*) FROM trades WHERE market_id = $1 AND settlement_id IS NULL", market_id
     )
     assert unlinked == 2  # trades 5 and 6, as before the refusals
-    with pytest.raises(ValueError, match="an unnetted one one per trade"):
+    with pytest.raises(ValueError, match="an unnetted one exactly one per trade"):
         await records.create(conn, market_id, plan_of(trades[4:], netted=True), netted=False)
 
 
@@ -300,7 +300,7 @@ async def test_a_pending_settlement_is_cut_in_two_and_a_sent_one_never(
     conn: asyncpg.Connection, db_url: str
 ) -> None:
     market_id, _ = await _market(conn, db_url, 5)
-    await records.market_state(conn, market_id, CHAIN_MARKET)
+    await records.market_state(conn, market_id, CHAIN_MARKET + 5)
     job = await _create(conn, market_id, 0, 5)
     trades = await records.trades_after(conn, market_id, 0, 5)
 
@@ -324,7 +324,7 @@ async def test_a_pending_settlement_is_cut_in_two_and_a_sent_one_never(
     # Down to one trade; and never once an attempt exists.
     assert await cut(conn, job.settlement_id) is not None
     assert await cut(conn, job.settlement_id) is None  # a single trade
-    await records.add_attempt(conn, new_id, SIGNATURES[0], b"\x01", 0, None, 10)
+    await records.add_attempt(conn, new_id, SIGNATURES[-1], b"\x01", 0, None, 10)
     assert await cut(conn, new_id) is None
     counts = await conn.fetchval("SELECT sum(trade_count) FROM settlements WHERE market_id = $1",
                                  market_id)  # fmt: skip

@@ -262,3 +262,44 @@ def test_a_trade_that_fits_no_transaction_is_refused(netting: bool) -> None:
 def test_bad_limits_are_refused(max_trades: int, interval_s: float) -> None:
     with pytest.raises(ValueError, match="bad limits"):
         Planner(netting=True, max_trades=max_trades, interval_s=interval_s, fits=v0_fits)
+
+
+@given(trade_lists(max_accounts=60, max_size=120), st.integers(1, 4))
+def test_netted_batches_of_several_instructions_move_the_sum_within_every_limit(
+    trades: list[SettleTrade], max_instructions: int
+) -> None:
+    # A byte model with a lookup table: about 10 bytes per vault, 330 per instruction.
+    def fits(vault_sets: Sequence[Sequence[VaultKey]]) -> bool:
+        return 300 + sum(40 + 10 * len(v) for v in vault_sets) <= 1232
+
+    planner = Planner(netting=True, max_trades=10_000, interval_s=1e9, fits=fits,
+                      max_instructions=max_instructions)  # fmt: skip
+    plans = _run(planner, trades)
+    assert [t for plan in plans for t in plan.trades] == trades
+    for plan in plans:
+        assert 1 <= len(plan.instructions) <= max_instructions
+        assert fits([[key for key, _ in ins] for ins in plan.instructions])
+        moved: dict[VaultKey, int] = {}
+        for ins in plan.instructions:
+            assert len(ins) <= MAX_SETTLE_ENTRIES
+            assert all(I64_MIN <= delta <= I64_MAX for _, delta in ins)
+            for key, delta in ins:
+                moved[key] = moved.get(key, 0) + delta
+        expected = {k: d for k, d in _summed(plan.trades).items() if d}
+        assert {k: d for k, d in moved.items() if d} == expected
+
+
+def test_a_second_instruction_doubles_the_vaults_of_a_transaction() -> None:
+    # 12 trades among 24 new accounts bring 49 vaults: one instruction holds 32 at most.
+    trades = [trade(i + 1, maker=2 * i + 1, taker=2 * i + 2) for i in range(12)]
+
+    def fits(vault_sets: Sequence[Sequence[VaultKey]]) -> bool:  # with a lookup table
+        return 300 + sum(40 + 10 * len(v) for v in vault_sets) <= 1232
+
+    def planned(max_instructions: int) -> list[BatchPlan]:
+        return _run(Planner(netting=True, max_trades=100, interval_s=1e9, fits=fits,
+                            max_instructions=max_instructions), trades)  # fmt: skip
+
+    assert [len(p.trades) for p in planned(1)] == [7, 5]  # 7 trades: 29 vaults, 8: 33
+    [both] = planned(2)
+    assert [len(ins) for ins in both.instructions] == [28, 20]  # fee-free: no fee vault
