@@ -25,6 +25,8 @@ from actors.settlement.lookup import ensure_table
 from serve_app.operations import status
 from tests.support.chain import advance, funded, lamports_to, rpc, signed
 
+pytestmark = pytest.mark.litesvm  # the VM in this process: run last (tests/conftest.py)
+
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
 
 

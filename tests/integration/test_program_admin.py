@@ -21,6 +21,8 @@ from tests.support.program_kit import (
     unsigned,
 )
 
+pytestmark = pytest.mark.litesvm  # the VM in this process: run last (tests/conftest.py)
+
 U64_MAX = prog.U64_MAX
 
 

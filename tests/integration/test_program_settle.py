@@ -20,6 +20,8 @@ from tests.support.program_kit import (
     swap,
 )
 
+pytestmark = pytest.mark.litesvm  # the VM in this process: run last (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def elf() -> bytes:

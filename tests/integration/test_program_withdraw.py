@@ -21,6 +21,8 @@ from tests.support.program_kit import (
     unsigned,
 )
 
+pytestmark = pytest.mark.litesvm  # the VM in this process: run last (tests/conftest.py)
+
 CAP = 1_000
 WINDOW = 100
 
