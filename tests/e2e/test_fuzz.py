@@ -7,7 +7,8 @@ HTTP), acting as one funded account (`ApiKey`) with the admin token (`AdminToken
 with the hooks of `fuzz_hooks.py`. The budget comes from the environment, so `make fuzz`
 runs this same test longer:
 
-* `CLOB_FUZZ_MAX_EXAMPLES` cases per operation and phase (default 20),
+* `CLOB_FUZZ_MAX_EXAMPLES` cases per operation and phase (default 10: `make test` must
+  stay under 15 minutes; `make fuzz` runs 500),
 * `CLOB_FUZZ_MAX_TIME` seconds for the whole run (default none: the run is bounded by
   its cases; with a budget, fuzzing and stateful testing repeat until it is spent, and
   each operation gets an equal share of it),
@@ -47,7 +48,7 @@ from tests.e2e.fuzz_world import (  # noqa: E402
 )
 
 MAX_TIME_S = int(os.environ.get("CLOB_FUZZ_MAX_TIME", "0"))
-MAX_EXAMPLES = int(os.environ.get("CLOB_FUZZ_MAX_EXAMPLES", "20"))
+MAX_EXAMPLES = int(os.environ.get("CLOB_FUZZ_MAX_EXAMPLES", "10"))
 SEED = int(os.environ.get("CLOB_FUZZ_SEED", "17"))
 EXTRA_ARGS = os.environ.get("CLOB_FUZZ_ARGS", "")
 # The run's bound when it has no time budget; loading the schema, probing and writing
