@@ -39,6 +39,12 @@ VaultKey = tuple[AccountId | None, str]
 """A vault: (account id, asset symbol); account None is the asset's fee vault."""
 
 
+def expected_on_chain(ledger: int, deposits_pending: int, withdrawals_in_flight: int,
+                      unsettled: int) -> int:  # fmt: skip
+    """Return what vaults should hold: the formula, for an asset and for one vault alike."""
+    return ledger + deposits_pending + withdrawals_in_flight - unsettled
+
+
 @dataclass(frozen=True, slots=True)
 class AssetReserves:
     """The terms of the formula for one asset, atoms.
@@ -71,7 +77,8 @@ class AssetReserves:
     @property
     def expected(self) -> int:
         """Return what the vaults should hold by the formula."""
-        return self.ledger + self.deposits_pending + self.withdrawals_in_flight - self.unsettled
+        return expected_on_chain(self.ledger, self.deposits_pending, self.withdrawals_in_flight,
+                                 self.unsettled)  # fmt: skip
 
     @property
     def difference(self) -> int:
@@ -146,7 +153,8 @@ class VaultReserves:
     @property
     def expected(self) -> int:
         """Return what the vault should hold by the formula."""
-        return self.ledger + self.deposits_pending + self.withdrawals_in_flight - self.unsettled
+        return expected_on_chain(self.ledger, self.deposits_pending, self.withdrawals_in_flight,
+                                 self.unsettled)  # fmt: skip
 
     @property
     def difference(self) -> int:

@@ -29,6 +29,7 @@ from actors.chain.program import (
     vault_pda,
 )
 from actors.custody.setup import ensure_vault
+from actors.settlement.batcher import vault_keys
 from actors.settlement.monitor import Seen
 from actors.settlement.ports import MarketInfo, Prepared, Refused
 from actors.settlement.records import SettlementJob
@@ -144,7 +145,7 @@ class RpcSettleChain:
         """Simulate the settlement, then sign it with its compute-unit limit."""
         ctx = self.context(market)
         if self._tables is not None:  # the table holds the batch's vaults first
-            vaults = [vault_of(ctx, key) for key in _keys(job)]
+            vaults = [vault_of(ctx, key) for key in vault_keys(job)]
             ctx = await self._tables.context(ctx, market.market_id, vaults)
         blockhash = await self._client.latest_blockhash("confirmed")
         # Simulated with the highest limit: the same bytes as the final transaction.
@@ -172,7 +173,3 @@ class RpcSettleChain:
         with contextlib.suppress(AlreadyProcessedError):
             await self._client.send_transaction(VersionedTransaction.from_bytes(wire),
                                                 skip_preflight=True)  # fmt: skip
-
-
-def _keys(job: SettlementJob) -> list[VaultKey]:
-    return list(dict.fromkeys(key for instruction in job.instructions for key, _ in instruction))

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -41,7 +41,6 @@ from solders.transaction import VersionedTransaction
 from actors.chain.client import (
     AlreadyProcessedError,
     ChainClient,
-    ChainUnavailableError,
     TransactionExpiredError,
 )
 from actors.chain.keys import ChainKeys
@@ -56,6 +55,7 @@ from tests.support.chain import rpc
 from tests.support.custody_kit import custody_config, start_shards, system_conn_with_asset
 from tests.support.market_kit import new_accounts
 from tests.support.program_kit import program_elf
+from tests.support.settle_chaos_kit import retry_chain
 
 SEED = int(os.environ.get("CLOB_CUSTODY_CHAOS_SEED", "15"))
 STEPS = int(os.environ.get("CLOB_CUSTODY_CHAOS_STEPS", "24"))
@@ -126,29 +126,17 @@ def _actor(world: World, name: str) -> Any:
     return ray.get_actor(name, namespace=world.namespace)
 
 
-async def _retry(call: Callable[[], Awaitable[Any]], timeout_s: float = 30) -> Any:
-    """Call until the chain answers (the RPC fault switch fails the test's calls too)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return await call()
-        except ChainUnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-
-
 async def _land(client: ChainClient, payer: Keypair, ixs: list[Instruction], tally: Tally) -> str:
     """Send a transaction until one copy lands (a dropped one expires; then sign anew)."""
     while True:
-        blockhash = await _retry(lambda: client.latest_blockhash("confirmed"))
+        blockhash = await retry_chain(lambda: client.latest_blockhash("confirmed"))
         message = MessageV0.try_compile(payer.pubkey(), ixs, [], blockhash.blockhash)
         tx = VersionedTransaction(message, [payer])
         with contextlib.suppress(AlreadyProcessedError):
-            await _retry(partial(client.send_transaction, tx, skip_preflight=True))
+            await retry_chain(partial(client.send_transaction, tx, skip_preflight=True))
         wait = partial(client.wait_for, tx.signatures[0], blockhash.last_valid_block_height)
         try:
-            status = await _retry(partial(wait, "confirmed"))
+            status = await retry_chain(partial(wait, "confirmed"))
         except TransactionExpiredError:
             tally.redeposits += 1
             continue

@@ -35,19 +35,15 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 from solders.pubkey import Pubkey
 
-from actors.bootstrap import start_core
 from actors.chain.client import ChainClient
-from actors.chain.keys import ChainKeys
 from actors.custody import records as custody_records
-from actors.custody.actor import CustodyConfig, start_custody
 from actors.ledger import store
 from actors.ledger.rules import InsufficientBalanceError
 from actors.settlement.actor import SettlementConfig, settlement_actor_name, start_settlement
 from actors.settlement.batcher import BatcherConfig
 from tests.support.chain import rpc
-from tests.support.custody_kit import custody_config, withdraw_debited
+from tests.support.custody_kit import CustodyExchange, start_custody_exchange, withdraw_debited
 from tests.support.market_kit import cancel, limit, new_accounts, submit_until_acked
-from tests.support.program_kit import program_elf
 from tests.support.settle_chaos_kit import (
     Whale,
     agreed_vaults,
@@ -93,29 +89,12 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     await c.close()
 
 
-@dataclass
-class World:
-    namespace: str
-    db_url: str
-    rpc_url: str
-    keys: ChainKeys
-    controller: Any
-    chain_actor: Any
-    config: CustodyConfig
-
-
 @pytest.fixture(scope="module")
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> World:
-    program_elf()
-    values = {n: request.getfixturevalue(n) for n in (
-        "db_url", "namespace", "solana_rpc_url", "chain_keys")}  # fmt: skip
-    controller = start_core(values["db_url"], SHARDS, values["namespace"])
-    config = custody_config(values["db_url"], values["solana_rpc_url"], values["namespace"],
-                            values["chain_keys"], tmp_path_factory, depth=4, poll_s=0.05,
-                            shard_count=SHARDS)  # fmt: skip
-    chain_actor, _ = start_custody(config)
-    return World(values["namespace"], values["db_url"], values["solana_rpc_url"],
-                 values["chain_keys"], controller, chain_actor, config)  # fmt: skip
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> CustodyExchange:
+    """The trading core and the custody actors of this module's database."""
+    return start_custody_exchange(request, tmp_path_factory, SHARDS)
 
 
 @dataclass
@@ -134,7 +113,7 @@ class Tally:
 
 @dataclass
 class Flow:
-    world: World
+    world: CustodyExchange
     conn: asyncpg.Connection
     client: ChainClient
     rng: random.Random
@@ -149,7 +128,7 @@ class Flow:
     orders: int = 0
 
     def market(self, index: int) -> Any:
-        return ray.get_actor(f"market:{self.symbols[index]}", namespace=self.world.namespace)
+        return ray.get_actor(f"market:{self.symbols[index]}", namespace=self.world.config.namespace)
 
     async def submit(self, index: int, request: Any) -> list[Any]:
         return await submit_until_acked(lambda: self.market(index), [request])
@@ -203,7 +182,7 @@ class Flow:
         asset = self.rng.choice((*self.base, self.quote))
         atoms = self.rng.randrange(100, 3_000)
         try:
-            withdrawal = await withdraw_debited(self.conn, self.world.namespace, SHARDS,
+            withdrawal = await withdraw_debited(self.conn, self.world.config.namespace, SHARDS,
                                                 account, asset=asset, atoms=atoms)  # fmt: skip
         except InsufficientBalanceError:  # the request changed nothing: drop its row
             self.tally.short += 1
@@ -226,7 +205,7 @@ class Flow:
                                 "WHERE status = 'submitted'")  # fmt: skip
             if not await soon(in_flight):
                 what = "batcher"  # nothing was sent meanwhile: an ordinary kill
-        batcher = ray.get_actor(settlement_actor_name(0), namespace=self.world.namespace)
+        batcher = ray.get_actor(settlement_actor_name(0), namespace=self.world.config.namespace)
         await self.count_batcher(batcher)
         ray.kill(batcher, no_restart=False)
         self.tally.kills[what] += 1
@@ -285,7 +264,7 @@ def plan(rng: random.Random, steps: int) -> list[str]:
     return ["trade", "cross", *actions]
 
 
-async def _setup(world: World, conn: asyncpg.Connection, client: ChainClient,
+async def _setup(world: CustodyExchange, conn: asyncpg.Connection, client: ChainClient,
                  rng: random.Random) -> Flow:  # fmt: skip
     """Make two markets sharing a quote asset, whales of their mints, and accounts funded
     by real deposits (the bridge: only the first market's base)."""
@@ -299,7 +278,7 @@ async def _setup(world: World, conn: asyncpg.Connection, client: ChainClient,
         })  # fmt: skip
     mints = {k: Pubkey.from_string(v) for k, v in (await world.chain_actor.sync.remote()).items()}
     whales = {a: await new_whale(client, world.keys, mints[a]) for a in (*base, quote)}
-    *users, bridge = await new_accounts(world.db_url, USERS + 1)
+    *users, bridge = await new_accounts(world.config.database_url, USERS + 1)
     flow = Flow(world, conn, client, rng, symbols, base, quote, users, bridge, whales)
     for account in users:
         for asset in (*base, quote):
@@ -334,7 +313,7 @@ async def _settled_down(conn: asyncpg.Connection, flow: Flow) -> bool:
 
 
 async def test_settlement_survives_kills_and_chain_faults(
-    world: World, conn: asyncpg.Connection
+    world: CustodyExchange, conn: asyncpg.Connection
 ) -> None:
     rng = random.Random(SEED)
     started = time.monotonic()
@@ -368,7 +347,7 @@ async def _market_settled(flow: Flow, index: int) -> bool:
     return False
 
 
-async def _check(world: World, conn: asyncpg.Connection, client: ChainClient,
+async def _check(world: CustodyExchange, conn: asyncpg.Connection, client: ChainClient,
                  flow: Flow) -> Counter[str]:  # fmt: skip
     outcome = Counter[str]()
     for symbol in flow.symbols:
@@ -388,7 +367,9 @@ async def _check(world: World, conn: asyncpg.Connection, client: ChainClient,
         outcome["settlements finalized"] += len(rows)
         outcome["failed submissions retried"] += sum(r["retries"] for r in rows)
         outcome["attempts signed (rebuilt, retried)"] += sum(r["attempts"] for r in rows)
-    ours = await agreed_vaults(conn, client, world.namespace, SHARDS, (*flow.base, flow.quote))
+    ours = await agreed_vaults(
+        conn, client, world.config.namespace, SHARDS, (*flow.base, flow.quote)
+    )
     assert len(ours) >= len(flow.users) * 3 + 3, ours  # the users' and the fee vaults at least
     for vault in ours:  # settled: each vault on chain IS its ledger balance
         assert vault.unsettled == 0 and vault.withdrawals_in_flight == 0, vault

@@ -7,7 +7,6 @@ waited for the trades' tokens is paid once they are settled."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -20,9 +19,7 @@ from solders.pubkey import Pubkey
 
 from actors.chain.client import ChainClient
 from actors.chain.program import PROGRAM_ID, chain_market_id, decode_market, market_pda
-from actors.custody.reconcile import Gathered, gather_once
 from actors.ledger import store
-from actors.ledger.rules import Holdings
 from actors.settlement.actor import SettlementConfig, start_settlement
 from actors.settlement.batcher import BatcherConfig
 from serve_app.demo_deposit import mint_and_deposit
@@ -35,6 +32,7 @@ from tests.support.custody_kit import (
     withdrawal_status,
 )
 from tests.support.market_kit import limit, new_accounts
+from tests.support.settle_chaos_kit import agreed_vaults
 
 pytestmark = pytest.mark.timeout(300)
 SHARDS = 2
@@ -134,17 +132,7 @@ async def test_trades_settle_once_and_the_vaults_equal_the_ledger(
         assert data is not None
         window = decode_market(data).batches
         assert all(window.contains(s["batch_id"]) for s in settlements)
-
-        async def holdings() -> list[Holdings]:
-            shards = [ray.get_actor(f"ledger:{i}", namespace=namespace) for i in range(SHARDS)]
-            return list(await asyncio.gather(*(s.holdings.remote() for s in shards)))
-
-        async def agreed() -> Gathered | None:
-            found = await gather_once(conn, client, PROGRAM_ID, holdings)
-            return found if found.agreed else None
-
-        gathered: Gathered = await until("reads that agree", agreed, timeout_s=90)
-    ours = [v for v in gathered.vaults if v.asset in (base, quote)]
+        ours = await agreed_vaults(conn, client, namespace, SHARDS, (base, quote), timeout_s=90)
     assert len(ours) == 8  # three accounts' two vaults and the two fee vaults
     for vault in ours:  # settled: each vault on chain IS its ledger balance
         assert vault.unsettled == 0 and vault.withdrawals_in_flight == 0, vault
