@@ -8,6 +8,13 @@ book resyncs from the market actor, a private stream tells its clients `resync`
 (`stream_restored`). When the connection fails, every client of a feed gets one
 `stream_unavailable` error, and the hub reconnects with a growing pause (at most
 `MAX_PAUSE_S`); REST trading does not depend on any of this.
+
+The connection stays subscribed to `HUB_CHANNEL` (nobody publishes there) while it is
+open. With no subscription left, redis-py's next SUBSCRIBE would first PING and read the
+answer itself, while the reader waits on the same socket ("readuntil() called while
+another coroutine is already waiting"): the connection broke and every client was told
+`stream_unavailable` for nothing. Subscribed, the reader alone reads, health checks
+included.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ log = logging.getLogger(__name__)
 FIRST_PAUSE_S = 0.1
 MAX_PAUSE_S = 2.0
 HEALTH_CHECK_S = 2  # a silent connection is pinged this often, so a dead Redis shows
+HUB_CHANNEL = "stream:hub"  # always subscribed (see the module docstring)
 STREAM_UNAVAILABLE = error(
     "stream_unavailable",
     "the real-time stream is interrupted; it resumes by itself (books with a fresh snapshot)",
@@ -167,17 +175,13 @@ class Hub:
             try:
                 async with self._lock:  # a feed added meanwhile subscribes after this
                     self._pubsub = pubsub
-                    channels = self._channels()
-                    if channels:
-                        await pubsub.subscribe(*channels)
+                    await pubsub.subscribe(HUB_CHANNEL, *self._channels())
                 self.up, self.failing = True, False
                 pause = FIRST_PAUSE_S
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         await self._dispatch(message)
-                    elif not pubsub.subscribed:
-                        await asyncio.sleep(0.05)  # nothing subscribed: get_message is idle
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -208,7 +212,7 @@ class Hub:
         elif kind == "subscribe":
             self._on_subscribed(channel)
         if kind in ("subscribe", "unsubscribe"):
-            self.counters["subscribed_channels"] = int(message["data"])
+            self.counters["subscribed_channels"] = int(message["data"]) - 1  # not HUB_CHANNEL
 
     def _on_subscribed(self, channel: str) -> None:
         restored = channel in self._restoring

@@ -9,11 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from actors.engine import MarketSpec
 from actors.infra.embedded import EmbeddedRedis, free_port
 from actors.stream.messages import Level, MarketBatch, account_channel, encode, md_channel
+from serve_app.ws import hub as hub_module
 from serve_app.ws.connection import Connection, Limits
 from serve_app.ws.hub import Hub, Sources
 from serve_app.ws.market_feed import GroupKey
@@ -99,3 +101,42 @@ async def test_redis_loss_is_reported_and_the_streams_resume(tmp_path: Path) -> 
     await hub.stop()
     await client.conn.finish()
     server.stop()
+
+
+async def test_subscribing_after_every_feed_left_keeps_the_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing subscribed, redis-py's SUBSCRIBE used to PING and read the answer
+    while the reader was reading the same socket: the connection broke and every client
+    got `stream_unavailable`. A health check always due (10 ms) makes that the rule
+    rather than a rare race; feeds come and go, and the connection must never drop."""
+    monkeypatch.setattr(hub_module, "HEALTH_CHECK_S", 0.01)
+    server = EmbeddedRedis(tmp_path, port=free_port())
+    url = server.start()
+
+    async def unused(_: Any) -> Any:
+        raise AssertionError("no market here")
+
+    async def decimals_of(asset: str) -> int:
+        return 6
+
+    hub = Hub(url, Sources(unused, unused, unused, decimals_of, unused))
+    client = Client()
+    publisher = aioredis.from_url(url)
+    try:
+        for round_ in range(8):
+            account = await hub.account(round_)
+            account.join(client.conn, ("balances", None, "native"))
+            async with asyncio.timeout(10):
+                while await publisher.publish(account_channel(round_), b"not json") == 0:
+                    await asyncio.sleep(0.02)  # until Redis has the subscription
+            account.leave(client.conn, ("balances", None, "native"))
+            hub.release_account(round_)
+            await asyncio.sleep(0.1)  # nothing subscribed
+        assert hub.up and hub.counters["reconnects"] == 0
+        assert not [f for f in client.frames if f.get("code") == "stream_unavailable"]
+    finally:
+        await publisher.aclose()
+        await hub.stop()
+        await client.conn.finish()
+        server.stop()
