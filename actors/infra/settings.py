@@ -152,6 +152,11 @@ class WebSocketSettings(BaseModel):
     heartbeat_s: float = Field(
         default=10.0, ge=1, description="Default heartbeat of cancel-on-disconnect, seconds."
     )
+    direct_writes: bool = Field(
+        default=True,
+        description="Write outgoing frames straight to uvicorn's transport when it is safe "
+        "(serve_app/ws/wire.py); false: every frame through the ASGI send.",
+    )
 
 
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?")

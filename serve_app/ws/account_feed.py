@@ -121,11 +121,11 @@ class AccountFeed:
             return
         if batch.account_id != self.account_id or not self.members:
             return
-        bodies: dict[Filter, list[str]] = {}  # decoded once, not per connection
+        bodies: dict[Filter, list[bytes]] = {}  # encoded once, not per connection
         for conn, filters in list(self.members.items()):
             for flt in sorted(filters, key=str):
                 if flt not in bodies:
-                    bodies[flt] = [body.decode() for body in await self._messages(batch, flt)]
+                    bodies[flt] = await self._messages(batch, flt)
                 for body in bodies[flt]:
                     conn.send(body)
 

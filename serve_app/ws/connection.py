@@ -2,15 +2,20 @@
 limit, and the session state's transition table.
 
 Publishers (the hub's feeds, the session) call `send`, which never blocks and never
-awaits: it numbers the message and, when nothing is queued or being written, writes it
-at once (`_write_now`: the ASGI send runs in the caller until it would wait, which on a
-socket that keeps up it never does). Otherwise it queues it, and one writer task per
-connection drains the queue onto the socket (and finishes a direct write that had to
-wait), so a slow client only fills its own queue. Waking a task per connection per
-message cost more CPU than writing the frame. When the queue is full
-the connection's book subscriptions are dropped (`on_overflow`, set by the session: a
-`resync` notice tells the client) and their queued messages purged; if it is still full,
-the socket is closed with `CLOSE_SLOW_CONSUMER`.
+awaits: it numbers the message and, when nothing is queued or being written:
+- with a `Sink` (the replica's transport, `serve_app.ws.wire`), keeps it until the end of
+  the loop's turn, when `flush` writes everything the connection was given in that turn
+  as one write of hand-made frames (a market batch's trades and book update together);
+- without one, writes it at once (`_write_now`: the ASGI send runs in the caller until it
+  would wait, which on a socket that keeps up it never does).
+
+Otherwise (a backlog, or a sink that is not ready: the client does not keep up) it queues
+it, and one writer task per connection drains the queue through the ASGI send, which
+waits for the socket, so a slow client only fills its own queue. Waking a task per
+connection per message cost more CPU than writing the frame. When the queue is full the
+connection's book subscriptions are dropped (`on_overflow`, set by the session: a `resync`
+notice tells the client) and their queued messages purged; if it is still full, the
+socket is closed with `CLOSE_SLOW_CONSUMER`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from starlette.types import Send
 
 from serve_app.ws.protocol import with_seq
+from serve_app.ws.wire import Flusher, Sink, text_frame_header
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +128,10 @@ class TokenBucket:
 class Connection:
     """The outgoing side of one WebSocket (see the module docstring)."""
 
-    def __init__(self, send: Send, limits: Limits, connection_id: str) -> None:
+    def __init__(
+        self, send: Send, limits: Limits, connection_id: str, sink: Sink | None = None,
+        flusher: Flusher | None = None,
+    ) -> None:  # fmt: skip
         self.id = connection_id
         self.limits = limits
         self.seq = 0
@@ -131,6 +140,10 @@ class Connection:
         self.close_code: int | None = None
         self._send = send
         self._queue: deque[tuple[bool, str]] = deque()
+        # Given this turn of the loop, for the sink: (book, seq, body), written by `flush`.
+        self._sink = sink
+        self._flusher = flusher or Flusher()
+        self._corked: list[tuple[bool, int, bytes]] = []
         self._busy = False  # a write is under way (its frame is no longer queued)
         self._suspended: tuple[Coroutine[Any, Any, None], Any] | None = None  # for the writer
         self._wake = asyncio.Event()
@@ -159,9 +172,9 @@ class Connection:
         """
         if not self.open:
             return
-        if len(self._queue) >= self.limits.send_queue:
+        if len(self._queue) + len(self._corked) >= self.limits.send_queue:
             notices = self._shed()
-            if len(self._queue) + len(notices) >= self.limits.send_queue:
+            if len(self._queue) + len(self._corked) + len(notices) >= self.limits.send_queue:
                 self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
                 return
             for notice in notices:
@@ -172,8 +185,15 @@ class Connection:
 
     def _push(self, body: bytes | str, book: bool) -> None:
         self.seq += 1
-        text = with_seq(self.seq, body if isinstance(body, str) else body.decode())
-        if self._busy or self._queue or self._writer is None:
+        backlog = self._busy or self._queue or self._writer is None
+        if self._sink is not None and not backlog:
+            if not self._corked:
+                self._flusher.add(self)
+            raw = body if isinstance(body, bytes) else body.encode()
+            self._corked.append((book, self.seq, raw))
+            return
+        text = with_seq(self.seq, _text(body))
+        if backlog:
             self._queue.append((book, text))
             self._wake.set()
         else:
@@ -196,15 +216,39 @@ class Connection:
         self._suspended = (coro, step)
         self._wake.set()
 
+    def flush(self) -> None:
+        """Write the messages given this turn (`Flusher`): in one write when the sink
+        takes them now, else queued for the writer task (the ASGI path, which waits)."""
+        if not self._corked or self._sink is None:
+            return
+        if not self.open:  # closed meanwhile: dropped, as a close drops the queue
+            self._corked.clear()
+            return
+        if self._sink.ready() and not (self._busy or self._queue):
+            corked, self._corked = self._corked, []
+            try:
+                self._sink.write(b"".join([_frame(seq, body) for _, seq, body in corked]))
+            except Exception as exc:  # the client went away: the reader sees it too
+                self._write_failed(exc)
+            return
+        self._uncork()
+
+    def _uncork(self) -> None:
+        """Hand the messages given this turn to the writer task."""
+        corked, self._corked = self._corked, []
+        self._queue.extend((book, with_seq(seq, _text(body))) for book, seq, body in corked)
+        self._wake.set()
+
     def _shed(self) -> list[bytes]:
         """Purge the queued book messages and drop the book subscriptions; return the
         notices to send (their seqs stay unused: the client sees the gap)."""
         self._queue = deque(item for item in self._queue if not item[0])
+        self._corked = [item for item in self._corked if not item[0]]
         return self.on_overflow()
 
     def queued(self) -> int:
         """Return how many messages wait to be written."""
-        return len(self._queue)
+        return len(self._queue) + len(self._corked)
 
     async def _write_loop(self) -> None:
         try:
@@ -245,6 +289,7 @@ class Connection:
         self.state = transition(self.state, "close")
         self.close_code = code
         if drain and self._writer is not None and not self._writer.done():
+            self._uncork()
             self._closing = (code, reason)
             self._wake.set()
             asyncio.get_running_loop().call_later(DRAIN_TIMEOUT_S, self._abort, code, reason)
@@ -256,6 +301,7 @@ class Connection:
             return  # the draining close finished
         self._closing = None
         self._queue.clear()
+        self._corked.clear()
         if self._suspended is not None:  # the writer never took it over
             self._suspended[0].close()
             self._suspended = None
@@ -274,6 +320,26 @@ class Connection:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
+
+
+_decoded: list[Any] = [None, ""]  # the last body `_text` decoded, and its text
+
+
+def _text(body: bytes | str) -> str:
+    """Return a message as text, decoding a body shared by many connections once (a
+    fan-out hands the same object to each in turn)."""
+    if isinstance(body, str):
+        return body
+    if body is not _decoded[0]:
+        _decoded[:] = body, body.decode()
+    text: str = _decoded[1]
+    return text
+
+
+def _frame(seq: int, body: bytes) -> bytes:
+    """Return the text frame of `body` (a JSON object) with `"seq": seq` first."""
+    head = b'{"seq":%d,' % seq
+    return b"".join((text_frame_header(len(head) + len(body) - 1), head, body[1:]))
 
 
 async def _finish(coro: Coroutine[Any, Any, None], step: Any) -> None:

@@ -225,7 +225,7 @@ class MarketFeed:
     def _snapshot(self, group: Group, members: Any) -> None:
         if group.view.u != self.mirror.u and group.first_u is None:
             group.view.load(self.mirror)
-        body = self._book_message(group, "snapshot", *group.view.top(group.key.depth)).decode()
+        body = self._book_message(group, "snapshot", *group.view.top(group.key.depth))
         for conn in list(members):
             conn.send(body, book=True)
 
@@ -242,9 +242,8 @@ class MarketFeed:
             body = self._book_message(group, "update", bids, asks, pu)
         group.first_u = None
         group.conflator.sent(_now_ms())
-        text = body.decode()  # once, not per connection
         for conn in list(group.members):
-            conn.send(text, book=True)
+            conn.send(body, book=True)
 
     def _book_message(
         self, group: Group, kind: str, bids: Any, asks: Any, pu: int | None = None

@@ -23,6 +23,8 @@ class WsCollector(Collector):
         status = self._service.status()
         gauges = (
             ("clob_ws_connections", "Open WebSockets.", status["connections"]),
+            ("clob_ws_raw_connections", "Open WebSockets whose frames go straight to the "
+             "transport (serve_app/ws/wire.py).", status["raw_connections"]),
             ("clob_ws_redis_up", "Whether the stream's Redis connection is up.",
              int(status["redis_up"])),
             ("clob_ws_market_feeds", "Markets watched by this replica.", status["markets"]),

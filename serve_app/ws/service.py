@@ -26,6 +26,7 @@ from serve_app.ws.hub import Hub, Sources
 from serve_app.ws.protocol import encode
 from serve_app.ws.session import Session
 from serve_app.ws.trades import TAPE_SIZE
+from serve_app.ws.wire import Flusher, raw_socket
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,16 @@ class WsService:
         self.limits = limits_of(core.args)
         self.max_connections = core.args.ws.max_connections
         self.connections = 0
+        self.direct_writes = core.args.ws.direct_writes
+        self.raw_connections = 0  # of them, written straight to their transport
+        self.flusher = Flusher()
         self.hub = Hub(core.args.redis_url, _sources(core))
 
     def status(self) -> dict[str, Any]:
         """Return this replica's WebSocket figures."""
         return {
-            "connections": self.connections, "redis_up": self.hub.up,
+            "connections": self.connections, "raw_connections": self.raw_connections,
+            "redis_up": self.hub.up,
             "markets": len(self.hub.markets), "accounts": len(self.hub.accounts),
             **self.hub.counters,
         }  # fmt: skip
@@ -66,12 +71,15 @@ class WsService:
             await websocket.close(CLOSE_TRY_AGAIN, "connection limit of this replica")
             return
         self.connections += 1
-        # After the accept, frames go through the app's own `send` when there is one:
+        # After the accept, frames go straight to the transport when it is uvicorn's
+        # (`serve_app.ws.wire`), else through the app's own `send` when there is one:
         # Starlette's wrappers around it only add work per message.
         send: Send = websocket.scope.get(ASGI_SEND, websocket.send)
-        conn = Connection(send, self.limits, uuid.uuid4().hex)
+        sink = raw_socket(websocket.scope.get(ASGI_SEND)) if self.direct_writes else None
+        conn = Connection(send, self.limits, uuid.uuid4().hex, sink, self.flusher)
         session = Session(self.core, self.hub, conn)
         conn.start()
+        self.raw_connections += sink is not None
         try:
             conn.send(self._welcome(conn))
             api_key = websocket.headers.get("x-api-key")
@@ -80,6 +88,7 @@ class WsService:
             await self._read(websocket, conn, session)
         finally:
             self.connections -= 1
+            self.raw_connections -= sink is not None
             await session.end()
             await conn.finish()
 

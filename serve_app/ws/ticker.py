@@ -67,7 +67,7 @@ class Ticker:
             stats = None
         self._sent = state
         self._conflator.sent(time.monotonic() * 1000)
-        body = encode(self._message(bid, ask, stats)).decode()  # once, not per connection
+        body = encode(self._message(bid, ask, stats))
         for conn in list(self.members):
             conn.send(body)
         if self._again:

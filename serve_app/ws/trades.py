@@ -117,12 +117,10 @@ class TradeStream:
             return
         if len(fresh) < len(batch.trades):
             batch = MarketBatch(batch.market, batch.U, batch.u, batch.E, trades=fresh)
-        bodies: dict[str, list[str]] = {}  # decoded once, not per connection
+        bodies: dict[str, list[bytes]] = {}  # encoded once, not per connection
         for conn, format_ in list(self.members.items()):
             messages = bodies.get(format_)
             if messages is None:
-                messages = bodies[format_] = [
-                    body.decode() for body in trades_messages(self._fmt, batch, format_)
-                ]
+                messages = bodies[format_] = trades_messages(self._fmt, batch, format_)
             for body in messages:
                 conn.send(body)

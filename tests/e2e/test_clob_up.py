@@ -27,6 +27,7 @@ from actors.infra.settings import Settings
 from serve_app import demo
 from serve_app.launcher import haproxy_home
 from tests.conftest import REPO_ROOT
+from tests.e2e.ws_client import WsClient
 
 CLOB = str(Path(sys.executable).parent / "clob")
 STARTUP_TIMEOUT_S = 240.0
@@ -212,31 +213,44 @@ def _key(env: dict[str, str]) -> tuple[int, str]:
     return int(fields["account_id"]), fields["api_key"].strip()
 
 
-def test_a_trade_through_clob_up_settles_to_the_atom(
-    running: tuple[subprocess.Popen[str], str, dict[str, str]],
-) -> None:
-    _, url, env = running
+def _funded_market(url: str, env: dict[str, str], base: str, quote: str) -> tuple[str, str]:
+    """Create the market `base`-`quote` and fund a seller of 10 base and a buyer of 1,000
+    quote by admin credits; return their API keys."""
     admin = {"X-Admin-Token": (Path(env["CLOB_DATA_DIR"]) / "admin_token").read_text().strip()}
     api = f"{url}/api/v1"
     market = {
-        "symbol": "E2E-USD", "base_asset": "E2E", "quote_asset": "USDE", "base_decimals": 6,
-        "quote_decimals": 6, "tick_size": "0.01", "lot_size": "0.1", "maker_fee_bps": 10,
-        "taker_fee_bps": 20,
+        "symbol": f"{base}-{quote}", "base_asset": base, "quote_asset": quote,
+        "base_decimals": 6, "quote_decimals": 6, "tick_size": "0.01", "lot_size": "0.1",
+        "maker_fee_bps": 10, "taker_fee_bps": 20,
     }  # fmt: skip
     created = httpx.post(f"{api}/admin/markets", json=market, headers=admin, timeout=60)
     assert created.status_code == 201, created.text
     (seller, seller_key), (buyer, buyer_key) = _key(env), _key(env)
-    for account, asset, amount in ((seller, "E2E", "10"), (buyer, "USDE", "1000")):
+    for account, asset, amount in ((seller, base, "10"), (buyer, quote, "1000")):
         credit = {"account_id": account, "asset": asset, "amount": amount}
         answer = httpx.post(f"{api}/admin/credits", json=credit, headers=admin, timeout=30)
         assert answer.status_code == 200, answer.text
+    return seller_key, buyer_key
 
-    sell = {"market": "E2E-USD", "side": "sell", "price": "100", "qty": "2"}
+
+def _cross(url: str, symbol: str, seller_key: str, buyer_key: str) -> None:
+    """Trade 2 at 100: a sell, then a buy at 101."""
+    api = f"{url}/api/v1"
+    sell = {"market": symbol, "side": "sell", "price": "100", "qty": "2"}
     placed = httpx.post(f"{api}/orders", json=sell, headers={"X-API-Key": seller_key}, timeout=30)
     assert placed.status_code == 201, placed.text
-    buy = {"market": "E2E-USD", "side": "buy", "price": "101", "qty": "2"}
+    buy = {"market": symbol, "side": "buy", "price": "101", "qty": "2"}
     taken = httpx.post(f"{api}/orders", json=buy, headers={"X-API-Key": buyer_key}, timeout=30)
     assert taken.status_code == 201, taken.text
+
+
+def test_a_trade_through_clob_up_settles_to_the_atom(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    _, url, env = running
+    api = f"{url}/api/v1"
+    seller_key, buyer_key = _funded_market(url, env, "E2E", "USDE")
+    _cross(url, "E2E-USDE", seller_key, buyer_key)
 
     def balances(key: str) -> dict[str, tuple[str, str]]:
         body = httpx.get(f"{api}/balances", headers={"X-API-Key": key}, timeout=30).json()
@@ -246,6 +260,41 @@ def test_a_trade_through_clob_up_settles_to_the_atom(
     zero = "0.000000"
     assert balances(buyer_key) == {"USDE": ("799.600000", zero), "E2E": ("2.000000", zero)}
     assert balances(seller_key) == {"E2E": ("8.000000", zero), "USDE": ("199.800000", zero)}
+
+
+def test_websocket_frames_go_straight_to_the_socket_unless_compressed(
+    running: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    """Behind HAProxy (Serve's direct ingress) the replica writes a plain socket's frames
+    to its transport (`serve_app/ws/wire.py`); a compressing one gets the same messages
+    through the ASGI send."""
+    _, url, env = running
+    keys = _funded_market(url, env, "WSR", "USDW")
+    plain, deflate = WsClient(url), WsClient(url, compression="deflate")
+    assert deflate.ws.protocol.extensions, "permessage-deflate was not negotiated"
+    seen: list[list[dict[str, Any]]] = [[], []]
+    for client, messages in zip((plain, deflate), seen, strict=True):
+        for channel in ("trades", "orderbook"):
+            answer = client.call(op="subscribe", channel=channel, market="WSR-USDW")
+            assert answer["op"] == "subscribed", answer
+        snapshot = client.until(lambda m: m.get("type") == "snapshot")
+        messages.append({**snapshot, "seq": 0, "E": 0})
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    gauges = {
+        line.split("{", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(("clob_ws_connections{", "clob_ws_raw_connections{"))
+    }
+    assert gauges["clob_ws_raw_connections"] >= 1
+    assert gauges["clob_ws_connections"] - gauges["clob_ws_raw_connections"] >= 1
+    _cross(url, "WSR-USDW", *keys)
+    for client, messages in zip((plain, deflate), seen, strict=True):
+        trade = client.until(lambda m: m.get("channel") == "trades")  # seq checked on the way
+        messages.append({**trade, "seq": 0})
+    assert seen[0] == seen[1]
+    assert Decimal(seen[0][1]["trades"][0]["price"]) == 100
+    plain.close()
+    deflate.close()
 
 
 def test_banner_names_the_admin_token_file_and_the_demo_keys(

@@ -15,10 +15,16 @@ TIMEOUT_S = 10.0
 class WsClient:
     """One connection to `/ws` that checks every message's `seq` (+1 each)."""
 
-    def __init__(self, url: str, api_key: str | None = None) -> None:
+    def __init__(
+        self, url: str, api_key: str | None = None, compression: str | None = None
+    ) -> None:
+        """Connect; without `compression` ("deflate": permessage-deflate) the replica
+        writes the frames straight to the socket (`serve_app/ws/wire.py`)."""
         ws_url = url.replace("http://", "ws://") + "/ws"
         headers = {"X-API-Key": api_key} if api_key else None
-        self.ws: ClientConnection = connect(ws_url, additional_headers=headers, max_size=None)
+        self.ws: ClientConnection = connect(
+            ws_url, additional_headers=headers, max_size=None, compression=compression
+        )
         self.seq = 0
         self.welcome = self.recv()
         assert self.welcome["op"] == "welcome", self.welcome
