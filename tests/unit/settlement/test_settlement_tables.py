@@ -100,8 +100,10 @@ async def test_batches_planned_as_the_table_fills_are_built_within_the_bytes_mea
     # put unpromised vaults in the place of promised ones, and later batches, measured
     # with those, were built over 1,232 bytes.
     rng = random.Random(seed)
-    held = [*market_accounts(CTX), *(vault_of(CTX, (AccountId(a), s))
-                                     for a in range(1, 101) for s in ("base", "quote"))]
+    held = [
+        *market_accounts(CTX),
+        *(vault_of(CTX, (AccountId(a), s)) for a in range(1, 101) for s in ("base", "quote")),
+    ]
     trades = [trade(seq, rng.randint(1, 200), rng.randint(1, 200), taker_fee=1)
               for seq in range(1, 401)]  # fmt: skip
     async with ChainClient("http://127.0.0.1:9") as client:
