@@ -66,7 +66,7 @@ from actors.settlement.actor import (  # noqa: E402
     settlement_actor_name,
     start_settlement,
 )
-from actors.settlement.batcher import BatcherConfig  # noqa: E402
+from actors.settlement.config import BatcherConfig  # noqa: E402
 from bench.settlement_setup import (  # noqa: E402
     BenchMarket,
     Stack,
