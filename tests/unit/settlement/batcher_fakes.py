@@ -13,7 +13,7 @@ from actors.accounts import AccountId
 from actors.chain.records import ChainUnavailableError
 from actors.settlement.batcher import Batcher, vault_keys
 from actors.settlement.config import BatcherConfig
-from actors.settlement.cut import instructions_of
+from actors.settlement.cut import instructions_of, split
 from actors.settlement.monitor import Seen
 from actors.settlement.planner import BatchPlan
 from actors.settlement.ports import MarketInfo, Oversized, Prepared, Refused, StatusChange
@@ -111,15 +111,16 @@ class FakeStore:
         if job.status != "pending" or self.rows[settlement_id] or len(seqs) < 2:
             return None
         trades = [t for t in self.trades if t.seq in seqs]
-        keep, rest = trades[: len(trades) // 2], trades[len(trades) // 2 :]
+        at = split(trades, True)
+        keep, rest = trades[:at], trades[at:]
         self.jobs[settlement_id] = dataclasses.replace(
             job, trade_count=len(keep), instructions=instructions_of(keep, True)
         )
-        new = len(self.jobs) + 1
+        new, moved = len(self.jobs) + 1, instructions_of(rest, True)
         self.jobs[new] = dataclasses.replace(
             job, settlement_id=new, batch_id=self.next_batch, trade_count=len(rest),
-            instructions=instructions_of(rest, True))  # fmt: skip
-        self.next_batch += 1
+            batch_count=len(moved), instructions=moved)  # fmt: skip
+        self.next_batch += len(moved)
         self.trade_ids[settlement_id] = [t.seq for t in keep]
         self.trade_ids[new], self.rows[new] = [t.seq for t in rest], []
         return new
