@@ -99,9 +99,9 @@ VARIANTS = (
     Variant("b", "netted", True, 10_000, False),
     Variant("c", "unnetted+ALT", False, 10_000, True),
     Variant("d", "seed 000", False, 10, False),
-    Variant("e", "netted+ALT 2 ix", True, 10_000, True, max_instructions=2),
+    Variant("e", "netted+ALT x2", True, 10_000, True, max_instructions=2),
 )
-SEED = VARIANTS[-1]
+SEED = next(v for v in VARIANTS if v.key == "d")
 
 _RUN = """
 SELECT count(*) AS trades, count(s.confirmed_at) AS confirmed,
