@@ -15,10 +15,11 @@ the first variant, a warm-up run (not reported) with the default variant makes e
 trade once, so the lookup table holds the market's vaults (up to its 256 addresses) before
 any measurement.
 
-Variants: (a) netted with lookup tables (the default), (b) netted without tables,
-(c) unnetted (one `settle` per trade) with tables, (d) seed 000: unnetted, at most 10
-trades per batch, no tables; and (e): (a) with 2 `settle` instructions per transaction
-(`--variants`, default a,b,c,d: the first listed also warms up).
+Variants: (a) netted with lookup tables, one `settle` instruction per transaction,
+(b) netted without tables, (c) unnetted (one `settle` per trade) with tables, (d) seed
+000: unnetted, at most 10 trades per batch, no tables; and (e), the default: (a) with 2
+instructions per transaction (`--variants`, default a,b,c,d: the first listed also
+warms up).
 
 Figures per variant, from the records (`trades`, `settlements`):
 - trades settled per second: the run's trades / (last confirmed_at - first executed_at);

@@ -30,7 +30,7 @@ class BatcherConfig:
     base_fee: int = 1_000
     resend_s: float = 1.0
     cut_after_s: float = 3.0
-    max_instructions: int = 1
+    max_instructions: int = 2
 
 
 @dataclass(slots=True)
