@@ -15,9 +15,11 @@ the first variant, a warm-up run (not reported) with the default variant makes e
 trade once, so the lookup table holds the market's vaults (up to its 256 addresses) before
 any measurement.
 
-Variants: (a) netted with lookup tables (the default), (b) netted without tables,
-(c) unnetted (one `settle` per trade) with tables, (d) seed 000: unnetted, at most 10
-trades per batch, no tables.
+Variants: (a) netted with lookup tables, one `settle` instruction per transaction,
+(b) netted without tables, (c) unnetted (one `settle` per trade) with tables, (d) seed
+000: unnetted, at most 10 trades per batch, no tables; and (e), the default: (a) with 2
+instructions per transaction (`--variants`, default a,b,c,d: the first listed also
+warms up).
 
 Figures per variant, from the records (`trades`, `settlements`):
 - trades settled per second: the run's trades / (last confirmed_at - first executed_at);
@@ -66,7 +68,7 @@ from actors.settlement.actor import (  # noqa: E402
     settlement_actor_name,
     start_settlement,
 )
-from actors.settlement.batcher import BatcherConfig  # noqa: E402
+from actors.settlement.config import BatcherConfig  # noqa: E402
 from bench.settlement_setup import (  # noqa: E402
     BenchMarket,
     Stack,
@@ -90,6 +92,7 @@ class Variant:
     netting: bool
     max_trades: int
     tables: bool
+    max_instructions: int = 1
 
 
 VARIANTS = (
@@ -97,8 +100,9 @@ VARIANTS = (
     Variant("b", "netted", True, 10_000, False),
     Variant("c", "unnetted+ALT", False, 10_000, True),
     Variant("d", "seed 000", False, 10, False),
+    Variant("e", "netted+ALT x2", True, 10_000, True, max_instructions=2),
 )
-SEED = VARIANTS[-1]
+SEED = next(v for v in VARIANTS if v.key == "d")
 
 _RUN = """
 SELECT count(*) AS trades, count(s.confirmed_at) AS confirmed,
@@ -165,7 +169,7 @@ async def _start_batcher(stack: Stack, market: BenchMarket, variant: Variant,
     config = SettlementConfig(
         custody=stack.custody, markets=(market.symbol,), lookup_tables=variant.tables,
         batcher=BatcherConfig(netting=variant.netting, max_trades=variant.max_trades,
-                              interval_s=interval_s),
+                              interval_s=interval_s, max_instructions=variant.max_instructions),
     )  # fmt: skip
     (batcher,) = start_settlement(config)
 
@@ -259,13 +263,14 @@ def report(title: str, figures: dict[str, Figures]) -> None:
         h = figures[k].health
         print(f"({k}) {figures[k].settled}/{figures[k].trades} confirmed; batcher: sent "
               f"{h['sent']}, resent {h['resent']}, rebuilt {h['rebuilt']}, failures "
-              f"{h['failures']}, failed {h['failed']}, blocked {h['blocked']}, errors "
-              f"{h['errors']}")  # fmt: skip
+              f"{h['failures']}, failed {h['failed']}, blocked {h['blocked']}, cuts "
+              f"{h['cuts']}, oversized {h['oversized']}, errors {h['errors']}")  # fmt: skip
 
 
 async def run(args: argparse.Namespace, url: str, rpc_url: str, keys_dir: str,
               keys: ChainKeys) -> None:  # fmt: skip
-    """Set the exchange up, then run every variant for every mix of accounts."""
+    """Set the exchange up, then run the chosen variants for every mix of accounts."""
+    chosen = [next(v for v in VARIANTS if v.key == key) for key in args.variants.split(",")]
     namespace = f"sbench-{uuid.uuid4().hex[:6]}"
     prefer_exchange_workers()
     ray.init(num_cpus=4, include_dashboard=False, namespace=namespace, log_to_driver=False)
@@ -279,15 +284,16 @@ async def run(args: argparse.Namespace, url: str, rpc_url: str, keys_dir: str,
             print(f"\nmarket {market.symbol}: {k} accounts funded by {2 * k} credited "
                   f"deposits in {time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
             warm = _warm_pairs(market.accounts)
-            figures = await run_variant(stack, market, VARIANTS[0], warm, args.interval,
+            figures = await run_variant(stack, market, chosen[0], warm, args.interval,
                                         args.timeout)  # fmt: skip
             print(
-                f"warm-up ({len(warm)} trades, every vault once, default variant): "
-                f"{figures.per_s:.1f} trades/s, {figures.txs} transactions",
+                f"warm-up ({len(warm)} trades, every vault once, ({chosen[0].key})): "
+                f"{figures.per_s:.1f} trades/s, {figures.txs} transactions, oversized "
+                f"{figures.health['oversized']}, failed {figures.health['failed']}",
                 flush=True,
             )
             results: dict[str, Figures] = {}
-            for variant in VARIANTS:
+            for variant in chosen:
                 pairs = _pairs(rng, market.accounts, args.trades)
                 results[variant.key] = await run_variant(
                     stack, market, variant, pairs, args.interval, args.timeout, args.rate
@@ -324,6 +330,11 @@ def main() -> None:
         help="trades offered per second; 0: all at once (a burst)",
     )
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--variants",
+        default="a,b,c,d",
+        help="variant keys to run, the first also warms up; e: (a) with 2 instructions",
+    )
     args = parser.parse_args()  # fmt: skip
     args.accounts = [int(a) for a in args.accounts.split(",")]
     if not PROGRAM_SO.is_file():

@@ -18,7 +18,7 @@ from actors.custody.actor import CustodyConfig, start_custody
 from actors.infra.errors import ClobError
 from actors.infra.settings import Settings
 from actors.settlement.actor import SettlementConfig, start_settlement
-from actors.settlement.batcher import BatcherConfig
+from actors.settlement.config import BatcherConfig
 
 Progress = Callable[[str], None]
 SYNC_TIMEOUT_S = 120.0

@@ -316,13 +316,11 @@ class SettlementSettings(BaseModel):
         default=32, ge=1, le=512, description="Most submitted settlements per market."
     )
     max_instructions: int = Field(
-        default=1,
+        default=2,
         ge=1,
         le=8,
         description="Netted, the most `settle` instructions (32 vaults each) in one "
-        "transaction; the 1,232 bytes decide too (with a lookup table two fit). Above 1 "
-        "is experimental: with a full lookup table a plan was measured under 1,232 bytes "
-        "and built over it (docs/settlement.md).",
+        "transaction; the 1,232 bytes decide too (with a lookup table two fit).",
     )
     priority_fee: int = Field(
         default=1_000,

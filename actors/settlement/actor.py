@@ -26,8 +26,9 @@ from actors.chain.client import ChainClient, ChainError
 from actors.chain.keys import ROLE_ENV, load_keys
 from actors.chain.program import chain_market_id, market_pda, program_id_from
 from actors.custody.actor import CHAIN_ACTOR, CustodyConfig
-from actors.settlement.batcher import Batcher, BatcherConfig
+from actors.settlement.batcher import Batcher
 from actors.settlement.chain import RpcSettleChain
+from actors.settlement.config import BatcherConfig
 from actors.settlement.pg import PgSettlementStore, StreamPublisher
 from actors.settlement.ports import MarketInfo
 from actors.settlement.records import SettlementJob
@@ -187,7 +188,7 @@ class SettlementActor:
                 "resent": stats.resent, "rebuilt": stats.rebuilt, "failures": stats.failures,
                 "confirmed": stats.confirmed, "finalized": stats.finalized,
                 "failed": stats.failed, "failed_ids": list(stats.failed_ids[-20:]),
-                "blocked": stats.blocked, "cuts": stats.cuts,
+                "blocked": stats.blocked, "cuts": stats.cuts, "oversized": stats.oversized,
                 "last_settlement_error": stats.last_error}  # fmt: skip
 
 

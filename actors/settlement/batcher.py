@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from actors.chain.records import ChainError
+from actors.settlement.config import BatcherConfig, BatcherStats
 from actors.settlement.monitor import (
     MAX_RETRIES,
     AttemptState,
@@ -43,14 +43,16 @@ from actors.settlement.monitor import (
 from actors.settlement.planner import Planner
 from actors.settlement.ports import (
     MarketInfo,
-    Prepared,
+    Oversized,
     Publisher,
+    Refused,
     SettleChain,
     SettlementStore,
     StatusChange,
 )
 from actors.settlement.records import AttemptRow, SettlementJob
 from actors.settlement.trades import VaultKey
+from actors.settlement.tx import MAX_TX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -58,53 +60,6 @@ BLOCKED = "InsufficientVaultBalance"
 BLOCKED_PAUSE_MAX_S = 5.0
 STALE_BLOCKHASH = "BlockhashNotFound"
 Fits = Callable[[Sequence[Sequence[VaultKey]]], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class BatcherConfig:
-    """How the batcher batches and sends.
-
-    Attributes:
-        netting: One netted `settle` per batch (False: one per trade, as seed 000).
-        max_trades: Most trades in a batch.
-        interval_s: A batch closes this long after its first trade at the latest.
-        max_in_flight: Most submitted settlements per market.
-        intake_limit: Most trades read per market per pass.
-        base_fee: The first attempt's priority fee, micro-lamports per compute unit.
-        resend_s: The least pause between two sends of the same bytes.
-        cut_after_s: A batch whose vaults cannot pay for this long is cut in two.
-        max_instructions: Netted, the most `settle` instructions in one transaction (each
-            of at most 32 vaults; the bytes decide: with a lookup table, two fit).
-    """
-
-    netting: bool = True
-    max_trades: int = 10_000
-    interval_s: float = 1.0
-    max_in_flight: int = 32
-    intake_limit: int = 5_000
-    base_fee: int = 1_000
-    resend_s: float = 1.0
-    cut_after_s: float = 3.0
-    max_instructions: int = 1
-
-
-@dataclass(slots=True)
-class BatcherStats:
-    """Counts since the batcher started (its `health`)."""
-
-    trades: int = 0
-    created: int = 0
-    sent: int = 0
-    resent: int = 0
-    rebuilt: int = 0
-    failures: int = 0  # failed submissions (each retried until the last)
-    confirmed: int = 0
-    finalized: int = 0
-    failed: int = 0  # settlements given up: an alert each
-    blocked: int = 0  # simulations that waited for another market's batch
-    cuts: int = 0  # batches cut in two after waiting too long
-    last_error: str | None = None
-    failed_ids: list[int] = field(default_factory=list)
 
 
 def vault_keys(job: SettlementJob) -> list[VaultKey]:
@@ -240,13 +195,16 @@ class Batcher:
         except ChainError as exc:
             await self._count_failure(market, job, f"simulation: {exc!r}"[:500], [])
             return False
-        if not isinstance(prepared, Prepared):
+        if isinstance(prepared, Refused):
             if prepared.error == BLOCKED:
                 await self._blocked_wait(job)
                 return False
             if STALE_BLOCKHASH in prepared.error:  # expired between fetch and simulation
                 return False  # the next pass takes a new one; nothing was refused
             await self._count_failure(market, job, f"simulation: {prepared.error}", [])
+            return False
+        if isinstance(prepared, Oversized) or prepared.tx_bytes > MAX_TX_BYTES:
+            await self._oversized(market, job, prepared.tx_bytes)  # never recorded nor sent
             return False
         self._unblock(job.settlement_id)
         attempt = await self._store.add_attempt(job.settlement_id, prepared)
@@ -284,6 +242,23 @@ class Batcher:
             self.stats.cuts += 1
             log.info("settlement %d waited %.1f s for its vaults' funds: its second half is "
                      "settlement %d", job.settlement_id, self._clock() - since, new_id)  # fmt: skip
+
+    async def _oversized(self, market: MarketInfo, job: SettlementJob, tx_bytes: int) -> None:
+        """Never record or send a transaction over `MAX_TX_BYTES`: cut its settlement in
+        two, as a blocked one is, down to single trades; the other settlements go on."""
+        self.stats.oversized += 1
+        sid, error = job.settlement_id, f"oversized: {tx_bytes} bytes, over {MAX_TX_BYTES}"
+        new_id = await self._store.cut(sid)
+        if new_id is not None:
+            self.stats.cuts += 1
+            self._unblock(sid)
+            log.warning("settlement %d: %s: its second half is settlement %d", sid, error, new_id)
+        elif job.trade_count > 1 or job.status != "pending":  # not cut once it has attempts
+            await self._count_failure(market, job, error, [])
+        else:
+            log.error("settlement %d: %s with one trade, which names at most 5 vaults: a bug",
+                      sid, error)  # fmt: skip
+            await self._give_up(market, job, error, job.status)
 
     def _unblock(self, settlement_id: int) -> None:
         self._blocked.pop(settlement_id, None)

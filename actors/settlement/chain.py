@@ -31,12 +31,13 @@ from actors.chain.program import (
 from actors.custody.setup import ensure_vault
 from actors.settlement.batcher import vault_keys
 from actors.settlement.monitor import Seen
-from actors.settlement.ports import MarketInfo, Prepared, Refused
+from actors.settlement.ports import MarketInfo, Oversized, Prepared, Refused
 from actors.settlement.records import SettlementJob
 from actors.settlement.tables import MarketTables
 from actors.settlement.trades import VaultKey
 from actors.settlement.tx import (
     MAX_COMPUTE_UNITS,
+    MAX_TX_BYTES,
     SettleContext,
     build_settle_tx,
     compute_unit_limit,
@@ -141,8 +142,9 @@ class RpcSettleChain:
 
     async def prepare(
         self, market: MarketInfo, job: SettlementJob, cu_price: int
-    ) -> Prepared | Refused:
-        """Simulate the settlement, then sign it with its compute-unit limit."""
+    ) -> Prepared | Refused | Oversized:
+        """Simulate the settlement, then sign it with its compute-unit limit; one too large
+        for a transaction is neither simulated nor signed again (`Oversized`)."""
         ctx = self.context(market)
         if self._tables is not None:  # the table holds the batch's vaults first
             vaults = [vault_of(ctx, key) for key in vault_keys(job)]
@@ -150,6 +152,9 @@ class RpcSettleChain:
         blockhash = await self._client.latest_blockhash("confirmed")
         # Simulated with the highest limit: the same bytes as the final transaction.
         probe = self._build(ctx, job, blockhash.blockhash, MAX_COMPUTE_UNITS, cu_price)
+        size = len(bytes(probe))
+        if size > MAX_TX_BYTES:  # a node refuses it; the batcher cuts the settlement
+            return Oversized(size)
         simulation = await self._client.simulate(probe)
         if simulation.err is not None:
             return Refused(simulation.program_error or str(simulation.err))

@@ -11,7 +11,13 @@ unsettled trade of all always has every earlier trade settled, so it can pay, an
 cycle is broken.
 
 Only a settlement that never sent anything is cut (`pending`, no attempt): its batch ids
-were never used on chain, and its trades and deltas are still only a plan.
+were never used on chain, and its trades and deltas are still only a plan. The batcher
+also cuts a settlement whose transaction would exceed 1,232 bytes.
+
+A settlement of several netted instructions is cut between two of them (`split`), so each
+part keeps whole instructions: neither part's transaction is larger than the one the
+planner measured. Halving its trades instead would net the end of one instruction with the
+start of the next, and the vaults they share would then be named twice.
 """
 
 from __future__ import annotations
@@ -29,23 +35,39 @@ from actors.settlement.trades import (
 )
 
 
-def instructions_of(trades: list[SettleTrade], netted: bool) -> tuple[Instruction, ...]:
-    """Return the instructions that settle `trades`: netted, as few as hold at most
-    `MAX_SETTLE_ENTRIES` vaults each, taking the trades in order (part of a batch that
-    fitted a transaction, so no more instructions or vaults than it had); else one per
-    trade."""
-    if not netted:
-        return tuple(instruction_of(trade_deltas(t)) for t in trades)
-    nets: list[dict[VaultKey, int]] = [{}]
+def _netted(trades: list[SettleTrade]) -> list[tuple[int, dict[VaultKey, int]]]:
+    """Return each netted instruction's trade count and net, as the planner groups the
+    trades: in order, the next instruction when a vault past `MAX_SETTLE_ENTRIES` or a net
+    outside i64 would come."""
+    nets: list[tuple[int, dict[VaultKey, int]]] = [(0, {})]
     for trade in trades:
-        net = nets[-1]
+        count, net = nets[-1]
         widened = {key: net.get(key, 0) + d for key, d in trade_deltas(trade).items()}
         in_range = all(I64_MIN <= d <= I64_MAX for d in widened.values())
         if net and (len(net.keys() | widened.keys()) > MAX_SETTLE_ENTRIES or not in_range):
-            nets.append({})
-            widened = trade_deltas(trade)
-        nets[-1].update(widened)
-    return tuple(instruction_of(net) for net in nets)
+            nets.append((0, {}))
+            count, net, widened = 0, nets[-1][1], trade_deltas(trade)
+        net.update(widened)
+        nets[-1] = (count + 1, net)
+    return nets
+
+
+def instructions_of(trades: list[SettleTrade], netted: bool) -> tuple[Instruction, ...]:
+    """Return the instructions that settle `trades`: netted, grouped as the planner does
+    (`_netted`), so the instructions of a planned batch, or of a part `split` cut; else
+    one per trade."""
+    if not netted:
+        return tuple(instruction_of(trade_deltas(t)) for t in trades)
+    return tuple(instruction_of(net) for _, net in _netted(trades))
+
+
+def split(trades: list[SettleTrade], netted: bool) -> int:
+    """Return how many of a settlement's trades its first part keeps when it is cut:
+    those of the first half of its netted instructions when it has several, else half."""
+    counts = [count for count, _ in _netted(trades)] if netted else []
+    if len(counts) > 1:
+        return sum(counts[: len(counts) // 2])
+    return len(trades) // 2
 
 
 async def cut(conn: asyncpg.Connection, settlement_id: int) -> int | None:
@@ -70,7 +92,8 @@ async def cut(conn: asyncpg.Connection, settlement_id: int) -> int | None:
             settlement_id,
         )  # fmt: skip
         trades = [settle_trade(r) for r in rows]
-        keep, rest = trades[: len(trades) // 2], trades[len(trades) // 2 :]
+        at = split(trades, netted)
+        keep, rest = trades[:at], trades[at:]
         kept = instructions_of(keep, netted)
         await conn.execute(
             "UPDATE settlements SET trade_count = $2, last_seq = $3, batch_count = $4, "

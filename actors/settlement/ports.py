@@ -68,6 +68,18 @@ class Refused:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class Oversized:
+    """The signed transaction would exceed `tx.MAX_TX_BYTES`: it is never simulated,
+    recorded or sent.
+
+    Attributes:
+        tx_bytes: Its size.
+    """
+
+    tx_bytes: int
+
+
 class SettlementStore(Protocol):
     """The settlement records (`records.py`)."""
 
@@ -111,7 +123,7 @@ class SettleChain(Protocol):
 
     async def prepare(
         self, market: MarketInfo, job: SettlementJob, cu_price: int
-    ) -> Prepared | Refused: ...
+    ) -> Prepared | Refused | Oversized: ...
 
     async def send(self, wire: bytes) -> None: ...
 

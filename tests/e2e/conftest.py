@@ -255,7 +255,7 @@ def settlement(
     import ray
 
     from actors.settlement.actor import SettlementConfig, start_settlement
-    from actors.settlement.batcher import BatcherConfig
+    from actors.settlement.config import BatcherConfig
 
     started: list[Any] = []
 

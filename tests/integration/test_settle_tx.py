@@ -20,7 +20,11 @@ from actors.chain.client import ChainClient, ChainUnavailableError
 from actors.chain.keys import ChainKeys
 from actors.chain.program import MAX_SETTLE_ENTRIES, decode_market, market_pda
 from actors.ledger import store
+from actors.settlement.chain import RpcSettleChain
 from actors.settlement.lookup import ensure_table, market_accounts
+from actors.settlement.ports import MarketInfo, Oversized
+from actors.settlement.records import SettlementJob
+from actors.settlement.states import SettlementStatus
 from actors.settlement.tables import MarketTables, load_table_address, save_table_address
 from actors.settlement.trades import Instruction, VaultKey
 from actors.settlement.tx import (
@@ -28,6 +32,7 @@ from actors.settlement.tx import (
     SettleContext,
     build_settle_tx,
     fits,
+    tx_size,
     vault_of,
 )
 from tests.support.chain import rpc
@@ -222,3 +227,20 @@ async def test_a_market_s_table_is_made_once_extended_kept_in_the_database_and_u
     finally:
         await conn.close()
         await drop_database(pg_dsn, url)
+
+
+async def test_the_chain_port_answers_oversized_without_simulating_or_signing(
+    market: SettleMarket,
+) -> None:
+    # 32 vaults named by key (no table): over 1,232 bytes. The batcher then cuts it.
+    async def record(*_: object) -> None:
+        raise AssertionError("no vault to register")
+
+    ctx, keys = market.ctx, market.vault_keys()[:MAX_SETTLE_ENTRIES]
+    info = MarketInfo(1, "B-Q", ctx.chain_market_id, str(ctx.base_mint), str(ctx.quote_mint))
+    job = SettlementJob(1, 1, ctx.chain_market_id, next(market.batch_ids), 1,
+                        SettlementStatus.PENDING, (balanced(keys, random.Random(3)),), 16, 0,
+                        None, 0, 0)  # fmt: skip
+    chain = RpcSettleChain(market.client, ctx.program_id, ctx.operator, record)
+    assert await chain.prepare(info, job, 1_000) == Oversized(tx_size(ctx, [keys]))
+    assert tx_size(ctx, [keys]) > 1_232

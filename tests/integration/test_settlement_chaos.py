@@ -40,7 +40,7 @@ from actors.custody import records as custody_records
 from actors.ledger import store
 from actors.ledger.rules import InsufficientBalanceError
 from actors.settlement.actor import SettlementConfig, settlement_actor_name, start_settlement
-from actors.settlement.batcher import BatcherConfig
+from actors.settlement.config import BatcherConfig
 from tests.support.chain import rpc
 from tests.support.custody_kit import CustodyExchange, start_custody_exchange, withdraw_debited
 from tests.support.market_kit import cancel, limit, new_accounts, submit_until_acked

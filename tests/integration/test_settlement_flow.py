@@ -21,7 +21,7 @@ from actors.chain.client import ChainClient
 from actors.chain.program import PROGRAM_ID, chain_market_id, decode_market, market_pda
 from actors.ledger import store
 from actors.settlement.actor import SettlementConfig, start_settlement
-from actors.settlement.batcher import BatcherConfig
+from actors.settlement.config import BatcherConfig
 from serve_app.demo_deposit import mint_and_deposit
 from tests.support.custody_kit import (
     CustodyExchange,
