@@ -8,8 +8,10 @@ finishes on the next start. Transactions go through JSON-RPC like everything els
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import spl.token.instructions as spl
 from solders.instruction import Instruction
@@ -36,6 +38,7 @@ from actors.chain.program import (
 )
 
 MINT_LEN = 82
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,37 +108,67 @@ async def create_mint(client: ChainClient, keys: ChainKeys, decimals: int) -> Pu
     return mint.pubkey()
 
 
+SETUP_IN_FLIGHT = 16
+"""Setup transactions sent and awaited at once. Each waits for its confirmation (slots and
+a poll); one after another, a start after many new assets and markets took a second per
+few of them (a mint, an asset config and a market config each)."""
+
+
 async def ensure_exchange(
     client: ChainClient, program_id: Pubkey, keys: ChainKeys, assets: Sequence[AssetPlan],
     markets: Sequence[MarketPlan],
 ) -> dict[str, Pubkey]:  # fmt: skip
     """Make whatever of the exchange's accounts is missing; return every asset's mint.
 
-    Assets without a mint get a new one (the caller records it).
+    Assets without a mint get a new one (the caller records it). The assets are made
+    concurrently (up to `SETUP_IN_FLIGHT` at once), then the markets, which need them.
     """
     admin, payer = keys.admin, keys.payer
     if not await _exists(client, exchange_pda(program_id)):
         ix = ix_initialize(program_id, payer.pubkey(), admin.pubkey(), keys.operator.pubkey())
         await send_and_confirm(client, payer, [ix], [admin])
-    mints: dict[str, Pubkey] = {}
-    for asset in assets:
+    slots = asyncio.Semaphore(SETUP_IN_FLIGHT)
+    made = await _all(_ensure_asset(client, program_id, keys, a, slots=slots) for a in assets)
+    mints = {asset.symbol: mint for asset, mint in zip(assets, made, strict=True)}
+    await _all(_ensure_market(client, program_id, keys, mints, m, slots=slots) for m in markets)
+    return mints
+
+
+async def _all(steps: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run the steps concurrently; return their results in order (the first failure
+    cancels the rest and is raised)."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(step) for step in steps]
+    return [task.result() for task in tasks]
+
+
+async def _ensure_asset(
+    client: ChainClient, program_id: Pubkey, keys: ChainKeys, asset: AssetPlan, *,
+    slots: asyncio.Semaphore,
+) -> Pubkey:  # fmt: skip
+    async with slots:
         mint = asset.mint or await create_mint(client, keys, asset.decimals)
-        mints[asset.symbol] = mint
         if not await _exists(client, asset_pda(program_id, mint)):
             ix = ix_add_asset(
-                program_id, admin=admin.pubkey(), payer=payer.pubkey(), mint=mint,
+                program_id, admin=keys.admin.pubkey(), payer=keys.payer.pubkey(), mint=mint,
                 cap_atoms=asset.cap_atoms, window_slots=asset.window_slots,
             )  # fmt: skip
-            await send_and_confirm(client, payer, [ix], [admin])
-    for market in markets:
-        base, quote = mints[market.base], mints[market.quote]
-        market_id = chain_market_id(base, quote)
+            await send_and_confirm(client, keys.payer, [ix], [keys.admin])
+        return mint
+
+
+async def _ensure_market(
+    client: ChainClient, program_id: Pubkey, keys: ChainKeys, mints: dict[str, Pubkey],
+    market: MarketPlan, *, slots: asyncio.Semaphore,
+) -> None:  # fmt: skip
+    base, quote = mints[market.base], mints[market.quote]
+    market_id = chain_market_id(base, quote)
+    async with slots:
         if not await _exists(client, market_pda(program_id, market_id)):
-            ix = ix_add_market(program_id, admin=admin.pubkey(), payer=payer.pubkey(),
+            ix = ix_add_market(program_id, admin=keys.admin.pubkey(), payer=keys.payer.pubkey(),
                                market_id=market_id, base_mint=base,
                                quote_mint=quote)  # fmt: skip
-            await send_and_confirm(client, payer, [ix], [admin])
-    return mints
+            await send_and_confirm(client, keys.payer, [ix], [keys.admin])
 
 
 async def ensure_vault(

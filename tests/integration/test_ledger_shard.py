@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -31,7 +31,6 @@ from actors.ledger.rules import (
 from actors.ledger.shard import LedgerShard, ledger_shard_options
 from actors.markets_repo import create_market
 
-NAMESPACE = "clob-test-ledger"
 SPEC = MarketSpec(
     symbol="LB-LQ", base_asset="LB", quote_asset="LQ", tick_size=1, lot_size=10,
     maker_fee_bps=10, taker_fee_bps=30,
@@ -124,17 +123,10 @@ async def db(pg_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
 
 
 @pytest.fixture(scope="module")
-def shard(db: tuple[str, asyncpg.Connection]) -> Iterator[Any]:
-    """One Ray for the module and shard 0 of 1 in it."""
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
-        log_to_driver=False,
-    )  # fmt: skip
-    try:
-        options = {**ledger_shard_options(0), "namespace": NAMESPACE}
-        yield ray.remote(LedgerShard).options(**options).remote(0, 1, db[0])
-    finally:
-        ray.shutdown()
+def shard(db: tuple[str, asyncpg.Connection], namespace: str) -> Any:
+    """Shard 0 of 1, in the module's namespace (its actors are killed after it)."""
+    options = {**ledger_shard_options(0), "namespace": namespace}
+    return ray.remote(LedgerShard).options(**options).remote(0, 1, db[0])
 
 
 @pytest_asyncio.fixture(scope="module")
