@@ -131,3 +131,24 @@ async def test_the_turns_messages_count_against_the_queue_and_a_draining_close_k
     assert asgi.closed == CLOSE_POLICY
     assert sink.writes == []
     await conn.finish()
+
+
+async def test_a_fan_out_lets_the_loop_run_between_its_chunks() -> None:
+    flusher, asgi = Flusher(chunk=2), Asgi()
+    sinks = [Sink() for _ in range(5)]
+    conns = [connection(sink, asgi, flusher) for sink in sinks]
+    for conn in conns:
+        conn.send(b'{"n":1}')
+
+    def written() -> int:
+        return sum(len(sink.writes) for sink in sinks)
+
+    seen_between: list[int] = []
+    asyncio.get_running_loop().call_soon(lambda: seen_between.append(written()))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert seen_between == [2]  # the other callback ran after the first chunk, not after all
+    assert written() == 5
+    assert all(parse(sink.writes[0]) == [{"seq": 1, "n": 1}] for sink in sinks)
+    for conn in conns:
+        await conn.finish()
