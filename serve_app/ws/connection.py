@@ -185,7 +185,7 @@ class Connection:
 
     def _push(self, body: bytes | str, book: bool) -> None:
         self.seq += 1
-        backlog = self._busy or self._queue or self._writer is None
+        backlog = self._backlog()
         if self._sink is not None and not backlog:
             if not self._corked:
                 self._flusher.add(self)
@@ -198,6 +198,10 @@ class Connection:
             self._wake.set()
         else:
             self._write_now(text)
+
+    def _backlog(self) -> bool:
+        """Return whether a message must queue behind others (or the writer's start)."""
+        return self._busy or bool(self._queue) or self._writer is None
 
     def _write_now(self, text: str) -> None:
         """Run the frame's ASGI send until it completes or would wait; a send that waits
@@ -224,7 +228,7 @@ class Connection:
         if not self.open:  # closed meanwhile: dropped, as a close drops the queue
             self._corked.clear()
             return
-        if self._sink.ready() and not (self._busy or self._queue):
+        if self._sink.ready() and not self._backlog():
             corked, self._corked = self._corked, []
             try:
                 self._sink.write(b"".join([_frame(seq, body) for _, seq, body in corked]))
