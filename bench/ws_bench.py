@@ -15,11 +15,11 @@ Clients are asyncio `websockets` clients, at most ``--per-process`` per process
 (`bench/ws_clients.py`). Latency = receipt time - ``E`` (wall clock; ``E`` is whole ms, so
 up to 1 ms too high), p50/p99/max over every data message published in the
 ``--duration`` window; messages delivered per second; server CPU per delivered message
-(psutil: the bare server's process; the gateway replicas' and the whole server side's);
+(psutil: the bare server's process; the WebSocket replicas' and the whole server side's);
 the clients' CPU; the load average and how busy the machine was. Then the exchange's
 ratio to the bare server at the same N and R (delivered messages per second, p99).
 
-Above ``--direct-above`` connections (7,500) the clients connect to the gateway replicas'
+Above ``--direct-above`` connections (7,500) the clients connect to the WebSocket replicas'
 own ports (Serve's direct ingress, read from the HAProxy config Serve writes), not through
 HAProxy; the ``path`` column says which. HAProxy needs 2.5 fds per connection and the hard
 fd limit here is 20,000, so the bench sets Serve's HAProxy ``maxconn`` to 7,900 (its
@@ -215,21 +215,24 @@ def measure_exchange(point: Point, args: argparse.Namespace, stack: Stack) -> Me
 
 
 def start_stack(replicas: int, args: argparse.Namespace, workdir: Path) -> Stack:
-    """Start `clob up` with `replicas` gateway replicas; create the market and accounts."""
+    """Start `clob up` with `replicas` WebSocket replicas; create the market and accounts."""
     data_dir = workdir / f"data-r{replicas}"
     data_dir.mkdir()
-    os.environ["CLOB_SERVE__GATEWAY_REPLICAS"] = str(replicas)
+    # The WebSocket application's replicas; --combined: the REST replicas serve /ws.
+    os.environ["CLOB_SERVE__WS_REPLICAS"] = "0" if args.combined else str(replicas)
+    os.environ["CLOB_SERVE__GATEWAY_REPLICAS"] = str(replicas) if args.combined else "1"
     os.environ.setdefault(HAPROXY_MAXCONN_ENV, str(HAPROXY_MAXCONN))
     began = time.monotonic()
     exchange = start_exchange(data_dir)
     try:
         keys = set_up_trading(exchange, args.accounts)
-        gateways = ws_exchange.replicas(exchange, replicas)
+        gateways = ws_exchange.replicas(exchange, replicas, ws_app=not args.combined)
     except BaseException:
         stop_exchange(exchange)
         raise
     print(
-        f"clob up ({replicas} gateway replica(s)) on {exchange.url} after "
+        f"clob up ({replicas} {'REST+' if args.combined else ''}WebSocket replica(s)) on "
+        f"{exchange.url} after "
         f"{time.monotonic() - began:.0f} s; replicas: "
         + ", ".join(f"{g.tag} port {g.port} pid {g.pid}" for g in gateways),
         flush=True,
@@ -301,7 +304,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per point")
     parser.add_argument("--mode", choices=("both", "bare", "exchange"), default="both")
-    parser.add_argument("--replicas", type=int, default=1, help=">1: also 1, per replica")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="WebSocket replicas; >1: also 1, per replica"
+    )
+    parser.add_argument(
+        "--combined", action="store_true",
+        help="no WebSocket application: the REST replicas serve /ws (serve.ws_replicas 0)",
+    )  # fmt: skip
     parser.add_argument("--per-process", type=int, default=2500, help="clients per process")
     parser.add_argument(
         "--direct-above", type=int, default=7500,

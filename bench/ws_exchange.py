@@ -28,10 +28,12 @@ from bench.rest_bench import (
     render,
     server_processes,
 )
+from serve_app.app import ws_name
+from serve_app.launcher import APP_NAME
 
-# `server <name> <host>:<port> check` lines of HAProxy's backends: the replicas' own HTTP
-# ports (direct ingress); the `backup` one is Serve's fallback proxy, not a replica.
-_SERVER_LINE = re.compile(r"^\s*server\s+\S+\s+([\d.]+):(\d+)(.*)$", re.MULTILINE)
+# `server SERVE_REPLICA_<app>-<deployment>-<id> <host>:<port> check` lines of HAProxy's
+# backends: the replicas' own HTTP ports (direct ingress).
+_SERVER_LINE = "^\\s*server\\s+SERVE_REPLICA_{app}-\\S+\\s+([\\d.]+):(\\d+)"
 Orders = list[dict[str, Any]]
 
 
@@ -57,13 +59,14 @@ def haproxy_config(exchange: Exchange) -> Path | None:
     return None
 
 
-def replica_ports(exchange: Exchange) -> list[int]:
-    """Return the ports HAProxy forwards to (one per gateway replica), from its config."""
+def replica_ports(exchange: Exchange, app: str) -> list[int]:
+    """Return the ports HAProxy forwards to for the application `app` (one per replica),
+    from its config."""
     path = haproxy_config(exchange)
     if path is None:
         return []
-    lines = _SERVER_LINE.findall(path.read_text())
-    return sorted({int(port) for _, port, rest in lines if "backup" not in rest.split()})
+    line = re.compile(_SERVER_LINE.format(app=re.escape(app)), re.MULTILINE)
+    return sorted({int(port) for _, port in line.findall(path.read_text())})
 
 
 def listening_pid(procs: list[psutil.Process], port: int) -> int | None:
@@ -85,13 +88,15 @@ async def welcome_of(url: str) -> dict[str, Any]:
         return message
 
 
-def replicas(exchange: Exchange, expected: int, timeout_s: float = 120.0) -> list[Replica]:
-    """Return the gateway replicas once `expected` of them are in HAProxy's config and
-    answer on their own ports (tag from a probe's `welcome`, pid from the listening
-    socket)."""
+def replicas(
+    exchange: Exchange, expected: int, ws_app: bool = True, timeout_s: float = 120.0
+) -> list[Replica]:
+    """Return the replicas serving /ws (the WebSocket application's, else the REST
+    application's) once `expected` of them are in HAProxy's config and answer on their own
+    ports (tag from a probe's `welcome`, pid from the listening socket)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        ports = replica_ports(exchange)
+        ports = replica_ports(exchange, ws_name(APP_NAME) if ws_app else APP_NAME)
         found: list[Replica] = []
         procs = server_processes(exchange)
         for port in ports:

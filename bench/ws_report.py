@@ -50,7 +50,7 @@ def print_measured(m: Measured) -> None:
                 if f.count
             )
         )
-    what = "server process" if m.server == "bare" else "gateway replica(s)"
+    what = "server process" if m.server == "bare" else "WebSocket replica(s)"
     print(
         f"   CPU: {what} {100 * m.main_cpu_s / m.duration_s:.0f}% of a core, "
         f"{_us(m.main_cpu_s, total.count)} µs/msg; clients "
@@ -86,7 +86,7 @@ def print_summary(results: Sequence[Measured]) -> None:
             f"{_ms(total.max_ms):>7} {_us(m.main_cpu_s, total.count):>7} {side:>8} "
             f"{_us(m.fleet.cpu_s, total.count):>7} {100 * m.busy:>4.0f}% {m.load.split(',')[0]}"
         )
-    print("srv µs: CPU per delivered message of the bare server / the gateway replicas;")
+    print("srv µs: CPU per delivered message of the bare server / the WebSocket replicas;")
     print("side µs: of the whole server side (replicas, HAProxy, market, shards, PostgreSQL,")
     print("Redis, Ray); cli µs: of the client processes.")
     bare = {m.point: m for m in results if m.server == "bare"}
@@ -100,7 +100,7 @@ def print_summary(results: Sequence[Measured]) -> None:
 
 
 def print_replicas(results: Sequence[Measured]) -> None:
-    """Print the exchange's figures per gateway replica (worth it with several)."""
+    """Print the exchange's figures per WebSocket replica (worth it with several)."""
     rows = [m for m in results if m.server != "bare"]
     if not any(len(m.fleet.replicas) > 1 for m in rows):
         return
@@ -108,7 +108,7 @@ def print_replicas(results: Sequence[Measured]) -> None:
         f"{'point':>9} {'server':<14} {'replica':<24} {'conns':>6} {'msgs/s':>8} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'CPU':>5} {'µs/msg':>7}"
     )
-    print("\nper gateway replica\n" + header + "\n" + "-" * len(header))
+    print("\nper WebSocket replica\n" + header + "\n" + "-" * len(header))
     for m in rows:
         for tag, figures in sorted(m.fleet.replicas.items()):
             cpu = m.replica_cpu.get(tag)

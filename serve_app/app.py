@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from ray import serve
 from ray.serve import Application
 
-from serve_app import lean, probes
+from serve_app import lean, probes, ws_app
 from serve_app.docs_ui import install_docs
 from serve_app.edge.metrics import CONTENT_TYPE_LATEST
 from serve_app.edge.ratelimit import resolve_client_ip
@@ -26,6 +26,7 @@ from serve_app.gateway.core import GatewayCore
 from serve_app.http.contract import strict_request
 from serve_app.http.handlers import install_error_handlers
 from serve_app.routes import include_routes, system
+from serve_app.ws.connection import CLOSE_TRY_AGAIN
 from serve_app.ws.metrics import WsCollector
 from serve_app.ws.service import WsService
 
@@ -71,9 +72,14 @@ def _edge_config(args: AppArgs) -> EdgeConfig:
 
 @api.websocket("/ws")
 async def websocket(socket: WebSocket) -> None:
-    """The real-time WebSocket API (docs/websocket.md), served by this replica's hub."""
+    """The real-time WebSocket API (docs/websocket.md), served by this replica's hub when
+    the WebSocket application (`serve_app.ws_app`) does not run; it takes `/ws` when it
+    does, so this route only sees a client that reached a REST replica's own port."""
     servable: Any = serve.get_replica_context().servable_object
-    service: WsService = servable.ws
+    service: WsService | None = servable.ws
+    if service is None:
+        await socket.close(CLOSE_TRY_AGAIN, "served by the WebSocket application at /ws")
+        return
     await service.serve(socket)
 
 
@@ -93,8 +99,10 @@ class Gateway:
         self._edge = Edge(api.dispatch, _edge_config(args), self.core)
         api.edge = self._edge
         replica = serve.get_replica_context().replica_tag
-        self.ws = WsService(self.core, replica)
-        self._edge.metrics.registry.register(WsCollector(self.ws, replica))
+        self.ws: WsService | None = None
+        if args.ws_replicas == 0:
+            self.ws = WsService(self.core, replica)
+            self._edge.metrics.registry.register(WsCollector(self.ws, replica))
 
     @api.get("/metrics", include_in_schema=False)
     async def metrics(self) -> Response:
@@ -132,7 +140,37 @@ def app_builder(args: dict[str, Any] | AppArgs) -> Application:
     application: Application = deployment.options(
         num_replicas=parsed.gateway_replicas,
         # Each open WebSocket is one ongoing request of its replica for its whole life.
-        max_ongoing_requests=parsed.max_ongoing_requests + parsed.ws.max_connections,
+        max_ongoing_requests=parsed.max_ongoing_requests
+        + (parsed.ws.max_connections if parsed.ws_replicas == 0 else 0),
         logging_config={"enable_access_log": parsed.access_log},
     ).bind(parsed)
     return application
+
+
+def ws_name(name: str) -> str:
+    """Return the name of the WebSocket application beside the REST application `name`."""
+    return f"{name}-ws"
+
+
+def deploy(args: AppArgs, name: str, route_prefix: str = "/") -> None:
+    """Run the REST application at `route_prefix` and, with `args.ws_replicas`, the
+    WebSocket one (`serve_app.ws_app`) at its `/ws`, side by side; wait until both run.
+
+    Args:
+        args: The applications' arguments.
+        name: The REST application's name (the WebSocket one's is `ws_name(name)`).
+        route_prefix: Where the REST application is served.
+    """
+    targets = [serve.RunTarget(app_builder(args), name=name, route_prefix=route_prefix)]
+    if args.ws_replicas:
+        ws_prefix = route_prefix.rstrip("/") + ws_app.ROUTE_PREFIX
+        targets.append(serve.RunTarget(ws_app.ws_app_builder(args), name=ws_name(name),
+                                       route_prefix=ws_prefix))  # fmt: skip
+    serve.run_many(targets)
+
+
+def undeploy(name: str) -> None:
+    """Delete the REST application `name` and its WebSocket application, if any."""
+    serve.delete(name)
+    if ws_name(name) in serve.status().applications:
+        serve.delete(ws_name(name))

@@ -303,7 +303,7 @@ class Exchange:
     def _deploy(self, database_url: str, redis_url: str, solana_rpc_url: str) -> str:
         from ray import serve
 
-        from serve_app.app import app_builder
+        from serve_app.app import deploy
         from serve_app.edge import ratelimit, requestlog
         from serve_app.gateway.args import AppArgs
 
@@ -327,11 +327,12 @@ class Exchange:
             request_log_dir=requestlog.directory(self.settings),
             access_log=self.settings.serve.access_log,
             gateway_replicas=self.settings.serve.gateway_replicas,
+            ws_replicas=self.settings.serve.ws_replicas,
             ws=self.settings.ws,
             custody=self.settings.custody.resolved(embedded=self.settings.database_url is None),
             settlement_batchers=self.settings.settlement.batchers,
         )
-        serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
+        deploy(args, APP_NAME)
         http_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         self.progress("waiting for the API to answer")
         if not wait_for_http(f"{http_url}/health", _READY_TIMEOUT_S, down_ok=True):
@@ -344,15 +345,16 @@ class Exchange:
         if self.ray_started:
             self.progress("stopping Serve and Ray")
             import ray
-            from ray import serve
+
+            from serve_app.app import undeploy
 
             try:
                 # On our own local Ray, ray.shutdown() ends every process (HAProxy
                 # included) in about a second, while Serve's graceful shutdown waits 30 s
                 # for keep-alive connections to drain. On a shared cluster, remove only
-                # our application.
+                # our applications.
                 if self.settings.ray_address:
-                    serve.delete(APP_NAME)
+                    undeploy(APP_NAME)
             finally:
                 ray.shutdown()
             if not self.settings.ray_address:

@@ -118,6 +118,13 @@ class ServeSettings(BaseModel):
     gateway_replicas: int = Field(
         default=1, ge=1, description="Gateway (REST ingress) replicas; each is one process."
     )
+    ws_replicas: int = Field(
+        default=1,
+        ge=0,
+        description="Replicas of the WebSocket gateway, a Serve application of its own at "
+        "/ws on the same port, so that market data's fan-out never queues REST orders; 0: "
+        "the REST gateway replicas serve /ws as well.",
+    )
 
     @field_validator("cors_origins")
     @classmethod

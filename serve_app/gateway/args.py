@@ -20,7 +20,13 @@ class AppArgs(BaseModel):
     solana_rpc_url: str | None = Field(
         default=None, description="Solana JSON-RPC URL (the embedded chain's, or a cluster's)."
     )
-    gateway_replicas: int = Field(default=1, ge=1, description="Ingress replicas.")
+    gateway_replicas: int = Field(default=1, ge=1, description="REST ingress replicas.")
+    ws_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Replicas of the WebSocket application (`serve_app.ws_app`, at /ws); 0: "
+        "this application's replicas serve /ws.",
+    )
     admin_token: str | None = Field(
         default=None, description="Token of the admin endpoints (X-Admin-Token); None: off."
     )

@@ -172,7 +172,7 @@ def exchange(
     from ray import serve
 
     from actors.bootstrap import start_core
-    from serve_app.app import app_builder
+    from serve_app.app import deploy
     from serve_app.gateway.args import AppArgs
 
     asyncio.run(_migrate(pg_dsn))
@@ -192,9 +192,9 @@ def exchange(
         args = AppArgs(
             database_url=pg_dsn, redis_url=redis_url, solana_rpc_url=solana_rpc_url,
             admin_token=ADMIN_TOKEN, test_credits=True, rate_limit_per_minute=0,
-            request_log_dir=str(log_dir), custody=CUSTODY,
+            request_log_dir=str(log_dir), custody=CUSTODY, ws_replicas=1,
         )  # fmt: skip
-        serve.run(app_builder(args), name="clob", route_prefix="/")
+        deploy(args, "clob")  # REST at /, the WebSocket application at /ws, as `clob up`
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url)
         admin = httpx.Client(base_url=url, headers={"X-Admin-Token": ADMIN_TOKEN}, timeout=60)

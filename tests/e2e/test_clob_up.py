@@ -279,7 +279,7 @@ def test_websocket_frames_go_straight_to_the_socket_unless_compressed(
             assert answer["op"] == "subscribed", answer
         snapshot = client.until(lambda m: m.get("type") == "snapshot")
         messages.append({**snapshot, "seq": 0, "E": 0})
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+    text = httpx.get(f"{url}/ws/metrics", timeout=10).text
     gauges = {
         line.split("{", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

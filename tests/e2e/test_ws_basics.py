@@ -120,10 +120,22 @@ def test_a_flood_is_rate_limited_then_closed_1008(exchange: Exchange) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
-def test_metrics_count_open_websockets(exchange: Exchange) -> None:
+def test_the_websocket_application_counts_its_sockets_at_ws_metrics(exchange: Exchange) -> None:
+    """/ws is served by the WebSocket application's replica (`serve_app/ws_app.py`): its
+    figures are at /ws/metrics with the replica the client was welcomed by; the REST
+    replicas' /metrics has none."""
     client = WsClient(exchange.url)
-    text = httpx.get(f"{exchange.url}/metrics").text
+    text = httpx.get(f"{exchange.url}/ws/metrics").text
     (line,) = [x for x in text.splitlines() if x.startswith("clob_ws_connections{")]
+    assert f'replica="{client.welcome["replica"]}"' in line
     assert float(line.rsplit(" ", 1)[1]) >= 1
     assert "clob_ws_redis_reconnects_total{" in text
+    assert "clob_ws_" not in httpx.get(f"{exchange.url}/metrics").text
     client.close()
+
+
+def test_other_http_paths_under_ws_are_not_found(exchange: Exchange) -> None:
+    for answer in (httpx.get(f"{exchange.url}/ws"), httpx.post(f"{exchange.url}/ws/metrics"),
+                   httpx.get(f"{exchange.url}/ws/orders")):  # fmt: skip
+        assert answer.status_code == 404
+        assert answer.json()["code"] == "not_found"

@@ -18,22 +18,20 @@ MAX_CLIENTS = 16
 
 @pytest.fixture(scope="module")
 def two_replicas(exchange: Exchange, redis_url: str) -> Iterator[str]:
-    """Deploy the gateway again with two replicas; yield its base URL."""
-    from ray import serve
-
-    from serve_app.app import app_builder
+    """Deploy the gateway again with two WebSocket replicas; yield its base URL."""
+    from serve_app.app import deploy, undeploy
     from serve_app.gateway.args import AppArgs
 
     name = f"r2-{uuid.uuid4().hex[:6]}"
     args = AppArgs(
         database_url=exchange.database_url, redis_url=redis_url, admin_token=ADMIN_TOKEN,
-        rate_limit_per_minute=0, gateway_replicas=2,
+        rate_limit_per_minute=0, ws_replicas=2,
     )  # fmt: skip
-    serve.run(app_builder(args), name=name, route_prefix=f"/{name}")
+    deploy(args, name, f"/{name}")
     try:
         yield f"{exchange.url}/{name}"
     finally:
-        serve.delete(name)
+        undeploy(name)
 
 
 def _one_per_replica(url: str) -> list[WsClient]:

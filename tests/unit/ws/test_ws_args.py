@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
-from actors.infra.settings import WebSocketSettings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.infra.settings import WebSocketSettings, load_settings
 from serve_app.app import app_builder
 from serve_app.gateway.args import AppArgs
 from serve_app.ws.service import limits_of
+from serve_app.ws_app import EXTRA_REQUESTS, ws_app_builder
+
+
+def _config(app: Any) -> Any:
+    return app._bound_deployment._deployment_config
 
 
 def test_each_open_websocket_counts_as_an_ongoing_request_of_the_replica() -> None:
+    """Of the replica serving /ws: the REST one's without the WebSocket application, else
+    the WebSocket one's (and the REST one's allowance is REST's alone)."""
     ws = WebSocketSettings(max_connections=2_000)
-    args = AppArgs(
-        database_url="postgresql://h/db", redis_url="redis://h", max_ongoing_requests=300, ws=ws
-    )
-    deployment = app_builder(args)._bound_deployment
-    assert deployment._deployment_config.max_ongoing_requests == 2_300
+    fields: dict[str, Any] = dict(database_url="postgresql://h/db", redis_url="redis://h",
+                                  max_ongoing_requests=300, ws=ws)  # fmt: skip
+    assert _config(app_builder(AppArgs(**fields))).max_ongoing_requests == 2_300
+    split = AppArgs(**fields, ws_replicas=3)
+    assert _config(app_builder(split)).max_ongoing_requests == 300
+    ws_config = _config(ws_app_builder(split))
+    assert ws_config.max_ongoing_requests == 2_000 + EXTRA_REQUESTS
+    assert ws_config.num_replicas == 3
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, 1), ("0", 0), ("2", 2)])
+def test_ws_replicas_come_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: str | None, expected: int
+) -> None:
+    """One WebSocket replica by default; 0 (the REST replicas serve /ws) is allowed."""
+    monkeypatch.setenv("CLOB_CONFIG", str(tmp_path / "none.toml"))
+    if env is not None:
+        monkeypatch.setenv("CLOB_SERVE__WS_REPLICAS", env)
+    assert load_settings().serve.ws_replicas == expected
 
 
 def test_the_limits_come_from_the_app_args() -> None:
