@@ -164,6 +164,11 @@ class WebSocketSettings(BaseModel):
         description="Write outgoing frames straight to uvicorn's transport when it is safe "
         "(serve_app/ws/wire.py); false: every frame through the ASGI send.",
     )
+    gc_freeze: bool = Field(
+        default=True,
+        description="Freeze what survives each full garbage collection, so that later ones "
+        "scan only newer objects (serve_app/ws/gcpolicy.py); false: Python's default.",
+    )
 
 
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[^/\s:\[\]]+)(:\d{1,5})?")

@@ -37,7 +37,11 @@ class WsCollector(Collector):
         counters = (
             ("clob_ws_stream_messages", "Stream messages read from Redis.", status["messages"]),
             ("clob_ws_redis_reconnects", "Reconnections to Redis.", status["reconnects"]),
-        )
+            ("clob_ws_gc_full_collections", "Full garbage collections (serve_app/ws/"
+             "gcpolicy.py).", status["gc_full_collections"]),
+            ("clob_ws_gc_full_seconds", "Seconds spent in full garbage collections, the "
+             "event loop stopped.", status["gc_full_seconds"]),
+        )  # fmt: skip
         for name, text, value in counters:
             counter = CounterMetricFamily(name, text, labels=["replica"])
             counter.add_metric([self._replica], value)

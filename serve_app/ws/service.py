@@ -10,6 +10,7 @@ refuses it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import asdict
@@ -22,6 +23,7 @@ from serve_app.gateway import stats_cache
 from serve_app.gateway.args import AppArgs
 from serve_app.gateway.core import GatewayCore
 from serve_app.ws.connection import ASGI_SEND, CLOSE_TRY_AGAIN, Connection, Limits
+from serve_app.ws.gcpolicy import GcPolicy
 from serve_app.ws.hub import Hub, Sources
 from serve_app.ws.protocol import encode
 from serve_app.ws.session import Session
@@ -54,6 +56,8 @@ class WsService:
         self.raw_connections = 0  # of them, written straight to their transport
         self.flusher = Flusher()
         self.hub = Hub(core.args.redis_url, _sources(core))
+        self.gc = GcPolicy(lambda: self.connections) if core.args.ws.gc_freeze else None
+        self._gc_installed = False
 
     def status(self) -> dict[str, Any]:
         """Return this replica's WebSocket figures."""
@@ -62,11 +66,16 @@ class WsService:
             "redis_up": self.hub.up,
             "markets": len(self.hub.markets), "accounts": len(self.hub.accounts),
             **self.hub.counters,
+            "gc_full_collections": self.gc.full_collections if self.gc else 0,
+            "gc_full_seconds": self.gc.full_seconds if self.gc else 0.0,
         }  # fmt: skip
 
     async def serve(self, websocket: WebSocket) -> None:
         """Serve one client until it leaves or is closed."""
         await websocket.accept()
+        if self.gc is not None and not self._gc_installed:
+            self.gc.install(asyncio.get_running_loop())
+            self._gc_installed = True
         if self.connections >= self.max_connections:
             await websocket.close(CLOSE_TRY_AGAIN, "connection limit of this replica")
             return
@@ -89,6 +98,8 @@ class WsService:
         finally:
             self.connections -= 1
             self.raw_connections -= sink is not None
+            if self.gc is not None:
+                self.gc.closed()
             await session.end()
             await conn.finish()
 

@@ -130,6 +130,7 @@ def test_the_websocket_application_counts_its_sockets_at_ws_metrics(exchange: Ex
     assert f'replica="{client.welcome["replica"]}"' in line
     assert float(line.rsplit(" ", 1)[1]) >= 1
     assert "clob_ws_redis_reconnects_total{" in text
+    assert "clob_ws_gc_full_seconds_total{" in text  # the garbage-collection policy's
     assert "clob_ws_" not in httpx.get(f"{exchange.url}/metrics").text
     client.close()
 
