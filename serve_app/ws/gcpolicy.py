@@ -14,7 +14,7 @@ counting; only garbage in reference cycles among them waits. To bound it, once t
 sockets closed since the freeze reach a quarter of those open (at least `MIN_CHURN`),
 the policy unfreezes: the next full collection scans everything once, frees those
 cycles, and the policy freezes again after it. The counts and the seconds of full
-collections are in `/ws/metrics`.
+collections are in `/ws/metrics` (counted with `ws.gc_freeze` off too).
 """
 
 from __future__ import annotations
@@ -46,11 +46,16 @@ class GcPolicy:
 
     Args:
         open_sockets: The replica's open sockets now.
+        freeze: Whether to freeze (`ws.gc_freeze`); without, it only counts.
         module: The `gc` module (or a fake).
     """
 
-    def __init__(self, open_sockets: Callable[[], int], module: GcModule | None = None) -> None:
+    def __init__(
+        self, open_sockets: Callable[[], int], freeze: bool = True,
+        module: GcModule | None = None,
+    ) -> None:  # fmt: skip
         self._open = open_sockets
+        self._freezes = freeze
         self._gc: GcModule = module if module is not None else cast(GcModule, gc)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = 0.0
@@ -93,5 +98,5 @@ class GcPolicy:
             return
         self.full_collections += 1
         self.full_seconds += time.perf_counter() - self._started
-        if self._loop is not None and not self._loop.is_closed():
+        if self._freezes and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.freeze)

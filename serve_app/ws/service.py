@@ -56,7 +56,7 @@ class WsService:
         self.raw_connections = 0  # of them, written straight to their transport
         self.flusher = Flusher()
         self.hub = Hub(core.args.redis_url, _sources(core))
-        self.gc = GcPolicy(lambda: self.connections) if core.args.ws.gc_freeze else None
+        self.gc = GcPolicy(lambda: self.connections, core.args.ws.gc_freeze)
         self._gc_installed = False
 
     def status(self) -> dict[str, Any]:
@@ -66,14 +66,14 @@ class WsService:
             "redis_up": self.hub.up,
             "markets": len(self.hub.markets), "accounts": len(self.hub.accounts),
             **self.hub.counters,
-            "gc_full_collections": self.gc.full_collections if self.gc else 0,
-            "gc_full_seconds": self.gc.full_seconds if self.gc else 0.0,
+            "gc_full_collections": self.gc.full_collections,
+            "gc_full_seconds": self.gc.full_seconds,
         }  # fmt: skip
 
     async def serve(self, websocket: WebSocket) -> None:
         """Serve one client until it leaves or is closed."""
         await websocket.accept()
-        if self.gc is not None and not self._gc_installed:
+        if not self._gc_installed:
             self.gc.install(asyncio.get_running_loop())
             self._gc_installed = True
         if self.connections >= self.max_connections:
@@ -98,8 +98,7 @@ class WsService:
         finally:
             self.connections -= 1
             self.raw_connections -= sink is not None
-            if self.gc is not None:
-                self.gc.closed()
+            self.gc.closed()
             await session.end()
             await conn.finish()
 

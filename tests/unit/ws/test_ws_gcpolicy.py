@@ -32,7 +32,7 @@ class FakeGc:
 
 async def _policy(open_sockets: int = 10_000) -> tuple[GcPolicy, FakeGc]:
     fake = FakeGc()
-    policy = GcPolicy(lambda: open_sockets, fake)
+    policy = GcPolicy(lambda: open_sockets, module=fake)
     policy.install(asyncio.get_running_loop())
     return policy, fake
 
@@ -79,6 +79,17 @@ async def test_few_sockets_thaw_after_min_churn() -> None:
     assert "unfreeze" not in fake.calls
     policy.closed()
     assert fake.calls[-1] == "unfreeze"
+
+
+async def test_without_freezing_it_only_counts() -> None:
+    fake = FakeGc()
+    policy = GcPolicy(lambda: 10, freeze=False, module=fake)
+    policy.install(asyncio.get_running_loop())
+    fake.collect(2)
+    await asyncio.sleep(0)
+    for _ in range(MIN_CHURN):
+        policy.closed()
+    assert fake.calls == [] and policy.full_collections == 1 and not policy.frozen
 
 
 async def test_with_the_real_collector_a_full_collection_freezes_what_survived() -> None:
