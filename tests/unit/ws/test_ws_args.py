@@ -50,3 +50,25 @@ def test_the_limits_come_from_the_app_args() -> None:
     limits = limits_of(args)
     assert (limits.max_subscriptions, limits.messages_per_s, limits.burst) == (7, 3, 5)
     assert (limits.max_frame_bytes, limits.send_queue, limits.heartbeat_s) == (4096, 99, 2)
+
+
+async def test_a_rest_replica_beside_the_websocket_application_refuses_sockets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only a client on a REST replica's own port reaches its /ws route when the
+    WebSocket application runs: it is closed with 1013 and told where /ws is served."""
+    from types import SimpleNamespace
+
+    from serve_app import app as app_module
+    from serve_app.ws.connection import CLOSE_TRY_AGAIN
+
+    context = SimpleNamespace(servable_object=SimpleNamespace(ws=None))
+    monkeypatch.setattr(app_module.serve, "get_replica_context", lambda: context)
+    closed: list[tuple[int, str]] = []
+
+    class Socket:
+        async def close(self, code: int, reason: str) -> None:
+            closed.append((code, reason))
+
+    await app_module.websocket(Socket())  # type: ignore[arg-type]
+    assert closed == [(CLOSE_TRY_AGAIN, "served by the WebSocket application at /ws")]
