@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors import jsonx
-from serve_app.edge.context import context_of, note_error, route_path
+from serve_app.edge.context import answer, context_of, note_error, route_path
 from serve_app.errors import ApiError, error_body
 from serve_app.gateway import orders
 from serve_app.gateway.models import OrderCreate
@@ -105,9 +105,9 @@ async def post_orders(scope: Scope, receive: Receive, send: Send, fallback: ASGI
         status, view = await orders.place(core, caller, order)
     except ApiError as exc:
         note_error(scope, exc.code)
-        await _answer(send, exc.status, jsonx.dumpb(error_body(exc.code, exc.message, exc.details)))
+        await answer(send, exc.status, jsonx.dumpb(error_body(exc.code, exc.message, exc.details)))
         return
-    await _answer(send, status, view.model_dump_json(by_alias=True).encode())
+    await answer(send, status, view.model_dump_json(by_alias=True).encode())
 
 
 def _headers(scope: Scope, names: tuple[bytes, ...]) -> dict[bytes, bytes]:
@@ -155,9 +155,3 @@ def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": not complete}
 
     return replayed
-
-
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -17,7 +17,6 @@ text page, and a Starlette router would not match `/ws` itself under the route p
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -27,6 +26,8 @@ from ray.serve import Application
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from actors import jsonx
+from serve_app.edge.context import answer, route_path
 from serve_app.errors import error_body
 from serve_app.gateway.args import AppArgs
 from serve_app.gateway.core import GatewayCore
@@ -51,12 +52,12 @@ async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
         scope[ASGI_SEND] = send  # frames skip Starlette's wrappers (`ws.connection`)
         await replica.ws.serve(WebSocket(scope, receive, send))
         return
-    route = scope["path"][len(scope.get("root_path", "")) :]
-    if scope["method"] == "GET" and route == "/metrics":
-        await _answer(send, 200, generate_latest(replica.registry), CONTENT_TYPE_LATEST)
+    if scope["method"] == "GET" and route_path(scope) == "/metrics":
+        metrics = generate_latest(replica.registry)
+        await answer(send, 200, metrics, content_type=CONTENT_TYPE_LATEST.encode())
         return
     body = error_body("not_found", f"no HTTP endpoint {scope['path']} (the WebSocket is /ws)")
-    await _answer(send, 404, json.dumps(body).encode(), "application/json")
+    await answer(send, 404, jsonx.dumpb(body))
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -67,12 +68,6 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-async def _answer(send: Send, status: int, body: bytes, content_type: str) -> None:
-    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 @serve.deployment(

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from starlette.types import Scope
+from starlette.types import Scope, Send
 
 if TYPE_CHECKING:
     from serve_app.auth import Principal
@@ -81,3 +82,14 @@ def new_request_id() -> str:
 def valid_request_id(value: bytes) -> bool:
     """Whether a caller's `X-Request-ID` is 1-128 visible ASCII characters."""
     return _REQUEST_ID.fullmatch(value) is not None
+
+
+async def answer(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = (),
+    content_type: bytes = b"application/json",
+) -> None:  # fmt: skip
+    """Send a whole HTTP answer on a raw ASGI `send`: `body` with its type and length, and
+    `headers` after them (the edge's own answers, the lean route's, the WebSocket app's)."""
+    head = [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})

@@ -35,6 +35,7 @@ from serve_app.edge.context import (
     REQUEST_ID_HEADER,
     SCOPE_KEY,
     RequestContext,
+    answer,
     context_of,
     new_request_id,
     note_error,
@@ -172,7 +173,7 @@ class RateLimitGate:
                 f"more than {quota.limit} requests a minute",
                 {"limit": quota.limit, "retry_after_s": quota.retry_after_s},
             )
-            await _answer(send, 429, jsonx.dumpb(body), headers)
+            await answer(send, 429, jsonx.dumpb(body), headers)
             return
 
         async def send_with_quota(message: Message) -> None:
@@ -242,14 +243,4 @@ async def _refuse_request_id(scope: Scope, send: Send) -> None:
         f"X-Request-ID must be 1 to {MAX_REQUEST_ID_LENGTH} visible ASCII characters",
         {"header": "X-Request-ID", "max_length": MAX_REQUEST_ID_LENGTH},
     )
-    await _answer(send, 400, jsonx.dumpb(body), [])
-
-
-async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    head = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *headers,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": body})
+    await answer(send, 400, jsonx.dumpb(body))
