@@ -66,7 +66,10 @@ class GcPolicy:
         self.thaws = 0
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Watch the collections from now on (the freezes run on `loop`)."""
+        """Watch the collections from now on (the freezes run on `loop`); a second call
+        does nothing."""
+        if self._loop is not None:
+            return
         self._loop = loop
         self._gc.callbacks.append(self._on_gc)
 

@@ -57,7 +57,6 @@ class WsService:
         self.flusher = Flusher()
         self.hub = Hub(core.args.redis_url, _sources(core))
         self.gc = GcPolicy(lambda: self.connections, core.args.ws.gc_freeze)
-        self._gc_installed = False
 
     def status(self) -> dict[str, Any]:
         """Return this replica's WebSocket figures."""
@@ -73,9 +72,7 @@ class WsService:
     async def serve(self, websocket: WebSocket) -> None:
         """Serve one client until it leaves or is closed."""
         await websocket.accept()
-        if not self._gc_installed:
-            self.gc.install(asyncio.get_running_loop())
-            self._gc_installed = True
+        self.gc.install(asyncio.get_running_loop())  # on the first socket; then nothing
         if self.connections >= self.max_connections:
             await websocket.close(CLOSE_TRY_AGAIN, "connection limit of this replica")
             return
